@@ -1,0 +1,103 @@
+// Package store is the node's cache engine: a memory-bounded, sharded map
+// from keys to values with client flags, expiry times, CAS uniques and LRU
+// eviction. It knows nothing of protocols or the network.
+package store
+
+// Status is the outcome of a store operation.
+type Status uint8
+
+// Outcomes of store operations. Each method documents which it returns.
+const (
+	// OK: the operation took effect (stored, deleted, touched, counted).
+	OK Status = iota
+	// NotStored: an add found the key, or a replace, append or prepend
+	// did not.
+	NotStored
+	// Exists: a compare-and-swap found a different CAS unique.
+	Exists
+	// NotFound: no live item has the key.
+	NotFound
+	// TooLarge: the item would exceed the item size limit.
+	TooLarge
+	// NoMemory: the store is full and may not evict (NoEvictions), or the
+	// item is larger than a shard can ever hold.
+	NoMemory
+	// NonNumeric: incr or decr on a value that is not a decimal number
+	// of at most 20 digits.
+	NonNumeric
+)
+
+// Mode selects the semantics of Store.Set.
+type Mode uint8
+
+// Storage modes, one per memcached storage command.
+const (
+	ModeSet     Mode = iota // store unconditionally
+	ModeAdd                 // store only if absent
+	ModeReplace             // store only if present
+	ModeAppend              // add the data after the present value
+	ModePrepend             // add the data before the present value
+	ModeCAS                 // store only if the CAS unique matches
+)
+
+// Lookup tells why a read found or did not find an item, for stats.
+type Lookup uint8
+
+// Results of a read.
+const (
+	Hit         Lookup = iota // a live item
+	Miss                      // no item
+	MissExpired               // an item whose time had run out
+	MissFlushed               // an item invalidated by flush_all
+)
+
+// Meta is the metadata of one item.
+type Meta struct {
+	Flags    uint32 // the client's opaque flags
+	Deadline int64  // unix second at which the item expires; 0 never
+	CAS      uint64 // the CAS unique of the last mutation; 0 with NoCAS
+}
+
+// Config sizes a Store. The zero value is memcached's defaults.
+type Config struct {
+	// MaxBytes bounds every byte the store holds: keys, values and per-item
+	// overhead. If zero, defaults to 64 MiB.
+	MaxBytes int64
+
+	// ItemSizeMax is the largest item, as ItemSize measures it. If zero,
+	// defaults to 1 MiB.
+	ItemSizeMax int
+
+	// NoEvictions makes a full store refuse writes with NoMemory instead of
+	// evicting the least recently used items.
+	NoEvictions bool
+
+	// NoCAS disables CAS uniques: every Meta.CAS is 0 and ModeCAS
+	// compares against 0.
+	NoCAS bool
+
+	// Now returns the current unix time in seconds. If nil, defaults to
+	// time.Now().Unix(). Tests set it to move time.
+	Now func() int64
+}
+
+// Stats are the store's counters and gauges, under memcached's meanings.
+type Stats struct {
+	Bytes            int64  // bytes held, as counted against MaxBytes
+	CurrItems        int64  // live items held
+	TotalItems       uint64 // items ever stored
+	Evictions        uint64 // live items removed to make room
+	Reclaimed        uint64 // expired items whose memory was reused
+	ExpiredUnfetched uint64 // expired items that were never read
+	EvictedUnfetched uint64 // evicted items that were never read
+	LimitMaxBytes    int64  // MaxBytes
+}
+
+// ItemSize is the size memcached gives an item with a key of keyLen bytes and
+// a value of valueLen bytes (its 48-byte header, the CAS unique, the key with
+// its terminator and the value with its "\r\n"). Items whose ItemSize exceeds
+// ItemSizeMax are refused with TooLarge, so the limit matches memcached's
+// to the byte.
+func ItemSize(keyLen, valueLen int) int {
+	return 48 + 8 + keyLen + 1 + valueLen + 2
+}

@@ -1,0 +1,45 @@
+# memcluster: a memcached-compatible distributed cache.
+GO        ?= go
+BIN       := bin
+FUZZTIME  ?= 30s
+
+.PHONY: all build run test fmt-check vet unit bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# One node with memcached's defaults, on 127.0.0.1:11211.
+run: build
+	./$(BIN)/memcluster -l 127.0.0.1 -p 11211
+
+# gofmt, vet, then every test (unit, fuzz seeds, end to end with real clients)
+# under the race detector.
+test: fmt-check vet
+	$(GO) test -race -timeout 9m ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+# Go benchmarks with allocations, then memcached and the node side by side.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./protocol/ ./node/...
+	./scripts/bench.sh
+
+# Every fuzz target for FUZZTIME each (go test -fuzz takes one target at a time).
+fuzz:
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+		dir=$$(dirname $$f); \
+		for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/func //'); do \
+			echo "== $$dir $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$dir; \
+		done; \
+	done
+
+clean:
+	rm -rf $(BIN)

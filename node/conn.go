@@ -1,0 +1,189 @@
+package node
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/memcluster/memcluster/protocol"
+)
+
+const (
+	// binaryRequestMagic is the first byte of every binary-protocol request;
+	// in auto mode it selects the binary protocol for the connection.
+	binaryRequestMagic = 0x80
+	// readBufferSize is a connection's read buffer, as memcached's 16 KiB.
+	readBufferSize = 16 << 10
+	// flushThreshold is how much reply a connection gathers before it
+	// writes even though more requests are buffered.
+	flushThreshold = 64 << 10
+	// keepBuffer is the most a connection keeps of buffers that grew for
+	// one large request.
+	keepBuffer = 1 << 20
+)
+
+// conn is one client connection, served by one goroutine.
+type conn struct {
+	srv *Server
+	nc  net.Conn
+	id  uint64
+	br  *bufio.Reader
+	out []byte // replies not yet written
+
+	// scratch receives values read from the store before they are framed.
+	scratch []byte
+
+	idle        atomic.Bool  // blocked waiting for a new request
+	lastCmd     atomic.Int64 // unix second of the last request
+	closeAfter  bool         // close once the replies are written
+	deadlineSet bool         // a read deadline is pending
+
+	text *protocol.TextReader
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{srv: s, nc: nc, id: s.nextConnID.Add(1)}
+	c.br = bufio.NewReaderSize(countingReader{nc, &s.counters.bytesRead}, readBufferSize)
+	c.lastCmd.Store(time.Now().Unix())
+	return c
+}
+
+// countingReader counts the bytes read from the network into a stat.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Uint64
+}
+
+func (r countingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n.Add(uint64(n))
+	return n, err
+}
+
+// serve runs the connection until the client leaves, an error, or shutdown.
+func (c *conn) serve() {
+	defer c.srv.untrackConn(c)
+	defer c.nc.Close()
+	defer func() {
+		if p := recover(); p != nil {
+			c.srv.log.Error("connection panicked; closing it", "remote", c.nc.RemoteAddr().String(), "panic", p)
+		}
+	}()
+	if !c.waitForRequest() {
+		return
+	}
+	first, err := c.br.Peek(1)
+	if err != nil {
+		return
+	}
+	isBinary := first[0] == binaryRequestMagic
+	switch c.srv.cfg.Protocol {
+	case "ascii":
+		isBinary = false
+	case "binary":
+		isBinary = true
+	}
+	if isBinary {
+		c.serveBinary()
+	} else {
+		c.serveText()
+	}
+}
+
+// waitForRequest blocks until a request's first byte is buffered. It returns
+// false when the connection should close instead: shutdown, idle timeout,
+// the client gone. Replies gathered so far are flushed first.
+func (c *conn) waitForRequest() bool {
+	if c.br.Buffered() > 0 {
+		return true
+	}
+	if err := c.flush(); err != nil {
+		return false
+	}
+	c.idle.Store(true)
+	defer c.idle.Store(false)
+	if c.srv.shuttingDown.Load() {
+		return false
+	}
+	if t := c.srv.cfg.IdleTimeout; t > 0 {
+		_ = c.nc.SetReadDeadline(time.Now().Add(t))
+		c.deadlineSet = true
+	}
+	if _, err := c.br.Peek(1); err != nil {
+		return false
+	}
+	if c.deadlineSet {
+		_ = c.nc.SetReadDeadline(time.Time{})
+		c.deadlineSet = false
+	}
+	c.lastCmd.Store(time.Now().Unix())
+	return true
+}
+
+// wakeIfIdle interrupts a connection blocked waiting for a request, so that
+// it sees the server is shutting down. A connection in mid-request is left
+// to finish.
+func (c *conn) wakeIfIdle() {
+	if c.idle.Load() {
+		_ = c.nc.SetReadDeadline(time.Now())
+	}
+}
+
+// flush writes the gathered replies.
+func (c *conn) flush() error {
+	if len(c.out) == 0 {
+		return nil
+	}
+	n, err := c.nc.Write(c.out)
+	c.srv.counters.bytesWritten.Add(uint64(n))
+	if cap(c.out) > keepBuffer {
+		c.out = nil
+	} else {
+		c.out = c.out[:0]
+	}
+	return err
+}
+
+// afterRequest flushes if enough replies have gathered, and reports whether
+// the connection should go on.
+func (c *conn) afterRequest() bool {
+	if c.closeAfter {
+		_ = c.flush()
+		return false
+	}
+	if len(c.out) >= flushThreshold {
+		if err := c.flush(); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// serveText serves the text protocol until the connection ends.
+func (c *conn) serveText() {
+	c.text = protocol.NewTextReader(c.br)
+	c.text.MaxValue = c.srv.cfg.ItemSizeMax
+	for c.waitForRequest() {
+		req, err := c.text.Next()
+		if err != nil {
+			var te *protocol.TextError
+			if !errors.As(err, &te) {
+				_ = c.flush()
+				return
+			}
+			c.textError(req, te)
+		} else {
+			c.handleText(req)
+		}
+		c.text.ReleaseLarge(keepBuffer)
+		if cap(c.scratch) > keepBuffer {
+			c.scratch = nil
+		}
+		if !c.afterRequest() {
+			return
+		}
+	}
+}

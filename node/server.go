@@ -1,0 +1,273 @@
+// Package node is a memcluster node: a memcached-compatible server over the
+// store, speaking the text and binary protocols on TCP and unix sockets.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/memcluster/memcluster/node/store"
+)
+
+// Version is the memcached protocol version the node reports to clients
+// ("version", "stats"): clients check it to know which commands exist.
+const Version = "1.6.18"
+
+// ErrServerClosed is returned by Serve and ListenAndServe after Shutdown.
+var ErrServerClosed = errors.New("node: server closed")
+
+// Server is one memcluster node. Create it with New; its methods are safe for
+// concurrent use.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *store.Store
+	started time.Time
+
+	counters     counters
+	verbosity    atomic.Int32
+	currConns    atomic.Int64
+	shuttingDown atomic.Bool
+	nextConnID   atomic.Uint64
+
+	mu        sync.Mutex // guards listeners and conns
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	connsWG   sync.WaitGroup
+	done      chan struct{} // closed by closeDone
+	doneOnce  sync.Once
+}
+
+// New returns a server for cfg. It does not listen until ListenAndServe or
+// Serve is called.
+func New(cfg Config) *Server {
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		started:   time.Now(),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+		done:      make(chan struct{}),
+	}
+	s.verbosity.Store(int32(cfg.Verbosity))
+	s.store = store.New(store.Config{
+		MaxBytes:    cfg.MemoryLimit,
+		ItemSizeMax: cfg.ItemSizeMax,
+		NoEvictions: cfg.NoEvictions,
+		NoCAS:       cfg.NoCAS,
+	})
+	return s
+}
+
+// Done is closed when the server begins to shut down, whether by Shutdown or
+// by a client's "shutdown" command.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Listen opens the listeners cfg names: the unix socket if one is set,
+// otherwise TCP on every -l address (all interfaces if none).
+func (s *Server) Listen() ([]net.Listener, error) {
+	var ls []net.Listener
+	fail := func(err error) ([]net.Listener, error) {
+		for _, l := range ls {
+			l.Close()
+		}
+		return nil, err
+	}
+	if s.cfg.UnixSocket != "" {
+		_ = os.Remove(s.cfg.UnixSocket)
+		old := syscall.Umask(0o777 &^ int(s.cfg.UnixMask))
+		l, err := net.Listen("unix", s.cfg.UnixSocket)
+		syscall.Umask(old)
+		if err != nil {
+			return fail(fmt.Errorf("listen on unix socket %s: %w", s.cfg.UnixSocket, err))
+		}
+		return append(ls, l), nil
+	}
+	if s.cfg.Port < 0 {
+		return nil, errors.New("node: no listener: TCP is off and no unix socket is set")
+	}
+	addrs := s.cfg.ListenAddrs
+	if len(addrs) == 0 {
+		addrs = []string{""}
+	}
+	for _, a := range addrs {
+		addr := withPort(a, s.cfg.Port)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fail(fmt.Errorf("listen on %s: %w", addr, err))
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+// withPort adds port to host unless host already names one.
+func withPort(host string, port int) string {
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// ListenAndServe opens cfg's listeners and serves them until Shutdown, when it
+// returns ErrServerClosed.
+func (s *Server) ListenAndServe() error {
+	ls, err := s.Listen()
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, len(ls))
+	for _, l := range ls {
+		s.log.Info("listening", "addr", l.Addr().String())
+		go func() { errc <- s.Serve(l) }()
+	}
+	var first error
+	for range ls {
+		if err := <-errc; first == nil || errors.Is(first, ErrServerClosed) {
+			first = err
+		}
+	}
+	return first
+}
+
+// Serve accepts connections on l, each served on its own goroutine, until
+// Shutdown; it then returns ErrServerClosed. Serve closes l.
+func (s *Server) Serve(l net.Listener) error {
+	if !s.trackListener(l) {
+		l.Close()
+		return ErrServerClosed
+	}
+	defer s.untrackListener(l)
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.shuttingDown.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of file descriptors or a passing fault: back off as
+				// net/http does rather than spin.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("accept on %s: %w", l.Addr(), err)
+		}
+		delay = 0
+		if s.currConns.Load() >= int64(s.cfg.MaxConns) {
+			s.counters.rejectedConns.Add(1)
+			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = nc.Write([]byte("ERROR Too many open connections\r\n"))
+			nc.Close()
+			continue
+		}
+		c := newConn(s, nc)
+		if !s.trackConn(c) {
+			nc.Close()
+			return ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+func (s *Server) trackListener(l net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown.Load() {
+		return false
+	}
+	s.listeners[l] = struct{}{}
+	return true
+}
+
+func (s *Server) untrackListener(l net.Listener) {
+	s.mu.Lock()
+	delete(s.listeners, l)
+	s.mu.Unlock()
+}
+
+func (s *Server) listenerCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.listeners)
+}
+
+func (s *Server) trackConn(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.connsWG.Add(1)
+	s.currConns.Add(1)
+	s.counters.totalConns.Add(1)
+	return true
+}
+
+func (s *Server) untrackConn(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.currConns.Add(-1)
+	s.connsWG.Done()
+}
+
+// Shutdown stops the server: it closes the listeners, lets every connection
+// finish the requests it has begun, closes idle connections, and waits for
+// all of them until ctx is done. It then stops the store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	first := !s.shuttingDown.Swap(true)
+	s.closeDone()
+	for l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		c.wakeIfIdle()
+	}
+	s.mu.Unlock()
+
+	finished := make(chan struct{})
+	go func() {
+		s.connsWG.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-finished
+		if first {
+			s.store.Close()
+		}
+		return ctx.Err()
+	}
+	if first {
+		s.store.Close()
+	}
+	return nil
+}
+
+// closeDone closes done once, however often it is called.
+func (s *Server) closeDone() { s.doneOnce.Do(func() { close(s.done) }) }

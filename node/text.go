@@ -1,0 +1,327 @@
+package node
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/memcluster/memcluster/node/store"
+	"github.com/memcluster/memcluster/protocol"
+)
+
+// maxRelativeExptime is memcached's REALTIME_MAXDELTA: exptimes up to 30 days
+// are relative, larger ones are unix times.
+const maxRelativeExptime = 60 * 60 * 24 * 30
+
+// maxVerbosity is memcached's MAX_VERBOSITY_LEVEL.
+const maxVerbosity = 2
+
+// deadline converts a client's exptime to the store's absolute deadline as
+// memcached's realtime() does: 0 never expires; up to 30 days is relative;
+// larger is a unix time, already past if before the server started; negative
+// is already past.
+func (s *Server) deadline(exptime int64) int64 {
+	switch {
+	case exptime == 0:
+		return 0
+	case exptime < 0:
+		return 1
+	case exptime > maxRelativeExptime:
+		if exptime <= s.started.Unix() {
+			return 1
+		}
+		return exptime
+	default:
+		return time.Now().Unix() + exptime
+	}
+}
+
+// storageModes maps storage commands to the store's modes.
+var storageModes = map[protocol.Command]store.Mode{
+	protocol.CmdSet:     store.ModeSet,
+	protocol.CmdAdd:     store.ModeAdd,
+	protocol.CmdReplace: store.ModeReplace,
+	protocol.CmdAppend:  store.ModeAppend,
+	protocol.CmdPrepend: store.ModePrepend,
+	protocol.CmdCas:     store.ModeCAS,
+}
+
+// reply appends a reply line unless the request asked for none.
+func (c *conn) reply(req *protocol.Request, line []byte) {
+	if !req.Noreply {
+		c.out = append(c.out, line...)
+	}
+}
+
+// textError answers a request the decoder refused.
+func (c *conn) textError(req *protocol.Request, te *protocol.TextError) {
+	if req == nil {
+		c.out = protocol.AppendLine(c.out, te.Line)
+		return
+	}
+	if te == protocol.ErrTooLarge {
+		c.srv.counters.storeTooLarge.Add(1)
+		c.dropOnFailedSet(req)
+	}
+	if !req.Noreply {
+		c.out = protocol.AppendLine(c.out, te.Line)
+	}
+}
+
+// dropOnFailedSet removes the old value of a set that could not be stored, so
+// that stale data does not outlive a failed update, as memcached does.
+func (c *conn) dropOnFailedSet(req *protocol.Request) {
+	if req.Command == protocol.CmdSet {
+		c.srv.store.Delete(req.Key(), 0)
+	}
+}
+
+// handleText executes one decoded text request, appending its reply.
+func (c *conn) handleText(req *protocol.Request) {
+	s := c.srv
+	switch req.Command {
+	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
+		c.retrieve(req)
+	case protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdAppend, protocol.CmdPrepend, protocol.CmdCas:
+		c.storeText(req)
+	case protocol.CmdDelete:
+		if s.store.Delete(req.Key(), 0) == store.OK {
+			s.counters.deleteHits.Add(1)
+			c.reply(req, protocol.ReplyDeleted)
+		} else {
+			s.counters.deleteMisses.Add(1)
+			c.reply(req, protocol.ReplyNotFound)
+		}
+	case protocol.CmdIncr, protocol.CmdDecr:
+		c.arithmetic(req)
+	case protocol.CmdTouch:
+		s.counters.cmdTouch.Add(1)
+		if s.store.Touch(req.Key(), s.deadline(req.Exptime)) == store.OK {
+			s.counters.touchHits.Add(1)
+			c.reply(req, protocol.ReplyTouched)
+		} else {
+			s.counters.touchMisses.Add(1)
+			c.reply(req, protocol.ReplyNotFound)
+		}
+	case protocol.CmdFlushAll:
+		s.counters.cmdFlush.Add(1)
+		if s.cfg.DisableFlushAll {
+			c.textError(req, protocol.ErrFlushDisabled)
+			return
+		}
+		at := time.Now().Unix()
+		if req.Exptime > 0 {
+			at = s.deadline(req.Exptime)
+		}
+		s.store.Flush(at)
+		c.reply(req, protocol.ReplyOK)
+	case protocol.CmdVersion:
+		c.out = protocol.AppendLine(c.out, "VERSION "+Version)
+	case protocol.CmdVerbosity:
+		s.verbosity.Store(int32(min(req.Verbosity, maxVerbosity)))
+		c.reply(req, protocol.ReplyOK)
+	case protocol.CmdQuit:
+		c.closeAfter = true
+	case protocol.CmdShutdown:
+		c.shutdownCommand(req)
+	case protocol.CmdStats:
+		c.statsCommand(req)
+	case protocol.CmdMetaNoop:
+		c.out = append(c.out, protocol.ReplyMetaNoop...)
+	default:
+		c.textError(req, protocol.ErrUnknownCommand)
+	}
+}
+
+// retrieve answers get, gets, gat and gats.
+func (c *conn) retrieve(req *protocol.Request) {
+	s := c.srv
+	touch := req.Command == protocol.CmdGat || req.Command == protocol.CmdGats
+	withCAS := req.Command == protocol.CmdGets || req.Command == protocol.CmdGats
+	var deadline int64
+	if touch {
+		deadline = s.deadline(req.Exptime)
+	}
+	for _, key := range req.Keys {
+		var (
+			value  []byte
+			meta   store.Meta
+			lookup store.Lookup
+		)
+		if touch {
+			value, meta, lookup = s.store.GetAndTouch(key, deadline, c.scratch[:0])
+			s.counters.cmdTouch.Add(1)
+		} else {
+			value, meta, lookup = s.store.Get(key, c.scratch[:0])
+			s.counters.cmdGet.Add(1)
+		}
+		c.scratch = value
+		switch lookup {
+		case store.Hit:
+			if touch {
+				s.counters.touchHits.Add(1)
+			} else {
+				s.counters.getHits.Add(1)
+			}
+			c.out = protocol.AppendValueHeader(c.out, key, meta.Flags, len(value), meta.CAS, withCAS)
+			c.out = append(c.out, value...)
+			c.out = append(c.out, '\r', '\n')
+			continue
+		case store.MissExpired:
+			s.counters.getExpired.Add(1)
+		case store.MissFlushed:
+			s.counters.getFlushed.Add(1)
+		}
+		if touch {
+			s.counters.touchMisses.Add(1)
+		} else {
+			s.counters.getMisses.Add(1)
+		}
+	}
+	c.out = append(c.out, protocol.ReplyEnd...)
+}
+
+// storeText answers set, add, replace, append, prepend and cas.
+func (c *conn) storeText(req *protocol.Request) {
+	s := c.srv
+	s.counters.cmdSet.Add(1)
+	var cas uint64
+	if req.Command == protocol.CmdCas {
+		cas = req.CAS
+	}
+	status, _ := s.store.Set(storageModes[req.Command], req.Key(), req.Data, req.Flags, s.deadline(req.Exptime), cas)
+	if req.Command == protocol.CmdCas {
+		switch status {
+		case store.OK:
+			s.counters.casHits.Add(1)
+		case store.Exists:
+			s.counters.casBadval.Add(1)
+		case store.NotFound:
+			s.counters.casMisses.Add(1)
+		}
+	}
+	switch status {
+	case store.OK:
+		c.reply(req, protocol.ReplyStored)
+	case store.NotStored:
+		c.reply(req, protocol.ReplyNotStored)
+	case store.Exists:
+		c.reply(req, protocol.ReplyExists)
+	case store.NotFound:
+		c.reply(req, protocol.ReplyNotFound)
+	case store.TooLarge:
+		c.textError(req, protocol.ErrTooLarge)
+	default:
+		s.counters.storeNoMemory.Add(1)
+		c.dropOnFailedSet(req)
+		c.textError(req, protocol.ErrOutOfMemory)
+	}
+}
+
+// arithmetic answers incr and decr.
+func (c *conn) arithmetic(req *protocol.Request) {
+	s := c.srv
+	incr := req.Command == protocol.CmdIncr
+	v, _, status := s.store.Arith(req.Key(), incr, req.Delta, 0, false, 0, 0)
+	hits, misses := &s.counters.decrHits, &s.counters.decrMisses
+	if incr {
+		hits, misses = &s.counters.incrHits, &s.counters.incrMisses
+	}
+	switch status {
+	case store.OK:
+		hits.Add(1)
+		if !req.Noreply {
+			c.out = protocol.AppendNumber(c.out, v)
+		}
+	case store.NotFound:
+		misses.Add(1)
+		c.reply(req, protocol.ReplyNotFound)
+	case store.NonNumeric:
+		c.textError(req, protocol.ErrNonNumeric)
+	default:
+		c.textError(req, &protocol.TextError{Line: "SERVER_ERROR out of memory"})
+	}
+}
+
+// shutdownCommand answers "shutdown [graceful]": refused unless -A.
+func (c *conn) shutdownCommand(req *protocol.Request) {
+	if !c.srv.cfg.EnableShutdown {
+		c.textError(req, protocol.ErrShutdownDisabled)
+		return
+	}
+	if len(req.Args) == 0 || (len(req.Args) == 1 && string(req.Args[0]) == "graceful") {
+		c.srv.log.Info("shutdown requested by a client", "remote", c.nc.RemoteAddr().String())
+		c.closeAfter = true
+		c.srv.closeDone()
+		return
+	}
+	c.textError(req, protocol.ErrShutdownMode)
+}
+
+// statsCommand answers "stats" and its groups.
+func (c *conn) statsCommand(req *protocol.Request) {
+	s := c.srv
+	if len(req.Args) == 0 {
+		c.out = appendStats(c.out, s.Stats())
+		return
+	}
+	switch string(req.Args[0]) {
+	case "reset":
+		s.counters.reset()
+		c.out = append(c.out, protocol.ReplyReset...)
+	case "settings":
+		c.out = appendStats(c.out, s.Settings())
+	case "items":
+		c.out = appendStats(c.out, s.itemStats())
+	case "slabs":
+		c.out = appendStats(c.out, s.slabStats())
+	case "sizes":
+		c.out = appendStats(c.out, []Stat{{"sizes_status", "disabled"}})
+	case "conns":
+		c.out = appendStats(c.out, s.connStats())
+	case "detail":
+		c.out = protocol.AppendLine(c.out, "CLIENT_ERROR usage: stats detail on|off|dump")
+	default:
+		c.textError(req, protocol.ErrUnknownCommand)
+	}
+}
+
+// connStats returns "stats conns": every listener and connection.
+func (s *Server) connStats() []Stat {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Stat
+	now := time.Now().Unix()
+	for l := range s.listeners {
+		id := "l" + l.Addr().String()
+		out = append(out,
+			Stat{id + ":addr", addrString(l.Addr())},
+			Stat{id + ":state", "conn_listening"},
+		)
+	}
+	for c := range s.conns {
+		id := strconv.FormatUint(c.id, 10)
+		state := "conn_parse_cmd"
+		if c.idle.Load() {
+			state = "conn_waiting"
+		}
+		out = append(out,
+			Stat{id + ":addr", addrString(c.nc.RemoteAddr())},
+			Stat{id + ":listen_addr", addrString(c.nc.LocalAddr())},
+			Stat{id + ":state", state},
+			Stat{id + ":secs_since_last_cmd", strconv.FormatInt(now-c.lastCmd.Load(), 10)},
+		)
+	}
+	return out
+}
+
+// addrString renders an address as memcached does: "tcp:host:port" or
+// "unix:path".
+func addrString(a interface{ Network() string; String() string }) string {
+	if a == nil {
+		return "unknown"
+	}
+	if a.Network() == "unix" {
+		return "unix:" + a.String()
+	}
+	return a.Network() + ":" + a.String()
+}

@@ -1,0 +1,536 @@
+// Package protocol decodes memcached requests and encodes its replies: the
+// text protocol (classic commands) and the binary protocol. It knows nothing
+// of sockets, the store or the cluster.
+package protocol
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+)
+
+// Command identifies a text-protocol command.
+type Command uint8
+
+// The text-protocol commands.
+const (
+	CmdNone Command = iota
+	CmdGet
+	CmdGets
+	CmdGat
+	CmdGats
+	CmdSet
+	CmdAdd
+	CmdReplace
+	CmdAppend
+	CmdPrepend
+	CmdCas
+	CmdDelete
+	CmdIncr
+	CmdDecr
+	CmdTouch
+	CmdFlushAll
+	CmdVersion
+	CmdVerbosity
+	CmdQuit
+	CmdShutdown
+	CmdStats
+	CmdConfig
+	CmdMetaNoop
+)
+
+var commandNames = [...]string{
+	CmdNone: "", CmdGet: "get", CmdGets: "gets", CmdGat: "gat", CmdGats: "gats",
+	CmdSet: "set", CmdAdd: "add", CmdReplace: "replace", CmdAppend: "append",
+	CmdPrepend: "prepend", CmdCas: "cas", CmdDelete: "delete", CmdIncr: "incr",
+	CmdDecr: "decr", CmdTouch: "touch", CmdFlushAll: "flush_all",
+	CmdVersion: "version", CmdVerbosity: "verbosity", CmdQuit: "quit",
+	CmdShutdown: "shutdown", CmdStats: "stats", CmdConfig: "config", CmdMetaNoop: "mn",
+}
+
+// String returns the command's name as a client types it.
+func (c Command) String() string {
+	if int(c) < len(commandNames) {
+		return commandNames[c]
+	}
+	return "unknown"
+}
+
+// IsStorage reports whether c carries a data block.
+func (c Command) IsStorage() bool { return c >= CmdSet && c <= CmdCas }
+
+// MaxKeyLen is the longest key memcached accepts.
+const MaxKeyLen = 250
+
+// maxLine is how long a line other than a multi-key get may grow before the
+// connection is closed, as memcached does after 2048 bytes without a newline.
+const maxLine = 2048
+
+// maxGetLine bounds a multi-key get line. memcached lets it grow without
+// bound; we stop at 64 MiB (more than 250,000 keys of 250 bytes).
+const maxGetLine = 64 << 20
+
+// maxTokens mirrors memcached's tokenizer: at most 23 tokens are split off a
+// line (the rest stays in the last) plus its terminal token.
+const maxTokens = 24
+
+// Errors the text decoder returns. A *TextError is answered with its line
+// (unless the request asked for noreply) and the connection carries on; any
+// other error means the connection must be closed.
+var (
+	// ErrClose asks the caller to close the connection without a reply, as
+	// memcached does for an over-long line or an HTTP request.
+	ErrClose = errors.New("protocol: connection must be closed")
+)
+
+// TextError is a client-visible error of the text protocol: its Line is sent
+// back, followed by "\r\n".
+type TextError struct {
+	Line string
+}
+
+func (e *TextError) Error() string { return "protocol: " + e.Line }
+
+// memcached's error replies.
+var (
+	ErrUnknownCommand   = &TextError{"ERROR"}
+	ErrBadFormat        = &TextError{"CLIENT_ERROR bad command line format"}
+	ErrBadDataChunk     = &TextError{"CLIENT_ERROR bad data chunk"}
+	ErrTooLarge         = &TextError{"SERVER_ERROR object too large for cache"}
+	ErrOutOfMemory      = &TextError{"SERVER_ERROR out of memory storing object"}
+	ErrInvalidExptime   = &TextError{"CLIENT_ERROR invalid exptime argument"}
+	ErrInvalidDelta     = &TextError{"CLIENT_ERROR invalid numeric delta argument"}
+	ErrNonNumeric       = &TextError{"CLIENT_ERROR cannot increment or decrement non-numeric value"}
+	ErrDeleteUsage      = &TextError{"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]"}
+	ErrBadCommandLine   = &TextError{"CLIENT_ERROR bad command line"}
+	ErrFlushDisabled    = &TextError{"CLIENT_ERROR flush_all not allowed"}
+	ErrShutdownDisabled = &TextError{"ERROR: shutdown not enabled"}
+	ErrShutdownMode     = &TextError{"CLIENT_ERROR invalid shutdown mode"}
+)
+
+// Request is one decoded text-protocol request. Its byte slices point into
+// the TextReader's buffers and are valid until the next call to Next.
+type Request struct {
+	Command Command
+	// Keys are the keys of a retrieval command; Keys[0] is the key of any
+	// other keyed command.
+	Keys [][]byte
+	// Flags are the client flags of a storage command.
+	Flags uint32
+	// Exptime is the raw expiration time of a storage, touch or gat command,
+	// or the delay of flush_all.
+	Exptime int64
+	// CAS is the compare value of cas.
+	CAS uint64
+	// Delta is the amount of incr or decr.
+	Delta uint64
+	// Verbosity is the level of verbosity.
+	Verbosity uint32
+	// Noreply is set when the request ended in "noreply".
+	Noreply bool
+	// Data is the data block of a storage command, without its "\r\n".
+	Data []byte
+	// Args are the tokens after the command name of commands that take free
+	// arguments (stats, shutdown, config).
+	Args [][]byte
+}
+
+// Key returns the first key of the request, or nil.
+func (r *Request) Key() []byte {
+	if len(r.Keys) == 0 {
+		return nil
+	}
+	return r.Keys[0]
+}
+
+// TextReader decodes text-protocol requests from a buffered reader. It is not
+// safe for concurrent use.
+type TextReader struct {
+	br *bufio.Reader
+	// MaxValue is the largest data block read into memory; a larger one is
+	// discarded and answered ErrTooLarge. If zero, 1 MiB.
+	MaxValue int
+
+	req     Request
+	tokens  [maxTokens][]byte
+	keys    [][]byte
+	long    []byte // holds a line longer than br's buffer
+	keyCopy []byte // the key of a storage command, which outlives the line
+	data    []byte
+}
+
+// NewTextReader returns a TextReader reading from br.
+func NewTextReader(br *bufio.Reader) *TextReader {
+	return &TextReader{br: br}
+}
+
+// Buffered reports whether a complete further request may already be
+// buffered, so that a caller can delay flushing replies.
+func (tr *TextReader) Buffered() int { return tr.br.Buffered() }
+
+// Next reads and decodes one request. It returns the request with a nil
+// error; or the request (with Command, Keys and Noreply as far as they were
+// decoded) and a *TextError to answer; or ErrClose or an I/O error, after
+// which the connection must be closed.
+func (tr *TextReader) Next() (*Request, error) {
+	line, err := tr.readLine()
+	if err != nil {
+		return nil, err
+	}
+	req := &tr.req
+	*req = Request{Keys: tr.keys[:0]}
+	return req, tr.parse(req, line)
+}
+
+// readLine returns the next line without its "\n" or "\r\n". Like memcached,
+// it gives up on a connection whose buffered input holds more than 2048 bytes
+// without a newline, unless that input is a get or gets.
+func (tr *TextReader) readLine() ([]byte, error) {
+	for {
+		n := tr.br.Buffered()
+		buf, _ := tr.br.Peek(n)
+		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+			_, _ = tr.br.Discard(i + 1)
+			return trimCR(buf[:i]), nil
+		}
+		if n > maxLine && !isLongGet(buf) {
+			return nil, ErrClose
+		}
+		if n == tr.br.Size() {
+			return tr.readLongLine()
+		}
+		if _, err := tr.br.Peek(n + 1); err != nil {
+			if err == io.EOF && n > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+}
+
+// readLongLine reads a get line longer than the read buffer into a buffer of
+// its own.
+func (tr *TextReader) readLongLine() ([]byte, error) {
+	tr.long = tr.long[:0]
+	for {
+		chunk, err := tr.br.ReadSlice('\n')
+		tr.long = append(tr.long, chunk...)
+		if len(tr.long) > maxGetLine {
+			return nil, ErrClose
+		}
+		switch err {
+		case nil:
+			return trimCR(tr.long[:len(tr.long)-1]), nil
+		case bufio.ErrBufferFull:
+		case io.EOF:
+			return nil, io.ErrUnexpectedEOF
+		default:
+			return nil, err
+		}
+	}
+}
+
+func trimCR(line []byte) []byte {
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		return line[:n-1]
+	}
+	return line
+}
+
+// isLongGet reports whether line may grow past maxLine: memcached lets only a
+// get or gets with at most 100 leading spaces do so.
+func isLongGet(line []byte) bool {
+	trimmed := bytes.TrimLeft(line, " ")
+	if len(line)-len(trimmed) > 100 {
+		return false
+	}
+	return bytes.HasPrefix(trimmed, []byte("get ")) || bytes.HasPrefix(trimmed, []byte("gets "))
+}
+
+// tokenize splits line on spaces as memcached's tokenizer does: at most 23
+// tokens, the rest of the line left unsplit in rest. It returns memcached's
+// token count, which includes a terminal token.
+func (tr *TextReader) tokenize(line []byte) (tokens [][]byte, rest []byte) {
+	tokens = tr.tokens[:0]
+	i := 0
+	for i < len(line) {
+		for i < len(line) && line[i] == ' ' {
+			i++
+		}
+		if i == len(line) {
+			break
+		}
+		if len(tokens) == maxTokens-1 {
+			return tokens, line[i:]
+		}
+		start := i
+		for i < len(line) && line[i] != ' ' {
+			i++
+		}
+		tokens = append(tokens, line[start:i])
+	}
+	return tokens, nil
+}
+
+func (tr *TextReader) parse(req *Request, line []byte) error {
+	tokens, rest := tr.tokenize(line)
+	ntokens := len(tokens) + 1 // memcached counts the terminal token
+	if len(tokens) == 0 || len(tokens[0]) < 2 {
+		return ErrUnknownCommand
+	}
+	name := tokens[0]
+	switch string(name) {
+	case "get", "gets", "gat", "gats", "bget":
+		return tr.parseRetrieval(req, name, tokens, rest, ntokens)
+	case "set", "add", "replace", "append", "prepend":
+		if ntokens != 6 && ntokens != 7 {
+			return ErrUnknownCommand
+		}
+		return tr.parseStorage(req, name, tokens, ntokens)
+	case "cas":
+		if ntokens != 7 && ntokens != 8 {
+			return ErrUnknownCommand
+		}
+		return tr.parseStorage(req, name, tokens, ntokens)
+	case "incr", "decr":
+		if ntokens != 4 && ntokens != 5 {
+			return ErrUnknownCommand
+		}
+		req.Command = CmdIncr
+		if name[0] == 'd' {
+			req.Command = CmdDecr
+		}
+		req.Noreply = noreply(tokens)
+		if len(tokens[1]) > MaxKeyLen {
+			return ErrBadFormat
+		}
+		req.Keys = append(req.Keys, tokens[1])
+		delta, ok := parseUint64(tokens[2])
+		if !ok {
+			return ErrInvalidDelta
+		}
+		req.Delta = delta
+		return nil
+	case "touch":
+		if ntokens != 4 && ntokens != 5 {
+			return ErrUnknownCommand
+		}
+		req.Command = CmdTouch
+		req.Noreply = noreply(tokens)
+		if len(tokens[1]) > MaxKeyLen {
+			return ErrBadFormat
+		}
+		req.Keys = append(req.Keys, tokens[1])
+		exp, ok := parseInt32(tokens[2])
+		if !ok {
+			return ErrInvalidExptime
+		}
+		req.Exptime = exp
+		return nil
+	case "delete":
+		if ntokens < 3 || ntokens > 5 {
+			return ErrUnknownCommand
+		}
+		req.Command = CmdDelete
+		if ntokens > 3 {
+			holdIsZero := string(tokens[2]) == "0"
+			req.Noreply = noreply(tokens)
+			valid := (ntokens == 4 && (holdIsZero || req.Noreply)) ||
+				(ntokens == 5 && holdIsZero && req.Noreply)
+			if !valid {
+				return ErrDeleteUsage
+			}
+		}
+		if len(tokens[1]) > MaxKeyLen {
+			return ErrBadFormat
+		}
+		req.Keys = append(req.Keys, tokens[1])
+		return nil
+	case "flush_all":
+		if ntokens < 2 || ntokens > 4 {
+			return ErrUnknownCommand
+		}
+		req.Command = CmdFlushAll
+		req.Noreply = noreply(tokens)
+		want := 2
+		if req.Noreply {
+			want = 3
+		}
+		if ntokens != want {
+			exp, ok := parseInt32(tokens[1])
+			if !ok {
+				return ErrInvalidExptime
+			}
+			req.Exptime = exp
+		}
+		return nil
+	case "version":
+		req.Command = CmdVersion
+		return nil
+	case "quit":
+		req.Command = CmdQuit
+		return nil
+	case "verbosity":
+		if ntokens != 3 && ntokens != 4 {
+			return ErrUnknownCommand
+		}
+		req.Command = CmdVerbosity
+		req.Noreply = noreply(tokens)
+		level, ok := parseUint32(tokens[1])
+		if !ok {
+			return ErrBadFormat
+		}
+		req.Verbosity = level
+		return nil
+	case "stats", "shutdown", "config":
+		switch name[1] {
+		case 't':
+			req.Command = CmdStats
+		case 'h':
+			req.Command = CmdShutdown
+		default:
+			req.Command = CmdConfig
+		}
+		req.Args = append(req.Args[:0], tokens[1:]...)
+		return nil
+	case "mn":
+		req.Command = CmdMetaNoop
+		return nil
+	}
+	if len(tokens) > 0 && bytes.HasPrefix(tokens[len(tokens)-1], []byte("HTTP/")) {
+		return ErrClose
+	}
+	return ErrUnknownCommand
+}
+
+func (tr *TextReader) parseRetrieval(req *Request, name []byte, tokens [][]byte, rest []byte, ntokens int) error {
+	if ntokens < 3 {
+		return ErrUnknownCommand
+	}
+	switch string(name) {
+	case "get", "bget":
+		req.Command = CmdGet
+	case "gets":
+		req.Command = CmdGets
+	case "gat":
+		req.Command = CmdGat
+	case "gats":
+		req.Command = CmdGats
+	}
+	keys := tokens[1:]
+	if req.Command == CmdGat || req.Command == CmdGats {
+		exp, ok := parseInt32(tokens[1])
+		if !ok {
+			return ErrInvalidExptime
+		}
+		req.Exptime = exp
+		keys = tokens[2:]
+	}
+	req.Keys = append(req.Keys, keys...)
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, ' ')
+		if i < 0 {
+			req.Keys = append(req.Keys, rest)
+			break
+		}
+		if i > 0 {
+			req.Keys = append(req.Keys, rest[:i])
+		}
+		rest = rest[i+1:]
+	}
+	tr.keys = req.Keys[:0]
+	for _, k := range req.Keys {
+		if len(k) > MaxKeyLen {
+			return ErrBadFormat
+		}
+	}
+	return nil
+}
+
+func (tr *TextReader) parseStorage(req *Request, name []byte, tokens [][]byte, ntokens int) error {
+	switch string(name) {
+	case "set":
+		req.Command = CmdSet
+	case "add":
+		req.Command = CmdAdd
+	case "replace":
+		req.Command = CmdReplace
+	case "append":
+		req.Command = CmdAppend
+	case "prepend":
+		req.Command = CmdPrepend
+	case "cas":
+		req.Command = CmdCas
+	}
+	req.Noreply = noreply(tokens)
+	if len(tokens[1]) > MaxKeyLen {
+		return ErrBadFormat
+	}
+	flags, ok1 := parseUint32(tokens[2])
+	exp, ok2 := parseInt32(tokens[3])
+	length, ok3 := parseInt32(tokens[4])
+	if !ok1 || !ok2 || !ok3 {
+		return ErrBadFormat
+	}
+	req.Flags, req.Exptime = flags, exp
+	if req.Command == CmdCas {
+		cas, ok := parseUint64(tokens[5])
+		if !ok {
+			return ErrBadFormat
+		}
+		req.CAS = cas
+	}
+	if length < 0 || length > 1<<31-1-2 {
+		return ErrBadFormat
+	}
+	// The key lives in the read buffer, which reading the data overwrites.
+	tr.keyCopy = append(tr.keyCopy[:0], tokens[1]...)
+	req.Keys = append(req.Keys, tr.keyCopy)
+	n := int(length) + 2
+	maxValue := tr.MaxValue
+	if maxValue <= 0 {
+		maxValue = 1 << 20
+	}
+	if int(length) > maxValue {
+		if _, err := tr.br.Discard(n); err != nil {
+			return err
+		}
+		return ErrTooLarge
+	}
+	if cap(tr.data) < n {
+		tr.data = make([]byte, n)
+	}
+	data := tr.data[:n]
+	if _, err := io.ReadFull(tr.br, data); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	if data[n-2] != '\r' || data[n-1] != '\n' {
+		return ErrBadDataChunk
+	}
+	req.Data = data[:n-2]
+	return nil
+}
+
+// ReleaseLarge drops buffers that grew past keep bytes, so that one huge value
+// does not stay pinned to an idle connection.
+func (tr *TextReader) ReleaseLarge(keep int) {
+	if cap(tr.data) > keep {
+		tr.data = nil
+	}
+	if cap(tr.long) > keep {
+		tr.long = nil
+	}
+	if cap(tr.keys) > 1024 {
+		tr.keys = nil
+	}
+}
+
+// noreply reports whether the last token is "noreply", as memcached's
+// set_noreply_maybe does.
+func noreply(tokens [][]byte) bool {
+	return len(tokens) > 0 && string(tokens[len(tokens)-1]) == "noreply"
+}

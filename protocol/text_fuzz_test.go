@@ -1,0 +1,68 @@
+package protocol
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"reflect"
+	"testing"
+	"testing/iotest"
+)
+
+// FuzzTextDecode checks that no input panics the text decoder or makes it
+// return a request that breaks memcached's limits, and that input split at
+// every byte boundary decodes as it does whole.
+func FuzzTextDecode(f *testing.F) {
+	for _, seed := range []string{
+		"get a b c\r\n",
+		"set k 0 0 5\r\nhello\r\n",
+		"cas k 0 0 1 5 noreply\r\nx\r\n",
+		"set k 0 0 -1\r\n",
+		"set k 0 0 4294967297\r\nx\r\n",
+		"set k 0 0 99999999999999999999999\r\n",
+		"get a\nset b 0 0 1\nx\n",
+		"GET / HTTP/1.0\r\n\r\n",
+		"incr a 18446744073709551615\r\ndecr a 1\r\n",
+		"delete a 0 noreply\r\nflush_all -1\r\nverbosity 99\r\n",
+		"gat -1 a b\r\ngats 1 c\r\ntouch a 1\r\n",
+		"stats items\r\nstats slabs\r\nstats detail dump\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		whole := decodeChecked(t, bytes.NewReader(in))
+		split := decodeChecked(t, iotest.OneByteReader(bytes.NewReader(in)))
+		if !reflect.DeepEqual(whole, split) {
+			t.Fatalf("whole input decoded %q, one byte at a time %q", whole, split)
+		}
+	})
+}
+
+// decodeChecked decodes all of r, checking every request against memcached's
+// limits, and renders what it decoded.
+func decodeChecked(t *testing.T, r io.Reader) []string {
+	tr := NewTextReader(bufio.NewReaderSize(r, 16<<10))
+	tr.MaxValue = 1 << 10
+	var out []string
+	for {
+		req, err := tr.Next()
+		var te *TextError
+		switch {
+		case err == nil:
+			for _, k := range req.Keys {
+				if len(k) == 0 || len(k) > MaxKeyLen {
+					t.Fatalf("decoded a key of %d bytes", len(k))
+				}
+			}
+			if len(req.Data) > tr.MaxValue {
+				t.Fatalf("decoded %d bytes of data, limit %d", len(req.Data), tr.MaxValue)
+			}
+			out = append(out, render(req))
+		case errors.As(err, &te):
+			out = append(out, "error "+te.Line)
+		default:
+			return append(out, "end "+err.Error())
+		}
+	}
+}

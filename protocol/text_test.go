@@ -1,0 +1,239 @@
+package protocol
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// decodeAll decodes every request in input, rendering each as a string so
+// that tables can state what they expect.
+func decodeAll(t testing.TB, r io.Reader) []string {
+	t.Helper()
+	tr := NewTextReader(bufio.NewReaderSize(r, 16<<10))
+	tr.MaxValue = 1 << 10
+	var out []string
+	for {
+		req, err := tr.Next()
+		var te *TextError
+		switch {
+		case err == nil:
+			out = append(out, render(req))
+		case errors.As(err, &te):
+			s := "error " + te.Line
+			if req != nil && req.Noreply {
+				s += " (noreply)"
+			}
+			out = append(out, s)
+		case errors.Is(err, ErrClose):
+			return append(out, "close")
+		case err == io.EOF:
+			return out
+		default:
+			return append(out, "io "+err.Error())
+		}
+	}
+}
+
+func render(r *Request) string {
+	var b strings.Builder
+	b.WriteString(r.Command.String())
+	for _, k := range r.Keys {
+		b.WriteString(" k=" + string(k))
+	}
+	if r.Command.IsStorage() {
+		b.WriteString(" f=" + itoa(uint64(r.Flags)) + " e=" + itoa64(r.Exptime) + " d=" + string(r.Data))
+	}
+	if r.CAS != 0 {
+		b.WriteString(" cas=" + itoa(r.CAS))
+	}
+	if r.Delta != 0 {
+		b.WriteString(" delta=" + itoa(r.Delta))
+	}
+	if r.Command == CmdTouch || r.Command == CmdGat || r.Command == CmdGats || r.Command == CmdFlushAll {
+		b.WriteString(" e=" + itoa64(r.Exptime))
+	}
+	if r.Command == CmdVerbosity {
+		b.WriteString(" v=" + itoa(uint64(r.Verbosity)))
+	}
+	for _, a := range r.Args {
+		b.WriteString(" a=" + string(a))
+	}
+	if r.Noreply {
+		b.WriteString(" noreply")
+	}
+	return b.String()
+}
+
+func itoa(v uint64) string { return strconv.FormatUint(v, 10) }
+
+func itoa64(v int64) string { return strconv.FormatInt(v, 10) }
+
+func TestTextDecode(t *testing.T) {
+	long := strings.Repeat("k", 250)
+	tests := []struct {
+		name string
+		in   string
+		want []string
+	}{
+		{"get one", "get a\r\n", []string{"get k=a"}},
+		{"get many", "get a b  c\r\n", []string{"get k=a k=b k=c"}},
+		{"gets", "gets a\r\n", []string{"gets k=a"}},
+		{"bget", "bget a\r\n", []string{"get k=a"}},
+		{"gat", "gat 10 a b\r\n", []string{"gat k=a k=b e=10"}},
+		{"gats bad exptime", "gats x a\r\n", []string{"error CLIENT_ERROR invalid exptime argument"}},
+		{"get no key", "get\r\n", []string{"error ERROR"}},
+		{"get key 250", "get " + long + "\r\n", []string{"get k=" + long}},
+		{"get key 251", "get a " + long + "k\r\n", []string{"error CLIENT_ERROR bad command line format"}},
+		{"bare newline", "get a\nget b\n", []string{"get k=a", "get k=b"}},
+		{"set", "set k 5 10 3\r\nabc\r\n", []string{"set k=k f=5 e=10 d=abc"}},
+		{"set noreply", "set k 0 0 1 noreply\r\nx\r\n", []string{"set k=k f=0 e=0 d=x noreply"}},
+		{"add replace append prepend", "add a 0 0 1\r\n1\r\nreplace a 0 0 1\r\n2\r\nappend a 0 0 1\r\n3\r\nprepend a 0 0 1\r\n4\r\n",
+			[]string{"add k=a f=0 e=0 d=1", "replace k=a f=0 e=0 d=2", "append k=a f=0 e=0 d=3", "prepend k=a f=0 e=0 d=4"}},
+		{"cas", "cas k 1 2 1 99\r\nx\r\n", []string{"cas k=k f=1 e=2 d=x cas=99"}},
+		{"cas missing unique", "cas k 1 2 1\r\nx\r\n", []string{"error ERROR", "error ERROR"}},
+		{"flags max", "set k 4294967295 0 0\r\n\r\n", []string{"set k=k f=4294967295 e=0 d="}},
+		{"flags truncated like memcached", "set k 4294967297 0 0\r\n\r\n", []string{"set k=k f=1 e=0 d="}},
+		{"negative flags", "set k -1 0 1\r\nx\r\n", []string{"error CLIENT_ERROR bad command line format", "error ERROR"}},
+		{"negative exptime", "set k 0 -1 1\r\nx\r\n", []string{"set k=k f=0 e=-1 d=x"}},
+		{"negative length", "set k 0 0 -1\r\n", []string{"error CLIENT_ERROR bad command line format"}},
+		{"overflowing length", "set k 0 0 99999999999999999999\r\n", []string{"error CLIENT_ERROR bad command line format"}},
+		{"non-numeric length", "set k 0 0 x\r\n", []string{"error CLIENT_ERROR bad command line format"}},
+		{"missing length", "set k 0 0\r\n", []string{"error ERROR"}},
+		{"too many tokens", "set k 0 0 1 noreply x\r\n", []string{"error ERROR"}},
+		{"bad data chunk", "set k 0 0 3\r\nabcde\r\nget k\r\n", []string{"error CLIENT_ERROR bad data chunk", "error ERROR", "get k=k"}},
+		{"bad data chunk noreply", "set k 0 0 1 noreply\r\nxyz\r\n", []string{"error CLIENT_ERROR bad data chunk (noreply)", "error ERROR"}},
+		{"too large swallowed", "set k 0 0 2000\r\n" + strings.Repeat("x", 2000) + "\r\nget k\r\n",
+			[]string{"error SERVER_ERROR object too large for cache", "get k=k"}},
+		{"key 251 on set", "set " + long + "k 0 0 1\r\nx\r\n", []string{"error CLIENT_ERROR bad command line format", "error ERROR"}},
+		{"delete", "delete a\r\n", []string{"delete k=a"}},
+		{"delete noreply", "delete a noreply\r\n", []string{"delete k=a noreply"}},
+		{"delete hold 0", "delete a 0\r\n", []string{"delete k=a"}},
+		{"delete hold 5", "delete a 5\r\n", []string{"error CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]"}},
+		{"delete 0 noreply", "delete a 0 noreply\r\n", []string{"delete k=a noreply"}},
+		{"incr", "incr a 5\r\n", []string{"incr k=a delta=5"}},
+		{"decr noreply", "decr a 5 noreply\r\n", []string{"decr k=a delta=5 noreply"}},
+		{"incr bad delta", "incr a x\r\n", []string{"error CLIENT_ERROR invalid numeric delta argument"}},
+		{"incr negative delta", "incr a -1\r\n", []string{"error CLIENT_ERROR invalid numeric delta argument"}},
+		{"incr overflowing delta", "incr a 18446744073709551616\r\n", []string{"error CLIENT_ERROR invalid numeric delta argument"}},
+		{"touch", "touch a 10\r\n", []string{"touch k=a e=10"}},
+		{"touch bad", "touch a x\r\n", []string{"error CLIENT_ERROR invalid exptime argument"}},
+		{"flush_all", "flush_all\r\nflush_all 10\r\nflush_all noreply\r\nflush_all 5 noreply\r\n",
+			[]string{"flush_all e=0", "flush_all e=10", "flush_all e=0 noreply", "flush_all e=5 noreply"}},
+		{"flush_all bad", "flush_all x\r\n", []string{"error CLIENT_ERROR invalid exptime argument"}},
+		{"verbosity", "verbosity 1\r\nverbosity 1 noreply\r\n", []string{"verbosity v=1", "verbosity v=1 noreply"}},
+		{"verbosity none", "verbosity\r\n", []string{"error ERROR"}},
+		{"version quit", "version\r\nquit\r\n", []string{"version", "quit"}},
+		{"stats", "stats\r\nstats settings\r\n", []string{"stats", "stats a=settings"}},
+		{"shutdown", "shutdown graceful\r\n", []string{"shutdown a=graceful"}},
+		{"unknown", "bogus\r\n", []string{"error ERROR"}},
+		{"empty line", "\r\n", []string{"error ERROR"}},
+		{"one letter", "g\r\n", []string{"error ERROR"}},
+		{"http", "GET / HTTP/1.0\r\n", []string{"close"}},
+		{"long non-get line", strings.Repeat("x", 20000) + "\r\n", []string{"close"}},
+		{"long line without newline", strings.Repeat("x", 3000), []string{"close"}},
+		{"truncated data", "set k 0 0 10\r\nabc", []string{"io unexpected EOF"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := decodeAll(t, strings.NewReader(tt.in))
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+			// The same bytes one at a time decode the same.
+			got = decodeAll(t, iotest.OneByteReader(strings.NewReader(tt.in)))
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("one byte at a time: got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTextDecodeLongGet(t *testing.T) {
+	in := "get" + strings.Repeat(" foo", 100000) + "\r\nversion\r\n"
+	got := decodeAll(t, strings.NewReader(in))
+	if len(got) != 2 || got[1] != "version" {
+		t.Fatalf("got %d requests ending %q, want 2 ending version", len(got), got[len(got)-1])
+	}
+	if n := strings.Count(got[0], " k=foo"); n != 100000 {
+		t.Errorf("got %d keys, want 100000", n)
+	}
+}
+
+func TestTextDecodeManyTokens(t *testing.T) {
+	// memcached splits 23 tokens and leaves the rest: a get beyond that
+	// still sees every key.
+	keys := make([]string, 40)
+	for i := range keys {
+		keys[i] = "k" + itoa(uint64(i))
+	}
+	got := decodeAll(t, strings.NewReader("get "+strings.Join(keys, " ")+"\r\n"))
+	want := "get k=" + strings.Join(keys, " k=")
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestParseNumbers(t *testing.T) {
+	u32 := []struct {
+		in   string
+		want uint32
+		ok   bool
+	}{
+		{"0", 0, true}, {"4294967295", 4294967295, true}, {"4294967296", 0, true},
+		{"+5", 5, true}, {"-0", 0, true}, {"-1", 0, false}, {"1x", 0, false}, {"", 0, false},
+		{"18446744073709551616", 0, false}, {"5\t", 5, true},
+	}
+	for _, tt := range u32 {
+		got, ok := parseUint32([]byte(tt.in))
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("parseUint32(%q) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+	i32 := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0", 0, true}, {"-1", -1, true}, {"2147483647", 2147483647, true},
+		{"2147483648", -2147483648, true}, {"-2147483649", 2147483647, true},
+		{"9223372036854775808", 0, false}, {"x", 0, false},
+	}
+	for _, tt := range i32 {
+		got, ok := parseInt32([]byte(tt.in))
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("parseInt32(%q) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func BenchmarkTextDecodeGet(b *testing.B) {
+	benchmarkDecode(b, "get some:key:123\r\n")
+}
+
+func BenchmarkTextDecodeSet(b *testing.B) {
+	benchmarkDecode(b, "set some:key:123 0 0 100\r\n"+strings.Repeat("v", 100)+"\r\n")
+}
+
+func benchmarkDecode(b *testing.B, one string) {
+	in := strings.Repeat(one, 64)
+	r := strings.NewReader(in)
+	br := bufio.NewReaderSize(r, 16<<10)
+	tr := NewTextReader(br)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(one)))
+	for i := 0; i < b.N; i++ {
+		if i%64 == 0 {
+			r.Reset(in)
+			br.Reset(r)
+		}
+		if _, err := tr.Next(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -15,17 +15,17 @@ import (
 // counters are the server's command counters, under memcached's stat names.
 // Every field is updated atomically by any connection goroutine.
 type counters struct {
-	cmdGet, cmdSet, cmdFlush, cmdTouch                atomic.Uint64
-	getHits, getMisses, getExpired, getFlushed        atomic.Uint64
-	deleteHits, deleteMisses                          atomic.Uint64
-	incrHits, incrMisses, decrHits, decrMisses        atomic.Uint64
-	casHits, casMisses, casBadval                     atomic.Uint64
-	touchHits, touchMisses                            atomic.Uint64
-	bytesRead, bytesWritten                           atomic.Uint64
-	totalConns, rejectedConns                         atomic.Uint64
-	storeTooLarge, storeNoMemory                      atomic.Uint64
-	authCmds, authErrors                              atomic.Uint64
-	connYields                                        atomic.Uint64
+	cmdGet, cmdSet, cmdFlush, cmdTouch         atomic.Uint64
+	getHits, getMisses, getExpired, getFlushed atomic.Uint64
+	deleteHits, deleteMisses                   atomic.Uint64
+	incrHits, incrMisses, decrHits, decrMisses atomic.Uint64
+	casHits, casMisses, casBadval              atomic.Uint64
+	touchHits, touchMisses                     atomic.Uint64
+	bytesRead, bytesWritten                    atomic.Uint64
+	totalConns, rejectedConns                  atomic.Uint64
+	storeTooLarge, storeNoMemory               atomic.Uint64
+	authCmds, authErrors                       atomic.Uint64
+	connYields                                 atomic.Uint64
 }
 
 // reset zeroes the counters that memcached's "stats reset" zeroes.
@@ -255,4 +255,3 @@ func boolStat(b bool) string {
 	}
 	return "0"
 }
-

@@ -316,7 +316,10 @@ func (s *Server) connStats() []Stat {
 
 // addrString renders an address as memcached does: "tcp:host:port" or
 // "unix:path".
-func addrString(a interface{ Network() string; String() string }) string {
+func addrString(a interface {
+	Network() string
+	String() string
+}) string {
 	if a == nil {
 		return "unknown"
 	}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// subKind is the kind of value an -o key takes.
+type subKind uint8
+
+const (
+	subFlag   subKind = iota // no value; one given is ignored, as memcached does
+	subInt                   // a decimal integer
+	subFloat                 // a decimal number
+	subString                // any non-empty text
+	subOptInt                // an integer, or nothing
+)
+
+// subDef is an -o key that is accepted without effect.
+type subDef struct {
+	kind subKind
+	why  string
+	// missing is memcached's message for the key without a value; if
+	// empty, "Missing <key> argument".
+	missing string
+}
+
+// ignoredSubopts are memcached's -o keys that tune its own internals.
+var ignoredSubopts = map[string]subDef{
+	"hashpower":            {subInt, whySlabs, "Missing numeric argument for hashpower"},
+	"no_hashexpand":        {subFlag, whySlabs, ""},
+	"slab_reassign":        {subFlag, whySlabs, ""},
+	"no_slab_reassign":     {subFlag, whySlabs, ""},
+	"slab_automove":        {subOptInt, whySlabs, ""},
+	"no_slab_automove":     {subFlag, whySlabs, ""},
+	"slab_automove_ratio":  {subFloat, whySlabs, ""},
+	"slab_automove_window": {subInt, whySlabs, ""},
+	"tail_repair_time":     {subInt, whySlabs, "Missing numeric argument for tail_repair_time"},
+	"hash_algorithm":       {subString, whySlabs, ""},
+	"lru_crawler":          {subFlag, whySlabs, ""},
+	"no_lru_crawler":       {subFlag, whySlabs, ""},
+	"lru_crawler_sleep":    {subInt, whySlabs, "Missing lru_crawler_sleep value"},
+	"lru_crawler_tocrawl":  {subInt, whySlabs, "Missing lru_crawler_tocrawl value"},
+	"lru_maintainer":       {subFlag, whySlabs, ""},
+	"no_lru_maintainer":    {subFlag, whySlabs, ""},
+	"hot_lru_pct":          {subInt, whySlabs, ""},
+	"warm_lru_pct":         {subInt, whySlabs, ""},
+	"hot_max_factor":       {subFloat, whySlabs, ""},
+	"warm_max_factor":      {subFloat, whySlabs, ""},
+	"temporary_ttl":        {subInt, whySlabs, ""},
+	"slab_sizes":           {subString, whySlabs, ""},
+	"slab_chunk_max":       {subInt, whySlabs, ""},
+	"track_sizes":          {subFlag, whySlabs, ""},
+	"no_chunked_items":     {subFlag, whySlabs, ""},
+	"modern":               {subFlag, "it selects memcached's internal defaults", ""},
+	"no_modern":            {subFlag, "it selects memcached's internal defaults", ""},
+	"inline_ascii_resp":    {subFlag, "it is obsolete in memcached too", ""},
+	"no_inline_ascii_resp": {subFlag, "it is obsolete in memcached too", ""},
+	"resp_obj_mem_limit":   {subFlag, "it is obsolete in memcached too", ""},
+	"read_buf_mem_limit":   {subInt, "memcluster does not pool connection buffers", ""},
+	"watcher_logbuf_size":  {subInt, whyLogger, ""},
+	"worker_logbuf_size":   {subInt, whyLogger, ""},
+	"no_maxconns_fast":     {subFlag, "memcluster always refuses connections over -c at once", ""},
+	"drop_privileges":      {subFlag, "memcluster does not sandbox itself", ""},
+	"no_drop_privileges":   {subFlag, "memcluster does not sandbox itself", ""},
+	"sock_cookie_id":       {subOptInt, "memcluster does not set socket cookies", ""},
+
+	"ext_path":                {subString, whyExtstore, ""},
+	"ext_page_size":           {subInt, whyExtstore, ""},
+	"ext_wbuf_size":           {subInt, whyExtstore, ""},
+	"ext_threads":             {subInt, whyExtstore, ""},
+	"ext_io_depth":            {subInt, whyExtstore, ""},
+	"ext_item_size":           {subInt, whyExtstore, ""},
+	"ext_item_age":            {subInt, whyExtstore, ""},
+	"ext_low_ttl":             {subInt, whyExtstore, ""},
+	"ext_recache_rate":        {subInt, whyExtstore, ""},
+	"ext_compact_under":       {subInt, whyExtstore, ""},
+	"ext_drop_under":          {subInt, whyExtstore, ""},
+	"ext_max_sleep":           {subInt, whyExtstore, ""},
+	"ext_max_frag":            {subFloat, whyExtstore, ""},
+	"ext_drop_unread":         {subFlag, whyExtstore, ""},
+	"slab_automove_freeratio": {subFloat, whyExtstore, ""},
+}
+
+// setExtended applies one -o value: a comma-separated list of key or
+// key=value, as memcached's getsubopt reads it.
+func setExtended(p *parser, opt, val string) error {
+	if val == "" {
+		return nil
+	}
+	for _, item := range strings.Split(val, ",") {
+		key, v, hasVal := strings.Cut(item, "=")
+		if err := p.subopt(item, key, v, hasVal); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// subopt applies the -o item "key" or "key=v".
+func (p *parser) subopt(item, key, v string, hasVal bool) error {
+	cfg, t := &p.o.cfg, &p.o.tls
+	missing := func(msg string) error {
+		if msg == "" {
+			msg = "Missing " + key + " argument"
+		}
+		return errors.New(msg)
+	}
+	unparsable := func() error { return fmt.Errorf("could not parse argument to %s", key) }
+	intValue := func(missingMsg string) (int, error) {
+		if !hasVal {
+			return 0, missing(missingMsg)
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return 0, unparsable()
+		}
+		return n, nil
+	}
+	stringValue := func() (string, error) {
+		if !hasVal || v == "" {
+			return "", missing("")
+		}
+		return v, nil
+	}
+
+	var err error
+	switch key {
+	case "maxconns_fast":
+		// memcached's default, and memcluster's only behaviour.
+	case "idle_timeout":
+		var n int
+		if n, err = intValue("Missing numeric argument for idle_timeout"); err == nil {
+			if n < 0 || int64(n) > math.MaxInt64/int64(time.Second) {
+				return unparsable()
+			}
+			cfg.IdleTimeout = time.Duration(n) * time.Second
+		}
+	case "ssl_chain_cert":
+		t.ChainCert, err = stringValue()
+	case "ssl_key":
+		t.Key, err = stringValue()
+	case "ssl_ciphers":
+		t.Ciphers, err = stringValue()
+	case "ssl_ca_cert":
+		t.CACert, err = stringValue()
+	case "ssl_keyformat":
+		t.KeyFormat, err = intValue("")
+	case "ssl_verify_mode":
+		var n int
+		if n, err = intValue(""); err == nil {
+			modes := []tls.ClientAuthType{tls.NoClientCert, tls.VerifyClientCertIfGiven, tls.RequireAndVerifyClientCert, tls.RequireAndVerifyClientCert}
+			if n < 0 || n >= len(modes) {
+				return errors.New("Invalid ssl_verify_mode. Use help to see valid options.")
+			}
+			t.ClientAuth = modes[n]
+		}
+	case "ssl_wbuf_size":
+		var n int
+		if n, err = intValue(""); err == nil {
+			if n < 0 || n > math.MaxInt32/1024 {
+				return unparsable()
+			}
+			t.WBufSize = n * 1024
+		}
+	case "ssl_session_cache":
+		t.SessionCache = true
+	case "ssl_kernel_tls":
+		t.KernelTLS = true
+	case "ssl_min_version":
+		var n int
+		if n, err = intValue(""); err == nil {
+			versions := []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13}
+			if n < 0 || n >= len(versions) {
+				return errors.New("Invalid ssl_min_version. Use help to see valid options.")
+			}
+			t.MinVersion = versions[n]
+		}
+	default:
+		def, ok := ignoredSubopts[key]
+		if !ok {
+			return fmt.Errorf("Illegal suboption %q", item)
+		}
+		switch def.kind {
+		case subInt:
+			_, err = intValue(def.missing)
+		case subOptInt:
+			if hasVal {
+				_, err = intValue(def.missing)
+			}
+		case subFloat:
+			if !hasVal {
+				return missing(def.missing)
+			}
+			if _, ferr := strconv.ParseFloat(v, 64); ferr != nil {
+				return unparsable()
+			}
+		case subString:
+			_, err = stringValue()
+			if err == nil && key == "hash_algorithm" && v != "jenkins" && v != "murmur3" && v != "xxh3" {
+				return errors.New("Unknown hash_algorithm option (jenkins, murmur3, xxh3)")
+			}
+		}
+		if err == nil {
+			p.ignore("-o "+key, def.why)
+		}
+	}
+	return err
+}

@@ -1,0 +1,168 @@
+// Command memcluster runs a memcluster node: a memcached-compatible cache
+// daemon that takes memcached's command-line options.
+//
+// It serves in the foreground until SIGTERM or SIGINT, then stops accepting
+// connections, lets the requests under way finish (for up to
+// shutdownTimeout), and exits 0. A second signal ends it at once.
+//
+// Exit status: 0 after a signal, -h, -V or -i; 64 (EX_USAGE) for a bad
+// command line; 1 when the node cannot start or stops on an error.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/memcluster/memcluster/node"
+)
+
+// version is memcluster's release, printed by -V. (node.Version is the
+// memcached version the node reports to clients, not this.)
+const version = "0.1.0-dev"
+
+// shutdownTimeout bounds how long a signalled node waits for its
+// connections to finish their requests before it closes them.
+const shutdownTimeout = 5 * time.Second
+
+// Exit statuses.
+const (
+	exitFailure = 1  // the node could not start, or stopped on an error
+	exitUsage   = 64 // a bad command line (sysexits' EX_USAGE)
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal ends the process at once
+	}()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the daemon: it parses args, serves until ctx is done, shuts the
+// node down and returns the exit status. Help and version go to stdout;
+// logs and errors to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	opts, err := parseArgs(args, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "memcluster: %v\nTry 'memcluster --help' for more information.\n", err)
+		return exitUsage
+	}
+	switch {
+	case opts.help:
+		writeUsage(stdout)
+		return 0
+	case opts.version:
+		writeVersion(stdout)
+		return 0
+	case opts.license:
+		writeLicense(stdout)
+		return 0
+	}
+	if err := opts.unsupported(); err != nil {
+		fmt.Fprintf(stderr, "memcluster: %v\n", err)
+		return exitUsage
+	}
+
+	cfg := opts.cfg
+	log := newLogger(stderr, cfg.Verbosity)
+	slog.SetDefault(log)
+	cfg.Logger = log
+	runtime.GOMAXPROCS(cfg.Threads)
+
+	if opts.pidFile != "" {
+		if err := writePIDFile(opts.pidFile, log); err != nil {
+			fmt.Fprintf(stderr, "memcluster: %v\n", err)
+			return exitFailure
+		}
+		defer removePIDFile(opts.pidFile, log)
+	}
+
+	srv := node.New(cfg)
+	served := make(chan error, 1)
+	go func() { served <- srv.ListenAndServe() }()
+	log.Info("memcluster starting", "version", version, "threads", cfg.Threads,
+		"memory_limit", cfg.MemoryLimit, "max_conns", cfg.MaxConns)
+
+	select {
+	case err := <-served:
+		if !errors.Is(err, node.ErrServerClosed) {
+			fmt.Fprintf(stderr, "memcluster: %v\n", err)
+			return exitFailure
+		}
+		// A client's "shutdown" command (-A) stopped the node: let the
+		// requests under way finish, as after a signal.
+		log.Info("shutdown requested by a client")
+		shutdown(srv, log)
+		return 0
+	case <-ctx.Done():
+		log.Info("signal received; shutting down", "timeout", shutdownTimeout)
+		shutdown(srv, log)
+		if err := <-served; err != nil && !errors.Is(err, node.ErrServerClosed) {
+			log.Warn("server stopped with an error", "err", err)
+		}
+		return 0
+	}
+}
+
+// shutdown stops srv, waiting at most shutdownTimeout for its connections.
+func shutdown(srv *node.Server, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("connections did not finish in time and were closed", "err", err)
+	}
+}
+
+// newLogger returns the daemon's logger: text on w, at level Warn, Info with
+// -v, Debug with -vv and more.
+func newLogger(w io.Writer, verbosity int) *slog.Logger {
+	level := slog.LevelWarn
+	switch {
+	case verbosity >= 2:
+		level = slog.LevelDebug
+	case verbosity == 1:
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// writePIDFile writes this process's ID to path, warning first, as
+// memcached does, if the file names another process that is running.
+func writePIDFile(path string, log *slog.Logger) error {
+	if b, err := os.ReadFile(path); err == nil {
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err == nil && pid > 0 && pid != os.Getpid() && processRunning(pid) {
+			log.Warn("the pid file names a running process; overwriting it", "file", path, "pid", pid)
+		}
+	}
+	if err := os.WriteFile(path, fmt.Appendf(nil, "%d\n", os.Getpid()), 0o644); err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return nil
+}
+
+// removePIDFile removes the pid file at exit.
+func removePIDFile(path string, log *slog.Logger) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		log.Warn("could not remove the pid file", "err", err)
+	}
+}
+
+// processRunning reports whether a process with this ID exists.
+func processRunning(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// keepGlobals restores what run changes for the whole process.
+func keepGlobals(t *testing.T) {
+	procs, logger := runtime.GOMAXPROCS(0), slog.Default()
+	t.Cleanup(func() {
+		runtime.GOMAXPROCS(procs)
+		slog.SetDefault(logger)
+	})
+}
+
+func TestRunPrintsAndExits(t *testing.T) {
+	tests := []struct {
+		args   []string
+		code   int
+		stdout string // a prefix of it
+		stderr string
+	}{
+		{[]string{"-h"}, 0, "memcluster " + version + ", a memcached-compatible cache node\nUsage: memcluster [options]\n", ""},
+		{[]string{"--help"}, 0, "memcluster " + version, ""},
+		{[]string{"-V"}, 0, "memcluster " + version + "\n", ""},
+		{[]string{"-i"}, 0, "memcluster " + version + "\n\n", ""},
+		{[]string{"--bogus"}, exitUsage, "", "memcluster: unrecognized option '--bogus'\nTry 'memcluster --help' for more information.\n"},
+		{[]string{"-j"}, exitUsage, "", "memcluster: invalid option -- 'j'\nTry 'memcluster --help' for more information.\n"},
+		{[]string{"-U", "1"}, exitUsage, "", "memcluster: -U 1: memcluster does not serve UDP; leave -U out or give -U 0\nTry 'memcluster --help' for more information.\n"},
+		{[]string{"-I", "2000m"}, exitUsage, "", "memcluster: Cannot set item size limit higher than 1/2 of memory max.\nTry 'memcluster --help' for more information.\n"},
+		{[]string{"-Z"}, exitUsage, "", "memcluster: TLS (-Z, --enable-ssl) is not supported yet\n"},
+		{[]string{"-Y", "/etc/memcached.auth"}, exitUsage, "", "memcluster: ASCII authentication (-Y, --auth-file) is not supported yet\n"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tt.args, &stdout, &stderr)
+			if code != tt.code {
+				t.Errorf("exit status %d, want %d", code, tt.code)
+			}
+			if !strings.HasPrefix(stdout.String(), tt.stdout) || (tt.stdout == "" && stdout.Len() > 0) {
+				t.Errorf("stdout:\n%s\nwant it to begin with:\n%s", stdout.String(), tt.stdout)
+			}
+			if got := stderr.String(); got != tt.stderr {
+				t.Errorf("stderr:\n%s\nwant:\n%s", got, tt.stderr)
+			}
+		})
+	}
+}
+
+// TestRunServesUntilCanceled runs the daemon on a unix socket and stops it
+// as a signal does.
+func TestRunServesUntilCanceled(t *testing.T) {
+	keepGlobals(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "mc.sock")
+	pidFile := filepath.Join(dir, "mc.pid")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"-s", sock, "-P", pidFile, "-t", "3", "-v", "-d"}, &stdout, &stderr)
+	}()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("run returned %d before serving; stderr:\n%s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no listener on %s after 10s; stderr:\n%s", sock, stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	if b, err := os.ReadFile(pidFile); err != nil || string(b) != fmt.Sprintf("%d\n", os.Getpid()) {
+		t.Errorf("pid file holds %q (%v), want %d", b, err, os.Getpid())
+	}
+	if got := runtime.GOMAXPROCS(0); got != 3 {
+		t.Errorf("GOMAXPROCS = %d, want 3 (-t 3)", got)
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit status %d after the signal, want 0; stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(shutdownTimeout + 5*time.Second):
+		t.Fatalf("run did not return after the signal; stderr:\n%s", stderr.String())
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file still there after exit (%v)", err)
+	}
+	logged := stderr.String()
+	for _, want := range []string{"level=WARN", "option=-d", "level=INFO", "signal received"} {
+		if !strings.Contains(logged, want) {
+			t.Errorf("stderr does not hold %q:\n%s", want, logged)
+		}
+	}
+	if stdout.String() != "" {
+		t.Errorf("stdout = %q, want nothing", stdout.String())
+	}
+}
+
+func TestRunListenFailure(t *testing.T) {
+	keepGlobals(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(context.Background(), []string{"-l", "127.0.0.1", "-p", port}, &stdout, &stderr) }()
+	select {
+	case code := <-done:
+		if code != exitFailure {
+			t.Errorf("exit status %d, want %d", code, exitFailure)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return on a port in use")
+	}
+	if got := stderr.String(); !strings.HasPrefix(got, "memcluster: ") || !strings.Contains(got, "address already in use") {
+		t.Errorf("stderr = %q, want the listen error", got)
+	}
+}
+
+func TestRunPIDFileFailure(t *testing.T) {
+	keepGlobals(t)
+	pidFile := filepath.Join(t.TempDir(), "no", "such", "dir", "mc.pid")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"-s", "/nonexistent/mc.sock", "-P", pidFile}, &stdout, &stderr)
+	if code != exitFailure {
+		t.Errorf("exit status %d, want %d", code, exitFailure)
+	}
+	if got := stderr.String(); !strings.HasPrefix(got, "memcluster: pid file: ") || !strings.Contains(got, pidFile) {
+		t.Errorf("stderr = %q, want the pid file error", got)
+	}
+}
+
+func TestNewLogger(t *testing.T) {
+	tests := []struct {
+		verbosity int
+		lowest    slog.Level
+	}{
+		{0, slog.LevelWarn},
+		{1, slog.LevelInfo},
+		{2, slog.LevelDebug},
+		{3, slog.LevelDebug},
+	}
+	for _, tt := range tests {
+		log := newLogger(&bytes.Buffer{}, tt.verbosity)
+		for _, l := range []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError} {
+			if got, want := log.Enabled(context.Background(), l), l >= tt.lowest; got != want {
+				t.Errorf("verbosity %d: level %v enabled = %v, want %v", tt.verbosity, l, got, want)
+			}
+		}
+	}
+	var b bytes.Buffer
+	newLogger(&b, 0).Warn("hello", "k", 1)
+	if got := b.String(); !strings.Contains(got, "level=WARN msg=hello k=1") {
+		t.Errorf("logged %q: want slog's text format", got)
+	}
+}
+
+func TestWritePIDFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mc.pid")
+	tests := []struct {
+		old  string
+		warn bool
+	}{
+		{"", false},
+		{"not a pid\n", false},
+		{strconv.Itoa(os.Getpid()) + "\n", false},
+		{strconv.Itoa(os.Getppid()) + "\n", true}, // a running process
+	}
+	for _, tt := range tests {
+		os.Remove(path)
+		if tt.old != "" {
+			if err := os.WriteFile(path, []byte(tt.old), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var b bytes.Buffer
+		if err := writePIDFile(path, slog.New(slog.NewTextHandler(&b, nil))); err != nil {
+			t.Fatalf("writePIDFile over %q: %v", tt.old, err)
+		}
+		if got, _ := os.ReadFile(path); string(got) != fmt.Sprintf("%d\n", os.Getpid()) {
+			t.Errorf("writePIDFile over %q: file holds %q", tt.old, got)
+		}
+		if warned := strings.Contains(b.String(), "running process"); warned != tt.warn {
+			t.Errorf("writePIDFile over %q: warned %v, want %v (%q)", tt.old, warned, tt.warn, b.String())
+		}
+	}
+	removePIDFile(path, slog.Default())
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("removePIDFile: file still there (%v)", err)
+	}
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/memcluster/memcluster/node"
+)
+
+// usageText is the -h output, laid out as memcached's: one option a line,
+// its long form, its default. Options memcluster accepts without effect say
+// so. The %[1]s verb is the version; the others are node's defaults.
+const usageText = `memcluster %[1]s, a memcached-compatible cache node
+Usage: memcluster [options]
+Options are memcached 1.6's. Those marked "ignored" are accepted, so that
+memcached's command lines keep working, but have no effect (a warning says so).
+
+-p, --port=<num>          TCP port to listen on (default: %[2]d); 0 turns TCP off
+-U, --udp-port=<num>      UDP port: only 0 (off, the default) is accepted,
+                          memcluster does not serve UDP
+-s, --unix-socket=<file>  UNIX socket to listen on (disables network support)
+-a, --unix-mask=<mask>    access mask for UNIX socket, in octal (default: %[3]o)
+-A, --enable-shutdown     enable ascii "shutdown" command
+-l, --listen=<addr>       interface to listen on (default: all interfaces); may
+                          repeat and hold a list separated by ',' or ';', each
+                          <host>[:<port>], an IPv6 address in brackets when a
+                          port follows it ([::1]:11211), '*' for all interfaces;
+                          memcached's notls:, proto[<name>]: and tag[<tag>]:
+                          prefixes are read but not acted on yet
+-d, --daemon              ignored: memcluster runs in the foreground
+-r, --enable-coredumps    ignored
+-u, --user=<user>         ignored: memcluster does not switch user; start it as
+                          the user it should run as
+-m, --memory-limit=<num>  item memory in megabytes (default: %[4]d)
+-M, --disable-evictions   return error on memory exhausted instead of evicting
+-c, --conn-limit=<num>    max simultaneous connections (default: %[5]d)
+-k, --lock-memory         ignored
+-v, --verbose             verbose: log informational messages
+-vv                       very verbose: also log debugging messages
+-vvv                      same as -vv
+    --verbose=<num>       set the verbosity to <num>, as that many -v
+-h, --help                print this help and exit
+-i, --license             print license information and exit
+-V, --version             print version and exit
+-P, --pidfile=<file>      save PID in <file>, with or without -d; removed at exit
+-f, --slab-growth-factor=<num> ignored (memcached's slab allocator)
+-n, --slab-min-size=<bytes> ignored (memcached's slab allocator)
+-L, --enable-largepages   ignored
+-D <char>                 ignored (per-prefix stats)
+-t, --threads=<num>       number of threads to use, as GOMAXPROCS (default: %[6]d)
+-R, --max-reqs-per-event  maximum number of requests a connection is served
+                          before its replies are flushed (default: %[7]d)
+-C, --disable-cas         disable use of CAS
+-b, --listen-backlog=<num> set the backlog queue limit (default: %[8]d)
+-B, --protocol=<name>     protocol - one of ascii, binary, or auto (default: auto-negotiate)
+-I, --max-item-size=<num> adjusts max item size, in bytes or with a k or m suffix
+                          (default: 1m, min: 1k, max: 1024m and half of -m)
+-S, --enable-sasl         turn on SASL authentication (binary protocol only)
+-F, --disable-flush-all   disable flush_all command
+-X, --disable-dumping     ignored
+-W, --disable-watch       ignored
+-Y, --auth-file=<file>    ASCII protocol authentication: not supported yet
+-e, --memory-file=<file>  ignored
+-Z, --enable-ssl          TLS: not supported yet
+-N, --napi-ids=<num>      ignored
+-o, --extended            comma separated list of extended options; may repeat
+   - idle_timeout:        timeout in seconds for idle connections (default: 0, no timeout)
+   - maxconns_fast:       close new connections over the limit at once; always on
+   - ssl_chain_cert, ssl_key, ssl_keyformat, ssl_verify_mode, ssl_ciphers,
+     ssl_ca_cert, ssl_wbuf_size, ssl_session_cache, ssl_kernel_tls,
+     ssl_min_version:     TLS settings, as memcached's; kept for -Z
+   - ignored, as they tune memcached's own slab allocator, LRU, hash table,
+     logger or external storage: hashpower, no_hashexpand, slab_reassign,
+     slab_automove, slab_automove_ratio, slab_automove_window,
+     tail_repair_time, hash_algorithm, lru_crawler, lru_crawler_sleep,
+     lru_crawler_tocrawl, lru_maintainer, hot_lru_pct, warm_lru_pct,
+     hot_max_factor, warm_max_factor, temporary_ttl, slab_sizes,
+     slab_chunk_max, track_sizes, no_chunked_items, modern, no_modern,
+     inline_ascii_resp, resp_obj_mem_limit, read_buf_mem_limit,
+     watcher_logbuf_size, worker_logbuf_size, no_maxconns_fast,
+     drop_privileges, sock_cookie_id, slab_automove_freeratio, ext_path,
+     ext_page_size, ext_wbuf_size, ext_threads, ext_io_depth, ext_item_size,
+     ext_item_age, ext_low_ttl, ext_recache_rate, ext_compact_under,
+     ext_drop_under, ext_max_sleep, ext_max_frag, ext_drop_unread
+     (and the no_ forms memcached has)
+`
+
+// writeUsage writes the -h text to w.
+func writeUsage(w io.Writer) {
+	fmt.Fprintf(w, usageText, version, node.DefaultPort, node.DefaultUnixMask,
+		node.DefaultMemoryLimit>>20, node.DefaultMaxConns, node.DefaultThreads,
+		node.DefaultMaxReqsPerEvent, node.DefaultBacklog)
+}
+
+// writeVersion writes the -V line to w.
+func writeVersion(w io.Writer) {
+	fmt.Fprintf(w, "memcluster %s\n", version)
+}
+
+// writeLicense writes the -i text to w.
+func writeLicense(w io.Writer) {
+	fmt.Fprintf(w, `memcluster %s
+
+memcluster is a memcached-compatible cache written in Go. It contains no code
+from memcached or libevent. Its license is in the LICENSE file of its source
+distribution.
+`, version)
+}

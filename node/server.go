@@ -40,7 +40,7 @@ type Server struct {
 	nextConnID   atomic.Uint64
 
 	mu        sync.Mutex // guards listeners and conns
-	listeners map[net.Listener]struct{}
+	listeners map[net.Listener]uint64 // listener → its id in "stats conns"
 	conns     map[*conn]struct{}
 	connsWG   sync.WaitGroup
 	done      chan struct{} // closed by closeDone
@@ -55,7 +55,7 @@ func New(cfg Config) *Server {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		started:   time.Now(),
-		listeners: make(map[net.Listener]struct{}),
+		listeners: make(map[net.Listener]uint64),
 		conns:     make(map[*conn]struct{}),
 		done:      make(chan struct{}),
 	}
@@ -192,7 +192,7 @@ func (s *Server) trackListener(l net.Listener) bool {
 	if s.shuttingDown.Load() {
 		return false
 	}
-	s.listeners[l] = struct{}{}
+	s.listeners[l] = s.nextConnID.Add(1)
 	return true
 }
 

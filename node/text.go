@@ -278,8 +278,6 @@ func (c *conn) statsCommand(req *protocol.Request) {
 		c.out = appendStats(c.out, []Stat{{"sizes_status", "disabled"}})
 	case "conns":
 		c.out = appendStats(c.out, s.connStats())
-	case "detail":
-		c.out = protocol.AppendLine(c.out, "CLIENT_ERROR usage: stats detail on|off|dump")
 	default:
 		c.textError(req, protocol.ErrUnknownCommand)
 	}
@@ -291,8 +289,8 @@ func (s *Server) connStats() []Stat {
 	defer s.mu.Unlock()
 	var out []Stat
 	now := time.Now().Unix()
-	for l := range s.listeners {
-		id := "l" + l.Addr().String()
+	for l, n := range s.listeners {
+		id := strconv.FormatUint(n, 10)
 		out = append(out,
 			Stat{id + ":addr", addrString(l.Addr())},
 			Stat{id + ":state", "conn_listening"},

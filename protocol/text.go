@@ -274,6 +274,10 @@ func (tr *TextReader) tokenize(line []byte) (tokens [][]byte, rest []byte) {
 }
 
 func (tr *TextReader) parse(req *Request, line []byte) error {
+	// memcached reads the line as a C string: it ends at the first NUL.
+	if i := bytes.IndexByte(line, 0); i >= 0 {
+		line = line[:i]
+	}
 	tokens, rest := tr.tokenize(line)
 	ntokens := len(tokens) + 1 // memcached counts the terminal token
 	if len(tokens) == 0 || len(tokens[0]) < 2 {

@@ -134,6 +134,7 @@ func TestTextDecode(t *testing.T) {
 		{"unknown", "bogus\r\n", []string{"error ERROR"}},
 		{"empty line", "\r\n", []string{"error ERROR"}},
 		{"one letter", "g\r\n", []string{"error ERROR"}},
+		{"nul ends the line", "set a\x00b 0 0 1\r\nx\r\n", []string{"error ERROR", "error ERROR"}},
 		{"http", "GET / HTTP/1.0\r\n", []string{"close"}},
 		{"long non-get line", strings.Repeat("x", 20000) + "\r\n", []string{"close"}},
 		{"long line without newline", strings.Repeat("x", 3000), []string{"close"}},

@@ -102,19 +102,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "memcluster: %v\n", err)
 			return exitFailure
 		}
-		// A client's "shutdown" command (-A) stopped the node: let the
-		// requests under way finish, as after a signal.
-		log.Info("shutdown requested by a client")
 		shutdown(srv, log)
 		return 0
+	case <-srv.Done():
+		// A client's "shutdown" command (-A): let the requests under way
+		// finish, as after a signal.
+		log.Info("shutdown requested by a client")
 	case <-ctx.Done():
 		log.Info("signal received; shutting down", "timeout", shutdownTimeout)
-		shutdown(srv, log)
-		if err := <-served; err != nil && !errors.Is(err, node.ErrServerClosed) {
-			log.Warn("server stopped with an error", "err", err)
-		}
-		return 0
 	}
+	shutdown(srv, log)
+	if err := <-served; err != nil && !errors.Is(err, node.ErrServerClosed) {
+		log.Warn("server stopped with an error", "err", err)
+	}
+	return 0
 }
 
 // shutdown stops srv, waiting at most shutdownTimeout for its connections.

@@ -39,7 +39,7 @@ type Server struct {
 	shuttingDown atomic.Bool
 	nextConnID   atomic.Uint64
 
-	mu        sync.Mutex // guards listeners and conns
+	mu        sync.Mutex              // guards listeners and conns
 	listeners map[net.Listener]uint64 // listener → its id in "stats conns"
 	conns     map[*conn]struct{}
 	connsWG   sync.WaitGroup

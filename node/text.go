@@ -60,18 +60,14 @@ func (c *conn) textError(req *protocol.Request, te *protocol.TextError) {
 	}
 	if te == protocol.ErrTooLarge {
 		c.srv.counters.storeTooLarge.Add(1)
-		c.dropOnFailedSet(req)
+		if req.Command == protocol.CmdSet {
+			// The store never saw this set; drop the old value as
+			// memcached does, so no stale data outlives a failed update.
+			c.srv.store.Delete(req.Key(), 0)
+		}
 	}
 	if !req.Noreply {
 		c.out = protocol.AppendLine(c.out, te.Line)
-	}
-}
-
-// dropOnFailedSet removes the old value of a set that could not be stored, so
-// that stale data does not outlive a failed update, as memcached does.
-func (c *conn) dropOnFailedSet(req *protocol.Request) {
-	if req.Command == protocol.CmdSet {
-		c.srv.store.Delete(req.Key(), 0)
 	}
 }
 
@@ -212,7 +208,6 @@ func (c *conn) storeText(req *protocol.Request) {
 		c.textError(req, protocol.ErrTooLarge)
 	default:
 		s.counters.storeNoMemory.Add(1)
-		c.dropOnFailedSet(req)
 		c.textError(req, protocol.ErrOutOfMemory)
 	}
 }

@@ -94,10 +94,11 @@ type Stats struct {
 }
 
 // ItemSize is the size memcached gives an item with a key of keyLen bytes and
-// a value of valueLen bytes (its 48-byte header, the CAS unique, the key with
-// its terminator and the value with its "\r\n"). Items whose ItemSize exceeds
-// ItemSizeMax are refused with TooLarge, so the limit matches memcached's
-// to the byte.
+// a value of valueLen bytes and no client flags, CAS off: its 48-byte header,
+// the key with its terminator and the value with its "\r\n". memcached adds 4
+// bytes when the flags are not zero and 8 for the CAS unique unless CAS is
+// off; the store adds them when it checks ItemSizeMax, so its limit matches
+// memcached's to the byte.
 func ItemSize(keyLen, valueLen int) int {
-	return 48 + 8 + keyLen + 1 + valueLen + 2
+	return 48 + keyLen + 1 + valueLen + 2
 }

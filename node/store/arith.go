@@ -1,0 +1,165 @@
+package store
+
+import (
+	"math"
+	"strconv"
+)
+
+// Arith adds delta to (incr) or subtracts it from (!incr) the decimal value
+// of key's item, as memcached's incr and decr: unsigned 64-bit, incr wraps
+// around, decr stops at 0. It returns the new value, the new CAS unique (0
+// with NoCAS) and the status.
+//
+// The value is read as memcached's safe_strtoull reads it: optional leading
+// white space, an optional sign, decimal digits that fit in 64 bits, then
+// the end, white space or a NUL; "-" negates modulo 2^64 and is refused when
+// the result would be negative as a signed number. Anything else, an empty
+// value or one larger than a slab chunk (512 KiB by default: memcached's
+// chunked items) gives NonNumeric. The flags and deadline are kept. A result
+// no longer than the old value is written in place, padded with trailing
+// spaces to the old length, as memcached does ("100" decr 1 reads "99 ");
+// a longer one replaces the value. Either is a mutation: a new CAS unique.
+//
+// A non-zero cas must equal the item's CAS unique, else Exists (with NoCAS,
+// every item's is 0). On a missing key Arith returns NotFound, unless create
+// is set: then it stores initial in decimal with flags 0 and deadline,
+// ignoring cas, and returns initial (NoMemory or TooLarge if it cannot).
+func (s *Store) Arith(key []byte, incr bool, delta, initial uint64, create bool, deadline int64, cas uint64) (uint64, uint64, Status) {
+	sh := s.shardFor(key)
+	var r room
+	defer s.release(&r)
+	var buf [20]byte
+	for {
+		now, fl := s.now(), s.flush.Load()
+		sh.mu.Lock()
+		e, _ := s.lookupLocked(sh, key, now, fl)
+		if e == nil {
+			if !create {
+				sh.mu.Unlock()
+				return 0, 0, NotFound
+			}
+			digits := strconv.AppendUint(buf[:0], initial, 10)
+			size := ItemSize(len(key), len(digits))
+			if s.limitSize(len(key), len(digits), 0) > s.itemMax {
+				sh.mu.Unlock()
+				return 0, 0, TooLarge
+			}
+			need := int64(size) + entryOverhead
+			if need > s.maxBytes {
+				sh.mu.Unlock()
+				return 0, 0, NoMemory
+			}
+			switch s.roomLocked(sh, need, &r, nil, now, fl) {
+			case roomRetry:
+				continue
+			case roomFail:
+				sh.mu.Unlock()
+				return 0, 0, NoMemory
+			}
+			s.commit(need, &r)
+			e = &entry{key: string(key), value: append([]byte(nil), digits...)}
+			e.deadline, e.seq, e.stored = deadline, s.seq.Add(1), now
+			s.linkLocked(sh, e)
+			sh.totalItems++
+			seq := e.seq
+			sh.mu.Unlock()
+			return initial, s.casOut(seq), OK
+		}
+
+		if len(e.value) == 0 || ItemSize(len(e.key), len(e.value)) > s.chunkMax {
+			sh.mu.Unlock()
+			return 0, 0, NonNumeric
+		}
+		if cas != 0 && cas != s.casOf(e) {
+			sh.mu.Unlock()
+			return 0, 0, Exists
+		}
+		v, ok := parseNumber(e.value)
+		if !ok {
+			sh.mu.Unlock()
+			return 0, 0, NonNumeric
+		}
+		switch {
+		case incr:
+			v += delta
+		case delta > v:
+			v = 0
+		default:
+			v -= delta
+		}
+		digits := strconv.AppendUint(buf[:0], v, 10)
+		if len(digits) <= len(e.value) {
+			n := copy(e.value, digits)
+			for i := n; i < len(e.value); i++ {
+				e.value[i] = ' '
+			}
+			e.seq = s.seq.Add(1)
+			e.stored = now
+			sh.moveToFront(e)
+			seq := e.seq
+			sh.mu.Unlock()
+			return v, s.casOut(seq), OK
+		}
+		need := int64(len(digits) - len(e.value))
+		if e.charge()+need > s.maxBytes {
+			sh.mu.Unlock()
+			return 0, 0, NoMemory
+		}
+		switch s.roomLocked(sh, need, &r, e, now, fl) {
+		case roomRetry:
+			continue
+		case roomFail:
+			sh.mu.Unlock()
+			return 0, 0, NoMemory
+		}
+		s.commit(need, &r)
+		sh.uncount(e)
+		e.value = append([]byte(nil), digits...)
+		s.countLocked(sh, e)
+		s.renewLocked(sh, e, now)
+		seq := e.seq
+		sh.mu.Unlock()
+		return v, s.casOut(seq), OK
+	}
+}
+
+// isSpace reports whether c is white space to C's isspace.
+func isSpace(c byte) bool {
+	return c == ' ' || ('\t' <= c && c <= '\r')
+}
+
+// parseNumber reads b as memcached's safe_strtoull (strtoull in base 10 and
+// its checks) does; see Arith.
+func parseNumber(b []byte) (uint64, bool) {
+	i := 0
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	neg := false
+	if i < len(b) && (b[i] == '+' || b[i] == '-') {
+		neg = b[i] == '-'
+		i++
+	}
+	start := i
+	var v uint64
+	for ; i < len(b) && '0' <= b[i] && b[i] <= '9'; i++ {
+		d := uint64(b[i] - '0')
+		if v > (math.MaxUint64-d)/10 {
+			return 0, false // strtoull's ERANGE
+		}
+		v = v*10 + d
+	}
+	if i == start {
+		return 0, false
+	}
+	if i < len(b) && b[i] != 0 && !isSpace(b[i]) {
+		return 0, false
+	}
+	if neg {
+		v = -v
+		if int64(v) < 0 {
+			return 0, false
+		}
+	}
+	return v, true
+}

@@ -1,0 +1,103 @@
+package store
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startMemcached runs the reference memcached on a free port for the test,
+// failing the test if memcached is not installed (.ci/run installs it).
+func startMemcached(t *testing.T) net.Conn {
+	t.Helper()
+	path, err := exec.LookPath("memcached")
+	if err != nil {
+		t.Fatalf("memcached is the reference and is not installed (apt-get install memcached): %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(path, "-p", strconv.Itoa(port), "-U", "0", "-l", "127.0.0.1", "-u", "root")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			t.Cleanup(func() { c.Close() })
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("memcached did not listen within 5s: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestArithMatchesMemcached runs incr and decr on the same values against
+// the real memcached and the store and compares replies and stored values.
+func TestArithMatchesMemcached(t *testing.T) {
+	c := startMemcached(t)
+	r := bufio.NewReader(c)
+	roundTrip := func(req string, lines int) string {
+		t.Helper()
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for range lines {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, strings.TrimSuffix(line, "\r\n"))
+		}
+		return strings.Join(out, "|")
+	}
+	s, _ := newTestStore(t, Config{}, 4)
+	// Not " " or other white space alone: memcached's strtoull then runs
+	// past the value's "\r\n" into whatever the slab chunk held before.
+	values := []string{"0", "1", "9", "10", "99", "100", "12345", " 5", "5 ", "\t5", "5\n",
+		"+5", "-0", "-5", "-1", "5x", "x5", "", "0x10", "- 5", "+-5", "5\x00x",
+		"18446744073709551615", "18446744073709551616", "-18446744073709551615",
+		"-9223372036854775808", "-9223372036854775809", "00000000000000000000001",
+		"99999999999999999999", "1.5", "1e3"}
+	deltas := []uint64{0, 1, 5, 100, 18446744073709551615}
+	for _, v := range values {
+		for _, incr := range []bool{true, false} {
+			for _, d := range deltas {
+				cmd := "decr"
+				if incr {
+					cmd = "incr"
+				}
+				roundTrip(fmt.Sprintf("set k 0 0 %d\r\n%s\r\n", len(v), v), 1)
+				ref := roundTrip(fmt.Sprintf("%s k %d\r\n", cmd, d), 1)
+				refValue := roundTrip("get k\r\n", 3)
+
+				s.Set(ModeSet, []byte("k"), []byte(v), 0, 0, 0)
+				n, _, st := s.Arith([]byte("k"), incr, d, 0, false, 0, 0)
+				got := strconv.FormatUint(n, 10)
+				if st == NonNumeric {
+					got = "CLIENT_ERROR cannot increment or decrement non-numeric value"
+				} else if st != OK {
+					got = st.String()
+				}
+				gv, _, _ := s.Get([]byte("k"), nil)
+				gotValue := fmt.Sprintf("VALUE k 0 %d|%s|END", len(gv), gv)
+				if got != ref || gotValue != refValue {
+					t.Errorf("%q %s %d: got %q, %q; memcached %q, %q", v, cmd, d, got, gotValue, ref, refValue)
+				}
+			}
+		}
+	}
+}

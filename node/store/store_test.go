@@ -1,0 +1,1075 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// start is the fake clock's first second.
+const start = 1_700_000_000
+
+// clock is a fake Config.Now that tests move by hand.
+type clock struct{ t atomic.Int64 }
+
+func newClock() *clock {
+	c := &clock{}
+	c.t.Store(start)
+	return c
+}
+
+func (c *clock) Now() int64      { return c.t.Load() }
+func (c *clock) Advance(d int64) { c.t.Add(d) }
+
+// newTestStore returns a store of n shards on a fake clock, without the
+// background reclaimer, closed when the test ends.
+func newTestStore(t testing.TB, cfg Config, n int) (*Store, *clock) {
+	t.Helper()
+	c := newClock()
+	if cfg.Now == nil {
+		cfg.Now = c.Now
+	}
+	s := newStore(cfg, n, false)
+	t.Cleanup(s.Close)
+	return s, c
+}
+
+func set(t testing.TB, s *Store, key, value string) uint64 {
+	t.Helper()
+	st, cas := s.Set(ModeSet, []byte(key), []byte(value), 0, 0, 0)
+	if st != OK {
+		t.Fatalf("Set(%q): got %v, want %v", key, st, OK)
+	}
+	return cas
+}
+
+func get(s *Store, key string) (string, Meta, Lookup) {
+	v, m, lk := s.Get([]byte(key), nil)
+	return string(v), m, lk
+}
+
+// checkInvariants verifies the shards' structures and accounting. The store
+// must be quiescent.
+func checkInvariants(t testing.TB, s *Store) {
+	t.Helper()
+	var bytes int64
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		counted := make([]classCounters, len(sh.classes))
+		crawls, n := 0, 0
+		for e := sh.root.next; e != &sh.root; e = e.next {
+			if e.next.prev != e {
+				t.Fatalf("shard %d: broken list links", i)
+			}
+			if e == &sh.crawl {
+				crawls++
+				continue
+			}
+			n++
+			if sh.m[e.key] != e {
+				t.Fatalf("shard %d: listed entry %q not in map", i, e.key)
+			}
+			if want := s.classOf(ItemSize(len(e.key), len(e.value))); e.class != want {
+				t.Fatalf("shard %d: entry %q in class %d, want %d", i, e.key, e.class, want)
+			}
+			counted[e.class].items++
+			counted[e.class].bytes += e.charge()
+			bytes += e.charge()
+		}
+		if crawls != 1 {
+			t.Fatalf("shard %d: cursor listed %d times, want 1", i, crawls)
+		}
+		if n != len(sh.m) {
+			t.Fatalf("shard %d: %d listed, %d in map", i, n, len(sh.m))
+		}
+		for j := range counted {
+			if counted[j].items != sh.classes[j].items || counted[j].bytes != sh.classes[j].bytes {
+				t.Fatalf("shard %d class %d: counted %d items %d bytes, gauges say %d, %d", i, j,
+					counted[j].items, counted[j].bytes, sh.classes[j].items, sh.classes[j].bytes)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	if got := s.used.Load(); got != bytes {
+		t.Fatalf("used: got %d, want %d (sum of charges)", got, bytes)
+	}
+	if got := s.Stats().Bytes; got != bytes {
+		t.Fatalf("Stats().Bytes: got %d, want %d", got, bytes)
+	}
+	if bytes > s.maxBytes {
+		t.Fatalf("bytes %d exceed MaxBytes %d", bytes, s.maxBytes)
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	s := New(Config{})
+	defer s.Close()
+	if got := s.Stats().LimitMaxBytes; got != DefaultMaxBytes {
+		t.Errorf("LimitMaxBytes: got %d, want %d", got, DefaultMaxBytes)
+	}
+	if s.itemMax != DefaultItemSizeMax {
+		t.Errorf("itemMax: got %d, want %d", s.itemMax, DefaultItemSizeMax)
+	}
+	if len(s.shards) != numShards {
+		t.Errorf("shards: got %d, want %d", len(s.shards), numShards)
+	}
+	if st, _ := s.Set(ModeSet, []byte("k"), []byte("v"), 0, 0, 0); st != OK {
+		t.Errorf("Set: got %v, want %v", st, OK)
+	}
+	if v, _, lk := get(s, "k"); lk != Hit || v != "v" {
+		t.Errorf("Get: got %q %v, want %q %v", v, lk, "v", Hit)
+	}
+	s.Close() // a second Close is harmless
+}
+
+func TestSetModes(t *testing.T) {
+	tests := []struct {
+		name    string
+		present bool // "k" holds "old" with flags 1 before the call
+		mode    Mode
+		cas     func(old uint64) uint64
+		want    Status
+		value   string // "k" after the call; "" for a miss
+		flags   uint32
+	}{
+		{"set new", false, ModeSet, nil, OK, "new", 2},
+		{"set present", true, ModeSet, nil, OK, "new", 2},
+		{"add new", false, ModeAdd, nil, OK, "new", 2},
+		{"add present", true, ModeAdd, nil, NotStored, "old", 1},
+		{"replace new", false, ModeReplace, nil, NotStored, "", 0},
+		{"replace present", true, ModeReplace, nil, OK, "new", 2},
+		{"append new", false, ModeAppend, nil, NotStored, "", 0},
+		{"append present", true, ModeAppend, nil, OK, "oldnew", 1},
+		{"prepend new", false, ModePrepend, nil, NotStored, "", 0},
+		{"prepend present", true, ModePrepend, nil, OK, "newold", 1},
+		{"cas new", false, ModeCAS, func(uint64) uint64 { return 1 }, NotFound, "", 0},
+		{"cas match", true, ModeCAS, func(c uint64) uint64 { return c }, OK, "new", 2},
+		{"cas mismatch", true, ModeCAS, func(c uint64) uint64 { return c + 1 }, Exists, "old", 1},
+		{"cas zero", true, ModeCAS, func(uint64) uint64 { return 0 }, Exists, "old", 1},
+		{"set cas match", true, ModeSet, func(c uint64) uint64 { return c }, OK, "new", 2},
+		{"set cas mismatch", true, ModeSet, func(c uint64) uint64 { return c + 1 }, Exists, "old", 1},
+		{"set cas missing", false, ModeSet, func(uint64) uint64 { return 7 }, NotFound, "", 0},
+		{"replace cas match", true, ModeReplace, func(c uint64) uint64 { return c }, OK, "new", 2},
+		{"replace cas mismatch", true, ModeReplace, func(c uint64) uint64 { return c + 1 }, Exists, "old", 1},
+		{"replace cas missing", false, ModeReplace, func(uint64) uint64 { return 7 }, NotFound, "", 0},
+		{"append cas match", true, ModeAppend, func(c uint64) uint64 { return c }, OK, "oldnew", 1},
+		{"append cas mismatch", true, ModeAppend, func(c uint64) uint64 { return c + 1 }, Exists, "old", 1},
+		{"append cas missing", false, ModeAppend, func(uint64) uint64 { return 7 }, NotStored, "", 0},
+		{"prepend cas mismatch", true, ModePrepend, func(c uint64) uint64 { return c + 1 }, Exists, "old", 1},
+		{"add cas ignored new", false, ModeAdd, func(uint64) uint64 { return 7 }, OK, "new", 2},
+		{"add cas ignored present", true, ModeAdd, func(c uint64) uint64 { return c }, NotStored, "old", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newTestStore(t, Config{}, 4)
+			var old uint64
+			if tt.present {
+				_, old = s.Set(ModeSet, []byte("k"), []byte("old"), 1, 0, 0)
+			}
+			var cas uint64
+			if tt.cas != nil {
+				cas = tt.cas(old)
+			}
+			st, newCAS := s.Set(tt.mode, []byte("k"), []byte("new"), 2, 0, cas)
+			if st != tt.want {
+				t.Fatalf("status: got %v, want %v", st, tt.want)
+			}
+			v, m, lk := get(s, "k")
+			if tt.value == "" {
+				if lk != Miss {
+					t.Fatalf("Get: got %q %v, want %v", v, lk, Miss)
+				}
+				return
+			}
+			if lk != Hit || v != tt.value || m.Flags != tt.flags {
+				t.Fatalf("Get: got %q flags %d %v, want %q flags %d %v", v, m.Flags, lk, tt.value, tt.flags, Hit)
+			}
+			if st == OK {
+				if newCAS == 0 || newCAS <= old || m.CAS != newCAS {
+					t.Fatalf("CAS: got %d (Get says %d), want a new unique > %d", newCAS, m.CAS, old)
+				}
+			} else if newCAS != 0 || m.CAS != old {
+				t.Fatalf("CAS after failure: got %d (Get says %d), want 0 (%d)", newCAS, m.CAS, old)
+			}
+			checkInvariants(t, s)
+		})
+	}
+}
+
+func TestCASUniques(t *testing.T) {
+	s, c := newTestStore(t, Config{}, 4)
+	k := []byte("k")
+	last := set(t, s, "k", "1")
+	step := func(name string, mutates bool) {
+		t.Helper()
+		_, m, lk := s.Get(k, nil)
+		if lk != Hit {
+			t.Fatalf("%s: Get got %v, want %v", name, lk, Hit)
+		}
+		if mutates && m.CAS <= last {
+			t.Fatalf("%s: CAS got %d, want > %d", name, m.CAS, last)
+		}
+		if !mutates && m.CAS != last {
+			t.Fatalf("%s: CAS got %d, want %d (unchanged)", name, m.CAS, last)
+		}
+		last = m.CAS
+	}
+	s.Touch(k, start+100)
+	step("touch", false)
+	s.GetAndTouch(k, start+200, nil)
+	step("gat", false)
+	s.Get(k, nil)
+	step("get", false)
+	s.Arith(k, true, 1, 0, false, 0, 0)
+	step("incr in place", true)
+	s.Arith(k, true, 100, 0, false, 0, 0)
+	step("incr longer", true)
+	s.Set(ModeAppend, k, []byte("0"), 0, 0, 0)
+	step("append", true)
+	s.Set(ModePrepend, k, []byte("1"), 0, 0, 0)
+	step("prepend", true)
+	s.Set(ModeReplace, k, []byte("2"), 0, 0, 0)
+	step("replace", true)
+	s.Set(ModeCAS, k, []byte("3"), 0, 0, last)
+	step("cas", true)
+	c.Advance(1)
+	// A set of another key takes the next unique: one counter for all.
+	if _, cas := s.Set(ModeSet, []byte("other"), []byte("x"), 0, 0, 0); cas != last+1 {
+		t.Errorf("next unique: got %d, want %d", cas, last+1)
+	}
+}
+
+func TestNoCAS(t *testing.T) {
+	s, _ := newTestStore(t, Config{NoCAS: true}, 4)
+	k := []byte("k")
+	if st, cas := s.Set(ModeSet, k, []byte("1"), 0, 0, 0); st != OK || cas != 0 {
+		t.Fatalf("Set: got %v %d, want %v 0", st, cas, OK)
+	}
+	if _, m, _ := s.Get(k, nil); m.CAS != 0 {
+		t.Errorf("Meta.CAS: got %d, want 0", m.CAS)
+	}
+	tests := []struct {
+		name string
+		do   func() Status
+		want Status
+	}{
+		{"cas 0", func() Status { st, _ := s.Set(ModeCAS, k, []byte("2"), 0, 0, 0); return st }, Exists},
+		{"cas 5", func() Status { st, _ := s.Set(ModeCAS, k, []byte("2"), 0, 0, 5); return st }, Exists},
+		{"cas missing", func() Status { st, _ := s.Set(ModeCAS, []byte("nope"), []byte("2"), 0, 0, 5); return st }, NotFound},
+		{"set with cas ignores it", func() Status { st, _ := s.Set(ModeSet, k, []byte("3"), 0, 0, 5); return st }, OK},
+		{"append with cas ignores it", func() Status { st, _ := s.Set(ModeAppend, k, []byte("4"), 0, 0, 5); return st }, OK},
+		{"incr with cas", func() Status { _, _, st := s.Arith(k, true, 1, 0, false, 0, 5); return st }, Exists},
+		{"incr", func() Status { _, _, st := s.Arith(k, true, 1, 0, false, 0, 0); return st }, OK},
+		{"delete with cas", func() Status { return s.Delete(k, 5) }, Exists},
+		{"delete", func() Status { return s.Delete(k, 0) }, OK},
+	}
+	for _, tt := range tests {
+		if got := tt.do(); got != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestAppendKeepsMeta(t *testing.T) {
+	for _, mode := range []Mode{ModeAppend, ModePrepend} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			s, c := newTestStore(t, Config{}, 4)
+			k := []byte("k")
+			s.Set(ModeSet, k, []byte("ab"), 9, start+100, 0)
+			s.Get(k, nil)
+			if st, _ := s.Set(mode, k, []byte("cd"), 5, start+1, 0); st != OK {
+				t.Fatalf("status: got %v, want %v", st, OK)
+			}
+			v, m, lk := s.Get(k, nil)
+			want := "abcd"
+			if mode == ModePrepend {
+				want = "cdab"
+			}
+			if lk != Hit || string(v) != want || m.Flags != 9 || m.Deadline != start+100 {
+				t.Fatalf("got %q flags %d deadline %d %v, want %q flags 9 deadline %d", v, m.Flags, m.Deadline, lk, want, start+100)
+			}
+			c.Advance(50)
+			if _, _, lk := s.Get(k, nil); lk != Hit {
+				t.Fatalf("at +50: got %v, want %v", lk, Hit)
+			}
+			c.Advance(50)
+			if _, _, lk := s.Get(k, nil); lk != MissExpired {
+				t.Fatalf("at +100: got %v, want %v", lk, MissExpired)
+			}
+			checkInvariants(t, s)
+		})
+	}
+}
+
+func TestTooLarge(t *testing.T) {
+	const max = 2048
+	s, _ := newTestStore(t, Config{ItemSizeMax: max}, 4)
+	key := []byte("k")
+	fits := max - ItemSize(1, 0) - 8 // the CAS unique
+	tests := []struct {
+		name  string
+		mode  Mode
+		vlen  int
+		want  Status
+		after string // "old", "new" or "" (missing)
+	}{
+		{"set exactly the limit", ModeSet, fits, OK, "new"},
+		{"set one over", ModeSet, fits + 1, TooLarge, ""}, // memcached drops the old item
+		{"replace one over", ModeReplace, fits + 1, TooLarge, "old"},
+		{"add one over", ModeAdd, fits + 1, TooLarge, "old"},
+		{"cas one over", ModeCAS, fits + 1, TooLarge, "old"},
+		{"append to the limit", ModeAppend, fits - 3, OK, "new"},
+		{"append one over", ModeAppend, fits - 2, NotStored, "old"},
+		{"prepend one over", ModePrepend, fits - 2, NotStored, "old"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set(t, s, "k", "old")
+			var cas uint64
+			if tt.mode == ModeCAS {
+				cas = 1
+			}
+			st, _ := s.Set(tt.mode, key, bytes.Repeat([]byte("x"), tt.vlen), 0, 0, cas)
+			if st != tt.want {
+				t.Fatalf("status: got %v, want %v", st, tt.want)
+			}
+			v, _, lk := get(s, "k")
+			switch tt.after {
+			case "":
+				if lk != Miss {
+					t.Fatalf("after: got %v, want %v", lk, Miss)
+				}
+			case "old":
+				if v != "old" {
+					t.Fatalf("after: got %q, want %q", v, "old")
+				}
+			default:
+				if lk != Hit || v == "old" {
+					t.Fatalf("after: got %.10q %v, want the new value", v, lk)
+				}
+			}
+			checkInvariants(t, s)
+		})
+	}
+}
+
+func TestDelete(t *testing.T) {
+	s, _ := newTestStore(t, Config{}, 4)
+	k := []byte("k")
+	cas := set(t, s, "k", "v")
+	if got := s.Delete(k, cas+1); got != Exists {
+		t.Errorf("mismatched cas: got %v, want %v", got, Exists)
+	}
+	if got := s.Delete(k, cas); got != OK {
+		t.Errorf("matching cas: got %v, want %v", got, OK)
+	}
+	if got := s.Delete(k, 0); got != NotFound {
+		t.Errorf("again: got %v, want %v", got, NotFound)
+	}
+	set(t, s, "k", "v")
+	if got := s.Delete(k, 0); got != OK {
+		t.Errorf("no cas: got %v, want %v", got, OK)
+	}
+	if _, _, lk := s.Get(k, nil); lk != Miss {
+		t.Errorf("Get after delete: got %v, want %v", lk, Miss)
+	}
+	checkInvariants(t, s)
+}
+
+// pad pads s with spaces to n bytes, as memcached's in-place incr does.
+func pad(s string, n int) string {
+	return s + strings.Repeat(" ", n-len(s))
+}
+
+func TestArith(t *testing.T) {
+	tests := []struct {
+		value string
+		incr  bool
+		delta uint64
+		want  uint64
+		after string // the value after; "" means unchanged
+		st    Status
+	}{
+		{"100", false, 1, 99, "99 ", OK},
+		{"99 ", true, 1, 100, "100", OK},
+		{"9", true, 1, 10, "10", OK},
+		{"10", false, 100, 0, "0 ", OK},
+		{"0", false, 5, 0, "0", OK},
+		{"5", false, 5, 0, "0", OK},
+		{"18446744073709551615", true, 1, 0, pad("0", 20), OK},
+		{"18446744073709551615", true, 2, 1, pad("1", 20), OK},
+		{"100", true, math.MaxUint64, 99, "99 ", OK},
+		{" 5", true, 1, 6, "6 ", OK},
+		{"5 ", true, 1, 6, "6 ", OK},
+		{"5  x", true, 1, 6, "6   ", OK},
+		{"\t5", true, 1, 6, "6 ", OK},
+		{"5\n", true, 1, 6, "6 ", OK},
+		{"\r\n5", true, 1, 6, "6  ", OK},
+		{"+5", true, 1, 6, "6 ", OK},
+		{"-0", true, 1, 1, "1 ", OK},
+		{"-18446744073709551615", true, 1, 2, pad("2", 21), OK},
+		{"5\x00x", true, 1, 6, "6  ", OK},
+		{"000000000000000000005", true, 1, 6, pad("6", 21), OK},
+		{"00000000000000000000001", true, 1, 2, pad("2", 23), OK},
+		{"5x", true, 1, 0, "", NonNumeric},
+		{"-5", true, 1, 0, "", NonNumeric},
+		{"-18446744073709551616", true, 1, 0, "", NonNumeric},
+		{"18446744073709551616", true, 1, 0, "", NonNumeric},
+		{"- 5", true, 1, 0, "", NonNumeric},
+		{"+-5", true, 1, 0, "", NonNumeric},
+		{"0x10", true, 1, 0, "", NonNumeric},
+		{"", true, 1, 0, "", NonNumeric},
+		{" ", true, 1, 0, "", NonNumeric},
+		{"abc", false, 1, 0, "", NonNumeric},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%q incr=%v %d", tt.value, tt.incr, tt.delta), func(t *testing.T) {
+			s, _ := newTestStore(t, Config{}, 4)
+			k := []byte("k")
+			_, old := s.Set(ModeSet, k, []byte(tt.value), 3, start+1000, 0)
+			v, cas, st := s.Arith(k, tt.incr, tt.delta, 0, false, 0, 0)
+			if st != tt.st || v != tt.want {
+				t.Fatalf("got %d %v, want %d %v", v, st, tt.want, tt.st)
+			}
+			after := tt.after
+			if after == "" {
+				after = tt.value
+			}
+			got, m, _ := get(s, "k")
+			if got != after {
+				t.Fatalf("value after: got %q, want %q", got, after)
+			}
+			if m.Flags != 3 || m.Deadline != start+1000 {
+				t.Fatalf("meta after: got flags %d deadline %d, want 3 %d", m.Flags, m.Deadline, start+1000)
+			}
+			if st == OK && (cas <= old || m.CAS != cas) {
+				t.Fatalf("CAS: got %d (Get says %d), want a new unique > %d", cas, m.CAS, old)
+			}
+			if st != OK && m.CAS != old {
+				t.Fatalf("CAS after failure: got %d, want %d", m.CAS, old)
+			}
+			checkInvariants(t, s)
+		})
+	}
+}
+
+func TestArithMissingAndCAS(t *testing.T) {
+	s, c := newTestStore(t, Config{}, 4)
+	k := []byte("n")
+	if _, _, st := s.Arith(k, true, 1, 0, false, 0, 0); st != NotFound {
+		t.Fatalf("missing: got %v, want %v", st, NotFound)
+	}
+	v, cas, st := s.Arith(k, false, 1, 42, true, start+10, 99)
+	if st != OK || v != 42 || cas == 0 {
+		t.Fatalf("create: got %d %d %v, want 42, a unique, %v", v, cas, st, OK)
+	}
+	got, m, _ := get(s, "n")
+	if got != "42" || m.Deadline != start+10 || m.Flags != 0 || m.CAS != cas {
+		t.Fatalf("created: got %q %+v, want %q deadline %d CAS %d", got, m, "42", start+10, cas)
+	}
+	if _, _, st := s.Arith(k, true, 1, 0, false, 0, cas+1); st != Exists {
+		t.Fatalf("cas mismatch: got %v, want %v", st, Exists)
+	}
+	if v, _, st := s.Arith(k, true, 1, 0, false, 0, cas); st != OK || v != 43 {
+		t.Fatalf("cas match: got %d %v, want 43 %v", v, st, OK)
+	}
+	if v, _, st := s.Arith(k, true, 1, 7, true, 0, 0); st != OK || v != 44 {
+		t.Fatalf("create on present: got %d %v, want 44 %v", v, st, OK)
+	}
+	c.Advance(10)
+	if v, _, st := s.Arith(k, true, 1, 7, true, 0, 0); st != OK || v != 7 {
+		t.Fatalf("create on expired: got %d %v, want 7 %v", v, st, OK)
+	}
+	checkInvariants(t, s)
+}
+
+func TestArithChunkedIsNonNumeric(t *testing.T) {
+	// memcached refuses to count on a chunked item: ItemSize > 512 KiB.
+	s, _ := newTestStore(t, Config{}, 4)
+	fits := slabChunkMax - ItemSize(1, 0)
+	for _, tt := range []struct {
+		vlen int
+		want Status
+	}{{fits, OK}, {fits + 1, NonNumeric}} {
+		v := append([]byte("5"), bytes.Repeat([]byte(" "), tt.vlen-1)...)
+		s.Set(ModeSet, []byte("k"), v, 0, 0, 0)
+		if _, _, st := s.Arith([]byte("k"), true, 1, 0, false, 0, 0); st != tt.want {
+			t.Errorf("ItemSize %d: got %v, want %v", ItemSize(1, tt.vlen), st, tt.want)
+		}
+	}
+}
+
+func TestParseNumber(t *testing.T) {
+	tests := []struct {
+		in   string
+		want uint64
+		ok   bool
+	}{
+		{"0", 0, true},
+		{"18446744073709551615", math.MaxUint64, true},
+		{"18446744073709551616", 0, false},
+		{"99999999999999999999", 0, false},
+		{"-9223372036854775808", 0, false},
+		{"-9223372036854775809", 9223372036854775807, true},
+		{"\v\f7\r", 7, true},
+		{"7\x00", 7, true},
+		{"7.5", 0, false},
+		{"+", 0, false},
+		{"", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := parseNumber([]byte(tt.in))
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("parseNumber(%q): got %d %v, want %d %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestExpiry(t *testing.T) {
+	s, c := newTestStore(t, Config{}, 4)
+	s.Set(ModeSet, []byte("forever"), []byte("v"), 0, 0, 0)
+	s.Set(ModeSet, []byte("ten"), []byte("v"), 0, start+10, 0)
+	s.Set(ModeSet, []byte("past"), []byte("v"), 0, 1, 0)
+	s.Set(ModeSet, []byte("touched"), []byte("v"), 0, start+10, 0)
+	s.Set(ModeSet, []byte("gat"), []byte("v"), 0, start+10, 0)
+
+	if _, _, lk := get(s, "past"); lk != MissExpired {
+		t.Errorf("deadline 1: got %v, want %v", lk, MissExpired)
+	}
+	if got := s.Touch([]byte("touched"), start+20); got != OK {
+		t.Errorf("Touch: got %v, want %v", got, OK)
+	}
+	if _, m, lk := s.GetAndTouch([]byte("gat"), start+20, nil); lk != Hit || m.Deadline != start+20 {
+		t.Errorf("GetAndTouch: got %v deadline %d, want %v %d", lk, m.Deadline, Hit, start+20)
+	}
+	c.Advance(9)
+	for _, k := range []string{"forever", "ten", "touched", "gat"} {
+		if _, _, lk := get(s, k); lk != Hit {
+			t.Errorf("%s at +9: got %v, want %v", k, lk, Hit)
+		}
+	}
+	c.Advance(1)
+	if _, _, lk := get(s, "ten"); lk != MissExpired {
+		t.Errorf("ten at +10: got %v, want %v", lk, MissExpired)
+	}
+	if _, _, lk := get(s, "ten"); lk != Miss {
+		t.Errorf("ten again: got %v, want %v (removed)", lk, Miss)
+	}
+	if got := s.Touch([]byte("ten"), 0); got != NotFound {
+		t.Errorf("Touch expired: got %v, want %v", got, NotFound)
+	}
+	c.Advance(10)
+	for _, k := range []string{"touched", "gat"} {
+		if _, _, lk := get(s, k); lk != MissExpired {
+			t.Errorf("%s at +20: got %v, want %v", k, lk, MissExpired)
+		}
+	}
+	if _, _, lk := get(s, "forever"); lk != Hit {
+		t.Errorf("forever: got %v, want %v", lk, Hit)
+	}
+	if st, _ := s.Set(ModeAdd, []byte("ten"), []byte("w"), 0, 0, 0); st != OK {
+		t.Errorf("add over expired: got %v, want %v", st, OK)
+	}
+	checkInvariants(t, s)
+}
+
+func TestFlush(t *testing.T) {
+	t.Run("now", func(t *testing.T) {
+		s, _ := newTestStore(t, Config{}, 4)
+		set(t, s, "a", "1")
+		set(t, s, "b", "2")
+		s.Flush(start)
+		set(t, s, "c", "3") // the same second: untouched
+		if _, _, lk := get(s, "a"); lk != MissFlushed {
+			t.Errorf("a: got %v, want %v", lk, MissFlushed)
+		}
+		if st, _ := s.Set(ModeReplace, []byte("b"), []byte("x"), 0, 0, 0); st != NotStored {
+			t.Errorf("replace b: got %v, want %v", st, NotStored)
+		}
+		if _, _, lk := get(s, "c"); lk != Hit {
+			t.Errorf("c: got %v, want %v", lk, Hit)
+		}
+		checkInvariants(t, s)
+	})
+	t.Run("delayed", func(t *testing.T) {
+		s, c := newTestStore(t, Config{}, 4)
+		set(t, s, "a", "1")
+		s.Flush(start + 10)
+		c.Advance(5)
+		set(t, s, "b", "2")
+		if _, _, lk := get(s, "a"); lk != Hit {
+			t.Errorf("a before: got %v, want %v", lk, Hit)
+		}
+		c.Advance(5)
+		set(t, s, "c", "3") // stored at the second of the flush: untouched
+		for k, want := range map[string]Lookup{"a": MissFlushed, "b": MissFlushed, "c": Hit} {
+			if _, _, lk := get(s, k); lk != want {
+				t.Errorf("%s at the flush: got %v, want %v", k, lk, want)
+			}
+		}
+		checkInvariants(t, s)
+	})
+	t.Run("a later flush replaces a pending one", func(t *testing.T) {
+		s, c := newTestStore(t, Config{}, 4)
+		set(t, s, "a", "1")
+		s.Flush(start + 10)
+		s.Flush(start + 20)
+		c.Advance(15)
+		if _, _, lk := get(s, "a"); lk != Hit {
+			t.Errorf("a at +15: got %v, want %v", lk, Hit)
+		}
+		c.Advance(5)
+		if _, _, lk := get(s, "a"); lk != MissFlushed {
+			t.Errorf("a at +20: got %v, want %v", lk, MissFlushed)
+		}
+	})
+	t.Run("flushes in effect stay in effect", func(t *testing.T) {
+		s, c := newTestStore(t, Config{}, 4)
+		set(t, s, "a", "1")
+		s.Flush(start) // a is flushed
+		set(t, s, "b", "2")
+		s.Flush(start + 5)
+		c.Advance(5) // b is flushed
+		set(t, s, "c", "3")
+		s.Flush(start + 100)
+		for k, want := range map[string]Lookup{"a": MissFlushed, "b": MissFlushed, "c": Hit} {
+			if _, _, lk := get(s, k); lk != want {
+				t.Errorf("%s: got %v, want %v", k, lk, want)
+			}
+		}
+	})
+	t.Run("touch does not revive", func(t *testing.T) {
+		s, _ := newTestStore(t, Config{}, 4)
+		set(t, s, "a", "1")
+		s.Flush(start)
+		if got := s.Touch([]byte("a"), 0); got != NotFound {
+			t.Errorf("Touch: got %v, want %v", got, NotFound)
+		}
+		if _, _, st := s.Arith([]byte("a"), true, 1, 0, false, 0, 0); st != NotFound {
+			t.Errorf("incr: got %v, want %v", st, NotFound)
+		}
+	})
+}
+
+// itemCharge is what an item of these sizes counts against MaxBytes.
+func itemCharge(klen, vlen int) int64 {
+	return int64(ItemSize(klen, vlen)) + entryOverhead
+}
+
+func TestLRUEviction(t *testing.T) {
+	// One shard, room for exactly three items of this size.
+	per := itemCharge(2, 10)
+	s, _ := newTestStore(t, Config{MaxBytes: 3*per + per - 1}, 1)
+	val := bytes.Repeat([]byte("v"), 10)
+	for _, k := range []string{"k1", "k2", "k3"} {
+		s.Set(ModeSet, []byte(k), val, 0, 0, 0)
+	}
+	s.Get([]byte("k1"), nil) // k2 is now the least recently used
+	s.Set(ModeSet, []byte("k4"), val, 0, 0, 0)
+	s.Touch([]byte("k3"), 0) // k1 is now the least recently used
+	s.Set(ModeAdd, []byte("k4"), val, 0, 0, 0)
+	s.Set(ModeSet, []byte("k5"), val, 0, 0, 0)
+
+	for k, want := range map[string]Lookup{"k1": Miss, "k2": Miss, "k3": Hit, "k4": Hit, "k5": Hit} {
+		if _, _, lk := get(s, k); lk != want {
+			t.Errorf("%s: got %v, want %v", k, lk, want)
+		}
+	}
+	st := s.Stats()
+	if st.Evictions != 2 || st.EvictedUnfetched != 1 || st.CurrItems != 3 || st.TotalItems != 5 {
+		t.Errorf("stats: got %+v, want 2 evictions, 1 unfetched, 3 items, 5 total", st)
+	}
+	checkInvariants(t, s)
+}
+
+func TestEvictionSparesTheTarget(t *testing.T) {
+	// Growing the only item of a full store must not evict the item itself.
+	per := itemCharge(1, 10)
+	s, _ := newTestStore(t, Config{MaxBytes: per + 5}, 1)
+	s.Set(ModeSet, []byte("k"), bytes.Repeat([]byte("1"), 10), 0, 0, 0)
+	if st, _ := s.Set(ModeAppend, []byte("k"), []byte("12345"), 0, 0, 0); st != OK {
+		t.Fatalf("append to the limit: got %v, want %v", st, OK)
+	}
+	if st, _ := s.Set(ModeAppend, []byte("k"), []byte("6"), 0, 0, 0); st != NoMemory {
+		t.Fatalf("append over the limit: got %v, want %v", st, NoMemory)
+	}
+	if v, _, _ := get(s, "k"); v != "111111111112345" {
+		t.Fatalf("value: got %q", v)
+	}
+	checkInvariants(t, s)
+}
+
+func TestNoEvictions(t *testing.T) {
+	per := itemCharge(2, 10)
+	s, c := newTestStore(t, Config{MaxBytes: 2 * per, NoEvictions: true}, 1)
+	val := bytes.Repeat([]byte("v"), 10)
+	s.Set(ModeSet, []byte("k1"), val, 0, start+10, 0)
+	s.Set(ModeSet, []byte("k2"), val, 0, 0, 0)
+	if st, _ := s.Set(ModeAdd, []byte("k3"), val, 0, 0, 0); st != NoMemory {
+		t.Fatalf("full: got %v, want %v", st, NoMemory)
+	}
+	if v, _, st := s.Arith([]byte("k4"), true, 1, 5, true, 0, 0); st != NoMemory {
+		t.Fatalf("incr create when full: got %d %v, want %v", v, st, NoMemory)
+	}
+	// A failed set drops the key's old item, as memcached does.
+	if st, _ := s.Set(ModeSet, []byte("k2"), bytes.Repeat([]byte("v"), 11), 0, 0, 0); st != NoMemory {
+		t.Fatalf("growing set when full: got %v, want %v", st, NoMemory)
+	}
+	if _, _, lk := get(s, "k2"); lk != Miss {
+		t.Fatalf("k2 after a failed set: got %v, want %v", lk, Miss)
+	}
+	s.Set(ModeSet, []byte("k2"), val, 0, 0, 0)
+	// An expired item's memory is reused even without evictions.
+	c.Advance(10)
+	if st, _ := s.Set(ModeSet, []byte("k3"), val, 0, 0, 0); st != OK {
+		t.Fatalf("over an expired item: got %v, want %v", st, OK)
+	}
+	st := s.Stats()
+	if st.Evictions != 0 || st.Reclaimed != 1 || st.ExpiredUnfetched != 1 {
+		t.Errorf("stats: got %+v, want 0 evictions, 1 reclaimed, 1 expired unfetched", st)
+	}
+	checkInvariants(t, s)
+}
+
+func TestMemoryAccounting(t *testing.T) {
+	s, _ := newTestStore(t, Config{}, 8)
+	var want int64
+	for i := range 1000 {
+		k := fmt.Sprintf("key%d", i)
+		v := bytes.Repeat([]byte("x"), i)
+		s.Set(ModeSet, []byte(k), v, 0, 0, 0)
+		want += itemCharge(len(k), len(v))
+	}
+	s.Set(ModeAppend, []byte("key1"), []byte("abc"), 0, 0, 0)
+	s.Set(ModeSet, []byte("key2"), []byte("5"), 0, 0, 0)
+	s.Arith([]byte("key2"), true, 1000, 0, false, 0, 0)
+	want += 3 + (4 - 2)
+	if got := s.Stats().Bytes; got != want {
+		t.Fatalf("Bytes: got %d, want %d", got, want)
+	}
+	checkInvariants(t, s)
+	for i := range 1000 {
+		if got := s.Delete([]byte(fmt.Sprintf("key%d", i)), 0); got != OK {
+			t.Fatalf("Delete: got %v, want %v", got, OK)
+		}
+	}
+	st := s.Stats()
+	if st.Bytes != 0 || st.CurrItems != 0 || s.used.Load() != 0 {
+		t.Fatalf("after deleting all: got Bytes %d CurrItems %d used %d, want 0", st.Bytes, st.CurrItems, s.used.Load())
+	}
+	checkInvariants(t, s)
+}
+
+func TestLargeItems(t *testing.T) {
+	// An item far larger than a shard's share of memory is stored by
+	// evicting from other shards.
+	const maxBytes = 4 << 20
+	s, _ := newTestStore(t, Config{MaxBytes: maxBytes, ItemSizeMax: 3 << 20}, 64)
+	for i := 0; s.Stats().Evictions == 0; i++ {
+		s.Set(ModeSet, []byte(fmt.Sprint(i)), bytes.Repeat([]byte("s"), 1000), 0, 0, 0)
+	}
+	big := bytes.Repeat([]byte("B"), 3<<20-ItemSize(3, 0)-8)
+	if st, _ := s.Set(ModeSet, []byte("big"), big, 0, 0, 0); st != OK {
+		t.Fatalf("big: got %v, want %v", st, OK)
+	}
+	if v, _, lk := s.Get([]byte("big"), nil); lk != Hit || !bytes.Equal(v, big) {
+		t.Fatalf("Get big: got %d bytes %v, want %d bytes %v", len(v), lk, len(big), Hit)
+	}
+	checkInvariants(t, s)
+
+	// An item larger than all of memory can never be stored.
+	s2, _ := newTestStore(t, Config{MaxBytes: 1 << 20, ItemSizeMax: 2 << 20}, 4)
+	set(t, s2, "k", "old")
+	if st, _ := s2.Set(ModeSet, []byte("k"), make([]byte, 1<<20), 0, 0, 0); st != NoMemory {
+		t.Fatalf("larger than MaxBytes: got %v, want %v", st, NoMemory)
+	}
+	if _, _, lk := get(s2, "k"); lk != Miss {
+		t.Fatalf("after a failed set: got %v, want %v", lk, Miss)
+	}
+}
+
+func TestMemoryBoundUnderRandomLoad(t *testing.T) {
+	const maxBytes = 256 << 10
+	s, c := newTestStore(t, Config{MaxBytes: maxBytes, ItemSizeMax: 128 << 10}, 16)
+	stop := make(chan struct{})
+	var over atomic.Int64
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if u := s.used.Load(); u > maxBytes {
+				over.Store(u)
+			}
+			runtime.Gosched()
+		}
+	})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 1))
+			buf := make([]byte, 0, 128<<10)
+			for range 5000 {
+				k := []byte(strconv.Itoa(r.IntN(500)))
+				n := r.IntN(300)
+				if r.IntN(50) == 0 {
+					n = r.IntN(100 << 10)
+				}
+				v := bytes.Repeat([]byte("v"), n)
+				switch op := r.IntN(10); op {
+				case 0, 1, 2:
+					s.Set(ModeSet, k, v, 0, int64(start+r.IntN(20)), 0)
+				case 3:
+					s.Set(Mode(r.IntN(6)), k, v, 0, 0, uint64(r.IntN(3)))
+				case 4:
+					s.Arith(k, r.IntN(2) == 0, r.Uint64(), 1, true, 0, 0)
+				case 5:
+					s.Delete(k, 0)
+				case 6:
+					s.Touch(k, int64(start+r.IntN(20)))
+				case 7:
+					if r.IntN(100) == 0 {
+						s.Flush(c.Now() + int64(r.IntN(3)))
+					}
+					c.Advance(int64(r.IntN(2)))
+				default:
+					buf, _, _ = s.Get(k, buf[:0])
+				}
+				if r.IntN(100) == 0 {
+					s.reclaimTick(50)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	watch.Wait()
+	if u := over.Load(); u != 0 {
+		t.Fatalf("used reached %d, over MaxBytes %d", u, maxBytes)
+	}
+	checkInvariants(t, s)
+	st := s.Stats()
+	if st.Evictions == 0 {
+		t.Errorf("no evictions: the load did not fill the store (%+v)", st)
+	}
+}
+
+func TestReclaim(t *testing.T) {
+	s, c := newTestStore(t, Config{}, 2)
+	for i := range 100 {
+		deadline := int64(0)
+		if i%2 == 0 {
+			deadline = start + 10
+		}
+		s.Set(ModeSet, []byte(fmt.Sprint(i)), []byte("v"), 0, deadline, 0)
+	}
+	s.Get([]byte("0"), nil)
+	s.reclaimTick(1000)
+	if got := s.Stats().CurrItems; got != 100 {
+		t.Fatalf("before the deadline: got %d items, want 100", got)
+	}
+	c.Advance(10)
+	// Bounded work: a small budget reclaims a little per tick.
+	s.reclaimTick(10)
+	if got := s.Stats().CurrItems; got < 80 || got >= 100 {
+		t.Fatalf("after a small tick: got %d items, want a few reclaimed", got)
+	}
+	for range 10 {
+		s.reclaimTick(10)
+	}
+	st := s.Stats()
+	if st.CurrItems != 50 || st.Reclaimed != 50 || st.ExpiredUnfetched != 49 {
+		t.Fatalf("after the ticks: got %+v, want 50 items, 50 reclaimed, 49 expired unfetched", st)
+	}
+	// Flushed items are reclaimed too.
+	s.Flush(c.Now())
+	s.reclaimTick(1000)
+	s.reclaimTick(1000)
+	if got := s.Stats().CurrItems; got != 0 {
+		t.Fatalf("after flush: got %d items, want 0", got)
+	}
+	checkInvariants(t, s)
+}
+
+func TestBackgroundReclaimer(t *testing.T) {
+	c := newClock()
+	s := New(Config{Now: c.Now})
+	defer s.Close()
+	for i := range 1000 {
+		s.Set(ModeSet, []byte(fmt.Sprint(i)), []byte("v"), 0, start+1, 0)
+	}
+	c.Advance(1)
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().CurrItems != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("CurrItems: got %d, want 0 within 10s", s.Stats().CurrItems)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := s.Stats().Reclaimed; got != 1000 {
+		t.Errorf("Reclaimed: got %d, want 1000", got)
+	}
+	if got := s.Stats().Bytes; got != 0 {
+		t.Errorf("Bytes: got %d, want 0", got)
+	}
+}
+
+func TestConcurrentCAS(t *testing.T) {
+	s := New(Config{})
+	defer s.Close()
+	const goroutines, each = 32, 300
+	key := []byte("counter")
+	s.Set(ModeSet, key, []byte("0"), 0, 0, 0)
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			var buf []byte
+			for range each {
+				for {
+					var m Meta
+					var lk Lookup
+					buf, m, lk = s.Get(key, buf[:0])
+					if lk != Hit {
+						t.Errorf("Get: got %v, want %v", lk, Hit)
+						return
+					}
+					n, _ := strconv.Atoi(string(buf))
+					st, _ := s.Set(ModeCAS, key, strconv.AppendInt(nil, int64(n+1), 10), 0, 0, m.CAS)
+					if st == OK {
+						break
+					}
+					if st != Exists {
+						t.Errorf("Set: got %v, want %v or %v", st, OK, Exists)
+						return
+					}
+				}
+			}
+		})
+		wg.Go(func() {
+			for range each {
+				if _, _, st := s.Arith([]byte("arith"), true, 1, 1, true, 0, 0); st != OK {
+					t.Errorf("Arith: got %v, want %v", st, OK)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if v, _, _ := get(s, "counter"); v != strconv.Itoa(goroutines*each) {
+		t.Errorf("counter: got %s, want %d", v, goroutines*each)
+	}
+	if v, _, _ := get(s, "arith"); v != strconv.Itoa(goroutines*each) {
+		t.Errorf("arith: got %s, want %d", v, goroutines*each)
+	}
+}
+
+func TestSlabClasses(t *testing.T) {
+	// memcached 1.6.18 -vv with the defaults.
+	want := []int{96, 120, 152, 192, 240, 304, 384, 480, 600, 752, 944, 1184, 1480, 1856, 2320,
+		2904, 3632, 4544, 5680, 7104, 8880, 11104, 13880, 17352, 21696, 27120, 33904, 42384,
+		52984, 66232, 82792, 103496, 129376, 161720, 202152, 252696, 315872, 394840, 524288}
+	got := slabClasses(chunkSizeMax(DefaultItemSizeMax))
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("classes:\n got %v\nwant %v", got, want)
+	}
+	s, _ := newTestStore(t, Config{}, 4)
+	s.Set(ModeSet, []byte("a"), make([]byte, 96-ItemSize(1, 0)), 0, 0, 0)
+	s.Set(ModeSet, []byte("b"), make([]byte, 97-ItemSize(1, 0)), 0, 0, 0)
+	s.Set(ModeSet, []byte("c"), make([]byte, 600<<10), 0, 0, 0)
+	cs := s.ClassStats()
+	if len(cs) != 3 {
+		t.Fatalf("ClassStats: got %+v, want 3 classes", cs)
+	}
+	for i, w := range []struct{ id, chunk int }{{1, 96}, {2, 120}, {39, 524288}} {
+		if cs[i].ID != w.id || cs[i].ChunkSize != w.chunk || cs[i].Items != 1 {
+			t.Errorf("class %d: got %+v, want ID %d chunk %d 1 item", i, cs[i], w.id, w.chunk)
+		}
+	}
+	if got, want := cs[1].RequestedBytes, int64(97); got != want {
+		t.Errorf("RequestedBytes: got %d, want %d", got, want)
+	}
+}
+
+func TestGetDoesNotAllocate(t *testing.T) {
+	s, _ := newTestStore(t, Config{}, 64)
+	set(t, s, "key", "value")
+	buf := make([]byte, 0, 64)
+	if n := testing.AllocsPerRun(100, func() { s.Get([]byte("key"), buf[:0]) }); n != 0 {
+		t.Errorf("Get hit: got %v allocs, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { s.Get([]byte("nokey"), buf[:0]) }); n != 0 {
+		t.Errorf("Get miss: got %v allocs, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { s.Set(ModeSet, []byte("key"), []byte("other"), 0, 0, 0) }); n != 0 {
+		t.Errorf("Set overwrite of the same size: got %v allocs, want 0", n)
+	}
+}
+
+func TestFailedWritesReleaseTheirRoom(t *testing.T) {
+	// One shard, NoEvictions, room for three items. A write that reclaims an
+	// expired item and still does not fit must give the memory back.
+	per := itemCharge(2, 10)
+	s, c := newTestStore(t, Config{MaxBytes: 3 * per, NoEvictions: true}, 1)
+	val := bytes.Repeat([]byte("v"), 10)
+	s.Set(ModeSet, []byte("k1"), val, 0, start+1, 0)
+	s.Set(ModeSet, []byte("k2"), val, 0, 0, 0)
+	s.Set(ModeSet, []byte("k3"), val, 0, 0, 0)
+	c.Advance(1)
+	big := bytes.Repeat([]byte("b"), 10+int(per)+1) // needs two items' room
+	if st, _ := s.Set(ModeSet, []byte("k4"), big, 0, 0, 0); st != NoMemory {
+		t.Fatalf("Set: got %v, want %v", st, NoMemory)
+	}
+	if got := s.Stats().Reclaimed; got != 1 {
+		t.Fatalf("Reclaimed: got %d, want 1", got)
+	}
+	checkInvariants(t, s)
+	s.Set(ModeSet, []byte("n1"), []byte("9"), 0, 0, 0)
+	s.Set(ModeAppend, []byte("n1"), bytes.Repeat([]byte("9"), 9), 0, 0, 0)
+	// Full now: growing 9999999999 to 10000000000 needs a byte more.
+	if _, _, st := s.Arith([]byte("n1"), true, 1, 0, false, 0, 0); st != NoMemory {
+		t.Fatalf("Arith growth when full: got %v, want %v", st, NoMemory)
+	}
+	if v, _, _ := get(s, "n1"); v != "9999999999" {
+		t.Fatalf("n1 after a failed incr: got %q, want %q", v, "9999999999")
+	}
+	if st, _ := s.Set(ModeAppend, []byte("n1"), []byte("1"), 0, 0, 0); st != NoMemory {
+		t.Fatalf("append when full: got %v, want %v", st, NoMemory)
+	}
+	checkInvariants(t, s)
+
+	tiny, _ := newTestStore(t, Config{ItemSizeMax: ItemSize(1, 1)}, 1)
+	if _, _, st := tiny.Arith([]byte("k"), true, 1, 10, true, 0, 0); st != TooLarge {
+		t.Fatalf("Arith create over ItemSizeMax: got %v, want %v", st, TooLarge)
+	}
+	small, _ := newTestStore(t, Config{MaxBytes: itemCharge(1, 1) - 1}, 1)
+	if _, _, st := small.Arith([]byte("k"), true, 1, 1, true, 0, 0); st != NoMemory {
+		t.Fatalf("Arith create over MaxBytes: got %v, want %v", st, NoMemory)
+	}
+}
+
+func TestStrings(t *testing.T) {
+	for _, tt := range []struct{ got, want string }{
+		{NonNumeric.String(), "NonNumeric"},
+		{Status(99).String(), "Status(99)"},
+		{ModePrepend.String(), "ModePrepend"},
+		{Mode(99).String(), "Mode(99)"},
+		{MissFlushed.String(), "MissFlushed"},
+		{Lookup(99).String(), "Lookup(99)"},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,254 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serveForTest runs a server for cfg on a loopback port and shuts it down
+// when the test ends. It returns the server and its address.
+func serveForTest(t *testing.T, cfg Config) (*Server, string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(cfg)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-served; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+	return s, l.Addr().String()
+}
+
+// dialForTest connects to addr with a deadline on every exchange.
+func dialForTest(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+// roundTrip sends req and reads n reply lines.
+func roundTrip(t *testing.T, c net.Conn, r *bufio.Reader, req string, n int) string {
+	t.Helper()
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading reply line %d to %q: %v (so far %q)", i, req, err, b.String())
+		}
+		b.WriteString(line)
+	}
+	return b.String()
+}
+
+func TestPipelinedRequestsAnsweredInOrder(t *testing.T) {
+	_, addr := serveForTest(t, Config{})
+	c, r := dialForTest(t, addr)
+	var req strings.Builder
+	for i := 0; i < 100; i++ {
+		req.WriteString("set k 0 0 1\r\nx\r\nget k\r\n")
+	}
+	got := roundTrip(t, c, r, req.String(), 400)
+	want := strings.Repeat("STORED\r\nVALUE k 0 1\r\nx\r\nEND\r\n", 100)
+	if got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestConnectionLimit(t *testing.T) {
+	s, addr := serveForTest(t, Config{MaxConns: 2})
+	c1, r1 := dialForTest(t, addr)
+	c2, r2 := dialForTest(t, addr)
+	for _, cr := range []struct {
+		c net.Conn
+		r *bufio.Reader
+	}{{c1, r1}, {c2, r2}} {
+		if got := roundTrip(t, cr.c, cr.r, "version\r\n", 1); got != "VERSION "+Version+"\r\n" {
+			t.Fatalf("got %q, want the version", got)
+		}
+	}
+	c3, r3 := dialForTest(t, addr)
+	line, err := r3.ReadString('\n')
+	if err != nil || line != "ERROR Too many open connections\r\n" {
+		t.Fatalf("third connection: got %q, %v; want the too-many error", line, err)
+	}
+	if _, err := r3.ReadByte(); err != io.EOF {
+		t.Errorf("third connection: got %v after the error, want EOF", err)
+	}
+	_ = c3
+	// The first two carry on.
+	if got := roundTrip(t, c1, r1, "version\r\n", 1); got != "VERSION "+Version+"\r\n" {
+		t.Errorf("first connection after refusal: got %q", got)
+	}
+	if got := s.counters.rejectedConns.Load(); got != 1 {
+		t.Errorf("rejected_connections: got %d, want 1", got)
+	}
+}
+
+func TestIdleTimeoutClosesIdleConnections(t *testing.T) {
+	_, addr := serveForTest(t, Config{IdleTimeout: 200 * time.Millisecond})
+	c, r := dialForTest(t, addr)
+	if got := roundTrip(t, c, r, "version\r\n", 1); !strings.HasPrefix(got, "VERSION") {
+		t.Fatalf("got %q", got)
+	}
+	start := time.Now()
+	if _, err := r.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: got %v, want EOF", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("closed after %v, want about 200ms", d)
+	}
+}
+
+func TestShutdownFinishesInFlightRequests(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{})
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(l) }()
+	c, r := dialForTest(t, l.Addr().String())
+	idle, idleR := dialForTest(t, l.Addr().String())
+	if got := roundTrip(t, idle, idleR, "version\r\n", 1); !strings.HasPrefix(got, "VERSION") {
+		t.Fatalf("got %q", got)
+	}
+	// Begin a set whose data has not arrived yet.
+	if _, err := io.WriteString(c, "set k 0 0 5\r\nhel"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return !connIdle(s, c.LocalAddr().String()) })
+
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shut <- s.Shutdown(ctx)
+	}()
+	// The idle connection is closed at once.
+	if _, err := idleR.ReadByte(); err != io.EOF {
+		t.Errorf("idle connection during shutdown: got %v, want EOF", err)
+	}
+	// The one in mid-request gets its answer, then is closed.
+	if _, err := io.WriteString(c, "lo\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	line, err := r.ReadString('\n')
+	if err != nil || line != "STORED\r\n" {
+		t.Fatalf("in-flight set: got %q, %v; want STORED", line, err)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Errorf("Serve: got %v, want ErrServerClosed", err)
+	}
+}
+
+func TestShutdownCommand(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		enabled bool
+		req     string
+		want    string
+	}{
+		{"refused without -A", false, "shutdown\r\n", "ERROR: shutdown not enabled\r\n"},
+		{"bad mode", true, "shutdown now\r\n", "CLIENT_ERROR invalid shutdown mode\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, addr := serveForTest(t, Config{EnableShutdown: tt.enabled})
+			c, r := dialForTest(t, addr)
+			if got := roundTrip(t, c, r, tt.req, 1); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+			select {
+			case <-s.Done():
+				t.Error("server began shutting down")
+			default:
+			}
+		})
+	}
+	s, addr := serveForTest(t, Config{EnableShutdown: true})
+	c, r := dialForTest(t, addr)
+	if _, err := io.WriteString(c, "shutdown\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadByte(); err != io.EOF {
+		t.Errorf("after shutdown: got %v, want EOF", err)
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(5 * time.Second):
+		t.Error("Done not closed after the shutdown command")
+	}
+}
+
+func TestDeadline(t *testing.T) {
+	s := New(Config{})
+	defer s.store.Close()
+	now := time.Now().Unix()
+	for _, tt := range []struct {
+		exptime int64
+		min     int64
+		max     int64
+	}{
+		{0, 0, 0},
+		{-1, 1, 1},
+		{10, now + 10, now + 11},
+		{maxRelativeExptime, now + maxRelativeExptime, now + maxRelativeExptime + 1},
+		{maxRelativeExptime + 1, 1, 1},    // a unix time long past
+		{now + 100, now + 100, now + 100}, // a unix time to come
+	} {
+		if got := s.deadline(tt.exptime); got < tt.min || got > tt.max {
+			t.Errorf("deadline(%d) = %d, want %d..%d", tt.exptime, got, tt.min, tt.max)
+		}
+	}
+}
+
+// connIdle reports whether the server's connection from local is waiting
+// for a request.
+func connIdle(s *Server, local string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.nc.RemoteAddr().String() == local {
+			return c.idle.Load()
+		}
+	}
+	return true
+}
+
+// waitFor polls cond until it holds, failing the test after 5 seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -63,10 +63,6 @@ func (c Command) IsStorage() bool { return c >= CmdSet && c <= CmdCas }
 // MaxKeyLen is the longest key memcached accepts.
 const MaxKeyLen = 250
 
-// maxLine is how long a line other than a multi-key get may grow before the
-// connection is closed, as memcached does after 2048 bytes without a newline.
-const maxLine = 2048
-
 // maxGetLine bounds a multi-key get line. memcached lets it grow without
 // bound; we stop at 64 MiB (more than 250,000 keys of 250 bytes).
 const maxGetLine = 64 << 20
@@ -183,9 +179,12 @@ func (tr *TextReader) Next() (*Request, error) {
 	return req, tr.parse(req, line)
 }
 
-// readLine returns the next line without its "\n" or "\r\n". Like memcached,
-// it gives up on a connection whose buffered input holds more than 2048 bytes
-// without a newline, unless that input is a get or gets.
+// readLine returns the next line without its "\n" or "\r\n". A line that
+// fills the 16 KiB read buffer without a newline closes the connection unless
+// it is a get or gets, which may grow to maxGetLine. (memcached closes once
+// more than 2048 bytes are buffered without a newline, so whether it answers
+// a 3000-byte line or hangs up depends on how the bytes arrived; this rule
+// gives the answer memcached gives when they arrive together, every time.)
 func (tr *TextReader) readLine() ([]byte, error) {
 	for {
 		n := tr.br.Buffered()
@@ -193,9 +192,6 @@ func (tr *TextReader) readLine() ([]byte, error) {
 		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
 			_, _ = tr.br.Discard(i + 1)
 			return trimCR(buf[:i]), nil
-		}
-		if n > maxLine && !isLongGet(buf) {
-			return nil, ErrClose
 		}
 		if n == tr.br.Size() {
 			return tr.readLongLine()
@@ -216,7 +212,7 @@ func (tr *TextReader) readLongLine() ([]byte, error) {
 	for {
 		chunk, err := tr.br.ReadSlice('\n')
 		tr.long = append(tr.long, chunk...)
-		if len(tr.long) > maxGetLine {
+		if len(tr.long) > maxGetLine || !isLongGet(tr.long) {
 			return nil, ErrClose
 		}
 		switch err {
@@ -238,7 +234,7 @@ func trimCR(line []byte) []byte {
 	return line
 }
 
-// isLongGet reports whether line may grow past maxLine: memcached lets only a
+// isLongGet reports whether line may outgrow the read buffer: memcached lets only a
 // get or gets with at most 100 leading spaces do so.
 func isLongGet(line []byte) bool {
 	trimmed := bytes.TrimLeft(line, " ")

@@ -137,7 +137,8 @@ func TestTextDecode(t *testing.T) {
 		{"nul ends the line", "set a\x00b 0 0 1\r\nx\r\n", []string{"error ERROR", "error ERROR"}},
 		{"http", "GET / HTTP/1.0\r\n", []string{"close"}},
 		{"long non-get line", strings.Repeat("x", 20000) + "\r\n", []string{"close"}},
-		{"long line without newline", strings.Repeat("x", 3000), []string{"close"}},
+		{"long line without newline", strings.Repeat("x", 20000), []string{"close"}},
+		{"3000-byte line answered", strings.Repeat("x", 3000) + "\r\nversion\r\n", []string{"error ERROR", "version"}},
 		{"truncated data", "set k 0 0 10\r\nabc", []string{"io unexpected EOF"}},
 	}
 	for _, tt := range tests {

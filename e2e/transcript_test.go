@@ -3,10 +3,12 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"testing"
 )
 
 // A normalizer turns the replies of one connection into lines that are
@@ -18,8 +20,9 @@ import (
 //     keeps its unique" and "a new store gets a new one" still compare
 //     (0, memcached's unique with CAS off, stays 0);
 //   - a block of STAT lines becomes the sorted set of its names, with values
-//     kept only for the statistics in statValues (and the server's own port
-//     shown as <port>); stats conns' file descriptor numbers become <fd>;
+//     kept only for the statistics in statValues and statValuePattern (and
+//     the server's own port shown as <port>); stats conns' file descriptor
+//     numbers become <fd>;
 //   - "VERSION anything" becomes "VERSION <version>".
 //
 // Every other byte is kept. Data blocks are cut by their announced length,
@@ -58,9 +61,17 @@ var statValues = map[string]bool{
 	"item_size_max": true, "binding_protocol": true, "auth_enabled_sasl": true,
 	"tcp_backlog": true, "num_threads": true, "reqs_per_event": true,
 	"idle_timeout": true, "maxconns_fast": true, "evictions_setting": true,
+	"growth_factor": true, "chunk_size": true, "stat_key_prefix": true,
+	"detail_enabled": true, "auth_enabled_ascii": true, "track_sizes": true,
+	"ssl_enabled": true,
 	// stats sizes
 	"sizes_status": true,
 }
+
+// statValuePattern matches the per-class statistics of stats items and
+// stats slabs whose values two servers must agree on: they show that an
+// item is filed in memcached's size class and counted at memcached's size.
+var statValuePattern = regexp.MustCompile(`^(items:[0-9]+:(number|mem_requested)|[0-9]+:(chunk_size|used_chunks))$`)
 
 // connStat matches the names of stats conns lines, "<fd>:<field>".
 var connStat = regexp.MustCompile(`^[0-9]+:(addr|listen_addr|state|secs_since_last_cmd)$`)
@@ -146,7 +157,7 @@ func (n *normalizer) stat(line string) string {
 	if strings.HasPrefix(line, "STAT evictions ") && (value == "on" || value == "off") {
 		key = "evictions_setting" // stats settings' evictions is on/off
 	}
-	if !statValues[key] {
+	if !statValues[key] && !statValuePattern.MatchString(name) {
 		return "STAT " + name + "\r\n"
 	}
 	if value == n.port {
@@ -285,4 +296,313 @@ func diffLines(want, got []string, indent string) string {
 		b.WriteString(indent + lines[k] + "\n")
 	}
 	return b.String()
+}
+
+// The stats policy. memcluster prints a statistic only when it has an
+// honest value for it, so it prints fewer than memcached, whose internals
+// (hash table, slab mover, LRU crawler, logger, extstore …) it does not
+// have. A STAT block of memcluster's is therefore held to a rule rather
+// than compared line for line with memcached's block for the same command:
+//
+//   - every name memcluster prints, memcached prints too: no invented stats;
+//   - the names the kind of block requires (statsKinds) are printed by both;
+//   - the values the normalizer keeps (statValues, statValuePattern) agree.
+//
+// statsView applies the rule by cutting memcached's blocks down to the
+// names memcluster's print and the required ones: the two replies are then
+// equal exactly when the rule holds, and their diff shows each breach.
+// Blocks of other kinds (stats conns, stats sizes) are compared whole.
+
+// statsKind is one kind of STAT block under the policy.
+type statsKind struct {
+	name string
+	// is reports whether memcached's block (its names and kept values)
+	// is of this kind.
+	is func(ref map[string]string) bool
+	// required returns the names both servers must print, given
+	// memcached's block.
+	required func(ref map[string]string) []string
+}
+
+// requiredStats are the names of "stats" that memcluster must print.
+var requiredStats = strings.Fields(`pid uptime time version pointer_size
+	rusage_user rusage_system max_connections curr_connections
+	total_connections rejected_connections cmd_get cmd_set cmd_flush
+	cmd_touch get_hits get_misses get_expired get_flushed delete_hits
+	delete_misses incr_hits incr_misses decr_hits decr_misses cas_hits
+	cas_misses cas_badval touch_hits touch_misses bytes_read bytes_written
+	limit_maxbytes threads bytes curr_items total_items evictions reclaimed`)
+
+// requiredSettings are the names of "stats settings" that memcluster must
+// print: every setting it has and acts on.
+var requiredSettings = strings.Fields(`maxbytes maxconns tcpport udpport inter
+	verbosity evictions domain_socket umask shutdown_command growth_factor
+	chunk_size num_threads stat_key_prefix detail_enabled cas_enabled
+	binding_protocol auth_enabled_sasl auth_enabled_ascii item_size_max
+	maxconns_fast flush_enabled idle_timeout track_sizes ssl_enabled`)
+
+// requiredItemFields are the fields of "stats items" memcluster must print
+// for each class memcached lists.
+var requiredItemFields = strings.Fields(`number mem_requested evicted reclaimed
+	expired_unfetched evicted_unfetched`)
+
+var slabClassStat = regexp.MustCompile(`^([0-9]+):used_chunks$`)
+
+var statsKinds = []statsKind{
+	{
+		name:     "stats",
+		is:       func(ref map[string]string) bool { _, ok := ref["pid"]; return ok },
+		required: func(map[string]string) []string { return requiredStats },
+	},
+	{
+		name:     "stats settings",
+		is:       func(ref map[string]string) bool { _, ok := ref["maxbytes"]; return ok },
+		required: func(map[string]string) []string { return requiredSettings },
+	},
+	{
+		// Every class memcached lists holds items: memcluster must list
+		// it too, under the same number.
+		name: "stats items",
+		is: func(ref map[string]string) bool {
+			for name := range ref {
+				if strings.HasPrefix(name, "items:") {
+					return true
+				}
+			}
+			return false
+		},
+		required: func(ref map[string]string) []string {
+			var out []string
+			for name := range ref {
+				if class, ok := strings.CutSuffix(name, ":number"); ok {
+					for _, f := range requiredItemFields {
+						out = append(out, class+":"+f)
+					}
+				}
+			}
+			return out
+		},
+	},
+	{
+		// memcached lists every class that ever had a slab page; the
+		// classes that hold items now must be listed by both.
+		name: "stats slabs",
+		is:   func(ref map[string]string) bool { _, ok := ref["active_slabs"]; return ok },
+		required: func(ref map[string]string) []string {
+			out := []string{"active_slabs", "total_malloced"}
+			for name, v := range ref {
+				if m := slabClassStat.FindStringSubmatch(name); m != nil && v != "0" {
+					out = append(out, m[1]+":chunk_size", m[1]+":used_chunks")
+				}
+			}
+			return out
+		},
+	},
+}
+
+// statName returns the name and kept value of a normalized STAT line.
+func statName(line string) (name, value string) {
+	rest := strings.TrimSuffix(strings.TrimPrefix(line, "STAT "), "\r\n")
+	name, value, _ = strings.Cut(rest, " ")
+	return name, value
+}
+
+// statBlocks returns the STAT blocks of normalized lines, keyed by how many
+// other lines come before each: the k-th block of one reply pairs with the
+// block of the other reply that the same lines precede.
+func statBlocks(lines []string) map[int][2]int {
+	blocks := map[int][2]int{}
+	others := 0
+	for i := 0; i < len(lines); {
+		if !strings.HasPrefix(lines[i], "STAT ") {
+			others++
+			i++
+			continue
+		}
+		j := i
+		for j < len(lines) && strings.HasPrefix(lines[j], "STAT ") {
+			j++
+		}
+		blocks[others] = [2]int{i, j}
+		i = j
+	}
+	return blocks
+}
+
+// statsCheck is the policy's verdict on one pair of blocks.
+type statsCheck struct {
+	kind              string
+	invented, missing []string
+	view              []string // memcached's block cut down as statsView does
+}
+
+// checkStats applies the policy to each pair of STAT blocks of ref
+// (memcached's normalized reply) and got (memcluster's), keyed as
+// statBlocks keys them. Blocks of no policy kind are left out.
+func checkStats(ref, got []string) map[int]statsCheck {
+	out := map[int]statsCheck{}
+	gotBlocks := statBlocks(got)
+	for k, rb := range statBlocks(ref) {
+		gb, ok := gotBlocks[k]
+		if !ok {
+			continue
+		}
+		refStats := map[string]string{}
+		for _, l := range ref[rb[0]:rb[1]] {
+			name, value := statName(l)
+			refStats[name] = value
+		}
+		var kind *statsKind
+		for i := range statsKinds {
+			if statsKinds[i].is(refStats) {
+				kind = &statsKinds[i]
+				break
+			}
+		}
+		if kind == nil {
+			continue
+		}
+		c := statsCheck{kind: kind.name}
+		gotNames := map[string]bool{}
+		for _, l := range got[gb[0]:gb[1]] {
+			name, _ := statName(l)
+			gotNames[name] = true
+			if _, ok := refStats[name]; !ok {
+				c.invented = append(c.invented, name)
+			}
+		}
+		keep := maps.Clone(gotNames)
+		for _, name := range kind.required(refStats) {
+			keep[name] = true
+			if !gotNames[name] {
+				c.missing = append(c.missing, name)
+			}
+		}
+		slices.Sort(c.missing)
+		for _, l := range ref[rb[0]:rb[1]] {
+			if name, _ := statName(l); keep[name] {
+				c.view = append(c.view, l)
+			}
+		}
+		out[k] = c
+	}
+	return out
+}
+
+// statsView returns ref with each STAT block that the policy covers cut
+// down to the names got's matching block prints and the required ones.
+func statsView(ref, got []string) []string {
+	checks := checkStats(ref, got)
+	if len(checks) == 0 {
+		return ref
+	}
+	blocks := statBlocks(ref)
+	var out []string
+	for i := 0; i < len(ref); {
+		found := false
+		for k, b := range blocks {
+			if b[0] == i {
+				if c, ok := checks[k]; ok {
+					out = append(out, c.view...)
+					i = b[1]
+					found = true
+				}
+				break
+			}
+		}
+		if !found {
+			out = append(out, ref[i])
+			i++
+		}
+	}
+	return out
+}
+
+// statsProblems describes the breaches of the policy in got, memcluster's
+// reply, against ref, memcached's: invented and missing names. (Values that
+// differ show in the diff.)
+func statsProblems(ref, got []string) []string {
+	checks := checkStats(ref, got)
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(checks)) {
+		c := checks[k]
+		if len(c.invented) > 0 {
+			out = append(out, fmt.Sprintf("%s: memcluster prints names memcached does not (invented): %s", c.kind, strings.Join(c.invented, " ")))
+		}
+		if len(c.missing) > 0 {
+			out = append(out, fmt.Sprintf("%s: required names memcluster does not print: %s", c.kind, strings.Join(c.missing, " ")))
+		}
+	}
+	return out
+}
+
+// TestStatsPolicy checks the stats policy's verdicts on made-up blocks, so
+// that the comparison suite cannot pass because the policy hides a
+// difference.
+func TestStatsPolicy(t *testing.T) {
+	lines := func(ls ...string) []string {
+		out := make([]string, len(ls))
+		for i, l := range ls {
+			out[i] = l + "\r\n"
+		}
+		return out
+	}
+	item := func(class string, number, requested string) []string {
+		p := "STAT items:" + class + ":"
+		return lines(p+"age", p+"evicted", p+"evicted_unfetched", p+"expired_unfetched",
+			p+"mem_requested "+requested, p+"number "+number, p+"reclaimed")
+	}
+	without := func(ls []string, name string) []string {
+		return slices.DeleteFunc(slices.Clone(ls), func(l string) bool { n, _ := statName(l); return n == name })
+	}
+	end := lines("END")
+	ref := slices.Concat(item("1", "1", "61"), end)
+	ours := without(ref, "items:1:age") // memcluster has no age
+	for _, tc := range []struct {
+		name     string
+		ref, got []string
+		equal    bool
+		problems []string // substrings of the problems, in order
+	}{
+		{"subset with required names", ref, ours, true, nil},
+		{"same", ref, ref, true, nil},
+		{"invented name", ref, slices.Concat(ours[:len(ours)-1], lines("STAT items:1:zzz"), end), false,
+			[]string{"invented): items:1:zzz"}},
+		{"required name missing", ref, without(ours, "items:1:evicted"), false,
+			[]string{"required names memcluster does not print: items:1:evicted"}},
+		{"wrong class", ref, slices.Concat(without(item("2", "1", "61"), "items:2:age"), end), false,
+			[]string{"invented): items:2:evicted", "not print: items:1:evicted"}},
+		{"value differs", ref, slices.Concat(without(item("1", "2", "61"), "items:1:age"), end), false, nil},
+		{"block of no policy kind compared whole", lines("STAT <fd>:addr", "STAT <fd>:state", "END"),
+			lines("STAT <fd>:addr", "END"), false, nil},
+		{"blocks paired by the lines before them", slices.Concat(end, ref), slices.Concat(ours, ours), false,
+			nil},
+		{"second block of two", slices.Concat(lines("OK"), ref), slices.Concat(lines("OK"), ours), true, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			view := statsView(tc.ref, tc.got)
+			if eq := slices.Equal(view, tc.got); eq != tc.equal {
+				t.Errorf("statsView equal to memcluster's reply: got %v, want %v\nview %q\ngot  %q", eq, tc.equal, view, tc.got)
+			}
+			problems := statsProblems(tc.ref, tc.got)
+			if len(problems) != len(tc.problems) {
+				t.Fatalf("problems: got %q, want %d matching %q", problems, len(tc.problems), tc.problems)
+			}
+			for i, p := range tc.problems {
+				if !strings.Contains(problems[i], p) {
+					t.Errorf("problem %d: got %q, want it to mention %q", i, problems[i], p)
+				}
+			}
+		})
+	}
+
+	// Every name "stats" requires is checked.
+	refStats := slices.Concat(lines("STAT pid", "STAT libevent"), end)
+	for _, name := range requiredStats[1:] {
+		refStats = slices.Insert(refStats, 0, "STAT "+name+"\r\n")
+	}
+	p := statsProblems(refStats, lines("STAT pid", "END"))
+	if len(p) != 1 || !strings.Contains(p[0], "stats: required names") || !strings.Contains(p[0], "reclaimed") {
+		t.Errorf("stats with only pid: problems %q, want the required names missing", p)
+	}
 }

@@ -1,10 +1,11 @@
 package node
 
 import (
+	"math/bits"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -12,8 +13,16 @@ import (
 	"github.com/memcluster/memcluster/protocol"
 )
 
-// counters are the server's command counters, under memcached's stat names.
-// Every field is updated atomically by any connection goroutine.
+// The statistics follow one rule: a stat is printed under memcached's name
+// only if memcluster has an honest value for it, one it measures or a
+// setting it acts on. memcached's internals (its hash table, slab mover,
+// LRU crawler and maintainer, logger, extstore, TLS options …) have no
+// counterpart here and are left out rather than filled with invented
+// values.
+
+// counters are the server's command counters, under memcached's stat names,
+// and its per-prefix statistics. Every field is updated atomically (detail
+// under its own lock) by any connection goroutine.
 type counters struct {
 	cmdGet, cmdSet, cmdFlush, cmdTouch         atomic.Uint64
 	getHits, getMisses, getExpired, getFlushed atomic.Uint64
@@ -25,10 +34,13 @@ type counters struct {
 	totalConns, rejectedConns                  atomic.Uint64
 	storeTooLarge, storeNoMemory               atomic.Uint64
 	authCmds, authErrors                       atomic.Uint64
-	connYields                                 atomic.Uint64
+
+	detail detailStats // "stats detail"
 }
 
-// reset zeroes the counters that memcached's "stats reset" zeroes.
+// reset zeroes the counters that memcached's "stats reset" zeroes, and
+// forgets the per-prefix statistics as it does (whether "stats detail" is
+// on is kept).
 func (c *counters) reset() {
 	for _, v := range []*atomic.Uint64{
 		&c.cmdGet, &c.cmdSet, &c.cmdFlush, &c.cmdTouch,
@@ -37,10 +49,22 @@ func (c *counters) reset() {
 		&c.decrHits, &c.decrMisses, &c.casHits, &c.casMisses, &c.casBadval,
 		&c.touchHits, &c.touchMisses, &c.bytesRead, &c.bytesWritten,
 		&c.totalConns, &c.rejectedConns, &c.storeTooLarge, &c.storeNoMemory,
-		&c.authCmds, &c.authErrors, &c.connYields,
+		&c.authCmds, &c.authErrors,
 	} {
 		v.Store(0)
 	}
+	c.detail.clear()
+}
+
+// resetStats answers "stats reset": it zeroes what memcached's stats_reset
+// zeroes, the command, byte and connection counters, the store's
+// cumulative item counters (total_items, evictions, reclaimed,
+// expired_unfetched, evicted_unfetched, in total and per class) and the
+// per-prefix statistics. Gauges (curr_items, bytes, curr_connections …)
+// are kept.
+func (s *Server) resetStats() {
+	s.counters.reset()
+	s.store.ResetStats()
 }
 
 // Stat is one statistic: a name and its value, as "stats" prints them.
@@ -49,6 +73,9 @@ type Stat struct {
 }
 
 // Stats returns the general statistics of "stats", in memcached's order.
+// Left out: libevent (none is used) and conn_yields (connections do not
+// yield after -R requests), with memcached's internals. reclaimed counts
+// what memcached splits into reclaimed and crawler_reclaimed.
 func (s *Server) Stats() []Stat {
 	now := time.Now()
 	var ru syscall.Rusage
@@ -64,7 +91,6 @@ func (s *Server) Stats() []Stat {
 		{"uptime", i(int64(now.Sub(s.started).Seconds()))},
 		{"time", i(now.Unix())},
 		{"version", Version},
-		{"libevent", "go" + runtime.Version()[2:]},
 		{"pointer_size", strconv.Itoa(strconv.IntSize)},
 		{"rusage_user", rusage(ru.Utime)},
 		{"rusage_system", rusage(ru.Stime)},
@@ -100,9 +126,8 @@ func (s *Server) Stats() []Stat {
 		{"bytes_written", ld(&c.bytesWritten)},
 		{"limit_maxbytes", i(st.LimitMaxBytes)},
 		{"accepting_conns", boolStat(!s.shuttingDown.Load())},
-		{"listen_disabled_num", "0"},
+		{"listen_disabled_num", "0"}, // listening is never disabled: -c is enforced per connection
 		{"threads", strconv.Itoa(s.cfg.Threads)},
-		{"conn_yields", ld(&c.connYields)},
 		{"bytes", i(st.Bytes)},
 		{"curr_items", i(st.CurrItems)},
 		{"total_items", u(st.TotalItems)},
@@ -114,8 +139,13 @@ func (s *Server) Stats() []Stat {
 	return stats
 }
 
-// Settings returns the statistics of "stats settings": the configuration
-// under memcached's names.
+// Settings returns the statistics of "stats settings": the settings
+// memcluster acts on, under memcached's names and in its order. memcached's
+// settings that tune what memcluster does not have (slab mover, LRU
+// crawler and maintainer, hash table, logger, extstore, TLS, UDP) are left
+// out; so are -R and -b, which memcluster accepts but does not act on.
+// growth_factor and chunk_size are those of the size classes "stats items"
+// and "stats slabs" report.
 func (s *Server) Settings() []Stat {
 	cfg := &s.cfg
 	itoa := strconv.Itoa
@@ -131,10 +161,9 @@ func (s *Server) Settings() []Stat {
 		{"maxbytes", strconv.FormatInt(cfg.MemoryLimit, 10)},
 		{"maxconns", itoa(cfg.MaxConns)},
 		{"tcpport", itoa(max(cfg.Port, 0))},
-		{"udpport", "0"},
+		{"udpport", "0"}, // UDP is not served
 		{"inter", iface},
 		{"verbosity", itoa(int(s.verbosity.Load()))},
-		{"oldest", "0"},
 		{"evictions", onOff(!cfg.NoEvictions)},
 		{"domain_socket", sock},
 		{"umask", strconv.FormatUint(uint64(cfg.UnixMask), 8)},
@@ -142,30 +171,17 @@ func (s *Server) Settings() []Stat {
 		{"growth_factor", "1.25"},
 		{"chunk_size", "48"},
 		{"num_threads", itoa(cfg.Threads)},
-		{"num_threads_per_udp", itoa(cfg.Threads)},
-		{"stat_key_prefix", ":"},
-		{"detail_enabled", "no"},
-		{"reqs_per_event", itoa(cfg.MaxReqsPerEvent)},
+		{"stat_key_prefix", string(prefixDelimiter)},
+		{"detail_enabled", yesNo(s.counters.detail.enabled())},
 		{"cas_enabled", yesNo(!cfg.NoCAS)},
-		{"tcp_backlog", itoa(cfg.Backlog)},
 		{"binding_protocol", cfg.Protocol + protocolSuffix(cfg.Protocol)},
 		{"auth_enabled_sasl", yesNo(cfg.SASL)},
 		{"auth_enabled_ascii", "no"},
 		{"item_size_max", itoa(cfg.ItemSizeMax)},
 		{"maxconns_fast", "yes"},
-		{"hashpower_init", "0"},
-		{"slab_reassign", "yes"},
-		{"slab_automove", "1"},
-		{"lru_crawler", "yes"},
-		{"lru_maintainer_thread", "yes"},
 		{"flush_enabled", yesNo(!cfg.DisableFlushAll)},
-		{"dump_enabled", "yes"},
 		{"idle_timeout", itoa(int(cfg.IdleTimeout / time.Second))},
-		{"watcher_logbuf_size", "262144"},
-		{"worker_logbuf_size", "65536"},
-		{"read_buf_mem_limit", "0"},
-		{"track_sizes", "no"},
-		{"inline_ascii_response", "no"},
+		{"track_sizes", "no"}, // "stats sizes" is disabled
 		{"ssl_enabled", "no"},
 	}
 }
@@ -178,41 +194,230 @@ func protocolSuffix(p string) string {
 	return ""
 }
 
-// itemStats returns "stats items" lines for the store's size classes.
+// itemStats returns "stats items": for each size class that holds items,
+// in memcached's class numbering, the fields memcluster counts. memcached's
+// LRU segment sizes and ages, and its crawler and slab mover counters, have
+// no counterpart here. reclaimed counts the dead items the background
+// reclaimer removed as well, which memcached counts apart as
+// crawler_reclaimed.
 func (s *Server) itemStats() []Stat {
-	st := s.store.Stats()
-	if st.CurrItems == 0 {
-		return nil
+	var out []Stat
+	for _, c := range s.store.ClassStats() {
+		if c.Items == 0 {
+			continue // as memcached: only classes holding items
+		}
+		p := "items:" + strconv.Itoa(c.ID) + ":"
+		out = append(out,
+			Stat{p + "number", strconv.FormatInt(c.Items, 10)},
+			Stat{p + "mem_requested", strconv.FormatInt(c.RequestedBytes, 10)},
+			Stat{p + "evicted", strconv.FormatUint(c.Evictions, 10)},
+			Stat{p + "reclaimed", strconv.FormatUint(c.Reclaimed, 10)},
+			Stat{p + "expired_unfetched", strconv.FormatUint(c.ExpiredUnfetched, 10)},
+			Stat{p + "evicted_unfetched", strconv.FormatUint(c.EvictedUnfetched, 10)},
+		)
 	}
-	p := "items:1:"
-	return []Stat{
-		{p + "number", strconv.FormatInt(st.CurrItems, 10)},
-		{p + "evicted", strconv.FormatUint(st.Evictions, 10)},
-		{p + "evicted_unfetched", strconv.FormatUint(st.EvictedUnfetched, 10)},
-		{p + "reclaimed", strconv.FormatUint(st.Reclaimed, 10)},
-		{p + "expired_unfetched", strconv.FormatUint(st.ExpiredUnfetched, 10)},
+	return out
+}
+
+// slabStats returns "stats slabs": for each size class in use, its chunk
+// size and how many items it holds (each item is one chunk), then
+// memcached's totals: the classes listed, and the bytes held against -m.
+// There are no slab pages, so memcached's page and free-chunk counts are
+// left out.
+func (s *Server) slabStats() []Stat {
+	classes := s.store.ClassStats()
+	var out []Stat
+	var malloced int64
+	for _, c := range classes {
+		p := strconv.Itoa(c.ID) + ":"
+		out = append(out,
+			Stat{p + "chunk_size", strconv.Itoa(c.ChunkSize)},
+			Stat{p + "used_chunks", strconv.FormatInt(c.Items, 10)},
+		)
+		malloced += c.Bytes
+	}
+	return append(out,
+		Stat{"active_slabs", strconv.Itoa(len(classes))},
+		Stat{"total_malloced", strconv.FormatInt(malloced, 10)},
+	)
+}
+
+// prefixDelimiter ends a key's prefix for "stats detail" (memcached's -D,
+// default ':'). memcluster accepts -D but keeps the default.
+const prefixDelimiter = ':'
+
+// prefixBuckets is memcached's PREFIX_HASH_SIZE: "stats detail dump" lists
+// prefixes bucket by bucket, as memcached does.
+const prefixBuckets = 256
+
+// detailStats are memcached's per-prefix statistics ("stats detail"): for
+// each key prefix (a key's bytes before its first prefixDelimiter), how many
+// get, set and delete commands named it and how many of the gets hit. Keys
+// without the delimiter are not counted. Nothing is recorded unless
+// "stats detail on"; while off, a record call costs one atomic load.
+//
+// All methods are safe for concurrent use. Keys passed in are not retained.
+type detailStats struct {
+	on atomic.Bool
+
+	mu       sync.Mutex               // guards prefixes and buckets
+	prefixes map[string]*prefixCounts // by prefix
+	// buckets order the dump as memcached's: by bucket, murmur3 of the
+	// prefix modulo prefixBuckets, and in a bucket newest first.
+	buckets [prefixBuckets]*prefixCounts
+}
+
+// prefixCounts are the counters of one prefix.
+type prefixCounts struct {
+	next                   *prefixCounts // in the same bucket, older
+	prefix                 string
+	gets, hits, sets, dels uint64
+}
+
+// The commands detailStats counts.
+const (
+	detailGet = iota
+	detailSet
+	detailDelete
+)
+
+func (d *detailStats) enabled() bool { return d.on.Load() }
+
+// setEnabled turns recording on or off; counts so far are kept.
+func (d *detailStats) setEnabled(on bool) { d.on.Store(on) }
+
+// recordGet counts a get of key (get, gets, gat, gats, for each key) that
+// hit or missed.
+func (d *detailStats) recordGet(key []byte, hit bool) {
+	if d.on.Load() {
+		d.record(key, detailGet, hit)
 	}
 }
 
-// slabStats returns "stats slabs" lines: one pseudo class holding every
-// item, and memcached's totals.
-func (s *Server) slabStats() []Stat {
-	st := s.store.Stats()
-	var out []Stat
-	if st.CurrItems > 0 {
-		out = append(out,
-			Stat{"1:used_chunks", strconv.FormatInt(st.CurrItems, 10)},
-			Stat{"1:mem_requested", strconv.FormatInt(st.Bytes, 10)},
-		)
+// recordSet counts a storage command (set, add, replace, append, prepend,
+// cas) for key, whatever its outcome.
+func (d *detailStats) recordSet(key []byte) {
+	if d.on.Load() {
+		d.record(key, detailSet, false)
 	}
-	active := 0
-	if st.CurrItems > 0 {
-		active = 1
+}
+
+// recordDelete counts a delete of key, whether it found the key or not.
+func (d *detailStats) recordDelete(key []byte) {
+	if d.on.Load() {
+		d.record(key, detailDelete, false)
 	}
-	return append(out,
-		Stat{"active_slabs", strconv.Itoa(active)},
-		Stat{"total_malloced", strconv.FormatInt(st.Bytes, 10)},
-	)
+}
+
+func (d *detailStats) record(key []byte, op int, hit bool) {
+	n := -1
+	for i, b := range key {
+		if b == prefixDelimiter {
+			n = i
+			break
+		}
+		if b == 0 { // memcached reads the key as a C string
+			return
+		}
+	}
+	if n < 0 {
+		return
+	}
+	prefix := key[:n]
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.prefixes[string(prefix)]
+	if p == nil {
+		if d.prefixes == nil {
+			d.prefixes = make(map[string]*prefixCounts)
+		}
+		p = &prefixCounts{prefix: string(prefix)}
+		b := murmur3(prefix) % prefixBuckets
+		p.next, d.buckets[b] = d.buckets[b], p
+		d.prefixes[p.prefix] = p
+	}
+	switch op {
+	case detailGet:
+		p.gets++
+		if hit {
+			p.hits++
+		}
+	case detailSet:
+		p.sets++
+	case detailDelete:
+		p.dels++
+	}
+}
+
+// clear forgets every prefix, as "stats reset".
+func (d *detailStats) clear() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.prefixes = nil
+	d.buckets = [prefixBuckets]*prefixCounts{}
+}
+
+// appendDump appends the reply to "stats detail dump": a line
+// "PREFIX <prefix> get <n> hit <n> set <n> del <n>" for each prefix, in
+// memcached's order, then END.
+func (d *detailStats) appendDump(dst []byte) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, p := range d.buckets {
+		for ; p != nil; p = p.next {
+			dst = append(dst, "PREFIX "...)
+			dst = append(dst, p.prefix...)
+			dst = append(dst, " get "...)
+			dst = strconv.AppendUint(dst, p.gets, 10)
+			dst = append(dst, " hit "...)
+			dst = strconv.AppendUint(dst, p.hits, 10)
+			dst = append(dst, " set "...)
+			dst = strconv.AppendUint(dst, p.sets, 10)
+			dst = append(dst, " del "...)
+			dst = strconv.AppendUint(dst, p.dels, 10)
+			dst = append(dst, '\r', '\n')
+		}
+	}
+	return append(dst, protocol.ReplyEnd...)
+}
+
+// murmur3 is MurmurHash3_x86_32 with seed 0, memcached's default hash,
+// which places prefixes in its buckets.
+func murmur3(data []byte) uint32 {
+	const c1, c2 = 0xcc9e2d51, 0x1b873593
+	var h uint32
+	n := len(data)
+	for ; len(data) >= 4; data = data[4:] {
+		k := uint32(data[0]) | uint32(data[1])<<8 | uint32(data[2])<<16 | uint32(data[3])<<24
+		k *= c1
+		k = bits.RotateLeft32(k, 15)
+		k *= c2
+		h ^= k
+		h = bits.RotateLeft32(h, 13)
+		h = h*5 + 0xe6546b64
+	}
+	var k uint32
+	switch len(data) {
+	case 3:
+		k ^= uint32(data[2]) << 16
+		fallthrough
+	case 2:
+		k ^= uint32(data[1]) << 8
+		fallthrough
+	case 1:
+		k ^= uint32(data[0])
+		k *= c1
+		k = bits.RotateLeft32(k, 15)
+		k *= c2
+		h ^= k
+	}
+	h ^= uint32(n)
+	h ^= h >> 16
+	h *= 0x85ebca6b
+	h ^= h >> 13
+	h *= 0xc2b2ae35
+	h ^= h >> 16
+	return h
 }
 
 // appendStats appends stats lines and the terminating END.

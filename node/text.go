@@ -60,6 +60,7 @@ func (c *conn) textError(req *protocol.Request, te *protocol.TextError) {
 	}
 	if te == protocol.ErrTooLarge {
 		c.srv.counters.storeTooLarge.Add(1)
+		c.srv.counters.detail.recordSet(req.Key())
 		if req.Command == protocol.CmdSet {
 			// The store never saw this set; drop the old value as
 			// memcached does, so no stale data outlives a failed update.
@@ -80,6 +81,7 @@ func (c *conn) handleText(req *protocol.Request) {
 	case protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdAppend, protocol.CmdPrepend, protocol.CmdCas:
 		c.storeText(req)
 	case protocol.CmdDelete:
+		s.counters.detail.recordDelete(req.Key())
 		if s.store.Delete(req.Key(), 0) == store.OK {
 			s.counters.deleteHits.Add(1)
 			c.reply(req, protocol.ReplyDeleted)
@@ -151,6 +153,7 @@ func (c *conn) retrieve(req *protocol.Request) {
 			s.counters.cmdGet.Add(1)
 		}
 		c.scratch = value
+		s.counters.detail.recordGet(key, lookup == store.Hit)
 		switch lookup {
 		case store.Hit:
 			if touch {
@@ -180,6 +183,7 @@ func (c *conn) retrieve(req *protocol.Request) {
 func (c *conn) storeText(req *protocol.Request) {
 	s := c.srv
 	s.counters.cmdSet.Add(1)
+	s.counters.detail.recordSet(req.Key())
 	var cas uint64
 	if req.Command == protocol.CmdCas {
 		cas = req.CAS
@@ -261,8 +265,10 @@ func (c *conn) statsCommand(req *protocol.Request) {
 	}
 	switch string(req.Args[0]) {
 	case "reset":
-		s.counters.reset()
+		s.resetStats()
 		c.out = append(c.out, protocol.ReplyReset...)
+	case "detail":
+		c.statsDetail(req)
 	case "settings":
 		c.out = appendStats(c.out, s.Settings())
 	case "items":
@@ -275,6 +281,28 @@ func (c *conn) statsCommand(req *protocol.Request) {
 		c.out = appendStats(c.out, s.connStats())
 	default:
 		c.textError(req, protocol.ErrUnknownCommand)
+	}
+}
+
+// statsDetail answers "stats detail on|off|dump" as memcached: words after
+// the first are ignored, and a missing or unknown one is a usage error.
+func (c *conn) statsDetail(req *protocol.Request) {
+	d := &c.srv.counters.detail
+	sub := ""
+	if len(req.Args) > 1 {
+		sub = string(req.Args[1])
+	}
+	switch sub {
+	case "on":
+		d.setEnabled(true)
+		c.out = append(c.out, protocol.ReplyOK...)
+	case "off":
+		d.setEnabled(false)
+		c.out = append(c.out, protocol.ReplyOK...)
+	case "dump":
+		c.out = d.appendDump(c.out)
+	default:
+		c.out = protocol.AppendLine(c.out, "CLIENT_ERROR usage: stats detail on|off|dump")
 	}
 }
 

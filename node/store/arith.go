@@ -113,7 +113,7 @@ func (s *Store) Arith(key []byte, incr bool, delta, initial uint64, create bool,
 			return 0, 0, NoMemory
 		}
 		s.commit(need, &r)
-		sh.uncount(e)
+		s.uncountLocked(sh, e)
 		e.value = append([]byte(nil), digits...)
 		s.countLocked(sh, e)
 		s.renewLocked(sh, e, now)

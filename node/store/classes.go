@@ -1,8 +1,10 @@
 package store
 
 // Size classes: the store has no slabs, but it sorts items into memcached's
-// slab classes by ItemSize so that "stats items" and "stats slabs" can be
-// answered in memcached's terms.
+// slab classes by the size memcached gives them (ItemSize with the flags and
+// CAS bytes it adds: its ITEM_ntotal) so that "stats items" and "stats
+// slabs" can be answered in memcached's terms, an item in the class
+// memcached would put it in.
 const (
 	classSmallest = 96      // memcached: sizeof(item) + the default -n 48
 	classFactor   = 1.25    // memcached's default -f
@@ -14,9 +16,9 @@ const (
 // ClassStats are the counters and gauges of one size class.
 type ClassStats struct {
 	ID               int    // memcached's class number, from 1
-	ChunkSize        int    // the largest ItemSize the class holds; the last class also holds all larger items
+	ChunkSize        int    // the largest item the class holds, by memcached's ITEM_ntotal; the last class also holds all larger items
 	Items            int64  // live items held (and dead ones not yet removed)
-	RequestedBytes   int64  // the sum of their ItemSizes: memcached's mem_requested
+	RequestedBytes   int64  // the sum of their sizes by memcached's ITEM_ntotal: its mem_requested
 	Bytes            int64  // what they count against MaxBytes
 	Evictions        uint64 // live items removed to make room
 	EvictedUnfetched uint64 // evicted items that were never read
@@ -39,6 +41,7 @@ func (s *Store) ClassStats() []ClassStats {
 			c, o := &sh.classes[j], &out[j]
 			o.Items += c.items
 			o.Bytes += c.bytes
+			o.RequestedBytes += c.requested
 			o.Evictions += c.evictions
 			o.EvictedUnfetched += c.evictedUnfetched
 			o.Reclaimed += c.reclaimed
@@ -51,11 +54,29 @@ func (s *Store) ClassStats() []ClassStats {
 		if o.Items == 0 && o.Evictions == 0 && o.Reclaimed == 0 {
 			continue
 		}
-		o.RequestedBytes = o.Bytes - o.Items*entryOverhead
 		out[n] = o
 		n++
 	}
 	return out[:n]
+}
+
+// ResetStats zeroes the cumulative counters, as memcached's "stats reset"
+// does: TotalItems, Evictions, EvictedUnfetched, Reclaimed and
+// ExpiredUnfetched, in Stats and in every class. The gauges (Bytes,
+// CurrItems, the classes' Items, Bytes and RequestedBytes) are kept. Like
+// Stats, it locks each shard in turn.
+func (s *Store) ResetStats() {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		sh.totalItems = 0
+		for j := range sh.classes {
+			c := &sh.classes[j]
+			c.evictions, c.evictedUnfetched = 0, 0
+			c.reclaimed, c.expiredUnfetched = 0, 0
+		}
+		sh.mu.Unlock()
+	}
 }
 
 // chunkSizeMax is the largest slab chunk memcached uses with an item size

@@ -36,6 +36,7 @@ func (e *entry) charge() int64 {
 type classCounters struct {
 	items            int64 // items linked
 	bytes            int64 // their charges
+	requested        int64 // their sizes as memcached's ITEM_ntotal (Store.limitSize)
 	evictions        uint64
 	evictedUnfetched uint64
 	reclaimed        uint64
@@ -84,7 +85,7 @@ func (sh *shard) moveToFront(e *entry) {
 }
 
 // classOf returns the index of the smallest size class that holds an item of
-// ItemSize size, or the largest class.
+// size bytes by memcached's ITEM_ntotal (limitSize), or the largest class.
 func (s *Store) classOf(size int) uint8 {
 	i := sort.SearchInts(s.classes, size)
 	if i == len(s.classes) {
@@ -94,18 +95,25 @@ func (s *Store) classOf(size int) uint8 {
 }
 
 // countLocked sets e's class from its size and adds e to its class's gauges.
+// The class is the one memcached files the item under: by its
+// ITEM_ntotal, which counts the client flags and the CAS unique
+// (Store.limitSize).
 func (s *Store) countLocked(sh *shard, e *entry) {
-	e.class = s.classOf(ItemSize(len(e.key), len(e.value)))
+	n := s.limitSize(len(e.key), len(e.value), e.flags)
+	e.class = s.classOf(n)
 	c := &sh.classes[e.class]
 	c.items++
 	c.bytes += e.charge()
+	c.requested += int64(n)
 }
 
-// uncount takes e out of its class's gauges.
-func (sh *shard) uncount(e *entry) {
+// uncountLocked takes e out of its class's gauges. e's key, value and flags
+// must be those it was counted with.
+func (s *Store) uncountLocked(sh *shard, e *entry) {
 	c := &sh.classes[e.class]
 	c.items--
 	c.bytes -= e.charge()
+	c.requested -= int64(s.limitSize(len(e.key), len(e.value), e.flags))
 }
 
 // linkLocked adds the new entry e to sh as the most recently used.
@@ -120,7 +128,7 @@ func (s *Store) linkLocked(sh *shard, e *entry) {
 func (s *Store) dropLocked(sh *shard, e *entry) int64 {
 	delete(sh.m, e.key)
 	sh.unlink(e)
-	sh.uncount(e)
+	s.uncountLocked(sh, e)
 	return e.charge()
 }
 

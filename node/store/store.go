@@ -355,7 +355,7 @@ func (s *Store) Set(mode Mode, key, value []byte, flags uint32, deadline int64, 
 			e.flags, e.deadline, e.seq, e.stored = flags, deadline, seq, now
 			s.linkLocked(sh, e)
 		} else {
-			sh.uncount(e)
+			s.uncountLocked(sh, e)
 			if cap(e.value) == len(value) {
 				e.value = e.value[:len(value)]
 			} else {
@@ -416,7 +416,7 @@ func (s *Store) concat(mode Mode, key, value []byte, cas uint64) (Status, uint64
 		} else {
 			copy(v[copy(v, value):], e.value)
 		}
-		sh.uncount(e)
+		s.uncountLocked(sh, e)
 		e.value = v
 		s.countLocked(sh, e)
 		s.renewLocked(sh, e, now)

@@ -78,11 +78,13 @@ func checkInvariants(t testing.TB, s *Store) {
 			if sh.m[e.key] != e {
 				t.Fatalf("shard %d: listed entry %q not in map", i, e.key)
 			}
-			if want := s.classOf(ItemSize(len(e.key), len(e.value))); e.class != want {
+			size := s.limitSize(len(e.key), len(e.value), e.flags)
+			if want := s.classOf(size); e.class != want {
 				t.Fatalf("shard %d: entry %q in class %d, want %d", i, e.key, e.class, want)
 			}
 			counted[e.class].items++
 			counted[e.class].bytes += e.charge()
+			counted[e.class].requested += int64(size)
 			bytes += e.charge()
 		}
 		if crawls != 1 {
@@ -92,9 +94,9 @@ func checkInvariants(t testing.TB, s *Store) {
 			t.Fatalf("shard %d: %d listed, %d in map", i, n, len(sh.m))
 		}
 		for j := range counted {
-			if counted[j].items != sh.classes[j].items || counted[j].bytes != sh.classes[j].bytes {
-				t.Fatalf("shard %d class %d: counted %d items %d bytes, gauges say %d, %d", i, j,
-					counted[j].items, counted[j].bytes, sh.classes[j].items, sh.classes[j].bytes)
+			if c, g := counted[j], sh.classes[j]; c.items != g.items || c.bytes != g.bytes || c.requested != g.requested {
+				t.Fatalf("shard %d class %d: counted %d items %d bytes %d requested, gauges say %d, %d, %d", i, j,
+					c.items, c.bytes, c.requested, g.items, g.bytes, g.requested)
 			}
 		}
 		sh.mu.Unlock()
@@ -984,21 +986,35 @@ func TestSlabClasses(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("classes:\n got %v\nwant %v", got, want)
 	}
+	// Items are filed by memcached's ITEM_ntotal: ItemSize, 8 bytes of
+	// CAS unique unless CAS is off, 4 of flags if they are not zero.
 	s, _ := newTestStore(t, Config{}, 4)
-	s.Set(ModeSet, []byte("a"), make([]byte, 96-ItemSize(1, 0)), 0, 0, 0)
-	s.Set(ModeSet, []byte("b"), make([]byte, 97-ItemSize(1, 0)), 0, 0, 0)
+	s.Set(ModeSet, []byte("a"), make([]byte, 96-8-ItemSize(1, 0)), 0, 0, 0)   // 96: class 1
+	s.Set(ModeSet, []byte("b"), make([]byte, 97-8-ItemSize(1, 0)), 0, 0, 0)   // 97: class 2
+	s.Set(ModeSet, []byte("d"), make([]byte, 96-8-4-ItemSize(1, 0)), 1, 0, 0) // flags: 96, class 1
+	s.Set(ModeSet, []byte("e"), make([]byte, 96-8-ItemSize(1, 0)), 1, 0, 0)   // flags: 100, class 2
 	s.Set(ModeSet, []byte("c"), make([]byte, 600<<10), 0, 0, 0)
 	cs := s.ClassStats()
 	if len(cs) != 3 {
 		t.Fatalf("ClassStats: got %+v, want 3 classes", cs)
 	}
-	for i, w := range []struct{ id, chunk int }{{1, 96}, {2, 120}, {39, 524288}} {
-		if cs[i].ID != w.id || cs[i].ChunkSize != w.chunk || cs[i].Items != 1 {
-			t.Errorf("class %d: got %+v, want ID %d chunk %d 1 item", i, cs[i], w.id, w.chunk)
+	for i, w := range []struct {
+		id, chunk int
+		items     int64
+		requested int64
+	}{{1, 96, 2, 96 + 96}, {2, 120, 2, 97 + 100}, {39, 524288, 1, int64(ItemSize(1, 600<<10) + 8)}} {
+		if cs[i].ID != w.id || cs[i].ChunkSize != w.chunk || cs[i].Items != w.items || cs[i].RequestedBytes != w.requested {
+			t.Errorf("class %d: got %+v, want ID %d chunk %d %d items %d bytes requested", i, cs[i], w.id, w.chunk, w.items, w.requested)
 		}
 	}
-	if got, want := cs[1].RequestedBytes, int64(97); got != want {
-		t.Errorf("RequestedBytes: got %d, want %d", got, want)
+
+	// With CAS off, memcached's item has no CAS unique: 8 bytes less.
+	s, _ = newTestStore(t, Config{NoCAS: true}, 4)
+	s.Set(ModeSet, []byte("a"), make([]byte, 96-ItemSize(1, 0)), 0, 0, 0)
+	s.Set(ModeSet, []byte("b"), make([]byte, 97-ItemSize(1, 0)), 0, 0, 0)
+	cs = s.ClassStats()
+	if len(cs) != 2 || cs[0].ID != 1 || cs[0].RequestedBytes != 96 || cs[1].ID != 2 || cs[1].RequestedBytes != 97 {
+		t.Errorf("ClassStats with NoCAS: got %+v, want class 1 (96 bytes) and class 2 (97 bytes)", cs)
 	}
 }
 

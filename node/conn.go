@@ -86,6 +86,10 @@ func (c *conn) serve() {
 	case "binary":
 		isBinary = true
 	}
+	if c.srv.cfg.SASL {
+		// memcached's SASL is binary-only: no text request may bypass it.
+		isBinary = true
+	}
 	if isBinary {
 		c.serveBinary()
 	} else {

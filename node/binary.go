@@ -8,7 +8,6 @@ package node
 
 import (
 	"strings"
-	"time"
 
 	"github.com/memcluster/memcluster/node/store"
 	"github.com/memcluster/memcluster/protocol"
@@ -488,16 +487,7 @@ func (b *binaryConn) flushAll() {
 		return
 	}
 	s.counters.cmdFlush.Add(1)
-	at := time.Now().Unix()
-	if e := b.req.Exptime(); e > 0 {
-		at = s.deadline(int64(e))
-		if !s.cfg.NoCAS {
-			// memcached with CAS flushes a second early: oldest_live
-			// is realtime(exptime) - 1.
-			at--
-		}
-	}
-	s.store.Flush(at)
+	s.flushAll(int64(b.req.Exptime()))
 	b.ok(0)
 }
 

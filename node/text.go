@@ -35,6 +35,20 @@ func (s *Server) deadline(exptime int64) int64 {
 	}
 }
 
+// flushAll invalidates what the store holds, at once or, with a positive
+// exptime, once that time comes. memcached with CAS on flushes a second
+// early (its oldest_live is realtime(exptime) - 1), and so do we.
+func (s *Server) flushAll(exptime int64) {
+	at := time.Now().Unix()
+	if exptime > 0 {
+		at = s.deadline(exptime)
+		if !s.cfg.NoCAS {
+			at--
+		}
+	}
+	s.store.Flush(at)
+}
+
 // storageModes maps storage commands to the store's modes.
 var storageModes = map[protocol.Command]store.Mode{
 	protocol.CmdSet:     store.ModeSet,
@@ -106,11 +120,7 @@ func (c *conn) handleText(req *protocol.Request) {
 			c.textError(req, protocol.ErrFlushDisabled)
 			return
 		}
-		at := time.Now().Unix()
-		if req.Exptime > 0 {
-			at = s.deadline(req.Exptime)
-		}
-		s.store.Flush(at)
+		s.flushAll(req.Exptime)
 		c.reply(req, protocol.ReplyOK)
 	case protocol.CmdVersion:
 		c.out = protocol.AppendLine(c.out, "VERSION "+Version)

@@ -39,7 +39,9 @@ func (s *Server) deadline(exptime int64) int64 {
 // exptime, once that time comes. memcached with CAS on flushes a second
 // early (its oldest_live is realtime(exptime) - 1), and so do we.
 func (s *Server) flushAll(exptime int64) {
-	at := time.Now().Unix()
+	// 0 is "now" on the store's own clock, which may lag the wall clock by
+	// its tick; the wall clock's second could read as a delay.
+	var at int64
 	if exptime > 0 {
 		at = s.deadline(exptime)
 		if !s.cfg.NoCAS {

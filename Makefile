@@ -17,7 +17,7 @@ run: build
 # gofmt, vet, then every test (unit, fuzz seeds, end to end with real clients)
 # under the race detector.
 test: fmt-check vet
-	$(GO) test -race -timeout 9m ./...
+	$(GO) test -race -count=1 -timeout 9m ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -183,6 +183,9 @@ func isSASLOpcode(op protocol.BinaryOpcode) bool {
 // dispatch answers a well-formed request. Quiet opcodes are served as their
 // loud variant; only the replies binary_notes.md lists are left out.
 func (b *binaryConn) dispatch() {
+	if b.srv.verbosity.Load() >= 2 {
+		b.srv.log.Debug("binary command", "conn", b.id, "opcode", b.req.Header.Opcode.String(), "key", string(b.req.Key))
+	}
 	h := &b.req.Header
 	switch h.Opcode.Loud() {
 	case protocol.OpGet, protocol.OpGetK:

@@ -76,8 +76,11 @@ type Config struct {
 	// If zero, connections never time out.
 	IdleTimeout time.Duration
 
-	// MaxConnsFast closes connections over the limit at once with an
-	// error (-o maxconns_fast, memcached's default). Always on here.
+	// PrefixDelimiter ends a key's prefix in the per-prefix statistics of
+	// "stats detail" (-D). Setting it turns those statistics on from the
+	// start, as memcached's -D does. If zero, defaults to ':' with the
+	// statistics off until "stats detail on".
+	PrefixDelimiter byte
 
 	// Logger receives the node's logs. If nil, defaults to slog.Default().
 	Logger *slog.Logger

@@ -180,6 +180,9 @@ func (c *conn) serveText() {
 			}
 			c.textError(req, te)
 		} else {
+			if c.srv.verbosity.Load() >= 2 {
+				c.srv.log.Debug("text command", "conn", c.id, "cmd", req.Command.String(), "keys", len(req.Keys), "key", string(req.Key()))
+			}
 			c.handleText(req)
 		}
 		c.text.ReleaseLarge(keepBuffer)

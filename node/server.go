@@ -60,6 +60,11 @@ func New(cfg Config) *Server {
 		done:      make(chan struct{}),
 	}
 	s.verbosity.Store(int32(cfg.Verbosity))
+	s.counters.detail.delim = defaultPrefixDelimiter
+	if cfg.PrefixDelimiter != 0 {
+		s.counters.detail.delim = cfg.PrefixDelimiter
+		s.counters.detail.setEnabled(true)
+	}
 	s.store = store.New(store.Config{
 		MaxBytes:    cfg.MemoryLimit,
 		ItemSizeMax: cfg.ItemSizeMax,

@@ -171,7 +171,7 @@ func (s *Server) Settings() []Stat {
 		{"growth_factor", "1.25"},
 		{"chunk_size", "48"},
 		{"num_threads", itoa(cfg.Threads)},
-		{"stat_key_prefix", string(prefixDelimiter)},
+		{"stat_key_prefix", string(s.counters.detail.delim)},
 		{"detail_enabled", yesNo(s.counters.detail.enabled())},
 		{"cas_enabled", yesNo(!cfg.NoCAS)},
 		{"binding_protocol", cfg.Protocol + protocolSuffix(cfg.Protocol)},
@@ -242,23 +242,24 @@ func (s *Server) slabStats() []Stat {
 	)
 }
 
-// prefixDelimiter ends a key's prefix for "stats detail" (memcached's -D,
-// default ':'). memcluster accepts -D but keeps the default.
-const prefixDelimiter = ':'
+// defaultPrefixDelimiter ends a key's prefix for "stats detail" unless -D
+// names another.
+const defaultPrefixDelimiter = ':'
 
 // prefixBuckets is memcached's PREFIX_HASH_SIZE: "stats detail dump" lists
 // prefixes bucket by bucket, as memcached does.
 const prefixBuckets = 256
 
 // detailStats are memcached's per-prefix statistics ("stats detail"): for
-// each key prefix (a key's bytes before its first prefixDelimiter), how many
+// each key prefix (a key's bytes before its first delimiter), how many
 // get, set and delete commands named it and how many of the gets hit. Keys
 // without the delimiter are not counted. Nothing is recorded unless
 // "stats detail on"; while off, a record call costs one atomic load.
 //
 // All methods are safe for concurrent use. Keys passed in are not retained.
 type detailStats struct {
-	on atomic.Bool
+	on    atomic.Bool
+	delim byte // ends a key's prefix; set before any use
 
 	mu       sync.Mutex               // guards prefixes and buckets
 	prefixes map[string]*prefixCounts // by prefix
@@ -312,7 +313,7 @@ func (d *detailStats) recordDelete(key []byte) {
 func (d *detailStats) record(key []byte, op int, hit bool) {
 	n := -1
 	for i, b := range key {
-		if b == prefixDelimiter {
+		if b == d.delim {
 			n = i
 			break
 		}

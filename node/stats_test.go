@@ -144,7 +144,7 @@ func TestStatsDetail(t *testing.T) {
 }
 
 func TestDetailRecord(t *testing.T) {
-	var d detailStats
+	d := detailStats{delim: ':'}
 	d.recordGet([]byte("a:1"), true)
 	if got := string(d.appendDump(nil)); got != "END\r\n" {
 		t.Fatalf("recorded while off: dump %q", got)
@@ -289,4 +289,14 @@ func TestStatsNoCASClasses(t *testing.T) {
 		"items:1:number": "1", "items:1:mem_requested": "96",
 		"items:2:number": "1", "items:2:mem_requested": "97",
 	})
+}
+
+func TestPrefixDelimiterTurnsDetailOn(t *testing.T) {
+	_, addr := serveForTest(t, Config{PrefixDelimiter: '-'})
+	c, r := dialForTest(t, addr)
+	roundTrip(t, c, r, "set user-1 0 0 1\r\nx\r\nget user-1 user:2\r\n", 4)
+	got := roundTrip(t, c, r, "stats detail dump\r\n", 2)
+	if want := "PREFIX user get 1 hit 1 set 1 del 0\r\nEND\r\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
 }

@@ -690,7 +690,7 @@ func setDelimiter(p *parser, opt, val string) error {
 	if val == "" {
 		return errors.New("No delimiter specified")
 	}
-	p.ignore(opt, "memcluster keeps no per-prefix stats")
+	p.o.cfg.PrefixDelimiter = val[0]
 	return nil
 }
 

@@ -153,7 +153,7 @@ func TestParseArgsConfig(t *testing.T) {
 			c.EnableShutdown, c.DisableFlushAll, c.NoEvictions, c.SASL, c.Protocol = true, true, true, true, "binary"
 		}},
 		// A value may start with '-' when it is the next word.
-		{[]string{"-D", "-"}, func(c *node.Config) {}},
+		{[]string{"-D", "-"}, func(c *node.Config) { c.PrefixDelimiter = '-' }},
 
 		// Arguments that are not options are skipped, and options after
 		// them still count; "--" ends the options.
@@ -419,7 +419,6 @@ func TestParseArgsIgnored(t *testing.T) {
 		{[]string{"-n", "48"}, []string{"-n"}},
 		{[]string{"--slab-min-size", "48"}, []string{"--slab-min-size"}},
 		{[]string{"-L"}, []string{"-L"}},
-		{[]string{"-D", ":"}, []string{"-D"}},
 		{[]string{"-X"}, []string{"-X"}},
 		{[]string{"-W"}, []string{"-W"}},
 		{[]string{"-e", "/dev/shm/mc"}, []string{"-e"}},

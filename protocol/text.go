@@ -151,6 +151,7 @@ type TextReader struct {
 	req     Request
 	tokens  [maxTokens][]byte
 	keys    [][]byte
+	args    [][]byte
 	long    []byte // holds a line longer than br's buffer
 	keyCopy []byte // the key of a storage command, which outlives the line
 	data    []byte
@@ -175,8 +176,11 @@ func (tr *TextReader) Next() (*Request, error) {
 		return nil, err
 	}
 	req := &tr.req
-	*req = Request{Keys: tr.keys[:0]}
-	return req, tr.parse(req, line)
+	*req = Request{Keys: tr.keys[:0], Args: tr.args[:0]}
+	err = tr.parse(req, line)
+	// Keep the grown slices for the next request.
+	tr.keys, tr.args = req.Keys[:0], req.Args[:0]
+	return req, err
 }
 
 // readLine returns the next line without its "\n" or "\r\n". A line that
@@ -439,7 +443,6 @@ func (tr *TextReader) parseRetrieval(req *Request, name []byte, tokens [][]byte,
 		}
 		rest = rest[i+1:]
 	}
-	tr.keys = req.Keys[:0]
 	for _, k := range req.Keys {
 		if len(k) > MaxKeyLen {
 			return ErrBadFormat
@@ -526,6 +529,9 @@ func (tr *TextReader) ReleaseLarge(keep int) {
 	}
 	if cap(tr.keys) > 1024 {
 		tr.keys = nil
+	}
+	if cap(tr.args) > 1024 {
+		tr.args = nil
 	}
 }
 

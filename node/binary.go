@@ -365,14 +365,7 @@ func (b *binaryConn) storeItem() {
 	}
 	s.counters.cmdSet.Add(1)
 	if cas != 0 {
-		switch status {
-		case store.OK:
-			s.counters.casHits.Add(1)
-		case store.Exists:
-			s.counters.casBadval.Add(1)
-		case store.NotFound:
-			s.counters.casMisses.Add(1)
-		}
+		s.counters.countCAS(status)
 	}
 	switch status {
 	case store.OK:

@@ -22,31 +22,14 @@ import (
 
 // ---- helpers
 
-// startNode serves a node for cfg on a free port of 127.0.0.1 until the
-// test ends.
+// binStartNode serves a node for cfg, its logs discarded, until the test
+// ends.
 func binStartNode(t *testing.T, cfg Config) (*Server, string) {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(cfg)
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-	})
-	return s, l.Addr().String()
+	return serveForTest(t, cfg)
 }
 
 // anyCAS in an expected reply stands for "any non-zero CAS".

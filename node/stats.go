@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/memcluster/memcluster/node/store"
 	"github.com/memcluster/memcluster/protocol"
 )
 
@@ -36,6 +37,18 @@ type counters struct {
 	authCmds, authErrors                       atomic.Uint64
 
 	detail detailStats // "stats detail"
+}
+
+// countCAS counts the outcome of a store that compared a CAS unique.
+func (c *counters) countCAS(status store.Status) {
+	switch status {
+	case store.OK:
+		c.casHits.Add(1)
+	case store.Exists:
+		c.casBadval.Add(1)
+	case store.NotFound:
+		c.casMisses.Add(1)
+	}
 }
 
 // reset zeroes the counters that memcached's "stats reset" zeroes, and

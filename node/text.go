@@ -202,14 +202,7 @@ func (c *conn) storeText(req *protocol.Request) {
 	}
 	status, _ := s.store.Set(storageModes[req.Command], req.Key(), req.Data, req.Flags, s.deadline(req.Exptime), cas)
 	if req.Command == protocol.CmdCas {
-		switch status {
-		case store.OK:
-			s.counters.casHits.Add(1)
-		case store.Exists:
-			s.counters.casBadval.Add(1)
-		case store.NotFound:
-			s.counters.casMisses.Add(1)
-		}
+		s.counters.countCAS(status)
 	}
 	switch status {
 	case store.OK:

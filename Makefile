@@ -28,7 +28,7 @@ vet:
 
 # Go benchmarks with allocations, then memcached and the node side by side.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./protocol/ ./node/...
+	$(GO) test -run '^$$' -bench . -benchmem ./protocol/ ./node/... ./ring/
 	./scripts/bench.sh
 
 # Every fuzz target for FUZZTIME each (go test -fuzz takes one target at a time).

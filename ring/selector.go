@@ -1,0 +1,399 @@
+package ring
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+)
+
+// Defaults for Config's zero fields.
+const (
+	DefaultPollInterval = time.Second
+	DefaultTimeout      = time.Second
+)
+
+// ErrClosed is returned by Refresh on a closed Selector.
+var ErrClosed = errors.New("ring: selector closed")
+
+// Dialer dials the nodes a Selector asks for the cluster config. *net.Dialer
+// satisfies it. A Selector calls it from one goroutine at a time.
+type Dialer interface {
+	DialContext(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+// Config configures a Selector. The zero value is the default for each
+// field. NewSelector copies it; the caller's value is never modified.
+type Config struct {
+	// PollInterval is how often the Selector asks the cluster for its
+	// config. If zero, defaults to DefaultPollInterval (1 s). If
+	// negative, the Selector does not poll and follows the cluster only
+	// when Refresh is called.
+	PollInterval time.Duration
+	// Timeout bounds each attempt to get the config from one node: dial,
+	// request and reply. If zero, defaults to DefaultTimeout (1 s).
+	Timeout time.Duration
+	// Logger receives a warning when a node does not answer and a line
+	// when the ring changes. If nil, defaults to slog.Default().
+	Logger *slog.Logger
+	// Dialer dials the nodes. If nil, defaults to a zero net.Dialer.
+	Dialer Dialer
+}
+
+// NodeAddr is the net.Addr a Selector returns for a member: the same pointer
+// for the same member for as long as the member stays in the cluster, so
+// gomemcache's GetMulti batches its keys per node.
+type NodeAddr struct {
+	member Member
+	addr   string
+}
+
+// Network returns "tcp".
+func (a *NodeAddr) Network() string { return "tcp" }
+
+// String returns the address gomemcache dials: Member().Addr().
+func (a *NodeAddr) String() string { return a.addr }
+
+// Member returns the member the address belongs to.
+func (a *NodeAddr) Member() Member { return a.member }
+
+// state is one snapshot of the cluster as a Selector sees it.
+type state struct {
+	version uint64
+	ring    *Ring
+	addrs   []net.Addr // addrs[i] is ring.Member(i)'s, a *NodeAddr
+}
+
+// Selector is a gomemcache ServerSelector that places keys on the ring of a
+// memcluster cluster (or any server answering `config get cluster` in
+// ElastiCache's Auto Discovery format) and follows the cluster as it changes
+// by polling that command on the nodes it knows: its seeds and the members
+// of the last config it took. It asks the node that answered last, and moves
+// on to the next known node when that one is down or behind.
+//
+// It takes a config only if its version is higher than the one it holds, so
+// a node that lags the cluster never turns it back. The version must
+// therefore only rise for the life of a Selector: after restarting every
+// node of a cluster at once, start new Selectors.
+//
+// All methods are safe for concurrent use. PickServer and Each read an
+// atomic snapshot: they never block and PickServer does not allocate.
+type Selector struct {
+	cfg   Config
+	seeds []string
+	log   *slog.Logger
+
+	cur atomic.Pointer[state] // nil until the first config
+
+	life      context.Context // canceled by Close
+	stop      context.CancelFunc
+	done      chan struct{} // closed when the poller returns; nil if none
+	closeOnce sync.Once
+
+	// sem is held by the one Refresh at work, and by Close for good. Its
+	// holder owns the fields below.
+	sem      chan struct{}
+	conn     net.Conn // kept open to connAddr between polls, or nil
+	connAddr string
+	br       *bufio.Reader // reads conn
+	next     string        // the node to ask first
+}
+
+var _ memcache.ServerSelector = (*Selector)(nil)
+
+// NewSelector returns a Selector that finds the cluster from seeds, the
+// host:port addresses of some of its nodes, and starts polling it unless
+// cfg.PollInterval is negative. It does not wait for the first config:
+// until one arrives PickServer returns memcache.ErrNoServers; call Refresh to
+// wait. Call Close to stop the polling.
+func NewSelector(seeds []string, cfg Config) (*Selector, error) {
+	if len(seeds) == 0 {
+		return nil, errors.New("ring: no seed addresses")
+	}
+	for _, a := range seeds {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("ring: seed %q: %w", a, err)
+		}
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Dialer == nil {
+		cfg.Dialer = &net.Dialer{}
+	}
+	s := &Selector{
+		cfg:   cfg,
+		seeds: append([]string(nil), seeds...),
+		log:   cfg.Logger,
+		sem:   make(chan struct{}, 1),
+	}
+	s.life, s.stop = context.WithCancel(context.Background())
+	if cfg.PollInterval > 0 {
+		s.done = make(chan struct{})
+		go s.poll()
+	}
+	return s, nil
+}
+
+// poll refreshes at once and then every PollInterval until Close.
+func (s *Selector) poll() {
+	defer close(s.done)
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		if err := s.Refresh(s.life); err != nil && s.life.Err() == nil {
+			s.log.Warn("ring: cannot get the cluster config", "err", err)
+		}
+		select {
+		case <-s.life.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// PickServer returns the address of the node that owns key on the current
+// ring, or memcache.ErrNoServers if the ring is empty. It returns the same
+// net.Addr value for a node every time.
+func (s *Selector) PickServer(key string) (net.Addr, error) {
+	st := s.cur.Load()
+	if st == nil || len(st.addrs) == 0 {
+		return nil, memcache.ErrNoServers
+	}
+	return st.addrs[st.ring.OwnerIndexString(key)], nil
+}
+
+// Each calls f with the address of every node on the current ring, in ring
+// order, and stops at and returns the first error f returns.
+func (s *Selector) Each(f func(net.Addr) error) error {
+	st := s.cur.Load()
+	if st == nil {
+		return nil
+	}
+	for _, a := range st.addrs {
+		if err := f(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// emptyRing is the ring Current returns before the first config.
+var emptyRing = &Ring{}
+
+// Current returns the version and the ring of the config the Selector holds:
+// 0 and an empty ring before the first.
+func (s *Selector) Current() (version uint64, r *Ring) {
+	st := s.cur.Load()
+	if st == nil {
+		return 0, emptyRing
+	}
+	return st.version, st.ring
+}
+
+// Refresh asks the cluster for its config now, trying each known node in
+// turn until one answers, and takes the config if its version is higher
+// than the one the Selector holds. It returns nil once a node has answered,
+// whether or not the ring changed; an error wrapping every node's error if
+// none did; ctx's error if ctx ends first; and ErrClosed after Close. One
+// Refresh runs at a time: a concurrent call waits for the one at work.
+func (s *Selector) Refresh(ctx context.Context) error {
+	if s.life.Err() != nil {
+		return ErrClosed
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.life, cancel)()
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return s.ctxErr(ctx)
+	}
+	defer func() { <-s.sem }()
+
+	nodes := s.candidatesLocked()
+	var errs []error
+	for i, addr := range nodes {
+		version, members, err := s.fetchLocked(ctx, addr)
+		if err != nil && ended(ctx) {
+			return s.ctxErr(ctx)
+		}
+		if err == nil {
+			err = s.installLocked(version, members)
+		}
+		if err != nil {
+			s.log.Warn("ring: node did not answer config get cluster", "node", addr, "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			continue
+		}
+		s.next = addr
+		if v, _ := s.Current(); version < v {
+			// Behind the cluster: ask another node next time.
+			s.log.Info("ring: node is behind the cluster", "node", addr, "version", version, "have", v)
+			s.next = nodes[(i+1)%len(nodes)]
+		}
+		return nil
+	}
+	return fmt.Errorf("ring: no node answered config get cluster: %w", errors.Join(errs...))
+}
+
+// ended reports whether ctx has ended or its deadline has passed: a
+// connection's deadline, set from ctx's, can fire just before ctx's timer.
+func ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
+// ctxErr is the error for a ctx that ended: ErrClosed if Close ended it.
+func (s *Selector) ctxErr(ctx context.Context) error {
+	if s.life.Err() != nil {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return context.DeadlineExceeded
+}
+
+// candidatesLocked lists the nodes to ask, each once: the one to ask first,
+// then the current members in ring order, then the seeds.
+func (s *Selector) candidatesLocked() []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(a string) {
+		if a != "" && !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	add(s.next)
+	if st := s.cur.Load(); st != nil {
+		for _, a := range st.addrs {
+			add(a.String())
+		}
+	}
+	for _, a := range s.seeds {
+		add(a)
+	}
+	return out
+}
+
+// fetchLocked gets the config from the node at addr, over the connection
+// kept from the last poll if it is to addr and still works, else over a new
+// one, which it keeps if the exchange succeeds.
+func (s *Selector) fetchLocked(ctx context.Context, addr string) (uint64, []Member, error) {
+	if s.conn != nil && s.connAddr == addr {
+		version, members, err := s.exchangeLocked(ctx)
+		if err == nil {
+			return version, members, nil
+		}
+		// The node may have closed an idle connection: try a new one.
+		s.closeConnLocked()
+		if ctx.Err() != nil {
+			return 0, nil, err
+		}
+	}
+	s.closeConnLocked()
+	actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	nc, err := s.cfg.Dialer.DialContext(actx, "tcp", addr)
+	if err != nil {
+		return 0, nil, err
+	}
+	s.conn, s.connAddr, s.br = nc, addr, bufio.NewReaderSize(nc, 4096)
+	version, members, err := s.exchangeLocked(actx)
+	if err != nil {
+		s.closeConnLocked()
+	}
+	return version, members, err
+}
+
+// exchangeLocked sends `config get cluster` on s.conn and reads the reply,
+// within Timeout and ctx.
+func (s *Selector) exchangeLocked(ctx context.Context) (uint64, []Member, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	nc := s.conn
+	dl, _ := ctx.Deadline()
+	if err := nc.SetDeadline(dl); err != nil {
+		return 0, nil, err
+	}
+	// Cancellation interrupts the exchange by moving the deadline.
+	defer context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })()
+	if _, err := io.WriteString(nc, "config get cluster\r\n"); err != nil {
+		return 0, nil, err
+	}
+	return ParseClusterConfig(s.br)
+}
+
+func (s *Selector) closeConnLocked() {
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn, s.connAddr, s.br = nil, "", nil
+	}
+}
+
+// installLocked takes the config if its version is higher than the one held
+// (or if none is held), keeping the NodeAddr of every member that stays.
+func (s *Selector) installLocked(version uint64, members []Member) error {
+	old := s.cur.Load()
+	if old != nil && version <= old.version {
+		return nil
+	}
+	r, err := New(members)
+	if err != nil {
+		return err
+	}
+	kept := map[Member]net.Addr{}
+	if old != nil {
+		for i, a := range old.addrs {
+			kept[old.ring.Member(i)] = a
+		}
+	}
+	st := &state{version: version, ring: r, addrs: make([]net.Addr, r.Len())}
+	for i := range st.addrs {
+		m := r.Member(i)
+		if a, ok := kept[m]; ok {
+			st.addrs[i] = a
+		} else {
+			st.addrs[i] = &NodeAddr{member: m, addr: m.Addr()}
+		}
+	}
+	// Only the holder of sem stores, so nothing can have come between
+	// the Load and the Store.
+	s.cur.Store(st)
+	s.log.Info("ring: cluster config changed", "version", version, "members", r.Len())
+	return nil
+}
+
+// Close stops the polling, interrupts any Refresh at work and closes the
+// Selector's connection. PickServer and Each keep answering from the last
+// ring. Close is safe to call more than once; it returns nil.
+func (s *Selector) Close() error {
+	s.closeOnce.Do(func() {
+		s.stop()
+		if s.done != nil {
+			<-s.done
+		}
+		s.sem <- struct{}{} // held for good: no Refresh runs again
+		s.closeConnLocked()
+	})
+	return nil
+}

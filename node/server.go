@@ -32,6 +32,7 @@ type Server struct {
 	log     *slog.Logger
 	store   *store.Store
 	started time.Time
+	cluster *cluster
 
 	counters     counters
 	verbosity    atomic.Int32
@@ -59,6 +60,7 @@ func New(cfg Config) *Server {
 		conns:     make(map[*conn]struct{}),
 		done:      make(chan struct{}),
 	}
+	s.cluster = newCluster(s)
 	s.verbosity.Store(int32(cfg.Verbosity))
 	s.counters.detail.delim = defaultPrefixDelimiter
 	if cfg.PrefixDelimiter != 0 {
@@ -127,13 +129,25 @@ func withPort(host string, port int) string {
 	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
-// ListenAndServe opens cfg's listeners and serves them until Shutdown, when it
-// returns ErrServerClosed.
+// ListenAndServe opens cfg's listeners, starts the cluster (StartCluster),
+// and serves the listeners until Shutdown, when it returns ErrServerClosed.
 func (s *Server) ListenAndServe() error {
 	ls, err := s.Listen()
 	if err != nil {
 		return err
 	}
+	if err := s.StartCluster(context.Background(), ls); err != nil {
+		for _, l := range ls {
+			l.Close()
+		}
+		return err
+	}
+	return s.ServeListeners(ls)
+}
+
+// ServeListeners serves every listener in ls, each as Serve does, until
+// Shutdown, when it returns ErrServerClosed. It closes them all.
+func (s *Server) ServeListeners(ls []net.Listener) error {
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
 		s.log.Info("listening", "addr", l.Addr().String())
@@ -234,10 +248,13 @@ func (s *Server) untrackConn(c *conn) {
 	s.connsWG.Done()
 }
 
-// Shutdown stops the server: it closes the listeners, lets every connection
-// finish the requests it has begun, closes idle connections, and waits for
-// all of them until ctx is done. It then stops the store.
+// Shutdown stops the server. A member of a cluster first leaves it, so that
+// its peers drop it at once (waiting at most Config.Cluster.LeaveTimeout for
+// the message to go out). It then closes the listeners, lets every
+// connection finish the requests it has begun, closes idle connections, and
+// waits for all of them until ctx is done. It then stops the store.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.cluster.leave(ctx)
 	s.mu.Lock()
 	first := !s.shuttingDown.Swap(true)
 	s.closeDone()

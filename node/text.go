@@ -137,6 +137,8 @@ func (c *conn) handleText(req *protocol.Request) {
 		c.statsCommand(req)
 	case protocol.CmdMetaNoop:
 		c.out = append(c.out, protocol.ReplyMetaNoop...)
+	case protocol.CmdConfig:
+		c.configCommand(req)
 	default:
 		c.textError(req, protocol.ErrUnknownCommand)
 	}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -43,6 +44,12 @@ type options struct {
 	// ignored lists, as written, the options that were accepted but have
 	// no effect in memcluster, each once, in command-line order.
 	ignored []string
+
+	// gossipChosen is set when the command line chose the gossip
+	// address or seeds (--gossip-addr, --no-cluster, --join). When it did
+	// not, and the default gossip address is taken, the node warns and
+	// runs alone rather than fail.
+	gossipChosen bool
 
 	// args are the non-option arguments. memcached ignores them, and so do
 	// we, with a warning.
@@ -102,7 +109,7 @@ const (
 
 // flagDef is one command-line option.
 type flagDef struct {
-	short byte   // the letter after "-"
+	short byte   // the letter after "-"; 0 for a long-only option
 	long  string // the name after "--"; "" if there is none
 	kind  argKind
 	// set applies the option. opt is the option as written ("-c" or
@@ -110,9 +117,13 @@ type flagDef struct {
 	set func(p *parser, opt, val string) error
 }
 
-// flagDefs holds memcached 1.6's options, in the order of memcached's own
-// table, which is the order getopt_long lists ambiguous abbreviations in.
-var flagDefs = []flagDef{
+// flagDefs holds every option: memcached's, then memcluster's own.
+var flagDefs = slices.Concat(memcachedFlagDefs, clusterFlagDefs)
+
+// memcachedFlagDefs holds memcached 1.6's options, in the order of
+// memcached's own table, which is the order getopt_long lists ambiguous
+// abbreviations in.
+var memcachedFlagDefs = []flagDef{
 	{'a', "unix-mask", requiredArg, setUnixMask},
 	{'A', "enable-shutdown", noArg, func(p *parser, _, _ string) error { p.o.cfg.EnableShutdown = true; return nil }},
 	{'Z', "enable-ssl", noArg, func(p *parser, _, _ string) error { p.o.tls.Enabled = true; return nil }},
@@ -170,6 +181,8 @@ type parser struct {
 	portSet     bool  // -p was given
 	itemSize    int64 // -I in bytes; checked once -m is known
 	napiIDs     int   // -N, checked against -t at the end
+	gossipSet   bool  // --gossip-addr or --no-cluster was given
+	noCluster   bool  // --no-cluster was given
 }
 
 // defaultConfig returns the configuration of a memcached started without
@@ -185,6 +198,7 @@ func defaultConfig() node.Config {
 		MemoryLimit:     node.DefaultMemoryLimit,
 		ItemSizeMax:     node.DefaultItemSizeMax,
 		Protocol:        "auto",
+		Cluster:         defaultClusterConfig(),
 	}
 }
 
@@ -345,6 +359,9 @@ func (p *parser) shorts(args []string, i int) (int, error) {
 }
 
 func lookupShort(c byte) *flagDef {
+	if c == 0 {
+		return nil
+	}
 	for i := range flagDefs {
 		if flagDefs[i].short == c {
 			return &flagDefs[i]
@@ -411,6 +428,10 @@ func (p *parser) finish() error {
 				cfg.ListenAddrs = append(cfg.ListenAddrs, l.Addr)
 			}
 		}
+	}
+
+	if err := p.finishCluster(tcpOff); err != nil {
+		return err
 	}
 
 	for _, a := range o.args {

@@ -1,9 +1,10 @@
 // Command memcluster runs a memcluster node: a memcached-compatible cache
 // daemon that takes memcached's command-line options.
 //
-// It serves in the foreground until SIGTERM or SIGINT, then stops accepting
-// connections, lets the requests under way finish (for up to
-// shutdownTimeout), and exits 0. A second signal ends it at once.
+// It serves in the foreground until SIGTERM or SIGINT, then leaves the
+// cluster (its peers drop it at once), stops accepting connections, lets the
+// requests under way finish (for up to shutdownTimeout), and exits 0. A
+// second signal ends it at once.
 //
 // Exit status: 0 after a signal, -h, -V or -i; 64 (EX_USAGE) for a bad
 // command line; 1 when the node cannot start or stops on an error.
@@ -91,8 +92,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	srv := node.New(cfg)
+	ls, err := srv.Listen()
+	if err != nil {
+		fmt.Fprintf(stderr, "memcluster: %v\n", err)
+		return exitFailure
+	}
+	if err := srv.StartCluster(ctx, ls); err != nil {
+		if opts.gossipChosen {
+			for _, l := range ls {
+				l.Close()
+			}
+			fmt.Fprintf(stderr, "memcluster: %v\n", err)
+			return exitFailure
+		}
+		log.Warn("cannot gossip on the default address; running as a single node "+
+			"(give --gossip-addr to form a cluster, or --no-cluster)", "err", err)
+	}
 	served := make(chan error, 1)
-	go func() { served <- srv.ListenAndServe() }()
+	go func() { served <- srv.ServeListeners(ls) }()
 	log.Info("memcluster starting", "version", version, "threads", cfg.Threads,
 		"memory_limit", cfg.MemoryLimit, "max_conns", cfg.MaxConns)
 

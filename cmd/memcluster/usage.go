@@ -90,6 +90,7 @@ func writeUsage(w io.Writer) {
 	fmt.Fprintf(w, usageText, version, node.DefaultPort, node.DefaultUnixMask,
 		node.DefaultMemoryLimit>>20, node.DefaultMaxConns, node.DefaultThreads,
 		node.DefaultMaxReqsPerEvent, node.DefaultBacklog)
+	io.WriteString(w, clusterUsageText())
 }
 
 // writeVersion writes the -V line to w.

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/memcluster/memcluster/node"
+)
+
+// clusterFlagDefs are memcluster's own options, for the cluster. They have
+// long forms only, so they can never clash with a memcached letter.
+var clusterFlagDefs = []flagDef{
+	{0, "gossip-addr", requiredArg, setGossipAddr},
+	{0, "no-cluster", noArg, setNoCluster},
+	{0, "advertise-addr", requiredArg, setAdvertiseAddr},
+	{0, "name", requiredArg, func(p *parser, _, val string) error { p.o.cfg.Cluster.Name = val; return nil }},
+	{0, "join", requiredArg, addJoin},
+	{0, "rejoin-interval", requiredArg, setClusterDuration(func(c *node.ClusterConfig) *time.Duration { return &c.RejoinInterval })},
+	{0, "probe-interval", requiredArg, setClusterDuration(func(c *node.ClusterConfig) *time.Duration { return &c.ProbeInterval })},
+	{0, "probe-timeout", requiredArg, setClusterDuration(func(c *node.ClusterConfig) *time.Duration { return &c.ProbeTimeout })},
+	{0, "suspicion-mult", requiredArg, setClusterInt(func(c *node.ClusterConfig) *int { return &c.SuspicionMult })},
+	{0, "suspicion-max-timeout-mult", requiredArg, setClusterInt(func(c *node.ClusterConfig) *int { return &c.SuspicionMaxTimeoutMult })},
+	{0, "gossip-interval", requiredArg, setClusterDuration(func(c *node.ClusterConfig) *time.Duration { return &c.GossipInterval })},
+	{0, "push-pull-interval", requiredArg, setClusterDuration(func(c *node.ClusterConfig) *time.Duration { return &c.PushPullInterval })},
+	{0, "leave-timeout", requiredArg, setClusterDuration(func(c *node.ClusterConfig) *time.Duration { return &c.LeaveTimeout })},
+}
+
+// defaultClusterConfig returns the daemon's cluster defaults: gossip on
+// DefaultGossipAddr, every timing written out.
+func defaultClusterConfig() node.ClusterConfig {
+	return node.ClusterConfig{
+		GossipAddr:              node.DefaultGossipAddr,
+		RejoinInterval:          node.DefaultRejoinInterval,
+		ProbeInterval:           node.DefaultProbeInterval,
+		ProbeTimeout:            node.DefaultProbeTimeout,
+		SuspicionMult:           node.DefaultSuspicionMult,
+		SuspicionMaxTimeoutMult: node.DefaultSuspicionMaxTimeoutMult,
+		GossipInterval:          node.DefaultGossipInterval,
+		PushPullInterval:        node.DefaultPushPullInterval,
+		LeaveTimeout:            node.DefaultLeaveTimeout,
+	}
+}
+
+// setGossipAddr sets --gossip-addr: host:port, :port, or "" for no gossip.
+func setGossipAddr(p *parser, opt, val string) error {
+	p.gossipSet = true
+	if val == "" {
+		p.o.cfg.Cluster.GossipAddr = ""
+		return nil
+	}
+	if _, err := splitHostPort(opt, val, false); err != nil {
+		return err
+	}
+	p.o.cfg.Cluster.GossipAddr = val
+	return nil
+}
+
+// setNoCluster sets --no-cluster: a single node, gossiping with no one.
+func setNoCluster(p *parser, _, _ string) error {
+	p.gossipSet = true
+	p.noCluster = true
+	p.o.cfg.Cluster.GossipAddr = ""
+	return nil
+}
+
+// setAdvertiseAddr sets --advertise-addr: host or host:port.
+func setAdvertiseAddr(p *parser, opt, val string) error {
+	if _, err := splitHostPort(opt, val, true); err != nil {
+		return err
+	}
+	p.o.cfg.Cluster.AdvertiseAddr = val
+	return nil
+}
+
+// addJoin adds --join seeds: a list separated by ',', each host:port or a
+// host, which means port 7946. It may repeat.
+func addJoin(p *parser, opt, val string) error {
+	for _, s := range strings.Split(val, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		hasPort, err := splitHostPort(opt, s, true)
+		if err != nil {
+			return err
+		}
+		if !hasPort {
+			s = net.JoinHostPort(strings.Trim(s, "[]"), strconv.Itoa(node.DefaultGossipPort))
+		}
+		p.o.cfg.Cluster.Join = append(p.o.cfg.Cluster.Join, s)
+	}
+	return nil
+}
+
+// splitHostPort checks an address given to opt: host:port (the host may be
+// empty, or an IPv6 address in brackets) or, if portOptional, a host alone.
+// It reports whether a port was given.
+func splitHostPort(opt, val string, portOptional bool) (bool, error) {
+	host, port, err := net.SplitHostPort(val)
+	if err != nil {
+		if !portOptional || val == "" || strings.Contains(strings.Trim(val, "[]"), "]") {
+			return false, fmt.Errorf("invalid address %q for %s: want host:port", val, opt)
+		}
+		if strings.Count(val, ":") == 1 {
+			return false, fmt.Errorf("invalid address %q for %s: want host or host:port", val, opt)
+		}
+		return false, nil
+	}
+	if portOptional && host == "" {
+		return false, fmt.Errorf("invalid address %q for %s: no host", val, opt)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return false, fmt.Errorf("invalid address %q for %s: bad port", val, opt)
+	}
+	return true, nil
+}
+
+// setClusterDuration returns the setter of a positive duration option
+// ("400ms", "2s").
+func setClusterDuration(field func(*node.ClusterConfig) *time.Duration) func(p *parser, opt, val string) error {
+	return func(p *parser, opt, val string) error {
+		d, err := time.ParseDuration(val)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("invalid value %q for %s: want a positive duration such as 500ms or 2s", val, opt)
+		}
+		*field(&p.o.cfg.Cluster) = d
+		return nil
+	}
+}
+
+// setClusterInt returns the setter of a positive integer option.
+func setClusterInt(field func(*node.ClusterConfig) *int) func(p *parser, opt, val string) error {
+	return func(p *parser, opt, val string) error {
+		n, err := atoi(opt, val)
+		if err != nil {
+			return err
+		}
+		if n < 1 {
+			return fmt.Errorf("invalid value %q for %s: must be at least 1", val, opt)
+		}
+		*field(&p.o.cfg.Cluster) = n
+		return nil
+	}
+}
+
+// finishCluster checks the cluster options against each other and against
+// the listeners. Without TCP there is no address to publish: gossip is then
+// off unless asked for, which is an error.
+func (p *parser) finishCluster(tcpOff bool) error {
+	c := &p.o.cfg.Cluster
+	if p.noCluster {
+		c.GossipAddr = ""
+	}
+	if c.GossipAddr == "" && len(c.Join) > 0 {
+		return errors.New("--join needs gossip: drop --no-cluster or give --gossip-addr")
+	}
+	if tcpOff {
+		if p.gossipSet && c.GossipAddr != "" || len(c.Join) > 0 {
+			return errors.New("a cluster needs a TCP port to publish: --gossip-addr and --join cannot go with -s or -p 0")
+		}
+		c.GossipAddr = ""
+	}
+	if c.ProbeTimeout >= c.ProbeInterval {
+		return fmt.Errorf("--probe-timeout (%v) must be shorter than --probe-interval (%v)", c.ProbeTimeout, c.ProbeInterval)
+	}
+	p.o.gossipChosen = p.gossipSet || len(c.Join) > 0
+	return nil
+}
+
+// clusterUsage is the -h text of the cluster options.
+const clusterUsage = `
+Cluster options (memcluster's own; long forms only):
+    --gossip-addr=<host:port> gossip (memberlist, UDP and TCP) on this address
+                          (default: %[1]s); "" turns clustering off. If the
+                          default is taken and no --join is given, the node
+                          warns and runs alone
+    --no-cluster          do not gossip: a single node, as --gossip-addr=""
+    --advertise-addr=<host[:port]> the address other nodes and clients reach
+                          this node at (containers, NAT); its host is
+                          published as the memcached host, its IP as the IP
+                          (default: the listen or gossip IP)
+    --name=<name>         unique node name (default: <hostname>:<port>)
+    --join=<host:port,...> seeds to join, each a gossip address (port
+                          defaults to %[2]d); names resolve to all their
+                          addresses (a Kubernetes headless service); may repeat.
+                          Seeds that are not members are retried for ever
+    --rejoin-interval=<d> how often to retry those seeds (default: %[3]v)
+    --probe-interval=<d>  failure detection: probe a member this often
+                          (default: %[4]v)
+    --probe-timeout=<d>   wait this long for a probe's ack (default: %[5]v)
+    --suspicion-mult=<n>  a suspected member has n probe intervals to refute
+                          (default: %[6]d)
+    --suspicion-max-timeout-mult=<n> the longest suspicion, in multiples of
+                          the shortest, while others do not confirm (default: %[7]d)
+    --gossip-interval=<d> send gossip this often (default: %[8]v)
+    --push-pull-interval=<d> full state exchange this often (default: %[9]v)
+    --leave-timeout=<d>   on SIGTERM, wait this long for the leave message to
+                          go out before shutting down (default: %[10]v)
+Durations are Go durations: 400ms, 2s, 1m.
+`
+
+// clusterUsageText returns clusterUsage with the defaults filled in.
+func clusterUsageText() string {
+	return fmt.Sprintf(clusterUsage, node.DefaultGossipAddr, node.DefaultGossipPort,
+		node.DefaultRejoinInterval, node.DefaultProbeInterval, node.DefaultProbeTimeout,
+		node.DefaultSuspicionMult, node.DefaultSuspicionMaxTimeoutMult,
+		node.DefaultGossipInterval, node.DefaultPushPullInterval, node.DefaultLeaveTimeout)
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"net"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/memcluster/memcluster/node"
+)
+
+func TestParseArgsCluster(t *testing.T) {
+	tests := []struct {
+		args   []string
+		want   func(c *node.ClusterConfig) // applied to the defaults
+		chosen bool
+	}{
+		{nil, func(c *node.ClusterConfig) {}, false},
+		{[]string{"--gossip-addr", "127.0.0.1:7947"}, func(c *node.ClusterConfig) { c.GossipAddr = "127.0.0.1:7947" }, true},
+		{[]string{"--gossip-addr=:7947"}, func(c *node.ClusterConfig) { c.GossipAddr = ":7947" }, true},
+		{[]string{"--gossip-addr=[::1]:7947"}, func(c *node.ClusterConfig) { c.GossipAddr = "[::1]:7947" }, true},
+		{[]string{"--gossip-addr="}, func(c *node.ClusterConfig) { c.GossipAddr = "" }, true},
+		{[]string{"--no-cluster"}, func(c *node.ClusterConfig) { c.GossipAddr = "" }, true},
+		{[]string{"--no-cluster", "--gossip-addr=:1"}, func(c *node.ClusterConfig) { c.GossipAddr = "" }, true},
+		{[]string{"--advertise-addr", "cache-0.cache"}, func(c *node.ClusterConfig) { c.AdvertiseAddr = "cache-0.cache" }, false},
+		{[]string{"--advertise-addr=10.0.0.1:17946"}, func(c *node.ClusterConfig) { c.AdvertiseAddr = "10.0.0.1:17946" }, false},
+		{[]string{"--name", "node-a"}, func(c *node.ClusterConfig) { c.Name = "node-a" }, false},
+		{[]string{"--join", "10.0.0.1:7946,cache.default.svc", "--join=[::1]:7000"}, func(c *node.ClusterConfig) {
+			c.Join = []string{"10.0.0.1:7946", "cache.default.svc:7946", "[::1]:7000"}
+		}, true},
+		{[]string{"--join", " a:1 , ,b:2"}, func(c *node.ClusterConfig) { c.Join = []string{"a:1", "b:2"} }, true},
+		{[]string{"--probe-interval=1s", "--probe-timeout", "300ms", "--suspicion-mult=5",
+			"--suspicion-max-timeout-mult=3", "--gossip-interval=50ms", "--push-pull-interval=1m",
+			"--rejoin-interval=10s", "--leave-timeout=500ms"}, func(c *node.ClusterConfig) {
+			c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult = time.Second, 300*time.Millisecond, 5
+			c.SuspicionMaxTimeoutMult, c.GossipInterval, c.PushPullInterval = 3, 50*time.Millisecond, time.Minute
+			c.RejoinInterval, c.LeaveTimeout = 10*time.Second, 500*time.Millisecond
+		}, false},
+		// Without TCP, gossip is off unless asked for.
+		{[]string{"-s", "/tmp/mc.sock"}, func(c *node.ClusterConfig) { c.GossipAddr = "" }, false},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			o, _, err := parse(tt.args...)
+			if err != nil {
+				t.Fatalf("parseArgs(%q) error: %v", tt.args, err)
+			}
+			want := defaultClusterConfig()
+			tt.want(&want)
+			if !reflect.DeepEqual(o.cfg.Cluster, want) {
+				t.Errorf("parseArgs(%q):\ngot  %+v\nwant %+v", tt.args, o.cfg.Cluster, want)
+			}
+			if o.gossipChosen != tt.chosen {
+				t.Errorf("parseArgs(%q): gossipChosen = %v, want %v", tt.args, o.gossipChosen, tt.chosen)
+			}
+		})
+	}
+}
+
+func TestParseArgsClusterErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--gossip-addr", "7946"}, `invalid address "7946" for --gossip-addr: want host:port`},
+		{[]string{"--gossip-addr", "host"}, `invalid address "host" for --gossip-addr: want host:port`},
+		{[]string{"--gossip-addr", "h:99999"}, `invalid address "h:99999" for --gossip-addr: bad port`},
+		{[]string{"--advertise-addr", ":7946"}, `invalid address ":7946" for --advertise-addr: no host`},
+		{[]string{"--advertise-addr", "h:x"}, `invalid address "h:x" for --advertise-addr: bad port`},
+		{[]string{"--join", "a:1,b:c"}, `invalid address "b:c" for --join: bad port`},
+		{[]string{"--join"}, "option '--join' requires an argument"},
+		{[]string{"--probe-interval", "1"}, `invalid value "1" for --probe-interval: want a positive duration such as 500ms or 2s`},
+		{[]string{"--probe-timeout", "-1s"}, `invalid value "-1s" for --probe-timeout: want a positive duration such as 500ms or 2s`},
+		{[]string{"--suspicion-mult", "0"}, `invalid value "0" for --suspicion-mult: must be at least 1`},
+		{[]string{"--suspicion-mult", "x"}, `invalid value "x" for --suspicion-mult: not an integer`},
+		{[]string{"--probe-timeout", "1s"}, "--probe-timeout (1s) must be shorter than --probe-interval (400ms)"},
+		{[]string{"--no-cluster", "--join", "a:1"}, "--join needs gossip: drop --no-cluster or give --gossip-addr"},
+		{[]string{"-s", "/tmp/s", "--join", "a:1"}, "a cluster needs a TCP port to publish: --gossip-addr and --join cannot go with -s or -p 0"},
+		{[]string{"-s", "/tmp/s", "--gossip-addr", ":1"}, "a cluster needs a TCP port to publish: --gossip-addr and --join cannot go with -s or -p 0"},
+		{[]string{"--pro=1"}, "option '--pro=1' is ambiguous; possibilities: '--protocol' '--probe-interval' '--probe-timeout'"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, _, err := parse(tt.args...)
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("parseArgs(%q) error %v, want %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestRunGossipAddressTaken checks what a taken gossip address does: fatal
+// when the command line chose it, a warning and a single node when it is
+// the default.
+func TestRunGossipAddressTaken(t *testing.T) {
+	keepGlobals(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken := l.Addr().String()
+
+	var stdout, stderr syncBuffer
+	code := run(context.Background(), []string{"-l", "127.0.0.1", "-p", freePort(t), "--gossip-addr", taken}, &stdout, &stderr)
+	if code != exitFailure || !strings.Contains(stderr.String(), "memcluster: node: starting gossip on "+taken) {
+		t.Errorf("exit status %d, stderr %q; want %d and the gossip error", code, stderr.String(), exitFailure)
+	}
+
+	t.Run("default", func(t *testing.T) {
+		def, err := net.Listen("tcp", node.DefaultGossipAddr)
+		if err != nil {
+			t.Skipf("cannot hold the default gossip address: %v", err)
+		}
+		defer def.Close()
+		port := freePort(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var stdout, stderr syncBuffer
+		done := make(chan int, 1)
+		go func() { done <- run(ctx, []string{"-l", "127.0.0.1", "-p", port}, &stdout, &stderr) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", port))
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case code := <-done:
+				t.Fatalf("run returned %d before serving; stderr:\n%s", code, stderr.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not serving after 10s; stderr:\n%s", stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("exit status %d, want 0", code)
+		}
+		if !strings.Contains(stderr.String(), "running as a single node") {
+			t.Errorf("stderr %q: want the warning", stderr.String())
+		}
+	})
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}

@@ -933,6 +933,8 @@ const (
 	idleGap    = 60 * time.Millisecond  // silence that ends memcached's reply
 	replyWait  = 5 * time.Second        // wait for a reply that is due
 	closeWait  = 2 * time.Second        // wait for a due close
+
+	bigRequest = 64 << 10 // a request that may keep memcached busy past silentWait
 )
 
 // play runs a case's steps against srv. With ref nil (the reference run),
@@ -1007,6 +1009,11 @@ func readReply(c *servertest.Conn, n *normalizer, st step, want *reply) []byte {
 		// complete (or the server falls silent without it).
 		return c.Read(servertest.ReadOptions{First: replyWait, Idle: 4 * idleGap,
 			Done: func(b []byte) bool { return len(b) >= len(st.want) }})
+	case want == nil && len(st.send) >= bigRequest:
+		// A request this large takes memcached a while to parse and
+		// answer on a loaded machine: a quarter second of silence does
+		// not yet mean it has nothing to say.
+		return c.Read(servertest.ReadOptions{First: replyWait, Idle: 4 * idleGap})
 	case want == nil:
 		return c.Read(servertest.ReadOptions{First: silentWait, Idle: idleGap})
 	case len(want.raw) == 0:

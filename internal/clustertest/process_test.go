@@ -154,9 +154,10 @@ func TestProcessCluster(t *testing.T) {
 
 // TestProcessClusterUnderCPUSaturation runs three daemons while busy loops
 // saturate every CPU for a minute (twice as many loops as CPUs) and checks
-// that no node ever drops a healthy peer. It takes over a minute, so it runs
-// only when MEMCLUSTER_SATURATION_TEST is set; the duration can be given
-// there ("30s").
+// that no node ever drops a healthy peer. It takes over a minute and its
+// busy loops would slow every other test running beside it, so it runs only
+// when MEMCLUSTER_SATURATION_TEST is set (the duration can be given there,
+// "30s"): `make test` runs it on its own, after the other tests.
 func TestProcessClusterUnderCPUSaturation(t *testing.T) {
 	env := os.Getenv("MEMCLUSTER_SATURATION_TEST")
 	if env == "" {

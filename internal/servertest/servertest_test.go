@@ -1,8 +1,11 @@
 package servertest
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -152,5 +155,33 @@ func TestLaunchDetectsTakenPort(t *testing.T) {
 	}
 	if !retry {
 		t.Errorf("launch on a taken port: retry = false, err = %v", err)
+	}
+}
+
+// TestBinaryEnv checks that $MEMCLUSTER_BIN and $MCCTL_BIN name the
+// binaries to run, and that one naming no file is an error.
+func TestBinaryEnv(t *testing.T) {
+	for _, tc := range []struct {
+		env string
+		get func() (string, error)
+	}{
+		{MemclusterBinEnv, MemclusterBinary},
+		{MCCTLBinEnv, MCCTLBinary},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			bin := filepath.Join(t.TempDir(), "prebuilt")
+			if err := os.WriteFile(bin, nil, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv(tc.env, bin)
+			if got, err := tc.get(); err != nil || got != bin {
+				t.Errorf("with $%s=%s: got %q, %v; want %q, nil", tc.env, bin, got, err, bin)
+			}
+			missing := bin + "-missing"
+			t.Setenv(tc.env, missing)
+			if got, err := tc.get(); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("with $%s=%s: got %q, %v; want an error wrapping fs.ErrNotExist", tc.env, missing, got, err)
+			}
+		})
 	}
 }

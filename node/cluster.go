@@ -97,6 +97,11 @@ type cluster struct {
 	wg      sync.WaitGroup
 	left    sync.Once
 
+	keyMu sync.Mutex // guards keyring; held by reloadKeys throughout
+	// keyring is memberlist's when the gossip is encrypted, nil until
+	// then. reloadKeys changes it in place while memberlist reads it.
+	keyring *memberlist.Keyring
+
 	pubMu   sync.Mutex // guards leaving; held while publishing
 	leaving bool       // Leave has begun: publish no more
 
@@ -234,11 +239,15 @@ func (c *cluster) start(ctx context.Context, ls []net.Listener) error {
 		return fmt.Errorf("node: starting gossip on %s: %w", c.cfg.GossipAddr, err)
 	}
 	c.ml = ml
+	c.keyMu.Lock()
+	c.keyring = mc.Keyring
+	c.keyMu.Unlock()
 	c.refresh()
 	c.mu.Lock()
 	gossipAddr := c.gossipAddr
 	c.mu.Unlock()
-	c.log.Info("gossip started", "name", c.name, "gossip_addr", gossipAddr, "memcached", c.self.Entry(), "seeds", c.seeds)
+	c.log.Info("gossip started", "name", c.name, "gossip_addr", gossipAddr, "memcached", c.self.Entry(), "seeds", c.seeds,
+		"encrypted", mc.Keyring != nil)
 	c.wg.Add(3)
 	go c.loop()
 	go c.publishLoop()
@@ -348,6 +357,21 @@ func (c *cluster) memberlistConfig(advIP netip.Addr, advPort int) (*memberlist.C
 	// A member restarted under its name with a new address takes the
 	// name back as soon as the old one is known to be dead.
 	mc.DeadNodeReclaimTime = time.Millisecond
+	if c.cfg.GossipKeyFile != "" {
+		keys, err := readGossipKeys(c.cfg.GossipKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		kr, err := memberlist.NewKeyring(keys, keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("node: gossip key file %s: %w", c.cfg.GossipKeyFile, err)
+		}
+		// Drop whatever is not encrypted with one of the keys, and
+		// send nothing in the clear.
+		mc.Keyring = kr
+		mc.GossipVerifyIncoming = true
+		mc.GossipVerifyOutgoing = true
+	}
 	mc.Delegate = delegate{c}
 	mc.Events = events{c}
 	mc.Logger = log.New(memberlistLog{c.log}, "", 0)

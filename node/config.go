@@ -74,6 +74,10 @@ type Config struct {
 	// EnableShutdown allows the shutdown command (-A).
 	EnableShutdown bool
 
+	// TLS turns on TLS for the TCP listeners (-Z with -o ssl_*). If nil,
+	// no TLS.
+	TLS *TLSConfig
+
 	// IdleTimeout closes connections idle for longer (-o idle_timeout).
 	// If zero, connections never time out.
 	IdleTimeout time.Duration
@@ -161,6 +165,16 @@ type ClusterConfig struct {
 	// LeaveTimeout bounds how long Shutdown waits for the leave message to
 	// go out. If zero, defaults to DefaultLeaveTimeout.
 	LeaveTimeout time.Duration
+
+	// GossipKeyFile, if set, encrypts the gossip with memberlist's AES-GCM
+	// keyring: the file holds one base64 key a line (16, 24 or 32 bytes
+	// decoded; blank lines and '#' comments are ignored), the first the
+	// primary, which encrypts, the others accepted for decryption. Messages
+	// not encrypted with one of the keys are dropped, so a node without
+	// them can neither join nor change the cluster. StartCluster fails on
+	// a file it cannot read or parse; Server.Reload re-reads it, to rotate
+	// keys. If empty, the gossip is not encrypted.
+	GossipKeyFile string
 
 	// Transport, if set, carries the gossip instead of UDP and TCP on
 	// GossipAddr, which is then ignored: for example an in-memory network
@@ -271,6 +285,10 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.TLS != nil {
+		t := c.TLS.withDefaults()
+		c.TLS = &t
 	}
 	c.Cluster = c.Cluster.withDefaults()
 	return c

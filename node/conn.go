@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -28,7 +29,8 @@ const (
 // conn is one client connection, served by one goroutine.
 type conn struct {
 	srv *Server
-	nc  net.Conn
+	nc  net.Conn // the connection requests and replies go through
+	raw net.Conn // the socket under nc: nc itself, or the one under TLS
 	id  uint64
 	br  *bufio.Reader
 	out []byte // replies not yet written
@@ -45,7 +47,10 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, nc: nc, id: s.nextConnID.Add(1)}
+	c := &conn{srv: s, nc: nc, raw: nc, id: s.nextConnID.Add(1)}
+	if tc, ok := nc.(*tls.Conn); ok {
+		c.raw = tc.NetConn()
+	}
 	c.br = bufio.NewReaderSize(countingReader{nc, &s.counters.bytesRead}, readBufferSize)
 	c.lastCmd.Store(time.Now().Unix())
 	return c
@@ -72,6 +77,9 @@ func (c *conn) serve() {
 			c.srv.log.Error("connection panicked; closing it", "remote", c.nc.RemoteAddr().String(), "panic", p)
 		}
 	}()
+	if tc, ok := c.nc.(*tls.Conn); ok && !c.handshake(tc) {
+		return
+	}
 	if !c.waitForRequest() {
 		return
 	}

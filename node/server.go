@@ -4,11 +4,13 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,6 +35,7 @@ type Server struct {
 	store   *store.Store
 	started time.Time
 	cluster *cluster
+	tls     *tlsState // nil without TLS
 
 	counters     counters
 	verbosity    atomic.Int32
@@ -61,6 +64,9 @@ func New(cfg Config) *Server {
 		done:      make(chan struct{}),
 	}
 	s.cluster = newCluster(s)
+	if cfg.TLS != nil {
+		s.tls = newTLSState(*cfg.TLS)
+	}
 	s.verbosity.Store(int32(cfg.Verbosity))
 	s.counters.detail.delim = defaultPrefixDelimiter
 	if cfg.PrefixDelimiter != 0 {
@@ -81,8 +87,15 @@ func New(cfg Config) *Server {
 func (s *Server) Done() <-chan struct{} { return s.done }
 
 // Listen opens the listeners cfg names: the unix socket if one is set,
-// otherwise TCP on every -l address (all interfaces if none).
+// otherwise TCP on every -l address (all interfaces if none). With TLS on,
+// it first loads the certificates; an error loading them is a
+// *TLSFileError.
 func (s *Server) Listen() ([]net.Listener, error) {
+	if s.tls != nil {
+		if err := s.tls.ensureLoaded(); err != nil {
+			return nil, fmt.Errorf("node: TLS: %w", err)
+		}
+	}
 	var ls []net.Listener
 	fail := func(err error) ([]net.Listener, error) {
 		for _, l := range ls {
@@ -112,6 +125,9 @@ func (s *Server) Listen() ([]net.Listener, error) {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fail(fmt.Errorf("listen on %s: %w", addr, err))
+		}
+		if s.tls != nil && slices.Contains(s.cfg.TLS.NoTLSAddrs, a) {
+			l = plainListener{l}
 		}
 		ls = append(ls, l)
 	}
@@ -150,7 +166,7 @@ func (s *Server) ListenAndServe() error {
 func (s *Server) ServeListeners(ls []net.Listener) error {
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
-		s.log.Info("listening", "addr", l.Addr().String())
+		s.log.Info("listening", "addr", l.Addr().String(), "tls", s.servesTLS(l))
 		go func() { errc <- s.Serve(l) }()
 	}
 	var first error
@@ -164,7 +180,19 @@ func (s *Server) ServeListeners(ls []net.Listener) error {
 
 // Serve accepts connections on l, each served on its own goroutine, until
 // Shutdown; it then returns ErrServerClosed. Serve closes l.
+//
+// With TLS on, connections on a TCP listener are TLS, unless Listen opened
+// it for an address of TLSConfig.NoTLSAddrs; each connection makes its
+// handshake on its own goroutine. If the certificates are not loaded yet,
+// Serve loads them first, and returns the error if it cannot.
 func (s *Server) Serve(l net.Listener) error {
+	useTLS := s.servesTLS(l)
+	if useTLS {
+		if err := s.tls.ensureLoaded(); err != nil {
+			l.Close()
+			return fmt.Errorf("node: TLS: %w", err)
+		}
+	}
 	if !s.trackListener(l) {
 		l.Close()
 		return ErrServerClosed
@@ -195,6 +223,9 @@ func (s *Server) Serve(l net.Listener) error {
 			_, _ = nc.Write([]byte("ERROR Too many open connections\r\n"))
 			nc.Close()
 			continue
+		}
+		if useTLS {
+			nc = tls.Server(nc, s.tls.config) // the handshake waits for c.serve
 		}
 		c := newConn(s, nc)
 		if !s.trackConn(c) {
@@ -276,7 +307,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.mu.Lock()
 		for c := range s.conns {
-			c.nc.Close()
+			c.raw.Close()
 		}
 		s.mu.Unlock()
 		<-finished

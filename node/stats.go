@@ -3,6 +3,7 @@ package node
 import (
 	"math/bits"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,7 +18,7 @@ import (
 // The statistics follow one rule: a stat is printed under memcached's name
 // only if memcluster has an honest value for it, one it measures or a
 // setting it acts on. memcached's internals (its hash table, slab mover,
-// LRU crawler and maintainer, logger, extstore, TLS options …) have no
+// LRU crawler and maintainer, logger, extstore, OpenSSL's buffers …) have no
 // counterpart here and are left out rather than filled with invented
 // values.
 
@@ -35,6 +36,7 @@ type counters struct {
 	totalConns, rejectedConns                  atomic.Uint64
 	storeTooLarge, storeNoMemory               atomic.Uint64
 	authCmds, authErrors                       atomic.Uint64
+	sslHandshakeErrors, sslNewSessions         atomic.Uint64
 
 	detail detailStats // "stats detail"
 }
@@ -62,7 +64,7 @@ func (c *counters) reset() {
 		&c.decrHits, &c.decrMisses, &c.casHits, &c.casMisses, &c.casBadval,
 		&c.touchHits, &c.touchMisses, &c.bytesRead, &c.bytesWritten,
 		&c.totalConns, &c.rejectedConns, &c.storeTooLarge, &c.storeNoMemory,
-		&c.authCmds, &c.authErrors,
+		&c.authCmds, &c.authErrors, &c.sslHandshakeErrors, &c.sslNewSessions,
 	} {
 		v.Store(0)
 	}
@@ -88,7 +90,8 @@ type Stat struct {
 // Stats returns the general statistics of "stats", in memcached's order.
 // Left out: libevent (none is used) and conn_yields (connections do not
 // yield after -R requests), with memcached's internals. reclaimed counts
-// what memcached splits into reclaimed and crawler_reclaimed.
+// what memcached splits into reclaimed and crawler_reclaimed. With TLS on,
+// the TLS statistics follow threads, as in memcached (see tlsStats).
 func (s *Server) Stats() []Stat {
 	now := time.Now()
 	var ru syscall.Rusage
@@ -141,6 +144,9 @@ func (s *Server) Stats() []Stat {
 		{"accepting_conns", boolStat(!s.shuttingDown.Load())},
 		{"listen_disabled_num", "0"}, // listening is never disabled: -c is enforced per connection
 		{"threads", strconv.Itoa(s.cfg.Threads)},
+	}
+	stats = append(stats, s.tlsStats()...)
+	stats = append(stats, []Stat{
 		{"bytes", i(st.Bytes)},
 		{"curr_items", i(st.CurrItems)},
 		{"total_items", u(st.TotalItems)},
@@ -148,15 +154,16 @@ func (s *Server) Stats() []Stat {
 		{"evicted_unfetched", u(st.EvictedUnfetched)},
 		{"evictions", u(st.Evictions)},
 		{"reclaimed", u(st.Reclaimed)},
-	}
+	}...)
 	return stats
 }
 
 // Settings returns the statistics of "stats settings": the settings
 // memcluster acts on, under memcached's names and in its order. memcached's
 // settings that tune what memcluster does not have (slab mover, LRU
-// crawler and maintainer, hash table, logger, extstore, TLS, UDP) are left
-// out; so are -R and -b, which memcluster accepts but does not act on.
+// crawler and maintainer, hash table, logger, extstore, OpenSSL's ciphers,
+// buffers and kernel TLS, UDP) are left out; so are -R and -b, which
+// memcluster accepts but does not act on.
 // growth_factor and chunk_size are those of the size classes "stats items"
 // and "stats slabs" report.
 func (s *Server) Settings() []Stat {
@@ -164,13 +171,23 @@ func (s *Server) Settings() []Stat {
 	itoa := strconv.Itoa
 	iface := "NULL"
 	if len(cfg.ListenAddrs) > 0 {
-		iface = strings.Join(cfg.ListenAddrs, ",")
+		addrs := cfg.ListenAddrs
+		if cfg.TLS != nil && len(cfg.TLS.NoTLSAddrs) > 0 {
+			addrs = make([]string, len(cfg.ListenAddrs))
+			for i, a := range cfg.ListenAddrs {
+				if slices.Contains(cfg.TLS.NoTLSAddrs, a) {
+					a = "notls:" + a
+				}
+				addrs[i] = a
+			}
+		}
+		iface = strings.Join(addrs, ",")
 	}
 	sock := "NULL"
 	if cfg.UnixSocket != "" {
 		sock = cfg.UnixSocket
 	}
-	return []Stat{
+	return append([]Stat{
 		{"maxbytes", strconv.FormatInt(cfg.MemoryLimit, 10)},
 		{"maxconns", itoa(cfg.MaxConns)},
 		{"tcpport", itoa(max(cfg.Port, 0))},
@@ -195,8 +212,7 @@ func (s *Server) Settings() []Stat {
 		{"flush_enabled", yesNo(!cfg.DisableFlushAll)},
 		{"idle_timeout", itoa(int(cfg.IdleTimeout / time.Second))},
 		{"track_sizes", "no"}, // "stats sizes" is disabled
-		{"ssl_enabled", "no"},
-	}
+	}, s.tlsSettings()...)
 }
 
 // protocolSuffix renders -B as memcached's "stats settings" does.

@@ -27,6 +27,7 @@ var clusterFlagDefs = []flagDef{
 	{0, "gossip-interval", requiredArg, setClusterDuration(func(c *node.ClusterConfig) *time.Duration { return &c.GossipInterval })},
 	{0, "push-pull-interval", requiredArg, setClusterDuration(func(c *node.ClusterConfig) *time.Duration { return &c.PushPullInterval })},
 	{0, "leave-timeout", requiredArg, setClusterDuration(func(c *node.ClusterConfig) *time.Duration { return &c.LeaveTimeout })},
+	{0, "gossip-key-file", requiredArg, setGossipKeyFile},
 }
 
 // defaultClusterConfig returns the daemon's cluster defaults: gossip on
@@ -96,6 +97,16 @@ func addJoin(p *parser, opt, val string) error {
 	return nil
 }
 
+// setGossipKeyFile sets --gossip-key-file. The node reads the file when it
+// starts gossip, and again on SIGHUP.
+func setGossipKeyFile(p *parser, opt, val string) error {
+	if val == "" {
+		return fmt.Errorf("invalid value \"\" for %s: want a file", opt)
+	}
+	p.o.cfg.Cluster.GossipKeyFile = val
+	return nil
+}
+
 // splitHostPort checks an address given to opt: host:port (the host may be
 // empty, or an IPv6 address in brackets) or, if portOptional, a host alone.
 // It reports whether a port was given.
@@ -158,16 +169,21 @@ func (p *parser) finishCluster(tcpOff bool) error {
 	if c.GossipAddr == "" && len(c.Join) > 0 {
 		return errors.New("--join needs gossip: drop --no-cluster or give --gossip-addr")
 	}
+	if c.GossipAddr == "" && c.GossipKeyFile != "" {
+		return errors.New("--gossip-key-file needs gossip: drop --no-cluster or give --gossip-addr")
+	}
 	if tcpOff {
-		if p.gossipSet && c.GossipAddr != "" || len(c.Join) > 0 {
-			return errors.New("a cluster needs a TCP port to publish: --gossip-addr and --join cannot go with -s or -p 0")
+		if p.gossipSet && c.GossipAddr != "" || len(c.Join) > 0 || c.GossipKeyFile != "" {
+			return errors.New("a cluster needs a TCP port to publish: --gossip-addr, --join and --gossip-key-file cannot go with -s or -p 0")
 		}
 		c.GossipAddr = ""
 	}
 	if c.ProbeTimeout >= c.ProbeInterval {
 		return fmt.Errorf("--probe-timeout (%v) must be shorter than --probe-interval (%v)", c.ProbeTimeout, c.ProbeInterval)
 	}
-	p.o.gossipChosen = p.gossipSet || len(c.Join) > 0
+	// Encrypted gossip asks for a cluster: a node that cannot have its
+	// gossip address, or its keys, must not run alone unencrypted.
+	p.o.gossipChosen = p.gossipSet || len(c.Join) > 0 || c.GossipKeyFile != ""
 	return nil
 }
 
@@ -200,6 +216,11 @@ Cluster options (memcluster's own; long forms only):
     --push-pull-interval=<d> full state exchange this often (default: %[9]v)
     --leave-timeout=<d>   on SIGTERM, wait this long for the leave message to
                           go out before shutting down (default: %[10]v)
+    --gossip-key-file=<file> encrypt the gossip (AES-GCM) with the keys in
+                          <file>: one base64 key a line, 16, 24 or 32 bytes;
+                          the first encrypts, all decrypt; '#' comments.
+                          Nodes with other keys, or none, cannot join.
+                          Re-read on SIGHUP, to rotate keys (default: none)
 Durations are Go durations: 400ms, 2s, 1m.
 `
 

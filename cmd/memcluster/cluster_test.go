@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"net"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -41,6 +45,13 @@ func TestParseArgsCluster(t *testing.T) {
 		}, false},
 		// Without TCP, gossip is off unless asked for.
 		{[]string{"-s", "/tmp/mc.sock"}, func(c *node.ClusterConfig) { c.GossipAddr = "" }, false},
+		// Encrypted gossip asks for a cluster.
+		{[]string{"--gossip-key-file", "/etc/memcluster/gossip.key"}, func(c *node.ClusterConfig) {
+			c.GossipKeyFile = "/etc/memcluster/gossip.key"
+		}, true},
+		{[]string{"--gossip-key-file=gossip.key", "--gossip-addr=127.0.0.1:7947"}, func(c *node.ClusterConfig) {
+			c.GossipKeyFile, c.GossipAddr = "gossip.key", "127.0.0.1:7947"
+		}, true},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -78,8 +89,14 @@ func TestParseArgsClusterErrors(t *testing.T) {
 		{[]string{"--suspicion-mult", "x"}, `invalid value "x" for --suspicion-mult: not an integer`},
 		{[]string{"--probe-timeout", "1s"}, "--probe-timeout (1s) must be shorter than --probe-interval (400ms)"},
 		{[]string{"--no-cluster", "--join", "a:1"}, "--join needs gossip: drop --no-cluster or give --gossip-addr"},
-		{[]string{"-s", "/tmp/s", "--join", "a:1"}, "a cluster needs a TCP port to publish: --gossip-addr and --join cannot go with -s or -p 0"},
-		{[]string{"-s", "/tmp/s", "--gossip-addr", ":1"}, "a cluster needs a TCP port to publish: --gossip-addr and --join cannot go with -s or -p 0"},
+		{[]string{"-s", "/tmp/s", "--join", "a:1"}, "a cluster needs a TCP port to publish: --gossip-addr, --join and --gossip-key-file cannot go with -s or -p 0"},
+		{[]string{"-s", "/tmp/s", "--gossip-addr", ":1"}, "a cluster needs a TCP port to publish: --gossip-addr, --join and --gossip-key-file cannot go with -s or -p 0"},
+		{[]string{"-p", "0", "-s", "/tmp/s", "--gossip-key-file", "k"}, "a cluster needs a TCP port to publish: --gossip-addr, --join and --gossip-key-file cannot go with -s or -p 0"},
+		{[]string{"--no-cluster", "--gossip-key-file", "k"}, "--gossip-key-file needs gossip: drop --no-cluster or give --gossip-addr"},
+		{[]string{"--gossip-addr=", "--gossip-key-file", "k"}, "--gossip-key-file needs gossip: drop --no-cluster or give --gossip-addr"},
+		{[]string{"--gossip-key-file="}, `invalid value "" for --gossip-key-file: want a file`},
+		{[]string{"--gossip-key-file"}, "option '--gossip-key-file' requires an argument"},
+		{[]string{"--gossip=:1"}, "option '--gossip=:1' is ambiguous; possibilities: '--gossip-addr' '--gossip-interval' '--gossip-key-file'"},
 		{[]string{"--pro=1"}, "option '--pro=1' is ambiguous; possibilities: '--protocol' '--probe-interval' '--probe-timeout'"},
 	}
 	for _, tt := range tests {
@@ -147,6 +164,40 @@ func TestRunGossipAddressTaken(t *testing.T) {
 			t.Errorf("stderr %q: want the warning", stderr.String())
 		}
 	})
+}
+
+// TestRunBadGossipKeyFile checks that a key file the node cannot use stops
+// it at start, with an error that names the file and the line but shows
+// no key.
+func TestRunBadGossipKeyFile(t *testing.T) {
+	keepGlobals(t)
+	dir := t.TempDir()
+	good := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	short := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 12))
+	tests := []struct{ name, file, want string }{
+		{"wrong length", "# keys\n" + good + "\n" + short + "\n", ": line 3: the key is 12 bytes, want 16, 24 or 32"},
+		{"empty", "\n", ": no key"},
+		{"missing", "", ": no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".key")
+			if tt.file != "" {
+				if err := os.WriteFile(path, []byte(tt.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var stdout, stderr syncBuffer
+			args := []string{"-l", "127.0.0.1", "-p", freePort(t), "--gossip-addr", "127.0.0.1:0", "--gossip-key-file", path}
+			code := run(context.Background(), args, &stdout, &stderr)
+			if code != exitFailure || !strings.Contains(stderr.String(), tt.want) || !strings.Contains(stderr.String(), "gossip key file") {
+				t.Errorf("exit status %d, stderr %q; want %d and %q", code, stderr.String(), exitFailure, tt.want)
+			}
+			if strings.Contains(stderr.String(), good) || strings.Contains(stderr.String(), short) {
+				t.Errorf("stderr %q shows a key", stderr.String())
+			}
+		})
+	}
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.

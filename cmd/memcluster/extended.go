@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/memcluster/memcluster/node"
 )
 
 // subKind is the kind of value an -o key takes.
@@ -211,4 +213,59 @@ func (p *parser) subopt(item, key, v string, hasVal bool) error {
 		}
 	}
 	return err
+}
+
+// finishTLS checks the TLS options of -Z and sets cfg.TLS. The files are
+// read when the node starts: an error there is memcached's too ("Error
+// loading the certificate chain: …"), from node.TLSFileError. memcached
+// reads the key from ssl_key alone; memcluster also finds it in the
+// ssl_chain_cert file when ssl_key is not given.
+func (p *parser) finishTLS(tcpOff bool) error {
+	o, t := p.o, &p.o.tls
+	if t.ChainCert == "" {
+		return errors.New("Error loading the certificate chain: no file given; name it with -o ssl_chain_cert=<file>")
+	}
+	keyFile := t.Key
+	if keyFile == "" {
+		keyFile = t.ChainCert
+	}
+	// memcached's ssl_keyformat is OpenSSL's SSL_FILETYPE_PEM (1, its
+	// default) or SSL_FILETYPE_ASN1 (2).
+	if t.KeyFormat != 0 && t.KeyFormat != 1 && t.KeyFormat != 2 {
+		return fmt.Errorf("Error loading the key: %s : ssl_keyformat=%d is neither 1 (PEM) nor 2 (ASN.1, DER)", keyFile, t.KeyFormat)
+	}
+	if t.Ciphers != "" {
+		p.ignore("-o ssl_ciphers", "Go's crypto/tls chooses among its own secure cipher suites; OpenSSL cipher lists do not apply")
+	}
+	if t.WBufSize != 0 {
+		p.ignore("-o ssl_wbuf_size", "Go's crypto/tls sizes its own records and buffers")
+	}
+	if t.KernelTLS {
+		p.ignore("-o ssl_kernel_tls", "Go's crypto/tls does not hand encryption to the kernel")
+	}
+	if t.ClientAuth != tls.NoClientCert && t.CACert == "" {
+		p.warn("ssl_verify_mode asks for client certificates but no ssl_ca_cert is given: "+
+			"no client certificate can be verified, so clients that send one are refused, as in memcached",
+			"option", "-o ssl_verify_mode")
+	}
+	if tcpOff {
+		p.warn("TLS has no effect: TCP is off (-s or -p 0) and the unix socket is never TLS", "option", "-Z")
+	}
+	var noTLS []string
+	for _, l := range o.listeners {
+		if l.NoTLS && !tcpOff {
+			noTLS = append(noTLS, l.Addr)
+		}
+	}
+	o.cfg.TLS = &node.TLSConfig{
+		CertFile:     t.ChainCert,
+		KeyFile:      t.Key,
+		KeyDER:       t.KeyFormat == 2,
+		CAFile:       t.CACert,
+		ClientAuth:   t.ClientAuth,
+		MinVersion:   t.MinVersion,
+		SessionCache: t.SessionCache,
+		NoTLSAddrs:   noTLS,
+	}
+	return nil
 }

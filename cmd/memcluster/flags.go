@@ -39,7 +39,7 @@ type options struct {
 	listeners []listenSpec
 
 	authFile string     // -Y: ASCII authentication file (refused for now)
-	tls      tlsOptions // -Z and -o ssl_* (refused for now)
+	tls      tlsOptions // -Z and -o ssl_*
 
 	// ignored lists, as written, the options that were accepted but have
 	// no effect in memcluster, each once, in command-line order.
@@ -74,13 +74,14 @@ type listenSpec struct {
 	Tag string
 }
 
-// tlsOptions are the TLS settings of -Z and -o ssl_*. memcluster does not
-// serve TLS yet: main refuses -Z, and the ssl_* values are only kept.
+// tlsOptions are the TLS settings of -Z and -o ssl_*, as given. finish
+// turns them into cfg.TLS when -Z is on; without -Z they have no effect, as
+// in memcached.
 type tlsOptions struct {
 	Enabled    bool               // -Z
 	ChainCert  string             // ssl_chain_cert: certificate chain, PEM
 	Key        string             // ssl_key: private key, if not in ChainCert
-	KeyFormat  int                // ssl_keyformat: memcached's key format number; 0 means PEM
+	KeyFormat  int                // ssl_keyformat: 1 PEM, 2 DER (memcached's SSL_FILETYPE_*); 0 means PEM
 	ClientAuth tls.ClientAuthType // ssl_verify_mode 0..3, as crypto/tls names it
 	Ciphers    string             // ssl_ciphers: OpenSSL cipher list
 	CACert     string             // ssl_ca_cert: acceptable client CAs, PEM
@@ -427,6 +428,11 @@ func (p *parser) finish() error {
 			for _, l := range o.listeners {
 				cfg.ListenAddrs = append(cfg.ListenAddrs, l.Addr)
 			}
+		}
+	}
+	if o.tls.Enabled {
+		if err := p.finishTLS(tcpOff); err != nil {
+			return err
 		}
 	}
 
@@ -813,12 +819,9 @@ func parseListen(e string) (listenSpec, error) {
 }
 
 // unsupported returns an error if the options ask for what memcluster does
-// not offer yet: TLS (-Z) and ASCII authentication (-Y).
+// not offer yet: ASCII authentication (-Y).
 func (o *options) unsupported() error {
-	switch {
-	case o.tls.Enabled:
-		return errors.New("TLS (-Z, --enable-ssl) is not supported yet")
-	case o.authFile != "":
+	if o.authFile != "" {
 		return errors.New("ASCII authentication (-Y, --auth-file) is not supported yet")
 	}
 	return nil

@@ -210,13 +210,13 @@ func TestParseArgsDaemonOptions(t *testing.T) {
 		{[]string{"--daemon"}, options{daemonize: true, ignored: []string{"--daemon"}}},
 		{[]string{"-u", "memcache"}, options{user: "memcache", ignored: []string{"-u"}}},
 		{[]string{"--user=memcache"}, options{user: "memcache", ignored: []string{"--user"}}},
-		{[]string{"-Z"}, options{tls: tlsOptions{Enabled: true}}},
-		{[]string{"--enable-ssl"}, options{tls: tlsOptions{Enabled: true}}},
+		{[]string{"-Z", "-o", "ssl_chain_cert=/c.pem"}, options{tls: tlsOptions{Enabled: true, ChainCert: "/c.pem"}}},
+		{[]string{"--enable-ssl", "-o", "ssl_chain_cert=/c.pem"}, options{tls: tlsOptions{Enabled: true, ChainCert: "/c.pem"}}},
 		{[]string{"-Y", "/etc/mc.auth"}, options{authFile: "/etc/mc.auth"}},
 		{[]string{"--auth-file", "/etc/mc.auth"}, options{authFile: "/etc/mc.auth"}},
 		{[]string{"a", "--", "-b", "c"}, options{args: []string{"a", "-b", "c"}}},
-		{[]string{"-l", "notls:127.0.0.1:11311", "-Z"}, options{
-			tls:       tlsOptions{Enabled: true},
+		{[]string{"-l", "notls:127.0.0.1:11311", "-Z", "-o", "ssl_chain_cert=/c.pem"}, options{
+			tls:       tlsOptions{Enabled: true, ChainCert: "/c.pem"},
 			listeners: []listenSpec{{Addr: "127.0.0.1:11311", NoTLS: true}},
 		}},
 		{[]string{"-o", "ssl_chain_cert=/c.pem,ssl_key=/k.pem,ssl_keyformat=1,ssl_verify_mode=2", "-o",
@@ -565,7 +565,7 @@ func TestUnsupported(t *testing.T) {
 		{nil, ""},
 		{[]string{"-S"}, ""},
 		{[]string{"-o", "ssl_chain_cert=/c.pem"}, ""},
-		{[]string{"-Z"}, "TLS (-Z, --enable-ssl) is not supported yet"},
+		{[]string{"-Z", "-o", "ssl_chain_cert=/c.pem"}, ""},
 		{[]string{"-Y", "/x"}, "ASCII authentication (-Y, --auth-file) is not supported yet"},
 	}
 	for _, tt := range tests {

@@ -4,10 +4,13 @@
 // It serves in the foreground until SIGTERM or SIGINT, then leaves the
 // cluster (its peers drop it at once), stops accepting connections, lets the
 // requests under way finish (for up to shutdownTimeout), and exits 0. A
-// second signal ends it at once.
+// second signal ends it at once. SIGHUP reloads the files the node loaded
+// (the TLS certificates of -Z, the gossip keys) and logs the outcome; a
+// component whose files fail to load keeps what it had.
 //
 // Exit status: 0 after a signal, -h, -V or -i; 64 (EX_USAGE) for a bad
-// command line; 1 when the node cannot start or stops on an error.
+// command line, which includes TLS files that cannot be loaded at start,
+// as in memcached; 1 when the node cannot start or stops on an error.
 package main
 
 import (
@@ -56,6 +59,12 @@ func main() {
 // node down and returns the exit status. Help and version go to stdout;
 // logs and errors to stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// SIGHUP reloads. It is caught from the start, so that it never ends
+	// the process (its default), and until run returns.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	opts, err := parseArgs(args, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "memcluster: %v\nTry 'memcluster --help' for more information.\n", err)
@@ -94,6 +103,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	srv := node.New(cfg)
 	ls, err := srv.Listen()
 	if err != nil {
+		var fe *node.TLSFileError
+		if errors.As(err, &fe) {
+			// memcached's message and status (EX_USAGE).
+			fmt.Fprintf(stderr, "memcluster: %v\n", fe)
+			return exitUsage
+		}
 		fmt.Fprintf(stderr, "memcluster: %v\n", err)
 		return exitFailure
 	}
@@ -113,26 +128,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log.Info("memcluster starting", "version", version, "threads", cfg.Threads,
 		"memory_limit", cfg.MemoryLimit, "max_conns", cfg.MaxConns)
 
-	select {
-	case err := <-served:
-		if !errors.Is(err, node.ErrServerClosed) {
-			fmt.Fprintf(stderr, "memcluster: %v\n", err)
-			return exitFailure
+wait:
+	for {
+		select {
+		case err := <-served:
+			if !errors.Is(err, node.ErrServerClosed) {
+				fmt.Fprintf(stderr, "memcluster: %v\n", err)
+				return exitFailure
+			}
+			shutdown(srv, log)
+			return 0
+		case <-srv.Done():
+			// A client's "shutdown" command (-A): let the requests under way
+			// finish, as after a signal.
+			log.Info("shutdown requested by a client")
+			break wait
+		case <-ctx.Done():
+			log.Info("signal received; shutting down", "timeout", shutdownTimeout)
+			break wait
+		case <-hup:
+			reload(srv, log)
 		}
-		shutdown(srv, log)
-		return 0
-	case <-srv.Done():
-		// A client's "shutdown" command (-A): let the requests under way
-		// finish, as after a signal.
-		log.Info("shutdown requested by a client")
-	case <-ctx.Done():
-		log.Info("signal received; shutting down", "timeout", shutdownTimeout)
 	}
 	shutdown(srv, log)
 	if err := <-served; err != nil && !errors.Is(err, node.ErrServerClosed) {
 		log.Warn("server stopped with an error", "err", err)
 	}
 	return 0
+}
+
+// reload reloads srv's files on SIGHUP and logs the outcome.
+func reload(srv *node.Server, log *slog.Logger) {
+	if err := srv.Reload(); err != nil {
+		log.Error("SIGHUP: reload failed; keeping what was loaded before", "err", err)
+		return
+	}
+	log.Info("SIGHUP: reloaded")
 }
 
 // shutdown stops srv, waiting at most shutdownTimeout for its connections.

@@ -58,7 +58,7 @@ func TestRunPrintsAndExits(t *testing.T) {
 		{[]string{"-j"}, exitUsage, "", "memcluster: invalid option -- 'j'\nTry 'memcluster --help' for more information.\n"},
 		{[]string{"-U", "1"}, exitUsage, "", "memcluster: -U 1: memcluster does not serve UDP; leave -U out or give -U 0\nTry 'memcluster --help' for more information.\n"},
 		{[]string{"-I", "2000m"}, exitUsage, "", "memcluster: Cannot set item size limit higher than 1/2 of memory max.\nTry 'memcluster --help' for more information.\n"},
-		{[]string{"-Z"}, exitUsage, "", "memcluster: TLS (-Z, --enable-ssl) is not supported yet\n"},
+		{[]string{"-Z"}, exitUsage, "", "memcluster: Error loading the certificate chain: no file given; name it with -o ssl_chain_cert=<file>\nTry 'memcluster --help' for more information.\n"},
 		{[]string{"-Y", "/etc/memcached.auth"}, exitUsage, "", "memcluster: ASCII authentication (-Y, --auth-file) is not supported yet\n"},
 	}
 	for _, tt := range tests {

@@ -25,8 +25,9 @@ memcached's command lines keep working, but have no effect (a warning says so).
                           repeat and hold a list separated by ',' or ';', each
                           <host>[:<port>], an IPv6 address in brackets when a
                           port follows it ([::1]:11211), '*' for all interfaces;
-                          memcached's notls:, proto[<name>]: and tag[<tag>]:
-                          prefixes are read but not acted on yet
+                          with -Z, notls: serves the entry without TLS;
+                          memcached's proto[<name>]: and tag[<tag>]: prefixes
+                          are read but not acted on yet
 -d, --daemon              ignored: memcluster runs in the foreground
 -r, --enable-coredumps    ignored
 -u, --user=<user>         ignored: memcluster does not switch user; start it as
@@ -61,14 +62,22 @@ memcached's command lines keep working, but have no effect (a warning says so).
 -W, --disable-watch       ignored
 -Y, --auth-file=<file>    ASCII protocol authentication: not supported yet
 -e, --memory-file=<file>  ignored
--Z, --enable-ssl          TLS: not supported yet
+-Z, --enable-ssl          enable TLS on every TCP listener (but notls: ones); the
+                          unix socket stays plain; SIGHUP reloads the files
 -N, --napi-ids=<num>      ignored
 -o, --extended            comma separated list of extended options; may repeat
    - idle_timeout:        timeout in seconds for idle connections (default: 0, no timeout)
    - maxconns_fast:       close new connections over the limit at once; always on
-   - ssl_chain_cert, ssl_key, ssl_keyformat, ssl_verify_mode, ssl_ciphers,
-     ssl_ca_cert, ssl_wbuf_size, ssl_session_cache, ssl_kernel_tls,
-     ssl_min_version:     TLS settings, as memcached's; kept for -Z
+   - ssl_chain_cert:      server's certificate chain, PEM (required with -Z)
+   - ssl_key:             server's private key (default: read from ssl_chain_cert)
+   - ssl_keyformat:       key format: 1 PEM (default), 2 DER
+   - ssl_verify_mode:     client certificates: 0 not asked (default), 1 verified
+                          if sent, 2 required, 3 required (as 2)
+   - ssl_ca_cert:         CA certificates, PEM, that client certificates chain to
+   - ssl_min_version:     oldest TLS version: 0 TLS 1.0, 1 TLS 1.1, 2 TLS 1.2
+                          (default), 3 TLS 1.3
+   - ssl_session_cache:   let clients resume TLS sessions (session tickets)
+   - ssl_ciphers, ssl_wbuf_size, ssl_kernel_tls: ignored (Go's crypto/tls)
    - ignored, as they tune memcached's own slab allocator, LRU, hash table,
      logger or external storage: hashpower, no_hashexpand, slab_reassign,
      slab_automove, slab_automove_ratio, slab_automove_window,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/memcluster/memcluster/node/store"
 	"github.com/memcluster/memcluster/protocol"
+	"github.com/memcluster/memcluster/sasl"
 )
 
 const (
@@ -41,6 +42,13 @@ type binaryConn struct {
 	// until no complete request header is buffered, and so do errors that
 	// follow a swallowed value (TooLarge, out of memory, unknown command).
 	flushNow bool
+
+	// authed is set once a SASL exchange succeeds (-S); every AUTH clears
+	// it first. exchange is the SASL exchange under way, if any: an AUTH
+	// starts a new one, STEP continues it, and its end (success or
+	// failure) clears it.
+	authed   bool
+	exchange sasl.Server
 }
 
 // serveBinary serves the binary protocol until the connection ends.
@@ -83,13 +91,12 @@ func (c *conn) serveBinary() {
 func (b *binaryConn) serveRequest() bool {
 	c, req := b.conn, &b.req
 	err := protocol.ReadBinaryHead(c.br, req)
-	if err == nil && c.srv.cfg.SASL && !req.Header.Opcode.AuthExempt() {
+	if err == nil && c.srv.cfg.SASL && !b.authed && !req.Header.Opcode.AuthExempt() {
 		// memcached checks authentication right after the head, before
-		// any other length or the value. The node has no SASL mechanism
-		// yet, so no connection is ever authenticated: with -S every
-		// request but Version and the SASL opcodes is refused, and the
-		// connection closed, as memcached does to a client that has not
-		// authenticated.
+		// any other length or the value: with -S every request but
+		// Version and the SASL opcodes is refused on a connection that
+		// has not authenticated, and the connection closed, as memcached
+		// does. Nothing of the request is read or executed.
 		c.out = protocol.AppendBinaryError(c.out, req.Header.Opcode, protocol.StatusAuthError, req.Header.Opaque)
 		c.closeAfter = true
 		return true
@@ -541,9 +548,14 @@ func (b *binaryConn) appendStats(stats []Stat) {
 // sasl answers SASLListMechs, SASLAuth and SASLStep.
 //
 // Without -S memcached answers them Unknown command (at once when there was
-// no data to swallow). With -S the node has, as yet, no mechanism to offer:
-// it answers as memcached does when its SASL library lists none and every
-// authentication fails, so no client ever authenticates.
+// no data to swallow). With -S: LIST_MECHS names the mechanisms offered;
+// AUTH (the mechanism as its key, the client's initial response as its
+// value) drops any earlier authentication and exchange and starts a new
+// one; STEP feeds the exchange under way. An exchange answers
+// StatusAuthContinue with the server's challenge until it ends: in success
+// ("Authenticated", or SCRAM's server-final message, which lets the client
+// check the server) or in StatusAuthError, after which the connection is
+// unauthenticated and may try again.
 func (b *binaryConn) sasl() {
 	s, req := b.srv, &b.req
 	h := &req.Header
@@ -556,7 +568,7 @@ func (b *binaryConn) sasl() {
 		return
 	}
 	if h.Opcode == protocol.OpSASLListMechs {
-		b.fail(protocol.StatusAuthError)
+		b.out = protocol.AppendBinaryText(b.out, h.Opcode, h.Opaque, s.auth.list)
 		return
 	}
 	if len(req.Key) > saslMechMax {
@@ -564,6 +576,45 @@ func (b *binaryConn) sasl() {
 		return
 	}
 	s.counters.authCmds.Add(1)
-	s.counters.authErrors.Add(1)
+	mech := string(req.Key)
+	if h.Opcode == protocol.OpSASLAuth {
+		b.authed, b.exchange = false, nil
+		if !s.auth.offers(mech) {
+			b.authFailed()
+			return
+		}
+		ex, err := sasl.NewServer(mech, s.auth.sasl)
+		if err != nil {
+			b.authFailed()
+			return
+		}
+		b.exchange = ex
+	} else if b.exchange == nil || !strings.EqualFold(b.exchange.Mechanism(), mech) {
+		// A STEP with no exchange under way, or for another mechanism.
+		b.exchange = nil
+		b.authFailed()
+		return
+	}
+	challenge, done, err := b.exchange.Step(req.Value)
+	switch {
+	case err != nil:
+		b.exchange = nil
+		b.authFailed()
+	case !done:
+		b.out = protocol.AppendBinaryResponse(b.out, h.Opcode, protocol.StatusAuthContinue, h.Opaque, 0, nil, nil, challenge)
+	default:
+		b.exchange = nil
+		b.authed = true
+		if len(challenge) == 0 {
+			challenge = []byte("Authenticated")
+		}
+		b.out = protocol.AppendBinaryResponse(b.out, h.Opcode, protocol.StatusOK, h.Opaque, 0, nil, nil, challenge)
+	}
+}
+
+// authFailed answers a failed SASL attempt, as memcached does, and counts
+// it. The connection stays open and unauthenticated.
+func (b *binaryConn) authFailed() {
+	b.srv.counters.authErrors.Add(1)
 	b.fail(protocol.StatusAuthError)
 }

@@ -471,12 +471,12 @@ func TestBinaryProtocol(t *testing.T) {
 			{send: binReq(protocol.OpDelete, op1, 5, "", "k", ""), want: [][]byte{binErr(protocol.OpDelete, protocol.StatusKeyExists, op1)}},
 			{send: binReq(protocol.OpIncrement, op1, 0, binCounterExtras(1, 7, 0), "c", ""), want: [][]byte{protocol.AppendBinaryCounterResponse(nil, protocol.OpIncrement, op1, 0, 7)}},
 		}},
-		// With -S every request but Version and SASL's is refused (the
-		// node has no mechanism yet, so none authenticates). No Noop
-		// may follow a request: it would be refused too.
+		// With -S every request but Version and SASL's is refused until
+		// the connection authenticates; with no credentials file, no one
+		// does. No Noop may follow a request: it would be refused too.
 		{name: "sasl", cfg: Config{SASL: true}, steps: []binStep{
 			{send: binReq(protocol.OpVersion, op1, 0, "", "", ""), want: [][]byte{binResp(protocol.OpVersion, protocol.StatusOK, op1, 0, "", "", Version)}, end: binEndQuiet},
-			{send: binReq(protocol.OpSASLListMechs, op1, 0, "", "", ""), want: [][]byte{binErr(protocol.OpSASLListMechs, protocol.StatusAuthError, op1)}, end: binEndQuiet},
+			{send: binReq(protocol.OpSASLListMechs, op1, 0, "", "", ""), want: [][]byte{binResp(protocol.OpSASLListMechs, protocol.StatusOK, op1, 0, "", "", "SCRAM-SHA-256 CRAM-MD5 PLAIN")}, end: binEndQuiet},
 			{send: binReq(protocol.OpSASLAuth, op1, 0, "", "PLAIN", "\x00u\x00p"), want: [][]byte{binErr(protocol.OpSASLAuth, protocol.StatusAuthError, op1)}, end: binEndQuiet},
 			{send: binReq(protocol.OpSASLAuth, op1, 0, "", strings.Repeat("M", 33), "x"), want: [][]byte{binErr(protocol.OpSASLAuth, protocol.StatusInvalidArgs, op1)}, end: binEndQuiet},
 			{send: binReq(protocol.OpGet, op2, 0, "", "k", ""), want: [][]byte{binErr(protocol.OpGet, protocol.StatusAuthError, op2)}, end: binEndClosed},

@@ -65,8 +65,29 @@ type Config struct {
 	// "auto": each connection's first byte chooses.
 	Protocol string
 
-	// SASL turns on SASL authentication (-S).
+	// SASL turns on SASL authentication of the binary protocol (-S):
+	// before a connection authenticates, only the SASL opcodes and Version
+	// execute. Without AuthFile, text connections are refused as well
+	// (memcached's SASL is binary-only).
 	SASL bool
+
+	// SASLPasswordFile is the credentials file SASL checks users against
+	// (memcached's $MEMCACHED_SASL_PWDB): "user:password" lines, or
+	// "user:SCRAM-SHA-256$..." verifiers (see package sasl). Reload
+	// re-reads it. If empty, no user exists and no client authenticates.
+	SASLPasswordFile string
+
+	// SASLMechanisms are the mechanisms SASL offers, strongest first, each
+	// one of sasl.Mechanisms. If empty, defaults to all of them.
+	SASLMechanisms []string
+
+	// AuthFile turns on memcached's ASCII authentication (-Y) with the
+	// credentials in this file, in SASLPasswordFile's format: a text
+	// connection's first command must be "set <key> <flags> <exptime>
+	// <bytes>" with "<user> <password>" as its data, and every command
+	// before it is answered "CLIENT_ERROR unauthenticated". Reload re-reads
+	// it. If empty, text connections need no authentication.
+	AuthFile string
 
 	// DisableFlushAll refuses flush_all (-F).
 	DisableFlushAll bool

@@ -94,9 +94,14 @@ func (c *conn) serve() {
 	case "binary":
 		isBinary = true
 	}
-	if c.srv.cfg.SASL {
+	switch cfg := &c.srv.cfg; {
+	case cfg.SASL && cfg.AuthFile == "":
 		// memcached's SASL is binary-only: no text request may bypass it.
 		isBinary = true
+	case cfg.AuthFile != "" && !cfg.SASL:
+		// ASCII authentication is text-only: a binary request is read
+		// as lines, which it cannot authenticate, as memcached does.
+		isBinary = false
 	}
 	if isBinary {
 		c.serveBinary()
@@ -178,6 +183,9 @@ func (c *conn) afterRequest() bool {
 func (c *conn) serveText() {
 	c.text = protocol.NewTextReader(c.br)
 	c.text.MaxValue = c.srv.cfg.ItemSizeMax
+	if c.srv.auth.ascii != nil && !c.asciiAuth() {
+		return
+	}
 	for c.waitForRequest() {
 		req, err := c.text.Next()
 		if err != nil {
@@ -201,4 +209,34 @@ func (c *conn) serveText() {
 			return
 		}
 	}
+}
+
+// asciiAuth runs memcached's ASCII authentication (-Y) until the connection
+// authenticates, answering every other command "CLIENT_ERROR
+// unauthenticated" without executing it. It reports whether the connection
+// authenticated; false means it must close.
+func (c *conn) asciiAuth() bool {
+	for c.waitForRequest() {
+		user, password, err := c.text.NextAuth()
+		var te *protocol.TextError
+		switch {
+		case err == nil:
+			c.srv.counters.authCmds.Add(1)
+			if c.srv.auth.checkASCII(user, password) {
+				c.out = protocol.AppendLine(c.out, "STORED")
+				return true
+			}
+			c.srv.counters.authErrors.Add(1)
+			c.out = protocol.AppendLine(c.out, protocol.ErrAuthFailure.Line)
+		case errors.As(err, &te):
+			c.out = protocol.AppendLine(c.out, te.Line)
+		default:
+			_ = c.flush()
+			return false
+		}
+		if !c.afterRequest() {
+			return false
+		}
+	}
+	return false
 }

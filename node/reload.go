@@ -6,12 +6,15 @@ import (
 )
 
 // Reload re-reads what the node loaded from files, so that an operator can
-// replace them without a restart; the daemon calls it on SIGHUP. Today that
-// is the TLS certificate chain, key and CA certificates: new connections
-// get the new ones, and established connections keep those they began
-// with; and the gossip key file (ClusterConfig.GossipKeyFile), which
-// memberlist's keyring follows in place, so that keys rotate without
-// downtime.
+// replace them without a restart; the daemon calls it on SIGHUP:
+//
+//   - the TLS certificate chain, key and CA certificates: new connections
+//     get the new ones, established connections keep those they began with;
+//   - the credentials files of SASL (SASLPasswordFile) and of ASCII
+//     authentication (AuthFile): authentications from then on are checked
+//     against the new file, connections already authenticated stay so;
+//   - the gossip key file (ClusterConfig.GossipKeyFile), which memberlist's
+//     keyring follows in place, so that keys rotate without downtime.
 //
 // Each component reloads on its own. One whose files are missing or bad
 // keeps what it had, and Reload returns its error (for TLS, wrapping a
@@ -38,6 +41,12 @@ func (s *Server) reloadables() []reloadable {
 	var rs []reloadable
 	if s.tls != nil {
 		rs = append(rs, reloadable{"TLS certificates", s.tls.load})
+	}
+	if s.auth != nil && s.auth.sasl != nil && s.auth.sasl.file != "" {
+		rs = append(rs, reloadable{"SASL credentials", s.auth.sasl.load})
+	}
+	if s.auth != nil && s.auth.ascii != nil {
+		rs = append(rs, reloadable{"ASCII authentication file", s.auth.ascii.load})
 	}
 	if s.cluster.encrypted() {
 		rs = append(rs, reloadable{"gossip keys", s.cluster.reloadKeys})

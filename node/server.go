@@ -30,12 +30,15 @@ var ErrServerClosed = errors.New("node: server closed")
 // Server is one memcluster node. Create it with New; its methods are safe for
 // concurrent use.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	store   *store.Store
-	started time.Time
-	cluster *cluster
-	tls     *tlsState // nil without TLS
+	cfg          Config
+	log          *slog.Logger
+	store        *store.Store
+	started      time.Time
+	cluster      *cluster
+	tls          *tlsState // nil without TLS
+	auth         *auth     // nil if authErr
+	authErr      error     // a bad authentication setting, returned by Listen and Serve
+	authWarnOnce sync.Once
 
 	counters     counters
 	verbosity    atomic.Int32
@@ -67,6 +70,7 @@ func New(cfg Config) *Server {
 	if cfg.TLS != nil {
 		s.tls = newTLSState(*cfg.TLS)
 	}
+	s.auth, s.authErr = newAuth(cfg)
 	s.verbosity.Store(int32(cfg.Verbosity))
 	s.counters.detail.delim = defaultPrefixDelimiter
 	if cfg.PrefixDelimiter != 0 {
@@ -95,6 +99,9 @@ func (s *Server) Listen() ([]net.Listener, error) {
 		if err := s.tls.ensureLoaded(); err != nil {
 			return nil, fmt.Errorf("node: TLS: %w", err)
 		}
+	}
+	if err := s.ensureAuth(); err != nil {
+		return nil, err
 	}
 	var ls []net.Listener
 	fail := func(err error) ([]net.Listener, error) {
@@ -192,6 +199,10 @@ func (s *Server) Serve(l net.Listener) error {
 			l.Close()
 			return fmt.Errorf("node: TLS: %w", err)
 		}
+	}
+	if err := s.ensureAuth(); err != nil {
+		l.Close()
+		return err
 	}
 	if !s.trackListener(l) {
 		l.Close()

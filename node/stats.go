@@ -206,7 +206,7 @@ func (s *Server) Settings() []Stat {
 		{"cas_enabled", yesNo(!cfg.NoCAS)},
 		{"binding_protocol", cfg.Protocol + protocolSuffix(cfg.Protocol)},
 		{"auth_enabled_sasl", yesNo(cfg.SASL)},
-		{"auth_enabled_ascii", "no"},
+		{"auth_enabled_ascii", yesNo(cfg.AuthFile != "")},
 		{"item_size_max", itoa(cfg.ItemSizeMax)},
 		{"maxconns_fast", "yes"},
 		{"flush_enabled", yesNo(!cfg.DisableFlushAll)},

@@ -122,7 +122,7 @@ func TestRunGossipAddressTaken(t *testing.T) {
 	taken := l.Addr().String()
 
 	var stdout, stderr syncBuffer
-	code := run(context.Background(), []string{"-l", "127.0.0.1", "-p", freePort(t), "--gossip-addr", taken}, &stdout, &stderr)
+	code := run(context.Background(), []string{"-l", "127.0.0.1", "-p", freePort(t), "--gossip-addr", taken}, nil, &stdout, &stderr)
 	if code != exitFailure || !strings.Contains(stderr.String(), "memcluster: node: starting gossip on "+taken) {
 		t.Errorf("exit status %d, stderr %q; want %d and the gossip error", code, stderr.String(), exitFailure)
 	}
@@ -138,7 +138,7 @@ func TestRunGossipAddressTaken(t *testing.T) {
 		defer cancel()
 		var stdout, stderr syncBuffer
 		done := make(chan int, 1)
-		go func() { done <- run(ctx, []string{"-l", "127.0.0.1", "-p", port}, &stdout, &stderr) }()
+		go func() { done <- run(ctx, []string{"-l", "127.0.0.1", "-p", port}, nil, &stdout, &stderr) }()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", port))
@@ -189,7 +189,7 @@ func TestRunBadGossipKeyFile(t *testing.T) {
 			}
 			var stdout, stderr syncBuffer
 			args := []string{"-l", "127.0.0.1", "-p", freePort(t), "--gossip-addr", "127.0.0.1:0", "--gossip-key-file", path}
-			code := run(context.Background(), args, &stdout, &stderr)
+			code := run(context.Background(), args, nil, &stdout, &stderr)
 			if code != exitFailure || !strings.Contains(stderr.String(), tt.want) || !strings.Contains(stderr.String(), "gossip key file") {
 				t.Errorf("exit status %d, stderr %q; want %d and %q", code, stderr.String(), exitFailure, tt.want)
 			}

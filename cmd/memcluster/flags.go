@@ -38,8 +38,11 @@ type options struct {
 	// TCP is off).
 	listeners []listenSpec
 
-	authFile string     // -Y: ASCII authentication file (refused for now)
-	tls      tlsOptions // -Z and -o ssl_*
+	tls tlsOptions // -Z and -o ssl_*
+
+	// verifierUser is --sasl-verifier's user: print a credentials line
+	// for the password on standard input, and exit.
+	verifierUser string
 
 	// ignored lists, as written, the options that were accepted but have
 	// no effect in memcluster, each once, in command-line order.
@@ -119,7 +122,7 @@ type flagDef struct {
 }
 
 // flagDefs holds every option: memcached's, then memcluster's own.
-var flagDefs = slices.Concat(memcachedFlagDefs, clusterFlagDefs)
+var flagDefs = slices.Concat(memcachedFlagDefs, clusterFlagDefs, authFlagDefs)
 
 // memcachedFlagDefs holds memcached 1.6's options, in the order of
 // memcached's own table, which is the order getopt_long lists ambiguous
@@ -400,7 +403,7 @@ func (p *parser) finish() error {
 			return errors.New("You cannot allow the ASCII protocol while using SASL.")
 		}
 	}
-	if o.authFile != "" {
+	if cfg.AuthFile != "" {
 		if !p.protocolSet {
 			cfg.Protocol = "ascii"
 		} else if cfg.Protocol != "ascii" {
@@ -696,7 +699,7 @@ func setAuthFile(p *parser, opt, val string) error {
 	if val == "" {
 		return fmt.Errorf("option '%s' needs a file name", opt)
 	}
-	p.o.authFile = val
+	p.o.cfg.AuthFile = val
 	return nil
 }
 
@@ -816,13 +819,4 @@ func parseListen(e string) (listenSpec, error) {
 		spec.Addr = net.JoinHostPort(host, strconv.Itoa(n))
 	}
 	return spec, nil
-}
-
-// unsupported returns an error if the options ask for what memcluster does
-// not offer yet: ASCII authentication (-Y).
-func (o *options) unsupported() error {
-	if o.authFile != "" {
-		return errors.New("ASCII authentication (-Y, --auth-file) is not supported yet")
-	}
-	return nil
 }

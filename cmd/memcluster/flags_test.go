@@ -212,8 +212,8 @@ func TestParseArgsDaemonOptions(t *testing.T) {
 		{[]string{"--user=memcache"}, options{user: "memcache", ignored: []string{"--user"}}},
 		{[]string{"-Z", "-o", "ssl_chain_cert=/c.pem"}, options{tls: tlsOptions{Enabled: true, ChainCert: "/c.pem"}}},
 		{[]string{"--enable-ssl", "-o", "ssl_chain_cert=/c.pem"}, options{tls: tlsOptions{Enabled: true, ChainCert: "/c.pem"}}},
-		{[]string{"-Y", "/etc/mc.auth"}, options{authFile: "/etc/mc.auth"}},
-		{[]string{"--auth-file", "/etc/mc.auth"}, options{authFile: "/etc/mc.auth"}},
+		{[]string{"--sasl-verifier", "alice"}, options{verifierUser: "alice"}},
+		{[]string{"--sasl-verifier=bob smith"}, options{verifierUser: "bob smith"}},
 		{[]string{"a", "--", "-b", "c"}, options{args: []string{"a", "-b", "c"}}},
 		{[]string{"-l", "notls:127.0.0.1:11311", "-Z", "-o", "ssl_chain_cert=/c.pem"}, options{
 			tls:       tlsOptions{Enabled: true, ChainCert: "/c.pem"},
@@ -553,32 +553,6 @@ func TestParseListen(t *testing.T) {
 		}
 		if got != tt.want {
 			t.Errorf("parseListen(%q) = %+v, want %+v", tt.in, got, tt.want)
-		}
-	}
-}
-
-func TestUnsupported(t *testing.T) {
-	tests := []struct {
-		args []string
-		want string // "" if supported
-	}{
-		{nil, ""},
-		{[]string{"-S"}, ""},
-		{[]string{"-o", "ssl_chain_cert=/c.pem"}, ""},
-		{[]string{"-Z", "-o", "ssl_chain_cert=/c.pem"}, ""},
-		{[]string{"-Y", "/x"}, "ASCII authentication (-Y, --auth-file) is not supported yet"},
-	}
-	for _, tt := range tests {
-		o, _, err := parse(tt.args...)
-		if err != nil {
-			t.Fatalf("parseArgs(%q) error: %v", tt.args, err)
-		}
-		got := ""
-		if err := o.unsupported(); err != nil {
-			got = err.Error()
-		}
-		if got != tt.want {
-			t.Errorf("parseArgs(%q).unsupported() = %q, want %q", tt.args, got, tt.want)
 		}
 	}
 }

@@ -50,15 +50,16 @@ func main() {
 		<-ctx.Done()
 		stop() // a second signal ends the process at once
 	}()
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 // run is the daemon: it parses args, serves until ctx is done, shuts the
 // node down and returns the exit status. Help and version go to stdout;
-// logs and errors to stderr.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// logs and errors to stderr. stdin is read only by --sasl-verifier; it may
+// be nil.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// SIGHUP reloads. It is caught from the start, so that it never ends
 	// the process (its default), and until run returns.
 	hup := make(chan os.Signal, 1)
@@ -81,12 +82,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		writeLicense(stdout)
 		return 0
 	}
-	if err := opts.unsupported(); err != nil {
-		fmt.Fprintf(stderr, "memcluster: %v\n", err)
-		return exitUsage
+	if opts.verifierUser != "" {
+		if err := writeVerifierEntry(opts.verifierUser, stdin, stdout); err != nil {
+			fmt.Fprintf(stderr, "memcluster: %v\n", err)
+			return exitUsage
+		}
+		return 0
 	}
 
 	cfg := opts.cfg
+	if cfg.SASL && cfg.SASLPasswordFile == "" {
+		cfg.SASLPasswordFile = os.Getenv(saslPasswordEnv)
+	}
 	log := newLogger(stderr, cfg.Verbosity)
 	slog.SetDefault(log)
 	cfg.Logger = log

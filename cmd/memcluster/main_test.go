@@ -59,12 +59,13 @@ func TestRunPrintsAndExits(t *testing.T) {
 		{[]string{"-U", "1"}, exitUsage, "", "memcluster: -U 1: memcluster does not serve UDP; leave -U out or give -U 0\nTry 'memcluster --help' for more information.\n"},
 		{[]string{"-I", "2000m"}, exitUsage, "", "memcluster: Cannot set item size limit higher than 1/2 of memory max.\nTry 'memcluster --help' for more information.\n"},
 		{[]string{"-Z"}, exitUsage, "", "memcluster: Error loading the certificate chain: no file given; name it with -o ssl_chain_cert=<file>\nTry 'memcluster --help' for more information.\n"},
-		{[]string{"-Y", "/etc/memcached.auth"}, exitUsage, "", "memcluster: ASCII authentication (-Y, --auth-file) is not supported yet\n"},
+		// As memcached, a -Y file that cannot be read stops the start with status 1.
+		{[]string{"-Y", "/nonexistent/memcached.auth", "--no-cluster"}, exitFailure, "", "memcluster: node: credentials: sasl: open /nonexistent/memcached.auth: no such file or directory\n"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), tt.args, &stdout, &stderr)
+			code := run(context.Background(), tt.args, nil, &stdout, &stderr)
 			if code != tt.code {
 				t.Errorf("exit status %d, want %d", code, tt.code)
 			}
@@ -90,7 +91,7 @@ func TestRunServesUntilCanceled(t *testing.T) {
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"-s", sock, "-P", pidFile, "-t", "3", "-v", "-d"}, &stdout, &stderr)
+		done <- run(ctx, []string{"-s", sock, "-P", pidFile, "-t", "3", "-v", "-d"}, nil, &stdout, &stderr)
 	}()
 
 	deadline := time.Now().Add(10 * time.Second)
@@ -151,7 +152,9 @@ func TestRunListenFailure(t *testing.T) {
 	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- run(context.Background(), []string{"-l", "127.0.0.1", "-p", port}, &stdout, &stderr) }()
+	go func() {
+		done <- run(context.Background(), []string{"-l", "127.0.0.1", "-p", port}, nil, &stdout, &stderr)
+	}()
 	select {
 	case code := <-done:
 		if code != exitFailure {
@@ -169,7 +172,7 @@ func TestRunPIDFileFailure(t *testing.T) {
 	keepGlobals(t)
 	pidFile := filepath.Join(t.TempDir(), "no", "such", "dir", "mc.pid")
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"-s", "/nonexistent/mc.sock", "-P", pidFile}, &stdout, &stderr)
+	code := run(context.Background(), []string{"-s", "/nonexistent/mc.sock", "-P", pidFile}, nil, &stdout, &stderr)
 	if code != exitFailure {
 		t.Errorf("exit status %d, want %d", code, exitFailure)
 	}

@@ -82,7 +82,7 @@ func TestRunTLSStartErrors(t *testing.T) {
 			var stdout, stderr syncBuffer
 			done := make(chan int, 1)
 			go func() {
-				done <- run(context.Background(), []string{"-Z", "-o", tt.ssl, "-l", "127.0.0.1", "-p", port, "--no-cluster"}, &stdout, &stderr)
+				done <- run(context.Background(), []string{"-Z", "-o", tt.ssl, "-l", "127.0.0.1", "-p", port, "--no-cluster"}, nil, &stdout, &stderr)
 			}()
 			select {
 			case code := <-done:
@@ -178,7 +178,7 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"-Z", "-o", "ssl_chain_cert=" + c.cert + ",ssl_key=" + c.key,
-			"-l", "127.0.0.1", "-p", port, "--no-cluster", "-v"}, &stdout, &stderr)
+			"-l", "127.0.0.1", "-p", port, "--no-cluster", "-v"}, nil, &stdout, &stderr)
 	}()
 
 	// waitServing polls until the node presents the certificate with

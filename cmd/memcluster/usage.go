@@ -100,6 +100,7 @@ func writeUsage(w io.Writer) {
 		node.DefaultMemoryLimit>>20, node.DefaultMaxConns, node.DefaultThreads,
 		node.DefaultMaxReqsPerEvent, node.DefaultBacklog)
 	io.WriteString(w, clusterUsageText())
+	io.WriteString(w, authUsage)
 }
 
 // writeVersion writes the -V line to w.

@@ -172,6 +172,11 @@ func (b *binaryConn) readError(err error) bool {
 	}
 	// The connection is kept and the value was swallowed; memcached
 	// answers once the swallow is over, with the next write.
+	if be == protocol.ErrBinarySASLValueTooLarge && h.Opcode == protocol.OpSASLAuth {
+		// An AUTH ends the authentication and exchange before it, even
+		// when its data is refused (see sasl).
+		b.authed, b.exchange = false, nil
+	}
 	if be == protocol.ErrBinaryValueTooLarge {
 		c.srv.counters.detail.recordSet(b.req.Key)
 		if h.Opcode.Loud() == protocol.OpSet {
@@ -571,6 +576,11 @@ func (b *binaryConn) sasl() {
 		b.out = protocol.AppendBinaryText(b.out, h.Opcode, h.Opaque, s.auth.list)
 		return
 	}
+	if h.Opcode == protocol.OpSASLAuth {
+		// Every AUTH ends what came before it, even one refused before
+		// an exchange begins.
+		b.authed, b.exchange = false, nil
+	}
 	if len(req.Key) > saslMechMax {
 		b.failLater(protocol.StatusInvalidArgs, "")
 		return
@@ -578,7 +588,6 @@ func (b *binaryConn) sasl() {
 	s.counters.authCmds.Add(1)
 	mech := string(req.Key)
 	if h.Opcode == protocol.OpSASLAuth {
-		b.authed, b.exchange = false, nil
 		if !s.auth.offers(mech) {
 			b.authFailed()
 			return

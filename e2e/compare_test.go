@@ -95,7 +95,7 @@ func compareCases() []compareCase {
 		keys30 = append(keys30, "k"+strconv.Itoa(i))
 	}
 
-	return []compareCase{
+	cases := []compareCase{
 		// ---- storage commands
 		{name: "set_get", steps: []step{
 			g("set a 0 0 1\r\nx\r\n", "STORED\r\n"),
@@ -915,6 +915,7 @@ func compareCases() []compareCase {
 			gc("shutdown graceful\r\n", ""),
 		}},
 	}
+	return append(cases, asciiAuthCases()...)
 }
 
 // reply is what one step got back.

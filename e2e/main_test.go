@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -27,12 +28,19 @@ func TestMain(m *testing.M) {
 	if !set {
 		flag.Set("test.parallel", defaultParallel)
 	}
+	cleanup, err := setupASCIIAuth()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
 	if enabled("memcluster") {
 		// Build the daemon before any test starts its clock; a failed
 		// build is reported by each test that needs it.
 		servertest.MemclusterBinary()
 	}
-	os.Exit(servertest.Main(m))
+	code := servertest.Main(m)
+	cleanup()
+	os.Exit(code)
 }
 
 // backends are the servers every test runs against, the reference first:

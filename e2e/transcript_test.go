@@ -54,6 +54,7 @@ var statValues = map[string]bool{
 	"incr_misses": true, "incr_hits": true, "decr_misses": true, "decr_hits": true,
 	"cas_misses": true, "cas_hits": true, "cas_badval": true,
 	"touch_hits": true, "touch_misses": true,
+	"auth_cmds": true, "auth_errors": true,
 	// stats settings
 	"maxbytes": true, "maxconns": true, "tcpport": true, "udpport": true,
 	"inter": true, "verbosity": true, "domain_socket": true, "umask": true,

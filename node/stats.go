@@ -206,7 +206,7 @@ func (s *Server) Settings() []Stat {
 		{"cas_enabled", yesNo(!cfg.NoCAS)},
 		{"binding_protocol", cfg.Protocol + protocolSuffix(cfg.Protocol)},
 		{"auth_enabled_sasl", yesNo(cfg.SASL)},
-		{"auth_enabled_ascii", yesNo(cfg.AuthFile != "")},
+		{"auth_enabled_ascii", authFileSetting(cfg.AuthFile)},
 		{"item_size_max", itoa(cfg.ItemSizeMax)},
 		{"maxconns_fast", "yes"},
 		{"flush_enabled", yesNo(!cfg.DisableFlushAll)},
@@ -475,6 +475,15 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// authFileSetting is stats settings' auth_enabled_ascii: as memcached's,
+// the -Y file's name as given, or "no".
+func authFileSetting(file string) string {
+	if file == "" {
+		return "no"
+	}
+	return file
 }
 
 func onOff(b bool) string {

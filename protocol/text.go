@@ -189,7 +189,11 @@ func (tr *TextReader) Next() (*Request, error) {
 // more than 2048 bytes are buffered without a newline, so whether it answers
 // a 3000-byte line or hangs up depends on how the bytes arrived; this rule
 // gives the answer memcached gives when they arrive together, every time.)
-func (tr *TextReader) readLine() ([]byte, error) {
+func (tr *TextReader) readLine() ([]byte, error) { return tr.readLineLimit(true) }
+
+// readLineLimit is readLine; without longGets, a line that fills the read
+// buffer without a newline closes the connection whatever its command.
+func (tr *TextReader) readLineLimit(longGets bool) ([]byte, error) {
 	for {
 		n := tr.br.Buffered()
 		buf, _ := tr.br.Peek(n)
@@ -198,6 +202,9 @@ func (tr *TextReader) readLine() ([]byte, error) {
 			return trimCR(buf[:i]), nil
 		}
 		if n == tr.br.Size() {
+			if !longGets {
+				return nil, ErrClose
+			}
 			return tr.readLongLine()
 		}
 		if _, err := tr.br.Peek(n + 1); err != nil {

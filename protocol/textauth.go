@@ -34,14 +34,21 @@ var (
 // As memcached: the command must be exactly "set" with at least four
 // arguments, the fourth a byte count (memcached's safe_strtoul); the data
 // block, which must end in "\r\n", is split on spaces and its first two
-// tokens are the user and the password (further tokens are ignored). A data
-// block that cannot fit the read buffer closes the connection, as it does
-// memcached's, which holds the block in its 16 KiB read buffer.
+// tokens are the user and the password (further tokens are ignored).
+//
+// Nothing outgrows the read buffer before authentication, as nothing
+// outgrows memcached's 16 KiB one: a line that fills it without a newline
+// closes the connection, even a get's (which Next lets grow), and so does
+// a data block that cannot fit it, once the buffer's size of it has been
+// read. memcached adds the "\r\n" to the byte count in 32 bits: the counts
+// 4294967294 and 4294967295 announce a block of 0 and 1 bytes, answered
+// ErrAuthTermination, and those that make memcached's length negative close
+// the connection.
 //
 // The slices point into the TextReader's buffers and are valid until the
 // next call.
 func (tr *TextReader) NextAuth() (user, password []byte, err error) {
-	line, err := tr.readLine()
+	line, err := tr.readLineLimit(false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -56,19 +63,36 @@ func (tr *TextReader) NextAuth() (user, password []byte, err error) {
 	if !ok {
 		return nil, nil, ErrUnauthenticated
 	}
-	size := int(n) + 2
-	if size > tr.br.Size() {
+	// memcached adds the "\r\n" in 32 bits and keeps the sum in an int.
+	rl := n + 2
+	switch {
+	case rl < 2:
+		// 4294967294 and 4294967295 wrap to a block of 0 or 1 bytes,
+		// whose "\r\n" memcached looks for before the block, where the
+		// line it has cut off with a NUL is: never found.
+		if _, err := tr.br.Discard(int(rl)); err != nil {
+			return nil, nil, eofUnexpected(err)
+		}
+		return nil, nil, ErrAuthTermination
+	case int32(rl) < 0:
+		// A negative length: memcached reads outside its buffer, and
+		// may crash. Close.
+		return nil, nil, ErrClose
+	case int(rl) > tr.br.Size():
+		// memcached waits for the block until its read buffer is full,
+		// then closes.
+		if _, err := tr.br.Discard(tr.br.Size()); err != nil {
+			return nil, nil, eofUnexpected(err)
+		}
 		return nil, nil, ErrClose
 	}
+	size := int(rl)
 	if cap(tr.data) < size {
 		tr.data = make([]byte, size)
 	}
 	data := tr.data[:size]
 	if _, err := io.ReadFull(tr.br, data); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, nil, err
+		return nil, nil, eofUnexpected(err)
 	}
 	if !bytes.HasSuffix(data, []byte("\r\n")) {
 		return nil, nil, ErrAuthTermination
@@ -82,4 +106,13 @@ func (tr *TextReader) NextAuth() (user, password []byte, err error) {
 		return nil, nil, ErrAuthTokenFormat
 	}
 	return tokens[0], tokens[1], nil
+}
+
+// eofUnexpected turns io.EOF, the client leaving inside an attempt, into
+// io.ErrUnexpectedEOF.
+func eofUnexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }

@@ -144,6 +144,12 @@ func TestParseArgsConfig(t *testing.T) {
 		// -S picks the binary protocol, as memcached's SASL is binary-only.
 		{[]string{"-S"}, func(c *node.Config) { c.SASL, c.Protocol = true, "binary" }},
 		{[]string{"--enable-sasl", "-B", "binary"}, func(c *node.Config) { c.SASL, c.Protocol = true, "binary" }},
+		// -Y picks the ASCII protocol, and wins over -S: memcached checks
+		// -Y's choice after -S's.
+		{[]string{"-Y", "/x"}, func(c *node.Config) { c.AuthFile, c.Protocol = "/x", "ascii" }},
+		{[]string{"--auth-file=/x", "-B", "ascii"}, func(c *node.Config) { c.AuthFile, c.Protocol = "/x", "ascii" }},
+		{[]string{"-S", "-Y", "/x"}, func(c *node.Config) { c.SASL, c.AuthFile, c.Protocol = true, "/x", "ascii" }},
+		{[]string{"-Y", "/x", "-S"}, func(c *node.Config) { c.SASL, c.AuthFile, c.Protocol = true, "/x", "ascii" }},
 		{[]string{"-F"}, func(c *node.Config) { c.DisableFlushAll = true }},
 		{[]string{"--disable-flush-all"}, func(c *node.Config) { c.DisableFlushAll = true }},
 
@@ -324,6 +330,10 @@ func TestParseArgsErrors(t *testing.T) {
 		{[]string{"-S", "-B", "ascii"}, "You cannot allow the ASCII protocol while using SASL."},
 		{[]string{"-B", "auto", "-S"}, "You cannot allow the ASCII protocol while using SASL."},
 		{[]string{"-Y", "/x", "-B", "binary"}, "You cannot allow the BINARY protocol while using ascii authentication tokens."},
+		{[]string{"-S", "-Y", "/x", "-B", "binary"}, "You cannot allow the BINARY protocol while using ascii authentication tokens."},
+		{[]string{"-S", "-Y", "/x", "-B", "ascii"}, "You cannot allow the ASCII protocol while using SASL."},
+		{[]string{"-B", "auto", "-S", "-Y", "/x"}, "You cannot allow the ASCII protocol while using SASL."},
+		{[]string{"-B", "auto", "-Y", "/x"}, "You cannot allow the BINARY protocol while using ascii authentication tokens."},
 		{[]string{"-Z", "-p", "0", "-s", "/x"}, "You cannot enable SSL without a TCP port."},
 
 		// -l: memcached's messages.

@@ -27,7 +27,8 @@ type step struct {
 	// dialled on first use.
 	conn int
 	// send is the request. {cas:KEY} is replaced by the last CAS unique
-	// this connection saw for KEY in a VALUE line.
+	// this connection saw for KEY in a VALUE line or a meta reply;
+	// {cas:@} by the last one any meta reply showed.
 	send string
 	// want, if hasWant, is the exact reply memcached gives (golden).
 	want    string
@@ -915,6 +916,7 @@ func compareCases() []compareCase {
 			gc("shutdown graceful\r\n", ""),
 		}},
 	}
+	cases = append(cases, metaCases()...)
 	return append(cases, asciiAuthCases()...)
 }
 

@@ -23,7 +23,9 @@ import (
 //     kept only for the statistics in statValues and statValuePattern (and
 //     the server's own port shown as <port>); stats conns' file descriptor
 //     numbers become <fd>;
-//   - "VERSION anything" becomes "VERSION <version>".
+//   - "VERSION anything" becomes "VERSION <version>";
+//   - in meta replies, CAS uniques (c flags, me's cas=) become <cas#N> too,
+//     and a VA line's data block is cut by its length.
 //
 // Every other byte is kept. Data blocks are cut by their announced length,
 // so their contents are never mistaken for reply lines.
@@ -48,7 +50,7 @@ var statValues = map[string]bool{
 	"pointer_size": true, "max_connections": true, "threads": true,
 	"limit_maxbytes": true, "accepting_conns": true,
 	"curr_items": true, "total_items": true, "evictions": true,
-	"cmd_get": true, "cmd_set": true, "cmd_flush": true, "cmd_touch": true,
+	"cmd_get": true, "cmd_set": true, "cmd_flush": true, "cmd_touch": true, "cmd_meta": true,
 	"get_hits": true, "get_misses": true, "get_expired": true, "get_flushed": true,
 	"delete_misses": true, "delete_hits": true,
 	"incr_misses": true, "incr_hits": true, "decr_misses": true, "decr_hits": true,
@@ -113,6 +115,13 @@ func (n *normalizer) normalize(reply []byte) []string {
 			}
 			out = append(out, hdr+"\r\n", string(reply[:size+2]))
 			reply = reply[size+2:]
+		case isMetaReply(line):
+			hdr, size := n.meta(line)
+			out = append(out, hdr+"\r\n")
+			if size >= 0 && size+2 <= len(reply) {
+				out = append(out, string(reply[:size+2]))
+				reply = reply[size+2:]
+			}
 		case strings.HasPrefix(line, "VERSION ") && len(line) > len("VERSION ") && !strings.ContainsAny(line[len("VERSION "):], " \t"):
 			out = append(out, "VERSION <version>\r\n")
 		default:
@@ -144,6 +153,63 @@ func (n *normalizer) value(line string) (string, int, bool) {
 		f[4] = fmt.Sprintf("<cas#%d>", id)
 	}
 	return strings.Join(f, " "), size, true
+}
+
+// isMetaReply reports whether line is a meta command's reply line.
+func isMetaReply(line string) bool {
+	code, _, _ := strings.Cut(line, " ")
+	switch code {
+	case "HD", "VA", "EN", "NS", "EX", "NF", "ME":
+		return true
+	}
+	return false
+}
+
+// meta normalizes a meta reply line: the CAS unique of a c flag (and of
+// me's cas=) becomes <cas#N> as in VALUE lines, remembered for the key of
+// the line's k flag and for "@", the last meta CAS unique seen. It returns
+// the line and the length of the data block a VA line announces, or -1.
+func (n *normalizer) meta(line string) (string, int) {
+	f := strings.Split(line, " ")
+	size := -1
+	if f[0] == "VA" && len(f) > 1 {
+		if v, err := strconv.Atoi(f[1]); err == nil && v >= 0 {
+			size = v
+		}
+	}
+	key := ""
+	if f[0] == "ME" && len(f) > 1 {
+		key = f[1]
+	}
+	for _, t := range f[1:] {
+		if f[0] != "ME" && strings.HasPrefix(t, "k") {
+			key = t[1:]
+		}
+	}
+	for i, t := range f {
+		if i == 0 {
+			continue
+		}
+		prefix := "c"
+		if f[0] == "ME" {
+			prefix = "cas="
+		}
+		cas, ok := strings.CutPrefix(t, prefix)
+		if !ok || cas == "" || cas == "0" || strings.Trim(cas, "0123456789") != "" {
+			continue
+		}
+		n.lastCAS["@"] = cas
+		if key != "" {
+			n.lastCAS[key] = cas
+		}
+		id, seen := n.casIDs[cas]
+		if !seen {
+			id = len(n.casIDs) + 1
+			n.casIDs[cas] = id
+		}
+		f[i] = fmt.Sprintf("%s<cas#%d>", prefix, id)
+	}
+	return strings.Join(f, " "), size
 }
 
 // stat normalizes one STAT line.

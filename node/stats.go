@@ -27,6 +27,7 @@ import (
 // under its own lock) by any connection goroutine.
 type counters struct {
 	cmdGet, cmdSet, cmdFlush, cmdTouch         atomic.Uint64
+	cmdMeta                                    atomic.Uint64 // me commands, as memcached's meta_cmds
 	getHits, getMisses, getExpired, getFlushed atomic.Uint64
 	deleteHits, deleteMisses                   atomic.Uint64
 	incrHits, incrMisses, decrHits, decrMisses atomic.Uint64
@@ -58,7 +59,7 @@ func (c *counters) countCAS(status store.Status) {
 // on is kept).
 func (c *counters) reset() {
 	for _, v := range []*atomic.Uint64{
-		&c.cmdGet, &c.cmdSet, &c.cmdFlush, &c.cmdTouch,
+		&c.cmdGet, &c.cmdSet, &c.cmdFlush, &c.cmdTouch, &c.cmdMeta,
 		&c.getHits, &c.getMisses, &c.getExpired, &c.getFlushed,
 		&c.deleteHits, &c.deleteMisses, &c.incrHits, &c.incrMisses,
 		&c.decrHits, &c.decrMisses, &c.casHits, &c.casMisses, &c.casBadval,
@@ -119,6 +120,7 @@ func (s *Server) Stats() []Stat {
 		{"cmd_set", ld(&c.cmdSet)},
 		{"cmd_flush", ld(&c.cmdFlush)},
 		{"cmd_touch", ld(&c.cmdTouch)},
+		{"cmd_meta", ld(&c.cmdMeta)},
 		{"get_hits", u(getHits)},
 		{"get_misses", ld(&c.getMisses)},
 		{"get_expired", ld(&c.getExpired)},

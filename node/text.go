@@ -77,7 +77,7 @@ func (c *conn) textError(req *protocol.Request, te *protocol.TextError) {
 	if te == protocol.ErrTooLarge {
 		c.srv.counters.storeTooLarge.Add(1)
 		c.srv.counters.detail.recordSet(req.Key())
-		if req.Command == protocol.CmdSet {
+		if req.Command == protocol.CmdSet || req.Command == protocol.CmdMetaSet {
 			// The store never saw this set; drop the old value as
 			// memcached does, so no stale data outlives a failed update.
 			c.srv.store.Delete(req.Key(), 0)
@@ -137,6 +137,16 @@ func (c *conn) handleText(req *protocol.Request) {
 		c.statsCommand(req)
 	case protocol.CmdMetaNoop:
 		c.out = append(c.out, protocol.ReplyMetaNoop...)
+	case protocol.CmdMetaGet:
+		c.metaGet(req)
+	case protocol.CmdMetaSet:
+		c.metaSet(req)
+	case protocol.CmdMetaDelete:
+		c.metaDelete(req)
+	case protocol.CmdMetaArith:
+		c.metaArith(req)
+	case protocol.CmdMetaDebug:
+		c.metaDebug(req)
 	case protocol.CmdConfig:
 		c.configCommand(req)
 	default:

@@ -1,6 +1,6 @@
 // Package protocol decodes memcached requests and encodes its replies: the
-// text protocol (classic commands) and the binary protocol. It knows nothing
-// of sockets, the store or the cluster.
+// text protocol (classic and meta commands) and the binary protocol. It
+// knows nothing of sockets, the store or the cluster.
 package protocol
 
 import (
@@ -38,6 +38,11 @@ const (
 	CmdStats
 	CmdConfig
 	CmdMetaNoop
+	CmdMetaGet    // mg
+	CmdMetaSet    // ms
+	CmdMetaDelete // md
+	CmdMetaArith  // ma
+	CmdMetaDebug  // me
 )
 
 var commandNames = [...]string{
@@ -47,6 +52,7 @@ var commandNames = [...]string{
 	CmdDecr: "decr", CmdTouch: "touch", CmdFlushAll: "flush_all",
 	CmdVersion: "version", CmdVerbosity: "verbosity", CmdQuit: "quit",
 	CmdShutdown: "shutdown", CmdStats: "stats", CmdConfig: "config", CmdMetaNoop: "mn",
+	CmdMetaGet: "mg", CmdMetaSet: "ms", CmdMetaDelete: "md", CmdMetaArith: "ma", CmdMetaDebug: "me",
 }
 
 // String returns the command's name as a client types it.
@@ -130,6 +136,8 @@ type Request struct {
 	// Args are the tokens after the command name of commands that take free
 	// arguments (stats, shutdown, config).
 	Args [][]byte
+	// Meta holds the flags of a meta command (mg, ms, md, ma, me).
+	Meta MetaArgs
 }
 
 // Key returns the first key of the request, or nil.
@@ -155,6 +163,10 @@ type TextReader struct {
 	long    []byte // holds a line longer than br's buffer
 	keyCopy []byte // the key of a storage command, which outlives the line
 	data    []byte
+
+	metaLine  []byte          // a meta command's line, which outlives the read buffer
+	metaFlags [][]byte        // backs Request.Meta.Flags
+	keyBuf    [MaxKeyLen]byte // a base64 key, decoded
 }
 
 // NewTextReader returns a TextReader reading from br.
@@ -409,6 +421,9 @@ func (tr *TextReader) parse(req *Request, line []byte) error {
 		req.Command = CmdMetaNoop
 		return nil
 	}
+	if isMeta(name) {
+		return tr.parseMeta(req, line)
+	}
 	if len(tokens) > 0 && bytes.HasPrefix(tokens[len(tokens)-1], []byte("HTTP/")) {
 		return ErrClose
 	}
@@ -539,6 +554,9 @@ func (tr *TextReader) ReleaseLarge(keep int) {
 	}
 	if cap(tr.args) > 1024 {
 		tr.args = nil
+	}
+	if cap(tr.metaLine) > keep {
+		tr.metaLine = nil
 	}
 }
 

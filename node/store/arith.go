@@ -58,7 +58,8 @@ func (s *Store) Arith(key []byte, incr bool, delta, initial uint64, create bool,
 			}
 			s.commit(need, &r)
 			e = &entry{key: string(key), value: append([]byte(nil), digits...)}
-			e.deadline, e.seq, e.stored = deadline, s.seq.Add(1), now
+			e.deadline, e.seq = deadline, s.seq.Add(1)
+			e.stored, e.access = toSecs(now), toSecs(now)
 			s.linkLocked(sh, e)
 			sh.totalItems++
 			seq := e.seq
@@ -94,7 +95,7 @@ func (s *Store) Arith(key []byte, incr bool, delta, initial uint64, create bool,
 				e.value[i] = ' '
 			}
 			e.seq = s.seq.Add(1)
-			e.stored = now
+			e.stored = toSecs(now)
 			sh.moveToFront(e)
 			seq := e.seq
 			sh.mu.Unlock()

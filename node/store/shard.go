@@ -13,10 +13,28 @@ type entry struct {
 	value      []byte // len(value) == cap(value): every byte is counted
 	seq        uint64 // sequence number of the last mutation: the CAS unique
 	deadline   int64  // unix second the item expires at; 0 never
-	stored     int64  // unix second of the last mutation, for delayed flushes
+	stored     secs   // the second of the last mutation, for delayed flushes
+	access     secs   // the second of the last access, as memcached's it->time
 	flags      uint32
 	class      uint8 // index of the size class, valid while linked
 	fetched    bool  // read since stored
+	stale      bool  // invalidated by a meta I flag: served marked stale
+	tokenSent  bool  // a meta win token (W) has been handed out
+}
+
+// secs is a unix second in 32 bits (good until 2106), so that an entry's two
+// timestamps share one word.
+type secs uint32
+
+// toSecs converts a unix second to secs, clamped to its range.
+func toSecs(t int64) secs {
+	switch {
+	case t < 0:
+		return 0
+	case t > 1<<32-1:
+		return 1<<32 - 1
+	}
+	return secs(t)
 }
 
 // entryOverhead is what an item costs beyond ItemSize: the entry struct and

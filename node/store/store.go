@@ -169,7 +169,7 @@ func (s *Store) lookupLocked(sh *shard, key []byte, now int64, fl *flushState) (
 
 // check tells whether e is live at now under the flushes of f.
 func (f *flushState) check(e *entry, now int64) Lookup {
-	if e.seq <= f.seq || e.stored < f.before || (f.at != 0 && now >= f.at && e.stored < f.at) {
+	if e.seq <= f.seq || int64(e.stored) < f.before || (f.at != 0 && now >= f.at && int64(e.stored) < f.at) {
 		return MissFlushed
 	}
 	if e.deadline != 0 && e.deadline <= now {
@@ -205,8 +205,7 @@ func (s *Store) get(key, dst []byte, touch bool, deadline int64) ([]byte, Meta, 
 	if touch {
 		e.deadline = deadline
 	}
-	e.fetched = true
-	sh.moveToFront(e)
+	bumpLocked(sh, e, now)
 	dst = append(dst, e.value...)
 	m := s.meta(e)
 	sh.mu.Unlock()
@@ -226,8 +225,7 @@ func (s *Store) Touch(key []byte, deadline int64) Status {
 		return NotFound
 	}
 	e.deadline = deadline
-	e.fetched = true
-	sh.moveToFront(e)
+	bumpLocked(sh, e, now)
 	return OK
 }
 
@@ -352,7 +350,8 @@ func (s *Store) Set(mode Mode, key, value []byte, flags uint32, deadline int64, 
 		if e == nil {
 			e = &entry{key: string(key), value: make([]byte, len(value))}
 			copy(e.value, value)
-			e.flags, e.deadline, e.seq, e.stored = flags, deadline, seq, now
+			e.flags, e.deadline, e.seq = flags, deadline, seq
+			e.stored, e.access = toSecs(now), toSecs(now)
 			s.linkLocked(sh, e)
 		} else {
 			s.uncountLocked(sh, e)
@@ -362,7 +361,9 @@ func (s *Store) Set(mode Mode, key, value []byte, flags uint32, deadline int64, 
 				e.value = make([]byte, len(value))
 			}
 			copy(e.value, value)
-			e.flags, e.deadline, e.seq, e.stored, e.fetched = flags, deadline, seq, now, false
+			e.flags, e.deadline, e.seq, e.fetched = flags, deadline, seq, false
+			e.stored, e.access = toSecs(now), toSecs(now)
+			e.stale, e.tokenSent = false, false
 			s.countLocked(sh, e)
 			sh.moveToFront(e)
 		}
@@ -431,8 +432,8 @@ func (s *Store) concat(mode Mode, key, value []byte, cas uint64) (Status, uint64
 // sh.mu must be held.
 func (s *Store) renewLocked(sh *shard, e *entry, now int64) {
 	e.seq = s.seq.Add(1)
-	e.stored = now
-	e.fetched = false
+	e.stored, e.access = toSecs(now), toSecs(now)
+	e.fetched, e.stale, e.tokenSent = false, false, false
 	sh.moveToFront(e)
 	sh.totalItems++
 }

@@ -1,0 +1,85 @@
+package protocol
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"reflect"
+	"testing"
+	"testing/iotest"
+)
+
+// FuzzMetaDecode checks that no input panics the meta decoder or makes it
+// return a request that breaks memcached's limits (key, opaque, flag count,
+// data length), and that input split at every byte boundary decodes as it
+// does whole.
+func FuzzMetaDecode(f *testing.F) {
+	for _, seed := range []string{
+		"mn\r\n",
+		"mg a v k c f s t h l u q O99\r\n",
+		"mg a T-1 N30 R+5 v\r\nmg a Tx z\r\n",
+		"mg Zm9v b k v\r\nmg Zm9v= b\r\n",
+		"ms a 3 T10 F5 c k I MS C7\r\nabc\r\n",
+		"ms a 3 z\r\nbar\r\nmn\r\n",
+		"ms a 2000\r\n\r\n",
+		"ms a -1\r\nms a 4294967299\r\n",
+		"md a q I T30 C5 k O1\r\nmd a x\r\n",
+		"ma n N0 J10 D5 MD v t c\r\nma n M+ Dx\r\n",
+		"me a\r\nme Zm9v b\r\nme\r\n",
+		"mg a 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18\r\n",
+		"mg a Oooooooooooooooooooooooooooooooooo\r\n",
+		"mg a \xff\x00v\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		whole := decodeMetaChecked(t, bytes.NewReader(in))
+		split := decodeMetaChecked(t, iotest.OneByteReader(bytes.NewReader(in)))
+		if !reflect.DeepEqual(whole, split) {
+			t.Fatalf("whole input decoded %q, one byte at a time %q", whole, split)
+		}
+	})
+}
+
+// decodeMetaChecked decodes all of r, checking every meta request against
+// memcached's limits, and renders what it decoded.
+func decodeMetaChecked(t *testing.T, r io.Reader) []string {
+	tr := NewTextReader(bufio.NewReaderSize(r, 16<<10))
+	tr.MaxValue = 1 << 10
+	var out []string
+	for {
+		req, err := tr.Next()
+		var te *TextError
+		switch {
+		case err == nil:
+			for _, k := range req.Keys {
+				if len(k) == 0 || len(k) > MaxKeyLen {
+					t.Fatalf("decoded a key of %d bytes", len(k))
+				}
+			}
+			if len(req.Data) > tr.MaxValue {
+				t.Fatalf("decoded %d bytes of data, limit %d", len(req.Data), tr.MaxValue)
+			}
+			m := &req.Meta
+			if len(m.Flags) > maxMetaTokens-3 {
+				t.Fatalf("decoded %d flags", len(m.Flags))
+			}
+			var seen [256]bool
+			for _, fl := range m.Flags {
+				if len(fl) == 0 || seen[fl[0]] {
+					t.Fatalf("flag %q empty or repeated in %q", fl, m.Flags)
+				}
+				seen[fl[0]] = true
+				if fl[0] == 'O' && len(fl) > MaxOpaqueLen {
+					t.Fatalf("decoded an opaque of %d bytes", len(fl))
+				}
+			}
+			out = append(out, renderMeta(req))
+		case errors.As(err, &te):
+			out = append(out, "error "+te.Line)
+		default:
+			return append(out, "end "+err.Error())
+		}
+	}
+}

@@ -3,9 +3,11 @@ package e2e
 import "strings"
 
 // The comparison cases of the meta protocol (mn, me, mg, ms, md, ma), as
-// memcached 1.6.18 answers it. Its ms knows no E (explicit CAS) and its md
-// no x: both are "invalid flag" there, and the cases hold memcluster to
-// that. Values that count seconds (l, me's la=, t and me's exp= of items
+// memcached 1.6.18 answers it. 1.6.18 knows no E flag (explicit CAS) and no
+// md x, and answers them "invalid flag"; memcluster implements them as
+// later memcached versions do, a superset no 1.6.18 client relies on, so
+// the cases send neither (node/meta_test.go tests them). Values that count
+// seconds (l, me's la=, t and me's exp= of items
 // with a TTL) are asked for only in the step that stored the item, so that
 // both servers answer within its second: each step of the reference run
 // takes memcached's reply time and more.
@@ -59,7 +61,6 @@ func metaCases() []compareCase {
 			g("mg\r\n", "ERROR\r\n"),
 			g("mg a z\r\n", "CLIENT_ERROR invalid flag\r\n"),
 			g("mg a v v\r\n", "CLIENT_ERROR duplicate flag\r\n"),
-			g("mg a E5\r\n", "CLIENT_ERROR invalid flag\r\n"),
 			s("mg a 1\r\n"),
 			s("mg a Tx\r\n"),
 			s("mg a T\r\n"),
@@ -166,7 +167,6 @@ func metaCases() []compareCase {
 			s("ms a -1\r\nmn\r\n"),
 			s("ms a 2147483648\r\nmn\r\n"),
 			g("ms a 3 z\r\nbar\r\nmn\r\n", "CLIENT_ERROR invalid flag\r\nMN\r\n"),
-			g("ms a 3 E5\r\nbar\r\nmn\r\n", "CLIENT_ERROR invalid flag\r\nMN\r\n"),
 			g("ms a 3 FX\r\nbar\r\nmn\r\n", "CLIENT_ERROR bad command line format\r\nMN\r\n"),
 			s("ms a 3 T\r\nbar\r\nmn\r\n"),
 			s("ms a 3 Tx\r\nbar\r\nmn\r\n"),
@@ -205,7 +205,6 @@ func metaCases() []compareCase {
 			s("md a C{cas:@} k\r\n"),
 			s("mg a\r\n"),
 			g("md\r\n", "ERROR\r\n"),
-			g("md a x\r\n", "CLIENT_ERROR invalid or duplicate flag\r\n"),
 			s("md a q q\r\n"),
 			s("md a Cx\r\n"),
 			s("md a " + op33 + "\r\n"),

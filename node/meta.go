@@ -44,6 +44,11 @@ func (s *Server) relTime(unix int64) int64 {
 	return unix - s.started.Unix() + 62
 }
 
+// explicitCAS is the CAS unique a meta command's E flag asks for, if any.
+func explicitCAS(m *protocol.MetaArgs) store.NewCAS {
+	return store.NewCAS{Value: m.NewCAS, Explicit: m.HasNewCAS}
+}
+
 // appendOpaqueAndKey appends the O and k flags of a reply, in request order.
 func appendOpaqueAndKey(dst []byte, req *protocol.Request) []byte {
 	for _, f := range req.Meta.Flags {
@@ -69,6 +74,7 @@ func (c *conn) metaGet(req *protocol.Request) {
 	}
 	if m.HasVivify {
 		opt.Vivify, opt.VivifyDeadline = true, s.metaDeadline(m.Vivify)
+		opt.VivifyCAS = explicitCAS(m)
 	}
 	if m.HasRecache {
 		opt.Recache, opt.RecacheDeadline = true, s.metaDeadline(m.Recache)
@@ -172,7 +178,8 @@ var metaSetModes = [256]store.Mode{
 	'R': store.ModeReplace, 'S': store.ModeSet, 0: store.ModeSet,
 }
 
-// metaSet answers ms.
+// metaSet answers ms. With E the item stored gets E's token as its CAS
+// unique (memcached versions after 1.6.18; 1.6.18 refuses E); C still compares.
 func (c *conn) metaSet(req *protocol.Request) {
 	s := c.srv
 	m := &req.Meta
@@ -195,10 +202,11 @@ func (c *conn) metaSet(req *protocol.Request) {
 		status store.Status
 		newCAS uint64
 	)
+	nc := explicitCAS(m)
 	if m.Invalidate && mode == store.ModeCAS {
-		status, newCAS = s.store.SetStale(key, req.Data, m.ClientFlags, deadline, cas)
+		status, newCAS = s.store.SetStale(key, req.Data, m.ClientFlags, deadline, cas, nc)
 	} else {
-		status, newCAS = s.store.Set(mode, key, req.Data, m.ClientFlags, deadline, cas)
+		status, newCAS = s.store.SetCAS(mode, key, req.Data, m.ClientFlags, deadline, cas, nc)
 	}
 	if mode == store.ModeCAS {
 		s.counters.countCAS(status)
@@ -243,17 +251,23 @@ func (c *conn) metaSet(req *protocol.Request) {
 	c.out = append(c.out, '\r', '\n')
 }
 
-// metaDelete answers md.
+// metaDelete answers md. x (memcached versions after 1.6.18; 1.6.18 refuses it)
+// empties the item instead of removing it; E gives an item that I or x
+// keeps E's token as its CAS unique.
 func (c *conn) metaDelete(req *protocol.Request) {
 	s := c.srv
 	m := &req.Meta
 	key := req.Key()
 	s.counters.detail.recordDelete(key)
-	var deadline int64
-	if m.HasTTL {
-		deadline = s.metaDeadline(m.TTL)
+	opt := store.MetaDeleteOptions{
+		HasCAS: m.HasCAS, CAS: m.CAS,
+		Invalidate: m.Invalidate, RemoveValue: m.RemoveValue, Flags: m.ClientFlags,
+		Touch: m.HasTTL, NewCAS: explicitCAS(m),
 	}
-	status := s.store.MetaDelete(key, m.HasCAS, m.CAS, m.Invalidate, m.HasTTL, deadline)
+	if m.HasTTL {
+		opt.Deadline = s.metaDeadline(m.TTL)
+	}
+	status := s.store.MetaDelete(key, opt)
 	var code string
 	switch status {
 	case store.OK:
@@ -276,7 +290,8 @@ func (c *conn) metaDelete(req *protocol.Request) {
 	c.out = append(c.out, '\r', '\n')
 }
 
-// metaArith answers ma.
+// metaArith answers ma. With E the item counted or created gets E's token
+// as its CAS unique (memcached versions after 1.6.18; 1.6.18 refuses E).
 func (c *conn) metaArith(req *protocol.Request) {
 	s := c.srv
 	m := &req.Meta
@@ -298,7 +313,7 @@ func (c *conn) metaArith(req *protocol.Request) {
 	if m.HasVivify {
 		_, existed = s.store.MetaDebug(key)
 	}
-	v, newCAS, status := s.store.Arith(key, incr, m.Delta, m.Initial, m.HasVivify, vivifyDeadline, cas)
+	v, newCAS, status := s.store.ArithCAS(key, incr, m.Delta, m.Initial, m.HasVivify, vivifyDeadline, cas, explicitCAS(m))
 	hits, misses := &s.counters.decrHits, &s.counters.decrMisses
 	if incr {
 		hits, misses = &s.counters.incrHits, &s.counters.incrMisses

@@ -67,6 +67,15 @@ type MetaArgs struct {
 	// HasCAS and CAS (C): compare with this CAS unique.
 	HasCAS bool
 	CAS    uint64
+	// HasNewCAS and NewCAS (E): the item a command modifies gets this CAS
+	// unique instead of a fresh one. memcached 1.6.18 refuses E; later
+	// versions, and memcluster, accept it on every meta command.
+	HasNewCAS bool
+	NewCAS    uint64
+	// RemoveValue (x): md empties the item's value instead of removing
+	// the item. memcached 1.6.18 refuses x; later versions, and
+	// memcluster, accept it.
+	RemoveValue bool
 	// Mode (M) is the mode switch's letter, or 0.
 	Mode byte
 	// Delta (D) is ma's delta; 1 if not given.
@@ -87,7 +96,8 @@ func isMeta(name []byte) bool {
 	return false
 }
 
-// parseMeta decodes mg, ms, md, ma and me as memcached 1.6.18 does.
+// parseMeta decodes mg, ms, md, ma and me as memcached 1.6.18 does, and
+// also accepts the flags later versions added: E and x.
 func (tr *TextReader) parseMeta(req *Request, line []byte) error {
 	// ms reads its data over the read buffer, and b decodes the key: keep
 	// the line in a buffer of the reader's own.
@@ -189,7 +199,8 @@ func checkOpaque(flags [][]byte) error {
 
 // parseMetaFlags is memcached's _meta_flag_preparse: a duplicate or unknown
 // flag ends the parse at once; a bad argument is reported once every flag
-// has been seen, with the message of the last bad one.
+// has been seen, with the message of the last bad one. E and x are parsed
+// as memcached versions after 1.6.18 parse them (1.6.18 answers "invalid flag").
 func (tr *TextReader) parseMetaFlags(req *Request, key []byte) error {
 	m := &req.Meta
 	var seen [128]bool
@@ -248,6 +259,15 @@ func (tr *TextReader) parseMetaFlags(req *Request, key []byte) error {
 				continue
 			}
 			m.HasCAS, m.CAS = true, v
+		case 'E':
+			v, ok := parseUint64(arg)
+			if !ok {
+				failed = ErrMetaBadToken
+				continue
+			}
+			m.HasNewCAS, m.NewCAS = true, v
+		case 'x':
+			m.RemoveValue = true
 		case 'M':
 			if len(f) != 2 {
 				failed = ErrMetaModeLength

@@ -70,6 +70,10 @@ func renderMeta(r *Request) string {
 	if m.HasCAS {
 		b.WriteString(" C=" + itoa(m.CAS))
 	}
+	if m.HasNewCAS {
+		b.WriteString(" E=" + itoa(m.NewCAS))
+	}
+	flag(m.RemoveValue, "rmval")
 	if m.Mode != 0 {
 		b.WriteString(" M=" + string(m.Mode))
 	}
@@ -102,7 +106,15 @@ func TestMetaDecode(t *testing.T) {
 		{"get key 250", "mg " + k250 + "\r\n", []string{"mg k=" + k250}},
 		{"get key 251", "mg " + k251 + " v\r\n", []string{"error CLIENT_ERROR bad command line format"}},
 		{"get unknown flag", "mg a z\r\n", []string{"error CLIENT_ERROR invalid flag"}},
-		{"get E unknown in 1.6.18", "mg a E5\r\n", []string{"error CLIENT_ERROR invalid flag"}},
+		{"get E", "mg a N30 E5\r\n", []string{"mg k=a [N30] [E5] viv=30 E=5"}},
+		{"get E zero and max", "mg a E0\r\nmg a E18446744073709551615\r\n",
+			[]string{"mg k=a [E0] E=0", "mg k=a [E18446744073709551615] E=18446744073709551615"}},
+		{"get E bad token", "mg a Ex\r\n", []string{"error CLIENT_ERROR bad token in command line format"}},
+		{"get E empty", "mg a E\r\n", []string{"error CLIENT_ERROR bad token in command line format"}},
+		{"get E overflow", "mg a E18446744073709551616\r\n", []string{"error CLIENT_ERROR bad token in command line format"}},
+		{"get E negative", "mg a E-1\r\n", []string{"error CLIENT_ERROR bad token in command line format"}},
+		{"get E duplicate", "mg a E1 E2\r\n", []string{"error CLIENT_ERROR duplicate flag"}},
+		{"get E bad then unknown", "mg a Ex z\r\n", []string{"error CLIENT_ERROR invalid flag"}},
 		{"get duplicate", "mg a v v\r\n", []string{"error CLIENT_ERROR duplicate flag"}},
 		{"get high byte", "mg a \xff\r\n", []string{"error CLIENT_ERROR duplicate flag"}},
 		{"get bad token", "mg a Tx\r\n", []string{"error CLIENT_ERROR bad token in command line format"}},
@@ -117,6 +129,9 @@ func TestMetaDecode(t *testing.T) {
 		{"set", "ms a 3 T10 F5 c k\r\nabc\r\nmn\r\n", []string{"ms k=a [T10] [F5] [c] [k] ttl=10 F=5 d=abc", "mn"}},
 		{"set modes", "ms a 1 ME\r\nx\r\nms a 1 MS C7 I q\r\ny\r\n",
 			[]string{"ms k=a [ME] M=E d=x", "ms k=a [MS] [C7] [I] [q] quiet inval C=7 M=S d=y"}},
+		{"set E", "ms a 1 E99 C7 c\r\nx\r\n", []string{"ms k=a [E99] [C7] [c] C=7 E=99 d=x"}},
+		{"set E bad token swallows", "ms a 3 E5x\r\nbar\r\nmn\r\n", []string{"error CLIENT_ERROR bad token in command line format", "mn"}},
+		{"set E duplicate swallows", "ms a 3 E5 E6\r\nbar\r\nmn\r\n", []string{"error CLIENT_ERROR duplicate flag", "mn"}},
 		{"set no length", "ms a\r\nmn\r\n", []string{"error CLIENT_ERROR bad command line format", "mn"}},
 		{"set bad length", "ms a x\r\nmn\r\n", []string{"error CLIENT_ERROR bad command line format", "mn"}},
 		{"set negative length", "ms a -1\r\nmn\r\n", []string{"error CLIENT_ERROR bad command line format", "mn"}},
@@ -129,11 +144,19 @@ func TestMetaDecode(t *testing.T) {
 		{"set too many flags", "ms a 1 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17\r\nx\r\n", []string{"error CLIENT_ERROR options flags too long", "error ERROR"}},
 		{"set truncated", "ms a 5\r\nab", []string{"io unexpected EOF"}},
 		{"delete", "md a q I T30 C5 k O1\r\n", []string{"md k=a [q] [I] [T30] [C5] [k] [O1] quiet inval ttl=30 C=5"}},
-		{"delete bad flag", "md a x\r\n", []string{"error CLIENT_ERROR invalid or duplicate flag"}},
+		{"delete x", "md a x\r\n", []string{"md k=a [x] rmval"}},
+		{"delete x I q E", "md a x I q E12 T5\r\n", []string{"md k=a [x] [I] [q] [E12] [T5] quiet inval ttl=5 E=12 rmval"}},
+		{"delete x with token", "md a x1\r\n", []string{"md k=a [x1] rmval"}},
+		{"delete x duplicate", "md a x x\r\n", []string{"error CLIENT_ERROR invalid or duplicate flag"}},
+		{"delete E bad token", "md a Ex\r\n", []string{"error CLIENT_ERROR invalid or duplicate flag"}},
+		{"delete E duplicate", "md a E1 E1\r\n", []string{"error CLIENT_ERROR invalid or duplicate flag"}},
+		{"delete bad flag", "md a z\r\n", []string{"error CLIENT_ERROR invalid or duplicate flag"}},
 		{"delete duplicate", "md a q q\r\n", []string{"error CLIENT_ERROR invalid or duplicate flag"}},
 		{"delete too long", "md a 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18\r\n", []string{"error CLIENT_ERROR options flags too long"}},
 		{"arith defaults", "ma n\r\n", []string{"ma k=n D=1 J=0"}},
 		{"arith flags", "ma n N0 J10 D5 MD v t c\r\n", []string{"ma k=n [N0] [J10] [D5] [MD] [v] [t] [c] value viv=0 M=D D=5 J=10"}},
+		{"arith E", "ma n E7 N0 c\r\n", []string{"ma k=n [E7] [N0] [c] viv=0 E=7 D=1 J=0"}},
+		{"arith E bad token", "ma n E-\r\n", []string{"error CLIENT_ERROR invalid or duplicate flag"}},
 		{"arith bad delta", "ma n Dx\r\n", []string{"error CLIENT_ERROR invalid or duplicate flag"}},
 		{"arith bad mode", "ma n MX\r\n", []string{"error CLIENT_ERROR invalid mode for ma M token"}},
 		{"arith mode signs", "ma n M+\r\nma n M-\r\n", []string{"ma k=n [M+] M=+ D=1 J=0", "ma k=n [M-] M=- D=1 J=0"}},

@@ -40,6 +40,18 @@ const (
 	ModeCAS                 // store only if the CAS unique matches
 )
 
+// NewCAS is the CAS unique a write gives the item it makes or changes: the
+// zero value means a fresh one from the store's counter; Explicit means
+// Value, as memcached's meta E flag asks ("use token as new CAS value").
+// An explicit CAS unique is stored as given, as memcached stores it: it
+// need not be unique, and the store's counter is neither lowered nor
+// raised by it, so the CAS uniques the store hands out later stay fresh.
+// With NoCAS the item's CAS unique is 0 either way.
+type NewCAS struct {
+	Value    uint64
+	Explicit bool
+}
+
 // Lookup tells why a read found or did not find an item, for stats.
 type Lookup uint8
 

@@ -25,6 +25,12 @@ import (
 // is set: then it stores initial in decimal with flags 0 and deadline,
 // ignoring cas, and returns initial (NoMemory or TooLarge if it cannot).
 func (s *Store) Arith(key []byte, incr bool, delta, initial uint64, create bool, deadline int64, cas uint64) (uint64, uint64, Status) {
+	return s.ArithCAS(key, incr, delta, initial, create, deadline, cas, NewCAS{})
+}
+
+// ArithCAS is Arith that gives the item counted or created the CAS unique
+// nc asks for, as memcached's ma with E.
+func (s *Store) ArithCAS(key []byte, incr bool, delta, initial uint64, create bool, deadline int64, cas uint64, nc NewCAS) (uint64, uint64, Status) {
 	sh := s.shardFor(key)
 	var r room
 	defer s.release(&r)
@@ -58,13 +64,14 @@ func (s *Store) Arith(key []byte, incr bool, delta, initial uint64, create bool,
 			}
 			s.commit(need, &r)
 			e = &entry{key: string(key), value: append([]byte(nil), digits...)}
-			e.deadline, e.seq = deadline, s.seq.Add(1)
+			e.deadline = deadline
+			s.stampLocked(e, nc)
 			e.stored, e.access = toSecs(now), toSecs(now)
 			s.linkLocked(sh, e)
 			sh.totalItems++
-			seq := e.seq
+			newCAS := s.casOf(e)
 			sh.mu.Unlock()
-			return initial, s.casOut(seq), OK
+			return initial, newCAS, OK
 		}
 
 		if len(e.value) == 0 || ItemSize(len(e.key), len(e.value)) > s.chunkMax {
@@ -94,12 +101,12 @@ func (s *Store) Arith(key []byte, incr bool, delta, initial uint64, create bool,
 			for i := n; i < len(e.value); i++ {
 				e.value[i] = ' '
 			}
-			e.seq = s.seq.Add(1)
+			s.stampLocked(e, nc)
 			e.stored = toSecs(now)
 			sh.moveToFront(e)
-			seq := e.seq
+			newCAS := s.casOf(e)
 			sh.mu.Unlock()
-			return v, s.casOut(seq), OK
+			return v, newCAS, OK
 		}
 		need := int64(len(digits) - len(e.value))
 		if e.charge()+need > s.maxBytes {
@@ -117,10 +124,10 @@ func (s *Store) Arith(key []byte, incr bool, delta, initial uint64, create bool,
 		s.uncountLocked(sh, e)
 		e.value = append([]byte(nil), digits...)
 		s.countLocked(sh, e)
-		s.renewLocked(sh, e, now)
-		seq := e.seq
+		s.renewLocked(sh, e, now, nc)
+		newCAS := s.casOf(e)
 		sh.mu.Unlock()
-		return v, s.casOut(seq), OK
+		return v, newCAS, OK
 	}
 }
 

@@ -24,9 +24,12 @@ type MetaGetOptions struct {
 	Touch    bool
 	Deadline int64
 	// Vivify creates an empty item with flags 0 and VivifyDeadline on a
-	// miss and hands its creator the win token (mg's N flag).
+	// miss and hands its creator the win token (mg's N flag). The item
+	// gets the CAS unique VivifyCAS asks for (mg's E flag); Touch leaves
+	// an item's CAS unique alone, as in memcached.
 	Vivify         bool
 	VivifyDeadline int64
+	VivifyCAS      NewCAS
 	// Recache hands out the win token when the item's deadline is before
 	// RecacheDeadline and no token was sent (mg's R flag).
 	Recache         bool
@@ -92,7 +95,7 @@ func (s *Store) MetaGet(key []byte, opt MetaGetOptions, dst []byte) ([]byte, Met
 			}
 			s.commit(need, &r)
 			e = &entry{key: string(key), value: []byte{}}
-			e.seq = s.seq.Add(1)
+			s.stampLocked(e, opt.VivifyCAS)
 			e.stored, e.access = toSecs(now), toSecs(now)
 			s.linkLocked(sh, e)
 			sh.totalItems++
@@ -148,12 +151,44 @@ func (s *Store) MetaDebug(key []byte) (MetaItem, bool) {
 	}, true
 }
 
-// MetaDelete is memcached's md: if hasCAS, the item's CAS unique must equal
-// cas (else Exists). Without invalidate it removes the item. With invalidate
-// it keeps it, marked stale, with a new CAS unique and no token sent, so
-// that the next MetaGet wins the token to recompute it; if touch, its
-// deadline becomes deadline. It returns OK, NotFound or Exists.
-func (s *Store) MetaDelete(key []byte, hasCAS bool, cas uint64, invalidate, touch bool, deadline int64) Status {
+// MetaDeleteOptions are what a meta delete (md) asks of MetaDelete.
+type MetaDeleteOptions struct {
+	// HasCAS: the item's CAS unique must equal CAS (md's C flag).
+	HasCAS bool
+	CAS    uint64
+	// Invalidate keeps the item, marked stale, instead of removing it
+	// (md's I flag).
+	Invalidate bool
+	// Touch sets the deadline of an item kept by Invalidate or
+	// RemoveValue to Deadline (md's T flag).
+	Touch    bool
+	Deadline int64
+	// RemoveValue keeps the item but replaces it with an empty value
+	// (md's x flag), with client flags Flags.
+	RemoveValue bool
+	Flags       uint32
+	// NewCAS is the CAS unique an item kept by Invalidate or RemoveValue
+	// gets (md's E flag).
+	NewCAS NewCAS
+}
+
+// MetaDelete is memcached's md: if opt.HasCAS, the item's CAS unique must
+// equal opt.CAS (else Exists). Without Invalidate or RemoveValue it removes
+// the item.
+//
+// With RemoveValue it replaces the item, atomically, with one of an empty
+// value, client flags opt.Flags and the deadline opt.Deadline if Touch, else
+// none, as memcached versions after 1.6.18 store it (md's x): not stale, not
+// fetched, and with the old item's CAS unique unless opt.NewCAS is
+// Explicit.
+//
+// With Invalidate it keeps the item (emptied first if RemoveValue), marked
+// stale, with the CAS unique opt.NewCAS asks for (a fresh one by default)
+// and no token sent, so that the next MetaGet wins the token to recompute
+// it; if Touch, its deadline becomes opt.Deadline.
+//
+// It returns OK, NotFound or Exists.
+func (s *Store) MetaDelete(key []byte, opt MetaDeleteOptions) Status {
 	sh := s.shardFor(key)
 	now, fl := s.now(), s.flush.Load()
 	sh.mu.Lock()
@@ -162,18 +197,40 @@ func (s *Store) MetaDelete(key []byte, hasCAS bool, cas uint64, invalidate, touc
 	if e == nil {
 		return NotFound
 	}
-	if hasCAS && cas != s.casOf(e) {
+	if opt.HasCAS && opt.CAS != s.casOf(e) {
 		return Exists
 	}
-	if !invalidate {
+	if !opt.Invalidate && !opt.RemoveValue {
 		s.used.Add(-s.dropLocked(sh, e))
 		return OK
 	}
-	if touch {
-		e.deadline = deadline
+	if opt.RemoveValue {
+		// A new, empty item in the old one's place: it keeps the
+		// old CAS unique unless told otherwise, and is a mutation
+		// for flush_all.
+		nc := opt.NewCAS
+		if !nc.Explicit {
+			nc = NewCAS{Value: e.cas, Explicit: true}
+		}
+		before := e.charge()
+		s.uncountLocked(sh, e)
+		e.value = []byte{}
+		e.flags = opt.Flags
+		e.deadline = 0
+		if opt.Touch {
+			e.deadline = opt.Deadline
+		}
+		s.countLocked(sh, e)
+		s.used.Add(e.charge() - before)
+		s.renewLocked(sh, e, now, nc)
 	}
-	e.stale, e.tokenSent = true, false
-	e.seq = s.seq.Add(1)
+	if opt.Invalidate {
+		if opt.Touch {
+			e.deadline = opt.Deadline
+		}
+		e.stale, e.tokenSent = true, false
+		s.stampLocked(e, opt.NewCAS)
+	}
 	return OK
 }
 
@@ -181,10 +238,10 @@ func (s *Store) MetaDelete(key []byte, hasCAS bool, cas uint64, invalidate, touc
 // unique is newer than cas, value replaces the item's but the item keeps its
 // deadline, stays (or becomes) stale and keeps its token state, and OK is
 // returned with the new CAS unique. Otherwise it behaves as Set with mode
-// ModeCAS.
-func (s *Store) SetStale(key, value []byte, flags uint32, deadline int64, cas uint64) (Status, uint64) {
+// ModeCAS. Either way the item stored gets the CAS unique nc asks for.
+func (s *Store) SetStale(key, value []byte, flags uint32, deadline int64, cas uint64, nc NewCAS) (Status, uint64) {
 	if s.noCAS {
-		return s.Set(ModeCAS, key, value, flags, deadline, cas)
+		return s.SetCAS(ModeCAS, key, value, flags, deadline, cas, nc)
 	}
 	sh := s.shardFor(key)
 	now, fl := s.now(), s.flush.Load()
@@ -198,11 +255,11 @@ func (s *Store) SetStale(key, value []byte, flags uint32, deadline int64, cas ui
 	}
 	sh.mu.Unlock()
 	if !older {
-		return s.Set(ModeCAS, key, value, flags, deadline, cas)
+		return s.SetCAS(ModeCAS, key, value, flags, deadline, cas, nc)
 	}
 	// Store unconditionally, then mark: another writer between the two
 	// locks wins as it would have a moment later.
-	st, newCAS := s.Set(ModeSet, key, value, flags, keep, 0)
+	st, newCAS := s.SetCAS(ModeSet, key, value, flags, keep, 0, nc)
 	if st != OK {
 		return st, newCAS
 	}

@@ -11,7 +11,8 @@ type entry struct {
 	prev, next *entry // LRU list neighbours: next is less recently used
 	key        string
 	value      []byte // len(value) == cap(value): every byte is counted
-	seq        uint64 // sequence number of the last mutation: the CAS unique
+	seq        uint64 // sequence number of the last mutation, for flush_all
+	cas        uint64 // the CAS unique: seq, or the one a meta E flag chose
 	deadline   int64  // unix second the item expires at; 0 never
 	stored     secs   // the second of the last mutation, for delayed flushes
 	access     secs   // the second of the last access, as memcached's it->time

@@ -136,15 +136,17 @@ func (s *Store) casOf(e *entry) uint64 {
 	if s.noCAS {
 		return 0
 	}
-	return e.seq
+	return e.cas
 }
 
-// casOut is the CAS unique callers see for sequence number seq.
-func (s *Store) casOut(seq uint64) uint64 {
-	if s.noCAS {
-		return 0
+// stampLocked records a mutation of e: a new sequence number, and the CAS
+// unique nc asks for. sh.mu must be held.
+func (s *Store) stampLocked(e *entry, nc NewCAS) {
+	e.seq = s.seq.Add(1)
+	e.cas = e.seq
+	if nc.Explicit {
+		e.cas = nc.Value
 	}
-	return seq
 }
 
 // meta returns e's metadata.
@@ -278,6 +280,12 @@ func (s *Store) Delete(key []byte, cas uint64) Status {
 // On TooLarge and NoMemory ModeSet removes the key's present item, as
 // memcached does so that a failed set leaves no stale value behind.
 func (s *Store) Set(mode Mode, key, value []byte, flags uint32, deadline int64, cas uint64) (Status, uint64) {
+	return s.SetCAS(mode, key, value, flags, deadline, cas, NewCAS{})
+}
+
+// SetCAS is Set that gives the item stored the CAS unique nc asks for, as
+// memcached's ms with E: cas is still what ModeCAS compares with.
+func (s *Store) SetCAS(mode Mode, key, value []byte, flags uint32, deadline int64, cas uint64, nc NewCAS) (Status, uint64) {
 	size := ItemSize(len(key), len(value))
 	if s.limitSize(len(key), len(value), flags) > s.itemMax && mode != ModeAppend && mode != ModePrepend {
 		if mode == ModeSet {
@@ -286,7 +294,7 @@ func (s *Store) Set(mode Mode, key, value []byte, flags uint32, deadline int64, 
 		return TooLarge, 0
 	}
 	if mode == ModeAppend || mode == ModePrepend {
-		return s.concat(mode, key, value, cas)
+		return s.concat(mode, key, value, cas, nc)
 	}
 	charge := int64(size) + entryOverhead
 	if charge > s.maxBytes {
@@ -346,11 +354,11 @@ func (s *Store) Set(mode Mode, key, value []byte, flags uint32, deadline int64, 
 			return NoMemory, 0
 		}
 		s.commit(need, &r)
-		seq := s.seq.Add(1)
 		if e == nil {
 			e = &entry{key: string(key), value: make([]byte, len(value))}
 			copy(e.value, value)
-			e.flags, e.deadline, e.seq = flags, deadline, seq
+			e.flags, e.deadline = flags, deadline
+			s.stampLocked(e, nc)
 			e.stored, e.access = toSecs(now), toSecs(now)
 			s.linkLocked(sh, e)
 		} else {
@@ -361,20 +369,22 @@ func (s *Store) Set(mode Mode, key, value []byte, flags uint32, deadline int64, 
 				e.value = make([]byte, len(value))
 			}
 			copy(e.value, value)
-			e.flags, e.deadline, e.seq, e.fetched = flags, deadline, seq, false
+			e.flags, e.deadline, e.fetched = flags, deadline, false
+			s.stampLocked(e, nc)
 			e.stored, e.access = toSecs(now), toSecs(now)
 			e.stale, e.tokenSent = false, false
 			s.countLocked(sh, e)
 			sh.moveToFront(e)
 		}
 		sh.totalItems++
+		newCAS := s.casOf(e)
 		sh.mu.Unlock()
-		return OK, s.casOut(seq)
+		return OK, newCAS
 	}
 }
 
 // concat is Set for ModeAppend and ModePrepend.
-func (s *Store) concat(mode Mode, key, value []byte, cas uint64) (Status, uint64) {
+func (s *Store) concat(mode Mode, key, value []byte, cas uint64, nc NewCAS) (Status, uint64) {
 	if s.noCAS {
 		cas = 0
 	}
@@ -420,18 +430,18 @@ func (s *Store) concat(mode Mode, key, value []byte, cas uint64) (Status, uint64
 		s.uncountLocked(sh, e)
 		e.value = v
 		s.countLocked(sh, e)
-		s.renewLocked(sh, e, now)
-		seq := e.seq
+		s.renewLocked(sh, e, now, nc)
+		newCAS := s.casOf(e)
 		sh.mu.Unlock()
-		return OK, s.casOut(seq)
+		return OK, newCAS
 	}
 }
 
 // renewLocked records that e was replaced by a new item of the same key: a
-// new sequence number, stored now, not yet fetched, most recently used.
-// sh.mu must be held.
-func (s *Store) renewLocked(sh *shard, e *entry, now int64) {
-	e.seq = s.seq.Add(1)
+// new sequence number and the CAS unique nc asks for, stored now, not yet
+// fetched, most recently used. sh.mu must be held.
+func (s *Store) renewLocked(sh *shard, e *entry, now int64, nc NewCAS) {
+	s.stampLocked(e, nc)
 	e.stored, e.access = toSecs(now), toSecs(now)
 	e.fetched, e.stale, e.tokenSent = false, false, false
 	sh.moveToFront(e)

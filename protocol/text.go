@@ -512,32 +512,7 @@ func (tr *TextReader) parseStorage(req *Request, name []byte, tokens [][]byte, n
 	// The key lives in the read buffer, which reading the data overwrites.
 	tr.keyCopy = append(tr.keyCopy[:0], tokens[1]...)
 	req.Keys = append(req.Keys, tr.keyCopy)
-	n := int(length) + 2
-	maxValue := tr.MaxValue
-	if maxValue <= 0 {
-		maxValue = 1 << 20
-	}
-	if int(length) > maxValue {
-		if _, err := tr.br.Discard(n); err != nil {
-			return err
-		}
-		return ErrTooLarge
-	}
-	if cap(tr.data) < n {
-		tr.data = make([]byte, n)
-	}
-	data := tr.data[:n]
-	if _, err := io.ReadFull(tr.br, data); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return err
-	}
-	if data[n-2] != '\r' || data[n-1] != '\n' {
-		return ErrBadDataChunk
-	}
-	req.Data = data[:n-2]
-	return nil
+	return tr.readData(req, int(length))
 }
 
 // ReleaseLarge drops buffers that grew past keep bytes, so that one huge value

@@ -473,6 +473,14 @@ func compareCases() []compareCase {
 			s("version x\r\n"),
 			s("VERSION\r\n"),
 		}},
+		// Without -Z memcached refuses refresh_certs, noreply or not.
+		{name: "refresh_certs_without_tls", steps: []step{
+			g("refresh_certs\r\n", "Error TLS not enabled\r\n"),
+			s("refresh_certs noreply\r\n"),
+			s("refresh_certs a b c\r\n"),
+			s("refresh_certsx\r\n"),
+			s("version\r\n"),
+		}},
 		{name: "verbosity", steps: []step{
 			g("verbosity\r\n", "ERROR\r\n"),
 			g("verbosity 1\r\n", "OK\r\n"),

@@ -149,6 +149,8 @@ func (c *conn) handleText(req *protocol.Request) {
 		c.metaDebug(req)
 	case protocol.CmdConfig:
 		c.configCommand(req)
+	case protocol.CmdRefreshCerts:
+		c.refreshCerts(req)
 	default:
 		c.textError(req, protocol.ErrUnknownCommand)
 	}

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/memcluster/memcluster/protocol"
 )
 
 // DefaultTLSHandshakeTimeout bounds a TLS handshake unless
@@ -407,4 +409,29 @@ func tlsVersionName(v uint16) string {
 		return "tlsv1.3"
 	}
 	return "unknown"
+}
+
+// refreshCerts answers memcached's refresh_certs: the TLS certificate, key
+// and CAs are read again now, as on SIGHUP. As memcached: "OK" (not with
+// noreply) when they load; otherwise the error, which noreply does not
+// silence, and the old material stays.
+func (c *conn) refreshCerts(req *protocol.Request) {
+	s := c.srv
+	if s.tls == nil {
+		c.out = protocol.AppendLine(c.out, "Error TLS not enabled")
+		return
+	}
+	if err := s.tls.load(); err != nil {
+		s.log.Error("refresh_certs: keeping the certificates loaded before", "err", err)
+		msg := strings.Map(func(r rune) rune {
+			if r == '\r' || r == '\n' {
+				return ' '
+			}
+			return r
+		}, err.Error())
+		c.out = protocol.AppendLine(c.out, msg)
+		return
+	}
+	s.log.Info("refresh_certs: certificates reloaded")
+	c.reply(req, protocol.ReplyOK)
 }

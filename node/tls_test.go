@@ -430,6 +430,48 @@ func TestTLSReload(t *testing.T) {
 	}
 }
 
+// TestTLSRefreshCerts checks memcached's refresh_certs command: it reloads
+// the certificates as SIGHUP does, answering OK (silent with noreply), and a
+// broken file is answered with memcached's error, noreply or not, leaving
+// the last good certificate in place.
+func TestTLSRefreshCerts(t *testing.T) {
+	f := newTLSFiles(t)
+	_, addr := serveTLSForTest(t, Config{}, f.config())
+	c, r := mustDialTLS(t, addr, f.client())
+
+	second := f.ca.Server(t)
+	second.WriteFiles(t, f.dir, "server")
+	if got := roundTrip(t, c, r, "refresh_certs\r\n", 1); got != "OK\r\n" {
+		t.Fatalf("refresh_certs: got %q, want OK", got)
+	}
+	nc, _ := mustDialTLS(t, addr, f.client())
+	if got := peerSerial(nc); got.Cmp(second.Cert.SerialNumber) != 0 {
+		t.Errorf("after refresh_certs: served serial %v, want the new %v", got, second.Cert.SerialNumber)
+	}
+
+	third := f.ca.Server(t)
+	third.WriteFiles(t, f.dir, "server")
+	if got := roundTrip(t, c, r, "refresh_certs noreply\r\nversion\r\n", 1); got != "VERSION "+Version+"\r\n" {
+		t.Fatalf("refresh_certs noreply: got %q, want no reply before VERSION", got)
+	}
+	nc, _ = mustDialTLS(t, addr, f.client())
+	if got := peerSerial(nc); got.Cmp(third.Cert.SerialNumber) != 0 {
+		t.Errorf("after refresh_certs noreply: served serial %v, want %v", got, third.Cert.SerialNumber)
+	}
+
+	tlstest.WriteFile(t, f.cert, []byte("not a certificate\n"))
+	for _, req := range []string{"refresh_certs\r\n", "refresh_certs noreply\r\n"} {
+		got := roundTrip(t, c, r, req, 1)
+		if want := "Error loading the certificate chain: " + f.cert + " : "; !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "\r\n") {
+			t.Errorf("%q with a broken certificate: got %q, want a line starting %q", req, got, want)
+		}
+	}
+	nc, _ = mustDialTLS(t, addr, f.client())
+	if got := peerSerial(nc); got.Cmp(third.Cert.SerialNumber) != 0 {
+		t.Errorf("after a failed refresh_certs: served serial %v, want the last good %v", got, third.Cert.SerialNumber)
+	}
+}
+
 func TestReloadWithoutTLS(t *testing.T) {
 	s := New(Config{Logger: quietLogger()})
 	defer s.store.Close()

@@ -37,6 +37,7 @@ const (
 	CmdShutdown
 	CmdStats
 	CmdConfig
+	CmdRefreshCerts
 	CmdMetaNoop
 	CmdMetaGet    // mg
 	CmdMetaSet    // ms
@@ -51,8 +52,9 @@ var commandNames = [...]string{
 	CmdPrepend: "prepend", CmdCas: "cas", CmdDelete: "delete", CmdIncr: "incr",
 	CmdDecr: "decr", CmdTouch: "touch", CmdFlushAll: "flush_all",
 	CmdVersion: "version", CmdVerbosity: "verbosity", CmdQuit: "quit",
-	CmdShutdown: "shutdown", CmdStats: "stats", CmdConfig: "config", CmdMetaNoop: "mn",
-	CmdMetaGet: "mg", CmdMetaSet: "ms", CmdMetaDelete: "md", CmdMetaArith: "ma", CmdMetaDebug: "me",
+	CmdShutdown: "shutdown", CmdStats: "stats", CmdConfig: "config", CmdRefreshCerts: "refresh_certs",
+	CmdMetaNoop: "mn", CmdMetaGet: "mg", CmdMetaSet: "ms", CmdMetaDelete: "md", CmdMetaArith: "ma",
+	CmdMetaDebug: "me",
 }
 
 // String returns the command's name as a client types it.
@@ -419,6 +421,11 @@ func (tr *TextReader) parse(req *Request, line []byte) error {
 		return nil
 	case "mn":
 		req.Command = CmdMetaNoop
+		return nil
+	case "refresh_certs":
+		// memcached takes any arguments and heeds a final noreply.
+		req.Command = CmdRefreshCerts
+		req.Noreply = noreply(tokens)
 		return nil
 	}
 	if isMeta(name) {

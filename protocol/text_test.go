@@ -129,6 +129,8 @@ func TestTextDecode(t *testing.T) {
 		{"verbosity", "verbosity 1\r\nverbosity 1 noreply\r\n", []string{"verbosity v=1", "verbosity v=1 noreply"}},
 		{"verbosity none", "verbosity\r\n", []string{"error ERROR"}},
 		{"version quit", "version\r\nquit\r\n", []string{"version", "quit"}},
+		{"refresh_certs", "refresh_certs\r\nrefresh_certs noreply\r\nrefresh_certs x y\r\nrefresh_certsx\r\n",
+			[]string{"refresh_certs", "refresh_certs noreply", "refresh_certs", "error ERROR"}},
 		{"stats", "stats\r\nstats settings\r\n", []string{"stats", "stats a=settings"}},
 		{"shutdown", "shutdown graceful\r\n", []string{"shutdown a=graceful"}},
 		{"unknown", "bogus\r\n", []string{"error ERROR"}},

@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin
 FUZZTIME  ?= 30s
 
-.PHONY: all build run test fmt-check vet bench fuzz clean
+.PHONY: all build run test fmt-check vet bench bench-memory fuzz clean
 
 all: build
 
@@ -30,10 +30,17 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-# Go benchmarks with allocations, then memcached and the node side by side.
+# Go benchmarks with allocations, then memcached and the node side by side:
+# throughput under memcaslap, then (about two minutes) memory per item,
+# overfill, hit ratio and the node's GC.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./protocol/ ./node/... ./ring/
 	./scripts/bench.sh
+	./scripts/bench-memory.sh
+
+# The memory, overfill, hit-ratio and GC measurements alone.
+bench-memory: build
+	./scripts/bench-memory.sh
 
 # Every fuzz target for FUZZTIME each (go test -fuzz takes one target at a time).
 fuzz:

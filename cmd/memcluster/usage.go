@@ -56,11 +56,14 @@ memcached's command lines keep working, but have no effect (a warning says so).
 -B, --protocol=<name>     protocol - one of ascii, binary, or auto (default: auto-negotiate)
 -I, --max-item-size=<num> adjusts max item size, in bytes or with a k or m suffix
                           (default: 1m, min: 1k, max: 1024m and half of -m)
--S, --enable-sasl         turn on SASL authentication (binary protocol only)
+-S, --enable-sasl         turn on SASL authentication (binary protocol only);
+                          users from --sasl-pwdb or $MEMCACHED_SASL_PWDB
 -F, --disable-flush-all   disable flush_all command
 -X, --disable-dumping     ignored
 -W, --disable-watch       ignored
--Y, --auth-file=<file>    ASCII protocol authentication: not supported yet
+-Y, --auth-file=<file>    ASCII protocol authentication with the user:password
+                          lines of <file>; forces the ascii protocol; SIGHUP
+                          reloads it
 -e, --memory-file=<file>  ignored
 -Z, --enable-ssl          enable TLS on every TCP listener (but notls: ones); the
                           unix socket stays plain; SIGHUP reloads the files

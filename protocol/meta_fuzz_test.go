@@ -1,10 +1,7 @@
 package protocol
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
-	"io"
 	"reflect"
 	"testing"
 	"testing/iotest"
@@ -38,52 +35,10 @@ func FuzzMetaDecode(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		whole := decodeMetaChecked(t, bytes.NewReader(in))
-		split := decodeMetaChecked(t, iotest.OneByteReader(bytes.NewReader(in)))
+		whole := decodeChecked(t, bytes.NewReader(in), renderMeta)
+		split := decodeChecked(t, iotest.OneByteReader(bytes.NewReader(in)), renderMeta)
 		if !reflect.DeepEqual(whole, split) {
 			t.Fatalf("whole input decoded %q, one byte at a time %q", whole, split)
 		}
 	})
-}
-
-// decodeMetaChecked decodes all of r, checking every meta request against
-// memcached's limits, and renders what it decoded.
-func decodeMetaChecked(t *testing.T, r io.Reader) []string {
-	tr := NewTextReader(bufio.NewReaderSize(r, 16<<10))
-	tr.MaxValue = 1 << 10
-	var out []string
-	for {
-		req, err := tr.Next()
-		var te *TextError
-		switch {
-		case err == nil:
-			for _, k := range req.Keys {
-				if len(k) == 0 || len(k) > MaxKeyLen {
-					t.Fatalf("decoded a key of %d bytes", len(k))
-				}
-			}
-			if len(req.Data) > tr.MaxValue {
-				t.Fatalf("decoded %d bytes of data, limit %d", len(req.Data), tr.MaxValue)
-			}
-			m := &req.Meta
-			if len(m.Flags) > maxMetaTokens-3 {
-				t.Fatalf("decoded %d flags", len(m.Flags))
-			}
-			var seen [256]bool
-			for _, fl := range m.Flags {
-				if len(fl) == 0 || seen[fl[0]] {
-					t.Fatalf("flag %q empty or repeated in %q", fl, m.Flags)
-				}
-				seen[fl[0]] = true
-				if fl[0] == 'O' && len(fl) > MaxOpaqueLen {
-					t.Fatalf("decoded an opaque of %d bytes", len(fl))
-				}
-			}
-			out = append(out, renderMeta(req))
-		case errors.As(err, &te):
-			out = append(out, "error "+te.Line)
-		default:
-			return append(out, "end "+err.Error())
-		}
-	}
 }

@@ -2,39 +2,13 @@ package protocol
 
 import (
 	"bufio"
-	"errors"
-	"io"
 	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
 )
 
-// decodeMeta decodes every request in r, rendering meta requests with their
-// decoded flags.
-func decodeMeta(t testing.TB, r io.Reader, maxValue int) []string {
-	t.Helper()
-	tr := NewTextReader(bufio.NewReaderSize(r, 16<<10))
-	tr.MaxValue = maxValue
-	var out []string
-	for {
-		req, err := tr.Next()
-		var te *TextError
-		switch {
-		case err == nil:
-			out = append(out, renderMeta(req))
-		case errors.As(err, &te):
-			out = append(out, "error "+te.Line)
-		case errors.Is(err, ErrClose):
-			return append(out, "close")
-		case err == io.EOF:
-			return out
-		default:
-			return append(out, "io "+err.Error())
-		}
-	}
-}
-
+// renderMeta renders a request with its decoded meta flags.
 func renderMeta(r *Request) string {
 	var b strings.Builder
 	b.WriteString(r.Command.String())
@@ -167,11 +141,11 @@ func TestMetaDecode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := decodeMeta(t, strings.NewReader(tt.in), 1<<10)
+			got := decodeRendered(t, strings.NewReader(tt.in), renderMeta)
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
-			split := decodeMeta(t, iotest.OneByteReader(strings.NewReader(tt.in)), 1<<10)
+			split := decodeRendered(t, iotest.OneByteReader(strings.NewReader(tt.in)), renderMeta)
 			if !reflect.DeepEqual(split, got) {
 				t.Errorf("one byte at a time: got %q, whole %q", split, got)
 			}

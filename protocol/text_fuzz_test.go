@@ -31,8 +31,8 @@ func FuzzTextDecode(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		whole := decodeChecked(t, bytes.NewReader(in))
-		split := decodeChecked(t, iotest.OneByteReader(bytes.NewReader(in)))
+		whole := decodeChecked(t, bytes.NewReader(in), render)
+		split := decodeChecked(t, iotest.OneByteReader(bytes.NewReader(in)), render)
 		if !reflect.DeepEqual(whole, split) {
 			t.Fatalf("whole input decoded %q, one byte at a time %q", whole, split)
 		}
@@ -40,8 +40,9 @@ func FuzzTextDecode(f *testing.F) {
 }
 
 // decodeChecked decodes all of r, checking every request against memcached's
-// limits, and renders what it decoded.
-func decodeChecked(t *testing.T, r io.Reader) []string {
+// limits (a meta request's flags too), and renders what it decoded with
+// render.
+func decodeChecked(t *testing.T, r io.Reader, render func(*Request) string) []string {
 	tr := NewTextReader(bufio.NewReaderSize(r, 16<<10))
 	tr.MaxValue = 1 << 10
 	var out []string
@@ -58,11 +59,30 @@ func decodeChecked(t *testing.T, r io.Reader) []string {
 			if len(req.Data) > tr.MaxValue {
 				t.Fatalf("decoded %d bytes of data, limit %d", len(req.Data), tr.MaxValue)
 			}
+			checkMetaFlags(t, &req.Meta)
 			out = append(out, render(req))
 		case errors.As(err, &te):
 			out = append(out, "error "+te.Line)
 		default:
 			return append(out, "end "+err.Error())
+		}
+	}
+}
+
+// checkMetaFlags checks a meta request's flags against memcached's limits:
+// how many, none empty or repeated, an opaque of at most MaxOpaqueLen.
+func checkMetaFlags(t *testing.T, m *MetaArgs) {
+	if len(m.Flags) > maxMetaTokens-3 {
+		t.Fatalf("decoded %d flags", len(m.Flags))
+	}
+	var seen [256]bool
+	for _, fl := range m.Flags {
+		if len(fl) == 0 || seen[fl[0]] {
+			t.Fatalf("flag %q empty or repeated in %q", fl, m.Flags)
+		}
+		seen[fl[0]] = true
+		if fl[0] == 'O' && len(fl) > MaxOpaqueLen {
+			t.Fatalf("decoded an opaque of %d bytes", len(fl))
 		}
 	}
 }

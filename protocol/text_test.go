@@ -15,6 +15,13 @@ import (
 // that tables can state what they expect.
 func decodeAll(t testing.TB, r io.Reader) []string {
 	t.Helper()
+	return decodeRendered(t, r, render)
+}
+
+// decodeRendered decodes every request in r (values up to 1 KiB), each
+// rendered by render, and how the stream ended.
+func decodeRendered(t testing.TB, r io.Reader, render func(*Request) string) []string {
+	t.Helper()
 	tr := NewTextReader(bufio.NewReaderSize(r, 16<<10))
 	tr.MaxValue = 1 << 10
 	var out []string

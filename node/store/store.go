@@ -361,6 +361,7 @@ func (s *Store) SetCAS(mode Mode, key, value []byte, flags uint32, deadline int6
 			s.stampLocked(e, nc)
 			e.stored, e.access = toSecs(now), toSecs(now)
 			s.linkLocked(sh, e)
+			sh.totalItems++
 		} else {
 			s.uncountLocked(sh, e)
 			if cap(e.value) == len(value) {
@@ -369,14 +370,10 @@ func (s *Store) SetCAS(mode Mode, key, value []byte, flags uint32, deadline int6
 				e.value = make([]byte, len(value))
 			}
 			copy(e.value, value)
-			e.flags, e.deadline, e.fetched = flags, deadline, false
-			s.stampLocked(e, nc)
-			e.stored, e.access = toSecs(now), toSecs(now)
-			e.stale, e.tokenSent = false, false
+			e.flags, e.deadline = flags, deadline
 			s.countLocked(sh, e)
-			sh.moveToFront(e)
+			s.renewLocked(sh, e, now, nc)
 		}
-		sh.totalItems++
 		newCAS := s.casOf(e)
 		sh.mu.Unlock()
 		return OK, newCAS

@@ -31,58 +31,53 @@ func (s *Store) Arith(key []byte, incr bool, delta, initial uint64, create bool,
 // ArithCAS is Arith that gives the item counted or created the CAS unique
 // nc asks for, as memcached's ma with E.
 func (s *Store) ArithCAS(key []byte, incr bool, delta, initial uint64, create bool, deadline int64, cas uint64, nc NewCAS) (uint64, uint64, Status) {
-	sh := s.shardFor(key)
+	o := s.begin(key)
+	sh := o.sh
 	var r room
 	defer s.release(&r)
 	var buf [20]byte
 	for {
-		now, fl := s.now(), s.flush.Load()
 		sh.mu.Lock()
-		e, _ := s.lookupLocked(sh, key, now, fl)
-		if e == nil {
+		slot, loc, h, lk := s.findLocked(&o, key)
+		if lk != Hit {
 			if !create {
 				sh.mu.Unlock()
 				return 0, 0, NotFound
 			}
 			digits := strconv.AppendUint(buf[:0], initial, 10)
-			size := ItemSize(len(key), len(digits))
 			if s.limitSize(len(key), len(digits), 0) > s.itemMax {
 				sh.mu.Unlock()
 				return 0, 0, TooLarge
 			}
-			need := int64(size) + entryOverhead
-			if need > s.maxBytes {
+			if !s.fits(len(key), len(digits)) {
 				sh.mu.Unlock()
 				return 0, 0, NoMemory
 			}
-			switch s.roomLocked(sh, need, &r, nil, now, fl) {
+			nh := hdr{deadline: toDeadline(deadline), access: toSecs(o.now)}
+			s.stamp(&nh, nc)
+			switch _, res := s.putLocked(&o, key, &nh, digits, nil, &r); res {
 			case roomRetry:
+				s.again(&o)
 				continue
 			case roomFail:
 				sh.mu.Unlock()
 				return 0, 0, NoMemory
 			}
-			s.commit(need, &r)
-			e = &entry{key: string(key), value: append([]byte(nil), digits...)}
-			e.deadline = deadline
-			s.stampLocked(e, nc)
-			e.stored, e.access = toSecs(now), toSecs(now)
-			s.linkLocked(sh, e)
-			sh.totalItems++
-			newCAS := s.casOf(e)
+			newCAS := s.casOf(&nh)
 			sh.mu.Unlock()
 			return initial, newCAS, OK
 		}
 
-		if len(e.value) == 0 || ItemSize(len(e.key), len(e.value)) > s.chunkMax {
+		value := sh.valueOf(sh.record(loc), &h)
+		if len(value) == 0 || ItemSize(h.keyLen, len(value)) > s.chunkMax {
 			sh.mu.Unlock()
 			return 0, 0, NonNumeric
 		}
-		if cas != 0 && cas != s.casOf(e) {
+		if cas != 0 && cas != s.casOf(&h) {
 			sh.mu.Unlock()
 			return 0, 0, Exists
 		}
-		v, ok := parseNumber(e.value)
+		v, ok := parseNumber(value)
 		if !ok {
 			sh.mu.Unlock()
 			return 0, 0, NonNumeric
@@ -96,36 +91,36 @@ func (s *Store) ArithCAS(key []byte, incr bool, delta, initial uint64, create bo
 			v -= delta
 		}
 		digits := strconv.AppendUint(buf[:0], v, 10)
-		if len(digits) <= len(e.value) {
-			n := copy(e.value, digits)
-			for i := n; i < len(e.value); i++ {
-				e.value[i] = ' '
+		nh := h
+		var res roomResult
+		if len(digits) <= len(value) {
+			// In place, padded with spaces to the old length; the item
+			// keeps its place and state.
+			s.stamp(&nh, nc)
+			padded := value
+			if recordLen(h.keyLen, h.valueLen, nh.bits) != recordLen(h.keyLen, h.valueLen, h.bits) {
+				padded = append([]byte(nil), value...) // the record must move
 			}
-			s.stampLocked(e, nc)
-			e.stored = toSecs(now)
-			sh.moveToFront(e)
-			newCAS := s.casOf(e)
-			sh.mu.Unlock()
-			return v, newCAS, OK
+			n := copy(padded, digits)
+			for i := n; i < len(padded); i++ {
+				padded[i] = ' '
+			}
+			res = s.rewriteLocked(&o, key, slot, loc, &h, &nh, padded, &r)
+		} else {
+			// A longer value: a new item with the old flags and deadline.
+			nh = hdr{flags: h.flags, deadline: h.deadline, access: toSecs(o.now)}
+			s.stamp(&nh, nc)
+			_, res = s.putLocked(&o, key, &nh, digits, nil, &r)
 		}
-		need := int64(len(digits) - len(e.value))
-		if e.charge()+need > s.maxBytes {
-			sh.mu.Unlock()
-			return 0, 0, NoMemory
-		}
-		switch s.roomLocked(sh, need, &r, e, now, fl) {
+		switch res {
 		case roomRetry:
+			s.again(&o)
 			continue
 		case roomFail:
 			sh.mu.Unlock()
 			return 0, 0, NoMemory
 		}
-		s.commit(need, &r)
-		s.uncountLocked(sh, e)
-		e.value = append([]byte(nil), digits...)
-		s.countLocked(sh, e)
-		s.renewLocked(sh, e, now, nc)
-		newCAS := s.casOf(e)
+		newCAS := s.casOf(&nh)
 		sh.mu.Unlock()
 		return v, newCAS, OK
 	}

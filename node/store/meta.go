@@ -1,20 +1,5 @@
 package store
 
-// accessInterval is memcached's ITEM_UPDATE_INTERVAL: an item's last access
-// time is renewed by a read only once it is this many seconds old.
-const accessInterval = 60
-
-// bumpLocked records a read of e at now: fetched, most recently used, and
-// its last access time renewed as memcached's do_item_update does.
-// sh.mu must be held.
-func bumpLocked(sh *shard, e *entry, now int64) {
-	e.fetched = true
-	if int64(e.access) < now-accessInterval {
-		e.access = toSecs(now)
-	}
-	sh.moveToFront(e)
-}
-
 // MetaGetOptions are what a meta get (mg) asks of MetaGet besides the value.
 type MetaGetOptions struct {
 	// NoBump leaves the item's fetched bit, last access time and LRU
@@ -68,87 +53,88 @@ type MetaItem struct {
 // RecacheDeadline, until the item is stored or invalidated again; later
 // callers see TokenSent. On a miss it returns dst and why.
 func (s *Store) MetaGet(key []byte, opt MetaGetOptions, dst []byte) ([]byte, MetaItem, Lookup) {
-	sh := s.shardFor(key)
+	o := s.begin(key)
+	sh := o.sh
 	var r room
 	defer s.release(&r)
 	for {
-		now, fl := s.now(), s.flush.Load()
 		sh.mu.Lock()
-		e, lk := s.lookupLocked(sh, key, now, fl)
+		_, loc, h, lk := s.findLocked(&o, key)
 		created := false
-		if e == nil {
-			if !opt.Vivify {
+		if lk != Hit {
+			if !opt.Vivify || !s.fits(len(key), 0) {
 				sh.mu.Unlock()
 				return dst, MetaItem{}, lk
 			}
-			need := int64(ItemSize(len(key), 0)) + entryOverhead
-			if need > s.maxBytes {
-				sh.mu.Unlock()
-				return dst, MetaItem{}, lk
-			}
-			switch s.roomLocked(sh, need, &r, nil, now, fl) {
-			case roomRetry:
+			h = hdr{access: toSecs(o.now)}
+			s.stamp(&h, opt.VivifyCAS)
+			var res roomResult
+			if loc, res = s.putLocked(&o, key, &h, nil, nil, &r); res == roomRetry {
+				s.again(&o)
 				continue
-			case roomFail:
+			} else if res == roomFail {
 				sh.mu.Unlock()
 				return dst, MetaItem{}, lk
 			}
-			s.commit(need, &r)
-			e = &entry{key: string(key), value: []byte{}}
-			s.stampLocked(e, opt.VivifyCAS)
-			e.stored, e.access = toSecs(now), toSecs(now)
-			s.linkLocked(sh, e)
-			sh.totalItems++
 			created = true
 		}
+		rec := sh.record(loc)
 		it := MetaItem{
-			OldDeadline: e.deadline, Size: len(e.value), Fetched: e.fetched,
-			Access: int64(e.access), Now: now, Stale: e.stale, TokenSent: e.tokenSent,
-			Created: created,
+			OldDeadline: int64(h.deadline), Size: h.valueLen, Fetched: h.bits&bitFetched != 0,
+			Access: int64(h.access), Now: o.now, Stale: h.bits&bitStale != 0,
+			TokenSent: h.bits&bitTokenSent != 0, Created: created,
 		}
 		if opt.Touch {
-			e.deadline = opt.Deadline
+			h.deadline = toDeadline(opt.Deadline)
 		}
 		if created {
-			e.deadline = opt.VivifyDeadline
+			h.deadline = toDeadline(opt.VivifyDeadline)
 			it.Won = true
-		} else if opt.Recache && !e.tokenSent && e.deadline != 0 && e.deadline < opt.RecacheDeadline {
+		} else if opt.Recache && !it.TokenSent && h.deadline != 0 && int64(h.deadline) < opt.RecacheDeadline {
 			it.Won = true
 		}
-		if e.stale && !e.tokenSent {
+		if it.Stale && !it.TokenSent {
 			it.Won = true
 		}
 		if it.Won {
-			e.tokenSent = true
+			rec[offBits] |= bitTokenSent
 		}
+		setDeadline(rec, h.deadline)
 		if !opt.NoBump {
-			bumpLocked(sh, e, now)
+			bump(rec, &h, o.now)
 		}
-		dst = append(dst, e.value...)
-		it.Meta = s.meta(e)
-		it.Class, it.ItemSize = int(e.class)+1, s.limitSize(len(e.key), len(e.value), e.flags)
+		dst = append(dst, sh.valueOf(rec, &h)...)
+		it.Meta = s.metaOf(&h)
+		it.Class, it.ItemSize = s.classAndSize(&h)
 		sh.mu.Unlock()
 		return dst, it, Hit
 	}
 }
 
+// classAndSize is memcached's slab class number (from 1) of an item with
+// header h, and its ITEM_ntotal.
+func (s *Store) classAndSize(h *hdr) (int, int) {
+	n := s.limitSize(h.keyLen, h.valueLen, h.flags)
+	return int(s.classOf(n)) + 1, n
+}
+
 // MetaDebug reports key's item without reading or bumping it, for memcached's
 // me command. ok is false if no live item has the key.
 func (s *Store) MetaDebug(key []byte) (MetaItem, bool) {
-	sh := s.shardFor(key)
-	now, fl := s.now(), s.flush.Load()
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	e, _ := s.lookupLocked(sh, key, now, fl)
-	if e == nil {
+	o := s.begin(key)
+	o.sh.mu.Lock()
+	defer o.sh.mu.Unlock()
+	_, _, h, lk := s.findLocked(&o, key)
+	if lk != Hit {
 		return MetaItem{}, false
 	}
-	return MetaItem{
-		Meta: s.meta(e), OldDeadline: e.deadline, Size: len(e.value),
-		Fetched: e.fetched, Access: int64(e.access), Now: now, Stale: e.stale,
-		TokenSent: e.tokenSent, Class: int(e.class) + 1,
-		ItemSize: s.limitSize(len(e.key), len(e.value), e.flags),
-	}, true
+	it := MetaItem{
+		Meta: s.metaOf(&h), OldDeadline: int64(h.deadline), Size: h.valueLen,
+		Fetched: h.bits&bitFetched != 0, Access: int64(h.access), Now: o.now,
+		Stale: h.bits&bitStale != 0, TokenSent: h.bits&bitTokenSent != 0,
+	}
+	it.Class, it.ItemSize = s.classAndSize(&h)
+	return it, true
 }
 
 // MetaDeleteOptions are what a meta delete (md) asks of MetaDelete.
@@ -189,49 +175,95 @@ type MetaDeleteOptions struct {
 //
 // It returns OK, NotFound or Exists.
 func (s *Store) MetaDelete(key []byte, opt MetaDeleteOptions) Status {
-	sh := s.shardFor(key)
-	now, fl := s.now(), s.flush.Load()
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	e, _ := s.lookupLocked(sh, key, now, fl)
-	if e == nil {
-		return NotFound
-	}
-	if opt.HasCAS && opt.CAS != s.casOf(e) {
-		return Exists
-	}
-	if !opt.Invalidate && !opt.RemoveValue {
-		s.used.Add(-s.dropLocked(sh, e))
+	o := s.begin(key)
+	sh := o.sh
+	var r room
+	defer s.release(&r)
+	for {
+		sh.mu.Lock()
+		slot, loc, h, lk := s.findLocked(&o, key)
+		if lk != Hit {
+			sh.mu.Unlock()
+			return NotFound
+		}
+		if opt.HasCAS && opt.CAS != s.casOf(&h) {
+			sh.mu.Unlock()
+			return Exists
+		}
+		if !opt.Invalidate && !opt.RemoveValue {
+			s.killLocked(sh, slot, loc, &h)
+			sh.mu.Unlock()
+			return OK
+		}
+		nh := h
+		if opt.RemoveValue {
+			// A new, empty item in the old one's place: it keeps the
+			// old CAS unique unless told otherwise, and is a mutation
+			// for flush_all.
+			nc := opt.NewCAS
+			if !nc.Explicit {
+				nc = NewCAS{Value: h.cas, Explicit: true}
+			}
+			nh = hdr{flags: opt.Flags, access: toSecs(o.now)}
+			if opt.Touch {
+				nh.deadline = toDeadline(opt.Deadline)
+			}
+			s.stamp(&nh, nc)
+		}
+		if opt.Invalidate {
+			if opt.Touch {
+				nh.deadline = toDeadline(opt.Deadline)
+			}
+			nh.bits = nh.bits&^bitTokenSent | bitStale
+			s.stamp(&nh, opt.NewCAS)
+		}
+		var value []byte
+		if !opt.RemoveValue {
+			value = sh.valueOf(sh.record(loc), &h)
+		}
+		switch s.rewriteLocked(&o, key, slot, loc, &h, &nh, value, &r) {
+		case roomRetry:
+			s.again(&o)
+			continue
+		case roomFail:
+			// No room for the changed item: it goes, as its value would.
+			if slot, loc, h, lk := s.findLocked(&o, key); lk == Hit {
+				s.killLocked(sh, slot, loc, &h)
+			}
+		}
+		sh.mu.Unlock()
 		return OK
 	}
-	if opt.RemoveValue {
-		// A new, empty item in the old one's place: it keeps the
-		// old CAS unique unless told otherwise, and is a mutation
-		// for flush_all.
-		nc := opt.NewCAS
-		if !nc.Explicit {
-			nc = NewCAS{Value: e.cas, Explicit: true}
-		}
-		before := e.charge()
-		s.uncountLocked(sh, e)
-		e.value = []byte{}
-		e.flags = opt.Flags
-		e.deadline = 0
-		if opt.Touch {
-			e.deadline = opt.Deadline
-		}
-		s.countLocked(sh, e)
-		s.used.Add(e.charge() - before)
-		s.renewLocked(sh, e, now, nc)
+}
+
+// rewriteLocked gives the live record at loc (in slot, header old) the
+// header h and value, in place if the record keeps its length, else as a
+// new record (see putLocked). value may alias the record. o.sh.mu must be
+// held; on roomRetry it has been released.
+func (s *Store) rewriteLocked(o *op, key []byte, slot int, loc uint64, old, h *hdr, value []byte, r *room) roomResult {
+	sh := o.sh
+	h.keyLen, h.valueLen = old.keyLen, len(value)
+	h.bits = h.bits&^(bitExternal|freqMask) | old.bits&(bitExternal|freqMask)
+	same := recordLen(h.keyLen, len(value), h.bits) == recordLen(old.keyLen, old.valueLen, old.bits)
+	if h.bits&bitExternal != 0 {
+		same = same && len(value) == old.valueLen
 	}
-	if opt.Invalidate {
-		if opt.Touch {
-			e.deadline = opt.Deadline
+	if same {
+		rec := sh.record(loc)
+		s.uncountLocked(sh, old)
+		at := writeHdr(rec, h) + h.keyLen
+		if h.bits&bitExternal != 0 {
+			copy(sh.extern[le.Uint32(rec[at:])], value)
+		} else {
+			copy(rec[at:], value)
 		}
-		e.stale, e.tokenSent = true, false
-		s.stampLocked(e, opt.NewCAS)
+		s.countLocked(sh, h)
+		return roomOK
 	}
-	return OK
+	// The value may move while room is made: copy it out.
+	value = append([]byte(nil), value...)
+	_, res := s.putLocked(o, key, h, value, nil, r)
+	return res
 }
 
 // SetStale is memcached's ms with I and a CAS unique: if the item's CAS
@@ -243,16 +275,12 @@ func (s *Store) SetStale(key, value []byte, flags uint32, deadline int64, cas ui
 	if s.noCAS {
 		return s.SetCAS(ModeCAS, key, value, flags, deadline, cas, nc)
 	}
-	sh := s.shardFor(key)
-	now, fl := s.now(), s.flush.Load()
+	o := s.begin(key)
+	sh := o.sh
 	sh.mu.Lock()
-	e, _ := s.lookupLocked(sh, key, now, fl)
-	older := e != nil && cas != 0 && cas < s.casOf(e)
-	var keep int64
-	var sent bool
-	if older {
-		keep, sent = e.deadline, e.tokenSent
-	}
+	_, _, h, lk := s.findLocked(&o, key)
+	older := lk == Hit && cas != 0 && cas < s.casOf(&h)
+	keep, sent := int64(h.deadline), h.bits&bitTokenSent
 	sh.mu.Unlock()
 	if !older {
 		return s.SetCAS(ModeCAS, key, value, flags, deadline, cas, nc)
@@ -263,9 +291,11 @@ func (s *Store) SetStale(key, value []byte, flags uint32, deadline int64, cas ui
 	if st != OK {
 		return st, newCAS
 	}
+	s.again(&o)
 	sh.mu.Lock()
-	if e, _ := s.lookupLocked(sh, key, s.now(), s.flush.Load()); e != nil && s.casOf(e) == newCAS {
-		e.stale, e.tokenSent = true, sent
+	if _, loc, h, lk := s.findLocked(&o, key); lk == Hit && s.casOf(&h) == newCAS {
+		rec := sh.record(loc)
+		rec[offBits] = rec[offBits]&^bitTokenSent | bitStale | sent
 	}
 	sh.mu.Unlock()
 	return st, newCAS

@@ -51,7 +51,7 @@ func TestMetaGetVivifyCountsMemory(t *testing.T) {
 	if lk != Hit || !it.Created || !it.Won || it.Size != 0 {
 		t.Fatalf("vivify: got %+v %v", it, lk)
 	}
-	if got, want := s.Stats().Bytes-before, int64(ItemSize(3, 0))+entryOverhead; got != want {
+	if got, want := s.Stats().Bytes-before, itemCharge(3, 0); got != want {
 		t.Errorf("vivified item counts %d bytes, want %d", got, want)
 	}
 	_, it, _ = s.MetaGet([]byte("new"), MetaGetOptions{Vivify: true}, nil)

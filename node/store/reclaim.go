@@ -1,6 +1,10 @@
 package store
 
-import "time"
+import (
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+)
 
 // The background reclaimer keeps the store's clock (unless Config.Now is
 // set) and removes expired and flushed items nobody asks
@@ -30,35 +34,57 @@ func (s *Store) reclaimLoop() {
 	}
 }
 
-// reclaimTick advances every shard's cursor by up to budget items.
+// reclaimTick advances every shard's cursor by up to budget records.
 func (s *Store) reclaimTick(budget int) {
 	for i := range s.shards {
 		sh := &s.shards[i]
-		now, fl := s.now(), s.flush.Load()
+		now := s.now()
+		fl := s.flushAt(now)
 		sh.mu.Lock()
 		s.crawlLocked(sh, budget, now, fl)
 		sh.mu.Unlock()
 	}
 }
 
-// crawlLocked moves sh's cursor towards the head by up to budget items,
-// reclaiming the dead ones. At the head the cursor returns to the tail and
-// crawlLocked returns. sh.mu must be held.
+// crawlLocked moves sh's cursor over up to budget records, in page order,
+// reclaiming the dead ones. After the last page the cursor returns to the
+// first and crawlLocked returns. sh.mu must be held.
 func (s *Store) crawlLocked(sh *shard, budget int, now int64, fl *flushState) {
-	c := &sh.crawl
-	for range budget {
-		e := c.prev
-		if e == &sh.root {
-			// A full pass: start the next one at the tail.
-			sh.unlink(c)
-			sh.insertAfter(c, sh.root.prev)
+	for budget > 0 {
+		p := sh.crawlPage
+		if int(p) >= len(sh.pages) {
+			// A full pass: start the next one at the first page.
+			sh.crawlPage, sh.crawlOff = 0, 0
 			return
 		}
-		if lk := fl.check(e, now); lk != Hit {
-			s.used.Add(-s.reclaimLocked(sh, e, lk))
+		m := &sh.meta[p]
+		if m.queue < 0 {
+			sh.crawlPage, sh.crawlOff = p+1, 0
 			continue
 		}
-		sh.unlink(c)
-		sh.insertAfter(c, e.prev)
+		if m.gen != sh.crawlGen {
+			// The page was emptied since: its records are new.
+			sh.crawlOff, sh.crawlGen = 0, m.gen
+		}
+		page := sh.pages[p]
+		for ; budget > 0 && sh.crawlOff < m.used; budget-- {
+			off := sh.crawlOff
+			rec := page[off:]
+			sh.crawlOff += int32(lenOf(rec))
+			if rec[offBits]&bitDead != 0 {
+				continue
+			}
+			h := readHdr(rec)
+			if lk := fl.check(&h, now); lk != Hit {
+				loc := uint64(p)<<pageShift | uint64(off)
+				s.reclaimLocked(sh, sh.slotAt(xxhash.Sum64(keyOf(rec)), loc), loc, &h, lk)
+			}
+		}
+		if sh.crawlOff >= m.used {
+			sh.crawlPage, sh.crawlOff = p+1, 0
+			if int(p+1) < len(sh.meta) {
+				sh.crawlGen = sh.meta[p+1].gen
+			}
+		}
 	}
 }

@@ -14,17 +14,21 @@ const (
 	DefaultItemSizeMax = 1 << 20  // Config.ItemSizeMax
 )
 
-// numShards is the number of shards of a Store made by New. A power of two.
-const numShards = 64
+// maxShards is the number of shards of a Store made by New with enough
+// memory: a power of two. Smaller stores get fewer, a shard for every
+// minShardBytes, so that each shard has pages enough to evict by.
+const (
+	maxShards     = 64
+	minShardBytes = 256 << 10
+)
 
-// maxRounds bounds how often one write gives up its shard's lock to evict
-// from other shards before it reports NoMemory. Each round keeps the memory
-// it has freed, so more than one or two are rare.
+// maxRounds bounds how often one write gives up its shard's lock to take
+// memory from other shards before it reports NoMemory. Each round keeps the
+// memory it has taken, so more than one or two are rare.
 const maxRounds = 8
 
 // Store is a memory-bounded cache of items: keys mapped to values with client
-// flags, deadlines and CAS uniques, evicting the least recently used items of
-// a shard when full.
+// flags, deadlines and CAS uniques, evicting by S3-FIFO when full.
 //
 // All methods are safe for concurrent use by any number of goroutines. Keys
 // and values passed in belong to the caller and may be reused as soon as the
@@ -36,25 +40,29 @@ const maxRounds = 8
 // on every operation, as memcached keeps its current_time: deadlines take
 // effect up to 100ms late.
 //
-// The engine is a map of pointers per shard with an intrusive LRU list; it
-// lives behind these methods so that a pointer-free arena engine can replace
-// it.
+// Items live as records in pages of bytes, found through an open-addressing
+// table of integers per shard: no Go pointer per item, so the garbage
+// collector's work does not grow with the number of items. Every byte of
+// the pages, the tables and external values counts against MaxBytes.
 type Store struct {
 	shards    []shard
+	shardBits uint
 	mask      uint64
 	maxBytes  int64
 	itemMax   int
 	chunkMax  int   // the largest slab chunk: memcached's slab_chunk_size_max
 	classes   []int // chunk sizes of the size classes, ascending
+	pageSize  int
+	maxInline int // the longest record kept in a page; longer ones are external
 	noEvict   bool
 	noCAS     bool
 	now       func() int64
 	clock     atomic.Int64  // the unix second, kept by the reclaimer when Config.Now is nil
-	used      atomic.Int64  // bytes counted against maxBytes, reservations included
+	used      atomic.Int64  // bytes held against maxBytes: pages, tables, external values, reservations
 	seq       atomic.Uint64 // the last sequence number (CAS unique) handed out
 	flush     atomic.Pointer[flushState]
 	flushMu   sync.Mutex    // serialises Flush's read-modify-write of flush
-	stealNext atomic.Uint64 // where the next cross-shard eviction starts
+	stealNext atomic.Uint64 // where the next cross-shard steal starts
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed by Close
@@ -64,38 +72,53 @@ type Store struct {
 // flushState records the flush_all commands that apply. It is immutable once
 // published through Store.flush.
 type flushState struct {
-	seq    uint64 // items last mutated with a sequence number <= seq are flushed
-	before int64  // items last stored before this second are flushed
-	at     int64  // a pending delayed flush: once now >= at, items stored before at are flushed; 0 if none
+	seq uint64 // items last mutated with a sequence number <= seq are flushed
+	at  int64  // a pending delayed flush: once now >= at, items stored before are flushed; 0 if none
 }
 
 // New returns a Store sized by cfg and starts its background reclaimer,
 // which runs until Close. cfg is not retained beyond its values and never
 // modified.
 func New(cfg Config) *Store {
-	return newStore(cfg, numShards, true)
+	n := 1
+	for n < maxShards && int64(n)*2*minShardBytes <= cfg.MaxBytes {
+		n *= 2
+	}
+	if cfg.MaxBytes <= 0 {
+		n = maxShards
+	}
+	return newStore(cfg, n, 0, true)
 }
 
-// newStore returns a Store of n shards (a power of two). The reclaimer is
-// started only if background is true; tests step it by hand otherwise.
-func newStore(cfg Config, n int, background bool) *Store {
+// newStore returns a Store of n shards (a power of two) with pages of
+// pageSize bytes (0: by the memory per shard). The reclaimer is started only
+// if background is true; tests step it by hand otherwise.
+func newStore(cfg Config, n, pageSize int, background bool) *Store {
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = DefaultMaxBytes
 	}
 	if cfg.ItemSizeMax <= 0 {
 		cfg.ItemSizeMax = DefaultItemSizeMax
 	}
+	if pageSize == 0 {
+		pageSize = pageSizeFor(cfg.MaxBytes / int64(n))
+	}
 	s := &Store{
-		shards:   make([]shard, n),
-		mask:     uint64(n - 1),
-		maxBytes: cfg.MaxBytes,
-		itemMax:  cfg.ItemSizeMax,
-		chunkMax: chunkSizeMax(cfg.ItemSizeMax),
-		noEvict:  cfg.NoEvictions,
-		noCAS:    cfg.NoCAS,
-		now:      cfg.Now,
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		shards:    make([]shard, n),
+		mask:      uint64(n - 1),
+		maxBytes:  cfg.MaxBytes,
+		itemMax:   cfg.ItemSizeMax,
+		chunkMax:  chunkSizeMax(cfg.ItemSizeMax),
+		pageSize:  pageSize,
+		maxInline: pageSize / 4,
+		noEvict:   cfg.NoEvictions,
+		noCAS:     cfg.NoCAS,
+		now:       cfg.Now,
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	for 1<<s.shardBits < n {
+		s.shardBits++
 	}
 	if s.now == nil {
 		// Reading the clock costs more than a Get; like memcached's
@@ -110,6 +133,7 @@ func newStore(cfg Config, n int, background bool) *Store {
 	s.flush.Store(&flushState{})
 	for i := range s.shards {
 		s.shards[i].init(len(s.classes))
+		s.used.Add(s.shards[i].indexBytes())
 	}
 	if background {
 		go s.reclaimLoop()
@@ -126,64 +150,142 @@ func (s *Store) Close() {
 	<-s.done
 }
 
-// shardFor returns the shard that holds key.
-func (s *Store) shardFor(key []byte) *shard {
-	return &s.shards[xxhash.Sum64(key)&s.mask]
+// shardOf returns the shard of the key whose hash is h: by its top bits, as
+// the index uses the low ones.
+func (s *Store) shardOf(h uint64) *shard {
+	return &s.shards[(h>>(64-s.shardBits))&s.mask]
 }
 
-// casOf is the CAS unique callers see for e: 0 with NoCAS.
-func (s *Store) casOf(e *entry) uint64 {
-	if s.noCAS {
-		return 0
+// flushAt returns the flushes in effect at now, turning a delayed flush
+// whose time has come into one of every item stored so far.
+func (s *Store) flushAt(now int64) *flushState {
+	f := s.flush.Load()
+	if f.at == 0 || now < f.at {
+		return f
 	}
-	return e.cas
-}
-
-// stampLocked records a mutation of e: a new sequence number, and the CAS
-// unique nc asks for. sh.mu must be held.
-func (s *Store) stampLocked(e *entry, nc NewCAS) {
-	e.seq = s.seq.Add(1)
-	e.cas = e.seq
-	if nc.Explicit {
-		e.cas = nc.Value
+	nf := &flushState{seq: s.seq.Load()}
+	if s.flush.CompareAndSwap(f, nf) {
+		return nf
 	}
+	return s.flush.Load()
 }
 
-// meta returns e's metadata.
-func (s *Store) meta(e *entry) Meta {
-	return Meta{Flags: e.flags, Deadline: e.deadline, CAS: s.casOf(e)}
-}
-
-// lookupLocked returns the live item under key in sh, or nil and why there
-// is none. A dead (expired or flushed) item it finds is removed and its
-// memory released. sh.mu must be held.
-func (s *Store) lookupLocked(sh *shard, key []byte, now int64, fl *flushState) (*entry, Lookup) {
-	e := sh.m[string(key)]
-	if e == nil {
-		return nil, Miss
-	}
-	if lk := fl.check(e, now); lk != Hit {
-		s.used.Add(-s.dropLocked(sh, e))
-		return nil, lk
-	}
-	return e, Hit
-}
-
-// check tells whether e is live at now under the flushes of f.
-func (f *flushState) check(e *entry, now int64) Lookup {
-	if e.seq <= f.seq || int64(e.stored) < f.before || (f.at != 0 && now >= f.at && int64(e.stored) < f.at) {
+// check tells whether an item with header h is live at now under f.
+func (f *flushState) check(h *hdr, now int64) Lookup {
+	if h.seq <= f.seq {
 		return MissFlushed
 	}
-	if e.deadline != 0 && e.deadline <= now {
+	if h.deadline != 0 && int64(h.deadline) <= now {
 		return MissExpired
 	}
 	return Hit
 }
 
+// casOf is the CAS unique callers see for an item with header h: 0 with
+// NoCAS.
+func (s *Store) casOf(h *hdr) uint64 {
+	if s.noCAS {
+		return 0
+	}
+	return h.cas
+}
+
+// metaOf returns the metadata of an item with header h.
+func (s *Store) metaOf(h *hdr) Meta {
+	return Meta{Flags: h.flags, Deadline: int64(h.deadline), CAS: s.casOf(h)}
+}
+
+// stamp records a mutation in h: a new sequence number, and the CAS unique
+// nc asks for.
+func (s *Store) stamp(h *hdr, nc NewCAS) {
+	h.seq = s.seq.Add(1)
+	h.cas = h.seq
+	h.bits &^= bitExplicitCAS
+	if nc.Explicit {
+		h.cas = nc.Value
+		h.bits |= bitExplicitCAS
+	}
+}
+
+// op is one operation's view of a key: its hash, shard and clock.
+type op struct {
+	hash uint64
+	sh   *shard
+	now  int64
+	fl   *flushState
+}
+
+// begin hashes key and reads the clock and the flushes for an operation.
+// The caller then locks o.sh.
+func (s *Store) begin(key []byte) op {
+	h := xxhash.Sum64(key)
+	now := s.now()
+	return op{hash: h, sh: s.shardOf(h), now: now, fl: s.flushAt(now)}
+}
+
+// again rereads the clock and the flushes for an operation that retries.
+func (s *Store) again(o *op) {
+	o.now = s.now()
+	o.fl = s.flushAt(o.now)
+}
+
+// findLocked looks key up in o.sh: the live record's slot, location and
+// header (with its CAS unique), or why there is none. A dead (expired or
+// flushed) record it finds is removed. o.sh.mu must be held.
+func (s *Store) findLocked(o *op, key []byte) (int, uint64, hdr, Lookup) {
+	slot, loc, ok := o.sh.lookupSlot(o.hash, key)
+	if !ok {
+		return slot, 0, hdr{}, Miss
+	}
+	h := readHdrCAS(o.sh.record(loc))
+	if lk := o.fl.check(&h, o.now); lk != Hit {
+		s.killLocked(o.sh, slot, loc, &h)
+		return 0, 0, hdr{}, lk
+	}
+	return slot, loc, h, Hit
+}
+
+// valueOf returns the value of the record rec with header h: its bytes in
+// the page or its external buffer. It aliases the Store's memory.
+func (sh *shard) valueOf(rec []byte, h *hdr) []byte {
+	at := headLen(h.bits) + h.keyLen
+	if h.bits&bitExternal != 0 {
+		return sh.extern[le.Uint32(rec[at:])]
+	}
+	return rec[at : at+h.valueLen]
+}
+
+// bump records a read of the record rec with header h at now: fetched, and
+// promoted.
+func bump(rec []byte, h *hdr, now int64) {
+	rec[offBits] |= bitFetched
+	promote(rec, h, now)
+}
+
+// promote counts an access to the record rec with header h at now for
+// eviction, one more in its frequency, and renews its last access time as
+// memcached's do_item_update does.
+func promote(rec []byte, h *hdr, now int64) {
+	bits := rec[offBits]
+	if bits&freqMask != freqMask {
+		bits += 1 << freqShift
+	}
+	rec[offBits] = bits
+	h.bits = bits
+	if int64(h.access) < now-accessInterval {
+		h.access = toSecs(now)
+		setAccess(rec, h.access)
+	}
+}
+
+// accessInterval is memcached's ITEM_UPDATE_INTERVAL: an item's last access
+// time is renewed by a read only once it is this many seconds old.
+const accessInterval = 60
+
 // Get looks key up. On Hit it appends the value to dst and returns the
-// result, the item's Meta, and Hit; it marks the item fetched and most
-// recently used. Otherwise it returns dst unchanged, a zero Meta and why it
-// missed: Miss, MissExpired or MissFlushed.
+// result, the item's Meta, and Hit; it marks the item fetched and counts
+// the read for eviction. Otherwise it returns dst unchanged, a zero Meta and
+// why it missed: Miss, MissExpired or MissFlushed.
 func (s *Store) Get(key, dst []byte) ([]byte, Meta, Lookup) {
 	return s.get(key, dst, false, 0)
 }
@@ -196,38 +298,40 @@ func (s *Store) GetAndTouch(key []byte, deadline int64, dst []byte) ([]byte, Met
 }
 
 func (s *Store) get(key, dst []byte, touch bool, deadline int64) ([]byte, Meta, Lookup) {
-	sh := s.shardFor(key)
-	now, fl := s.now(), s.flush.Load()
+	o := s.begin(key)
+	sh := o.sh
 	sh.mu.Lock()
-	e, lk := s.lookupLocked(sh, key, now, fl)
-	if e == nil {
+	_, loc, h, lk := s.findLocked(&o, key)
+	if lk != Hit {
 		sh.mu.Unlock()
 		return dst, Meta{}, lk
 	}
+	rec := sh.record(loc)
 	if touch {
-		e.deadline = deadline
+		h.deadline = toDeadline(deadline)
+		setDeadline(rec, h.deadline)
 	}
-	bumpLocked(sh, e, now)
-	dst = append(dst, e.value...)
-	m := s.meta(e)
+	bump(rec, &h, o.now)
+	dst = append(dst, sh.valueOf(rec, &h)...)
+	m := s.metaOf(&h)
 	sh.mu.Unlock()
 	return dst, m, Hit
 }
 
-// Touch sets the deadline of key's item, marks it fetched and most recently
-// used, as memcached's touch. The CAS unique is unchanged. It returns OK, or
-// NotFound if no live item has the key.
+// Touch sets the deadline of key's item and marks it fetched, as memcached's
+// touch. The CAS unique is unchanged. It returns OK, or NotFound if no live
+// item has the key.
 func (s *Store) Touch(key []byte, deadline int64) Status {
-	sh := s.shardFor(key)
-	now, fl := s.now(), s.flush.Load()
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	e, _ := s.lookupLocked(sh, key, now, fl)
-	if e == nil {
+	o := s.begin(key)
+	o.sh.mu.Lock()
+	defer o.sh.mu.Unlock()
+	_, loc, h, lk := s.findLocked(&o, key)
+	if lk != Hit {
 		return NotFound
 	}
-	e.deadline = deadline
-	bumpLocked(sh, e, now)
+	rec := o.sh.record(loc)
+	setDeadline(rec, toDeadline(deadline))
+	bump(rec, &h, o.now)
 	return OK
 }
 
@@ -236,18 +340,17 @@ func (s *Store) Touch(key []byte, deadline int64) Status {
 // returns OK, NotFound if no live item has the key, or Exists on a CAS
 // mismatch.
 func (s *Store) Delete(key []byte, cas uint64) Status {
-	sh := s.shardFor(key)
-	now, fl := s.now(), s.flush.Load()
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	e, _ := s.lookupLocked(sh, key, now, fl)
-	if e == nil {
+	o := s.begin(key)
+	o.sh.mu.Lock()
+	defer o.sh.mu.Unlock()
+	slot, loc, h, lk := s.findLocked(&o, key)
+	if lk != Hit {
 		return NotFound
 	}
-	if cas != 0 && cas != s.casOf(e) {
+	if cas != 0 && cas != s.casOf(&h) {
 		return Exists
 	}
-	s.used.Add(-s.dropLocked(sh, e))
+	s.killLocked(o.sh, slot, loc, &h)
 	return OK
 }
 
@@ -255,8 +358,8 @@ func (s *Store) Delete(key []byte, cas uint64) Status {
 // with the item's new CAS unique (0 with NoCAS), or a failure and 0:
 //
 //   - ModeSet stores unconditionally; ModeAdd only if no live item has the
-//     key (else NotStored, and the present item becomes most recently used);
-//     ModeReplace only if one has (else NotStored).
+//     key (else NotStored, and the present item counts as read for
+//     eviction); ModeReplace only if one has (else NotStored).
 //   - ModeAppend and ModePrepend add value after or before the present
 //     value (NotStored if there is none). flags and deadline are ignored:
 //     the item keeps its own, as in memcached.
@@ -286,22 +389,18 @@ func (s *Store) Set(mode Mode, key, value []byte, flags uint32, deadline int64, 
 // SetCAS is Set that gives the item stored the CAS unique nc asks for, as
 // memcached's ms with E: cas is still what ModeCAS compares with.
 func (s *Store) SetCAS(mode Mode, key, value []byte, flags uint32, deadline int64, cas uint64, nc NewCAS) (Status, uint64) {
-	size := ItemSize(len(key), len(value))
-	if s.limitSize(len(key), len(value), flags) > s.itemMax && mode != ModeAppend && mode != ModePrepend {
-		if mode == ModeSet {
-			s.Delete(key, 0)
-		}
-		return TooLarge, 0
-	}
 	if mode == ModeAppend || mode == ModePrepend {
 		return s.concat(mode, key, value, cas, nc)
 	}
-	charge := int64(size) + entryOverhead
-	if charge > s.maxBytes {
+	if s.limitSize(len(key), len(value), flags) > s.itemMax || !s.fits(len(key), len(value)) {
+		st := TooLarge
+		if s.limitSize(len(key), len(value), flags) <= s.itemMax {
+			st = NoMemory
+		}
 		if mode == ModeSet {
 			s.Delete(key, 0)
 		}
-		return NoMemory, 0
+		return st, 0
 	}
 	if s.noCAS && mode != ModeCAS {
 		cas = 0
@@ -310,74 +409,156 @@ func (s *Store) SetCAS(mode Mode, key, value []byte, flags uint32, deadline int6
 		mode = ModeCAS
 	}
 
-	sh := s.shardFor(key)
+	o := s.begin(key)
+	sh := o.sh
 	var r room
 	defer s.release(&r)
 	for {
-		now, fl := s.now(), s.flush.Load()
 		sh.mu.Lock()
-		e, _ := s.lookupLocked(sh, key, now, fl)
+		slot, loc, old, lk := s.findLocked(&o, key)
 		switch mode {
 		case ModeAdd:
-			if e != nil {
-				sh.moveToFront(e)
+			if lk == Hit {
+				promote(sh.record(loc), &old, o.now)
 				sh.mu.Unlock()
 				return NotStored, 0
 			}
 		case ModeReplace:
-			if e == nil {
+			if lk != Hit {
 				sh.mu.Unlock()
 				return NotStored, 0
 			}
 		case ModeCAS:
-			if e == nil {
+			if lk != Hit {
 				sh.mu.Unlock()
 				return NotFound, 0
 			}
-			if cas == 0 || cas != s.casOf(e) {
+			if cas == 0 || cas != s.casOf(&old) {
 				sh.mu.Unlock()
 				return Exists, 0
 			}
 		}
-		need := charge
-		if e != nil {
-			need -= e.charge()
+		h := hdr{flags: flags, deadline: toDeadline(deadline), access: toSecs(o.now)}
+		s.stamp(&h, nc)
+		if lk == Hit && s.overwriteLocked(sh, slot, loc, &old, &h, value) {
+			sh.totalItems++
+			newCAS := s.casOf(&h)
+			sh.mu.Unlock()
+			return OK, newCAS
 		}
-		switch s.roomLocked(sh, need, &r, e, now, fl) {
+		switch _, res := s.putLocked(&o, key, &h, value, nil, &r); res {
 		case roomRetry:
+			s.again(&o)
 			continue
 		case roomFail:
-			if mode == ModeSet && e != nil {
-				s.used.Add(-s.dropLocked(sh, e))
+			if mode == ModeSet {
+				if slot, loc, old, lk := s.findLocked(&o, key); lk == Hit {
+					s.killLocked(sh, slot, loc, &old)
+				}
 			}
 			sh.mu.Unlock()
 			return NoMemory, 0
 		}
-		s.commit(need, &r)
-		if e == nil {
-			e = &entry{key: string(key), value: make([]byte, len(value))}
-			copy(e.value, value)
-			e.flags, e.deadline = flags, deadline
-			s.stampLocked(e, nc)
-			e.stored, e.access = toSecs(now), toSecs(now)
-			s.linkLocked(sh, e)
-			sh.totalItems++
-		} else {
-			s.uncountLocked(sh, e)
-			if cap(e.value) == len(value) {
-				e.value = e.value[:len(value)]
-			} else {
-				e.value = make([]byte, len(value))
-			}
-			copy(e.value, value)
-			e.flags, e.deadline = flags, deadline
-			s.countLocked(sh, e)
-			s.renewLocked(sh, e, now, nc)
-		}
-		newCAS := s.casOf(e)
+		newCAS := s.casOf(&h)
 		sh.mu.Unlock()
 		return OK, newCAS
 	}
+}
+
+// fits reports whether an item of these sizes could ever be stored: whether
+// its record, and its external value, fit in MaxBytes beside the shards'
+// tables.
+func (s *Store) fits(keyLen, valueLen int) bool {
+	n := int64(recordLen(keyLen, valueLen, bitExplicitCAS))
+	if n > int64(s.maxInline) {
+		n = int64(recordLen(keyLen, valueLen, bitExplicitCAS|bitExternal)) + int64(valueLen)
+	}
+	return n+int64(s.pageSize)+int64(len(s.shards))*int64(minSlots*slotSize) <= s.maxBytes
+}
+
+// overwriteLocked writes the new header h and value over the live record at
+// loc (header old) if the new record is as long and kept in the page, as a
+// set of a value of the same size is. The record keeps its place and its
+// frequency. It reports whether it could.
+func (s *Store) overwriteLocked(sh *shard, slot int, loc uint64, old, h *hdr, value []byte) bool {
+	if old.bits&bitExternal != 0 || recordLen(old.keyLen, old.valueLen, old.bits) != recordLen(old.keyLen, len(value), h.bits) ||
+		recordLen(old.keyLen, len(value), h.bits) > s.maxInline {
+		return false
+	}
+	s.uncountLocked(sh, old)
+	h.keyLen, h.valueLen = old.keyLen, len(value)
+	h.bits |= old.bits & freqMask
+	rec := sh.record(loc)
+	at := writeHdr(rec, h) + h.keyLen
+	copy(rec[at:], value)
+	s.countLocked(sh, h)
+	return true
+}
+
+// putLocked stores a new record for key: header h, whose keyLen, valueLen
+// and external bit it sets, and the value v1 followed by v2. It replaces the
+// key's present record, in the present record's queue; a new key goes to
+// the small queue, or to the main one if the ghost table remembers it
+// (with NoEvictions every record goes to the main queue). It
+// counts the item stored. Neither v1 nor v2 may alias the Store's memory.
+// o.sh.mu must be held; on roomRetry it has been released.
+func (s *Store) putLocked(o *op, key []byte, h *hdr, v1, v2 []byte, r *room) (uint64, roomResult) {
+	sh := o.sh
+	vlen := len(v1) + len(v2)
+	h.keyLen, h.valueLen = len(key), vlen
+	h.bits &^= bitExternal | bitDead
+	if recordLen(len(key), vlen, h.bits) > s.maxInline || vlen > maxInlineValue {
+		h.bits |= bitExternal
+	}
+	if sh.needsGrowth() {
+		if res := s.growLocked(sh, r, o.now, o.fl); res != roomOK {
+			return 0, res
+		}
+	}
+	var ext []byte
+	if h.bits&bitExternal != 0 {
+		if res := s.reserveLocked(sh, int64(vlen), r, o.now, o.fl); res != roomOK {
+			return 0, res
+		}
+		r.got -= int64(vlen)
+		ext = make([]byte, vlen)
+		copy(ext[copy(ext, v1):], v2)
+	}
+	q := qSmall
+	if s.noEvict {
+		q = qMain // one queue: it is compacted, not evicted from
+	} else if _, loc, ok := sh.lookupSlot(o.hash, key); ok {
+		q = int(sh.meta[loc>>pageShift].queue)
+		h.bits |= sh.record(loc)[offBits] & freqMask
+	} else if sh.ghostTake(o.hash) {
+		q = qMain
+	}
+	loc, res := s.appendLocked(sh, q, recordLen(len(key), vlen, h.bits), r, o.now, o.fl)
+	if res != roomOK {
+		if ext != nil {
+			s.used.Add(-int64(vlen))
+		}
+		return 0, res
+	}
+	rec := sh.record(loc)
+	at := writeHdr(rec, h)
+	at += copy(rec[at:], key)
+	if ext != nil {
+		writeExtern(rec[at:], sh.addExtern(ext), vlen)
+	} else {
+		copy(rec[at+copy(rec[at:], v1):], v2)
+	}
+	// Making room may have moved or evicted the key's present record.
+	if slot, oldLoc, ok := sh.lookupSlot(o.hash, key); ok {
+		old := readHdr(sh.record(oldLoc))
+		s.retireLocked(sh, oldLoc, &old)
+		sh.slots[slot] = slotOf(tagOf(o.hash), loc)
+	} else {
+		sh.insertSlot(slot, o.hash, loc)
+	}
+	s.countLocked(sh, h)
+	sh.totalItems++
+	return loc, roomOK
 }
 
 // concat is Set for ModeAppend and ModePrepend.
@@ -385,64 +566,50 @@ func (s *Store) concat(mode Mode, key, value []byte, cas uint64, nc NewCAS) (Sta
 	if s.noCAS {
 		cas = 0
 	}
-	sh := s.shardFor(key)
+	o := s.begin(key)
+	sh := o.sh
 	var r room
 	defer s.release(&r)
 	for {
-		now, fl := s.now(), s.flush.Load()
 		sh.mu.Lock()
-		e, _ := s.lookupLocked(sh, key, now, fl)
-		if e == nil {
+		_, loc, old, lk := s.findLocked(&o, key)
+		if lk != Hit {
 			sh.mu.Unlock()
 			return NotStored, 0
 		}
-		if cas != 0 && cas != s.casOf(e) {
+		if cas != 0 && cas != s.casOf(&old) {
 			sh.mu.Unlock()
 			return Exists, 0
 		}
-		n := len(e.value) + len(value)
-		if s.limitSize(len(key), n, e.flags) > s.itemMax {
+		n := old.valueLen + len(value)
+		if s.limitSize(len(key), n, old.flags) > s.itemMax {
 			sh.mu.Unlock()
 			return NotStored, 0
 		}
-		need := int64(len(value))
-		if e.charge()+need > s.maxBytes {
+		if !s.fits(len(key), n) {
 			sh.mu.Unlock()
 			return NoMemory, 0
 		}
-		switch s.roomLocked(sh, need, &r, e, now, fl) {
+		// The present value may move while room is made: copy it out.
+		present := append([]byte(nil), sh.valueOf(sh.record(loc), &old)...)
+		h := hdr{flags: old.flags, deadline: old.deadline, access: toSecs(o.now)}
+		s.stamp(&h, nc)
+		v1, v2 := present, value
+		if mode == ModePrepend {
+			v1, v2 = value, present
+		}
+		switch _, res := s.putLocked(&o, key, &h, v1, v2, &r); res {
 		case roomRetry:
+			s.again(&o)
 			continue
 		case roomFail:
 			sh.mu.Unlock()
 			return NoMemory, 0
 		}
-		s.commit(need, &r)
-		v := make([]byte, n)
-		if mode == ModeAppend {
-			copy(v[copy(v, e.value):], value)
-		} else {
-			copy(v[copy(v, value):], e.value)
-		}
-		s.uncountLocked(sh, e)
-		e.value = v
-		s.countLocked(sh, e)
-		s.renewLocked(sh, e, now, nc)
-		newCAS := s.casOf(e)
+		newCAS := s.casOf(&h)
 		sh.mu.Unlock()
 		return OK, newCAS
 	}
-}
-
-// renewLocked records that e was replaced by a new item of the same key: a
-// new sequence number and the CAS unique nc asks for, stored now, not yet
-// fetched, most recently used. sh.mu must be held.
-func (s *Store) renewLocked(sh *shard, e *entry, now int64, nc NewCAS) {
-	s.stampLocked(e, nc)
-	e.stored, e.access = toSecs(now), toSecs(now)
-	e.fetched, e.stale, e.tokenSent = false, false, false
-	sh.moveToFront(e)
-	sh.totalItems++
 }
 
 // Flush invalidates items, as memcached's flush_all. If at <= now, every item
@@ -458,11 +625,7 @@ func (s *Store) Flush(at int64) {
 	now := s.now()
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
-	old := s.flush.Load()
-	f := &flushState{seq: old.seq, before: old.before}
-	if old.at != 0 && old.at <= now {
-		f.before = max(f.before, old.at)
-	}
+	f := &flushState{seq: s.flushAt(now).seq}
 	if at <= now {
 		f.seq = s.seq.Load()
 	} else {

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // start is the fake clock's first second.
@@ -37,10 +39,34 @@ func newTestStore(t testing.TB, cfg Config, n int) (*Store, *clock) {
 	if cfg.Now == nil {
 		cfg.Now = c.Now
 	}
-	s := newStore(cfg, n, false)
+	s := newStore(cfg, n, 0, false)
 	t.Cleanup(s.Close)
 	return s, c
 }
+
+// newPagedStore returns a store of one shard with pages of minPageSize
+// bytes and memory for its first index and pages pages, on a fake clock,
+// without the background reclaimer.
+func newPagedStore(t testing.TB, cfg Config, pages int) (*Store, *clock) {
+	t.Helper()
+	c := newClock()
+	if cfg.Now == nil {
+		cfg.Now = c.Now
+	}
+	cfg.MaxBytes = minSlots*slotSize + minSlots/ghostRatio*4 + int64(pages)*minPageSize
+	s := newStore(cfg, 1, minPageSize, false)
+	t.Cleanup(s.Close)
+	return s, c
+}
+
+// pagedKey is the key of item i in a paged store's tests, and pagedValue a
+// value that makes its record pagedRecord bytes long: a 1 KiB page holds
+// 8 of them.
+func pagedKey(i int) []byte { return fmt.Appendf(nil, "k%02d", i) }
+
+const pagedRecord = 128
+
+var pagedValue = bytes.Repeat([]byte("v"), pagedRecord-hdrSize-3)
 
 func set(t testing.TB, s *Store, key, value string) uint64 {
 	t.Helper()
@@ -56,42 +82,89 @@ func get(s *Store, key string) (string, Meta, Lookup) {
 	return string(v), m, lk
 }
 
-// checkInvariants verifies the shards' structures and accounting. The store
-// must be quiescent.
+// checkInvariants verifies the shards' structures and accounting: every
+// page is in one queue, the free list or released; every live record is
+// indexed where it is and counted in its class; Store.used is the pages,
+// tables and external values to the byte. The store must be quiescent.
 func checkInvariants(t testing.TB, s *Store) {
 	t.Helper()
-	var bytes int64
+	var bytes, used int64
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		counted := make([]classCounters, len(sh.classes))
-		crawls, n := 0, 0
-		for e := sh.root.next; e != &sh.root; e = e.next {
-			if e.next.prev != e {
-				t.Fatalf("shard %d: broken list links", i)
+		held := make(map[int32]bool)
+		live := 0
+		for q := range sh.queues {
+			n, last := 0, int32(-1)
+			for p := sh.queues[q].tail; p >= 0; p = sh.meta[p].next {
+				if held[p] {
+					t.Fatalf("shard %d: page %d listed twice", i, p)
+				}
+				held[p], n, last = true, n+1, p
+				m := sh.meta[p]
+				if int(m.queue) != q || sh.pages[p] == nil || int(m.used) > s.pageSize {
+					t.Fatalf("shard %d: page %d in queue %d has %+v", i, p, q, m)
+				}
+				var dead int32
+				for off := 0; off < int(m.used); {
+					rec := sh.pages[p][off:]
+					ln := lenOf(rec)
+					loc := uint64(p)<<pageShift | uint64(off)
+					off += ln
+					if rec[offBits]&bitDead != 0 {
+						dead += int32(ln)
+						continue
+					}
+					h := readHdrCAS(rec)
+					key := keyOf(rec)
+					if _, at, ok := sh.lookupSlot(xxhash.Sum64(key), key); !ok || at != loc {
+						t.Fatalf("shard %d: record %q at %x indexed at %x (%v)", i, key, loc, at, ok)
+					}
+					if h.bits&bitExternal != 0 {
+						if v := sh.valueOf(rec, &h); v == nil || len(v) != h.valueLen {
+							t.Fatalf("shard %d: record %q: external value of %d bytes, want %d", i, key, len(v), h.valueLen)
+						}
+						used += int64(h.valueLen)
+					}
+					size := s.limitSize(h.keyLen, h.valueLen, h.flags)
+					c := &counted[s.classOf(size)]
+					c.items++
+					c.bytes += charge(h.keyLen, h.valueLen, h.bits)
+					c.requested += int64(size)
+					bytes += charge(h.keyLen, h.valueLen, h.bits)
+					live++
+				}
+				if dead != m.dead {
+					t.Fatalf("shard %d: page %d has %d dead bytes, meta says %d", i, p, dead, m.dead)
+				}
 			}
-			if e == &sh.crawl {
-				crawls++
-				continue
+			if n != sh.queues[q].pages || last != sh.queues[q].head {
+				t.Fatalf("shard %d: queue %d lists %d pages to %d, says %+v", i, q, n, last, sh.queues[q])
 			}
-			n++
-			if sh.m[e.key] != e {
-				t.Fatalf("shard %d: listed entry %q not in map", i, e.key)
-			}
-			size := s.limitSize(len(e.key), len(e.value), e.flags)
-			if want := s.classOf(size); e.class != want {
-				t.Fatalf("shard %d: entry %q in class %d, want %d", i, e.key, e.class, want)
-			}
-			counted[e.class].items++
-			counted[e.class].bytes += e.charge()
-			counted[e.class].requested += int64(size)
-			bytes += e.charge()
 		}
-		if crawls != 1 {
-			t.Fatalf("shard %d: cursor listed %d times, want 1", i, crawls)
+		for _, p := range sh.free {
+			if held[p] || sh.meta[p].queue != -1 || sh.pages[p] == nil {
+				t.Fatalf("shard %d: free page %d also held or marked %+v", i, p, sh.meta[p])
+			}
+			held[p] = true
 		}
-		if n != len(sh.m) {
-			t.Fatalf("shard %d: %d listed, %d in map", i, n, len(sh.m))
+		for _, p := range sh.released {
+			if held[p] || sh.pages[p] != nil {
+				t.Fatalf("shard %d: released page %d still held", i, p)
+			}
+		}
+		if len(held)+len(sh.released) != len(sh.pages) {
+			t.Fatalf("shard %d: %d pages held, %d released, of %d", i, len(held), len(sh.released), len(sh.pages))
+		}
+		slots := 0
+		for _, v := range sh.slots {
+			if v != 0 {
+				slots++
+			}
+		}
+		if slots != live || sh.count != live {
+			t.Fatalf("shard %d: %d live records, %d slots used, count %d", i, live, slots, sh.count)
 		}
 		for j := range counted {
 			if c, g := counted[j], sh.classes[j]; c.items != g.items || c.bytes != g.bytes || c.requested != g.requested {
@@ -99,16 +172,17 @@ func checkInvariants(t testing.TB, s *Store) {
 					c.items, c.bytes, c.requested, g.items, g.bytes, g.requested)
 			}
 		}
+		used += int64(len(held))*int64(s.pageSize) + sh.indexBytes()
 		sh.mu.Unlock()
 	}
-	if got := s.used.Load(); got != bytes {
-		t.Fatalf("used: got %d, want %d (sum of charges)", got, bytes)
+	if got := s.used.Load(); got != used {
+		t.Fatalf("used: got %d, want %d (pages, tables and external values)", got, used)
 	}
 	if got := s.Stats().Bytes; got != bytes {
 		t.Fatalf("Stats().Bytes: got %d, want %d", got, bytes)
 	}
-	if bytes > s.maxBytes {
-		t.Fatalf("bytes %d exceed MaxBytes %d", bytes, s.maxBytes)
+	if used > s.maxBytes {
+		t.Fatalf("used %d exceeds MaxBytes %d", used, s.maxBytes)
 	}
 }
 
@@ -121,8 +195,8 @@ func TestConfigDefaults(t *testing.T) {
 	if s.itemMax != DefaultItemSizeMax {
 		t.Errorf("itemMax: got %d, want %d", s.itemMax, DefaultItemSizeMax)
 	}
-	if len(s.shards) != numShards {
-		t.Errorf("shards: got %d, want %d", len(s.shards), numShards)
+	if len(s.shards) != maxShards {
+		t.Errorf("shards: got %d, want %d", len(s.shards), maxShards)
 	}
 	if st, _ := s.Set(ModeSet, []byte("k"), []byte("v"), 0, 0, 0); st != OK {
 		t.Errorf("Set: got %v, want %v", st, OK)
@@ -664,82 +738,7 @@ func TestFlush(t *testing.T) {
 
 // itemCharge is what an item of these sizes counts against MaxBytes.
 func itemCharge(klen, vlen int) int64 {
-	return int64(ItemSize(klen, vlen)) + entryOverhead
-}
-
-func TestLRUEviction(t *testing.T) {
-	// One shard, room for exactly three items of this size.
-	per := itemCharge(2, 10)
-	s, _ := newTestStore(t, Config{MaxBytes: 3*per + per - 1}, 1)
-	val := bytes.Repeat([]byte("v"), 10)
-	for _, k := range []string{"k1", "k2", "k3"} {
-		s.Set(ModeSet, []byte(k), val, 0, 0, 0)
-	}
-	s.Get([]byte("k1"), nil) // k2 is now the least recently used
-	s.Set(ModeSet, []byte("k4"), val, 0, 0, 0)
-	s.Touch([]byte("k3"), 0) // k1 is now the least recently used
-	s.Set(ModeAdd, []byte("k4"), val, 0, 0, 0)
-	s.Set(ModeSet, []byte("k5"), val, 0, 0, 0)
-
-	for k, want := range map[string]Lookup{"k1": Miss, "k2": Miss, "k3": Hit, "k4": Hit, "k5": Hit} {
-		if _, _, lk := get(s, k); lk != want {
-			t.Errorf("%s: got %v, want %v", k, lk, want)
-		}
-	}
-	st := s.Stats()
-	if st.Evictions != 2 || st.EvictedUnfetched != 1 || st.CurrItems != 3 || st.TotalItems != 5 {
-		t.Errorf("stats: got %+v, want 2 evictions, 1 unfetched, 3 items, 5 total", st)
-	}
-	checkInvariants(t, s)
-}
-
-func TestEvictionSparesTheTarget(t *testing.T) {
-	// Growing the only item of a full store must not evict the item itself.
-	per := itemCharge(1, 10)
-	s, _ := newTestStore(t, Config{MaxBytes: per + 5}, 1)
-	s.Set(ModeSet, []byte("k"), bytes.Repeat([]byte("1"), 10), 0, 0, 0)
-	if st, _ := s.Set(ModeAppend, []byte("k"), []byte("12345"), 0, 0, 0); st != OK {
-		t.Fatalf("append to the limit: got %v, want %v", st, OK)
-	}
-	if st, _ := s.Set(ModeAppend, []byte("k"), []byte("6"), 0, 0, 0); st != NoMemory {
-		t.Fatalf("append over the limit: got %v, want %v", st, NoMemory)
-	}
-	if v, _, _ := get(s, "k"); v != "111111111112345" {
-		t.Fatalf("value: got %q", v)
-	}
-	checkInvariants(t, s)
-}
-
-func TestNoEvictions(t *testing.T) {
-	per := itemCharge(2, 10)
-	s, c := newTestStore(t, Config{MaxBytes: 2 * per, NoEvictions: true}, 1)
-	val := bytes.Repeat([]byte("v"), 10)
-	s.Set(ModeSet, []byte("k1"), val, 0, start+10, 0)
-	s.Set(ModeSet, []byte("k2"), val, 0, 0, 0)
-	if st, _ := s.Set(ModeAdd, []byte("k3"), val, 0, 0, 0); st != NoMemory {
-		t.Fatalf("full: got %v, want %v", st, NoMemory)
-	}
-	if v, _, st := s.Arith([]byte("k4"), true, 1, 5, true, 0, 0); st != NoMemory {
-		t.Fatalf("incr create when full: got %d %v, want %v", v, st, NoMemory)
-	}
-	// A failed set drops the key's old item, as memcached does.
-	if st, _ := s.Set(ModeSet, []byte("k2"), bytes.Repeat([]byte("v"), 11), 0, 0, 0); st != NoMemory {
-		t.Fatalf("growing set when full: got %v, want %v", st, NoMemory)
-	}
-	if _, _, lk := get(s, "k2"); lk != Miss {
-		t.Fatalf("k2 after a failed set: got %v, want %v", lk, Miss)
-	}
-	s.Set(ModeSet, []byte("k2"), val, 0, 0, 0)
-	// An expired item's memory is reused even without evictions.
-	c.Advance(10)
-	if st, _ := s.Set(ModeSet, []byte("k3"), val, 0, 0, 0); st != OK {
-		t.Fatalf("over an expired item: got %v, want %v", st, OK)
-	}
-	st := s.Stats()
-	if st.Evictions != 0 || st.Reclaimed != 1 || st.ExpiredUnfetched != 1 {
-		t.Errorf("stats: got %+v, want 0 evictions, 1 reclaimed, 1 expired unfetched", st)
-	}
-	checkInvariants(t, s)
+	return charge(klen, vlen, 0)
 }
 
 func TestMemoryAccounting(t *testing.T) {
@@ -764,9 +763,9 @@ func TestMemoryAccounting(t *testing.T) {
 			t.Fatalf("Delete: got %v, want %v", got, OK)
 		}
 	}
-	st := s.Stats()
-	if st.Bytes != 0 || st.CurrItems != 0 || s.used.Load() != 0 {
-		t.Fatalf("after deleting all: got Bytes %d CurrItems %d used %d, want 0", st.Bytes, st.CurrItems, s.used.Load())
+	// The pages stay, for the next items; the items are gone.
+	if st := s.Stats(); st.Bytes != 0 || st.CurrItems != 0 {
+		t.Fatalf("after deleting all: got Bytes %d CurrItems %d, want 0", st.Bytes, st.CurrItems)
 	}
 	checkInvariants(t, s)
 }
@@ -1033,48 +1032,6 @@ func TestGetDoesNotAllocate(t *testing.T) {
 	}
 }
 
-func TestFailedWritesReleaseTheirRoom(t *testing.T) {
-	// One shard, NoEvictions, room for three items. A write that reclaims an
-	// expired item and still does not fit must give the memory back.
-	per := itemCharge(2, 10)
-	s, c := newTestStore(t, Config{MaxBytes: 3 * per, NoEvictions: true}, 1)
-	val := bytes.Repeat([]byte("v"), 10)
-	s.Set(ModeSet, []byte("k1"), val, 0, start+1, 0)
-	s.Set(ModeSet, []byte("k2"), val, 0, 0, 0)
-	s.Set(ModeSet, []byte("k3"), val, 0, 0, 0)
-	c.Advance(1)
-	big := bytes.Repeat([]byte("b"), 10+int(per)+1) // needs two items' room
-	if st, _ := s.Set(ModeSet, []byte("k4"), big, 0, 0, 0); st != NoMemory {
-		t.Fatalf("Set: got %v, want %v", st, NoMemory)
-	}
-	if got := s.Stats().Reclaimed; got != 1 {
-		t.Fatalf("Reclaimed: got %d, want 1", got)
-	}
-	checkInvariants(t, s)
-	s.Set(ModeSet, []byte("n1"), []byte("9"), 0, 0, 0)
-	s.Set(ModeAppend, []byte("n1"), bytes.Repeat([]byte("9"), 9), 0, 0, 0)
-	// Full now: growing 9999999999 to 10000000000 needs a byte more.
-	if _, _, st := s.Arith([]byte("n1"), true, 1, 0, false, 0, 0); st != NoMemory {
-		t.Fatalf("Arith growth when full: got %v, want %v", st, NoMemory)
-	}
-	if v, _, _ := get(s, "n1"); v != "9999999999" {
-		t.Fatalf("n1 after a failed incr: got %q, want %q", v, "9999999999")
-	}
-	if st, _ := s.Set(ModeAppend, []byte("n1"), []byte("1"), 0, 0, 0); st != NoMemory {
-		t.Fatalf("append when full: got %v, want %v", st, NoMemory)
-	}
-	checkInvariants(t, s)
-
-	tiny, _ := newTestStore(t, Config{ItemSizeMax: ItemSize(1, 1)}, 1)
-	if _, _, st := tiny.Arith([]byte("k"), true, 1, 10, true, 0, 0); st != TooLarge {
-		t.Fatalf("Arith create over ItemSizeMax: got %v, want %v", st, TooLarge)
-	}
-	small, _ := newTestStore(t, Config{MaxBytes: itemCharge(1, 1) - 1}, 1)
-	if _, _, st := small.Arith([]byte("k"), true, 1, 1, true, 0, 0); st != NoMemory {
-		t.Fatalf("Arith create over MaxBytes: got %v, want %v", st, NoMemory)
-	}
-}
-
 func TestStrings(t *testing.T) {
 	for _, tt := range []struct{ got, want string }{
 		{NonNumeric.String(), "NonNumeric"},
@@ -1087,5 +1044,202 @@ func TestStrings(t *testing.T) {
 		if tt.got != tt.want {
 			t.Errorf("got %q, want %q", tt.got, tt.want)
 		}
+	}
+}
+
+// fillPaged sets pagedKey(i) for i in [from, to) in a paged store.
+func fillPaged(t *testing.T, s *Store, from, to int, deadline int64) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if st, _ := s.Set(ModeSet, pagedKey(i), pagedValue, 0, deadline, 0); st != OK {
+			t.Fatalf("Set(%s): got %v, want %v", pagedKey(i), st, OK)
+		}
+	}
+}
+
+// wantLookups checks that pagedKey(i) gives want for i in [from, to).
+func wantLookups(t *testing.T, s *Store, from, to int, want Lookup) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if _, _, lk := s.Get(pagedKey(i), nil); lk != want {
+			t.Errorf("%s: got %v, want %v", pagedKey(i), lk, want)
+		}
+	}
+}
+
+// queueOf returns the queue holding key's record.
+func queueOf(t *testing.T, s *Store, key []byte) int {
+	t.Helper()
+	h := xxhash.Sum64(key)
+	sh := s.shardOf(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	_, loc, ok := sh.lookupSlot(h, key)
+	if !ok {
+		t.Fatalf("%s: not indexed", key)
+	}
+	return int(sh.meta[loc>>pageShift].queue)
+}
+
+func TestEvictionS3FIFO(t *testing.T) {
+	// Four pages of eight records: three take writes, one is the spare
+	// that moving records needs.
+	s, _ := newPagedStore(t, Config{}, 4)
+	if n := s.pageSize / pagedRecord; n != 8 {
+		t.Fatalf("records per page: got %d, want 8", n)
+	}
+	fillPaged(t, s, 0, 24, 0)
+	if st := s.Stats(); st.Evictions != 0 || st.CurrItems != 24 {
+		t.Fatalf("before the store is full: got %+v, want 24 items, no evictions", st)
+	}
+	for i := range 4 {
+		s.Get(pagedKey(i), nil)
+	}
+	// A 25th item empties the oldest page of the small queue: its items
+	// read since moved to the main queue, the others are evicted; and to
+	// keep a spare, the next page too.
+	fillPaged(t, s, 24, 25, 0)
+	st := s.Stats()
+	if st.Evictions != 12 || st.EvictedUnfetched != 12 || st.CurrItems != 13 || st.TotalItems != 25 {
+		t.Errorf("after the 25th: got %+v, want 12 evictions, all unfetched, 13 items, 25 total", st)
+	}
+	for i := range 4 {
+		if q := queueOf(t, s, pagedKey(i)); q != qMain {
+			t.Errorf("%s: in queue %d, want the main queue", pagedKey(i), q)
+		}
+	}
+	// An evicted key stored again while the ghost table remembers it goes
+	// to the main queue (the table is direct-mapped: it may have lost
+	// some).
+	ghosted := 0
+	for i := 4; i < 16; i++ {
+		h := xxhash.Sum64(pagedKey(i))
+		sh := s.shardOf(h)
+		if sh.ghost[uint32(h>>tagBits)&uint32(len(sh.ghost)-1)] == uint32(h>>32)|1 {
+			ghosted = i
+			break
+		}
+	}
+	if ghosted == 0 {
+		t.Fatalf("no evicted key in the ghost table: %x", s.shards[0].ghost)
+	}
+	fillPaged(t, s, ghosted, ghosted+1, 0)
+	if q := queueOf(t, s, pagedKey(ghosted)); q != qMain {
+		t.Errorf("%s after its eviction: in queue %d, want the main queue", pagedKey(ghosted), q)
+	}
+	if q := queueOf(t, s, pagedKey(24)); q != qSmall {
+		t.Errorf("%s: in queue %d, want the small queue", pagedKey(24), q)
+	}
+	checkInvariants(t, s)
+	wantLookups(t, s, 0, 4, Hit)
+	wantLookups(t, s, ghosted, ghosted+1, Hit)
+	wantLookups(t, s, 16, 25, Hit)
+
+	// Items read again and again stay while a stream of new keys, never
+	// read, passes through.
+	for i := 25; i < 300; i++ {
+		fillPaged(t, s, i, i+1, 0)
+		s.Get(pagedKey(0), nil)
+		s.Get(pagedKey(1), nil)
+	}
+	wantLookups(t, s, 0, 2, Hit)
+	wantLookups(t, s, 100, 200, Miss)
+	checkInvariants(t, s)
+}
+
+func TestAppendInFullStore(t *testing.T) {
+	// Appending to an item of a full store makes room without losing it.
+	s, _ := newPagedStore(t, Config{}, 4)
+	fillPaged(t, s, 0, 24, 0)
+	if st, _ := s.Set(ModeAppend, pagedKey(23), []byte("+"), 0, 0, 0); st != OK {
+		t.Fatalf("append: got %v, want %v", st, OK)
+	}
+	if v, _, lk := s.Get(pagedKey(23), nil); lk != Hit || string(v) != string(pagedValue)+"+" {
+		t.Fatalf("after append: got %q %v", v, lk)
+	}
+	if st := s.Stats(); st.Evictions == 0 {
+		t.Errorf("stats: got %+v, want evictions to make room", st)
+	}
+	checkInvariants(t, s)
+}
+
+func TestNoEvictions(t *testing.T) {
+	s, c := newPagedStore(t, Config{NoEvictions: true}, 4)
+	fillPaged(t, s, 0, 1, start+10)
+	fillPaged(t, s, 1, 24, 0)
+	if st, _ := s.Set(ModeAdd, pagedKey(24), pagedValue, 0, 0, 0); st != NoMemory {
+		t.Fatalf("full: got %v, want %v", st, NoMemory)
+	}
+	if v, _, st := s.Arith(pagedKey(25), true, 1, 5, true, 0, 0); st != NoMemory {
+		t.Fatalf("incr create when full: got %d %v, want %v", v, st, NoMemory)
+	}
+	// A failed set drops the key's old item, as memcached does.
+	if st, _ := s.Set(ModeSet, pagedKey(2), append(pagedValue, 'v'), 0, 0, 0); st != NoMemory {
+		t.Fatalf("growing set when full: got %v, want %v", st, NoMemory)
+	}
+	if _, _, lk := s.Get(pagedKey(2), nil); lk != Miss {
+		t.Fatalf("after a failed set: got %v, want %v", lk, Miss)
+	}
+	// Its room is compacted out for the next item.
+	fillPaged(t, s, 2, 3, 0)
+	if st, _ := s.Set(ModeSet, pagedKey(24), pagedValue, 0, 0, 0); st != NoMemory {
+		t.Fatalf("full again: got %v, want %v", st, NoMemory)
+	}
+	// An expired item's memory is reused even without evictions.
+	c.Advance(10)
+	if st, _ := s.Set(ModeSet, pagedKey(24), pagedValue, 0, 0, 0); st != OK {
+		t.Fatalf("over an expired item: got %v, want %v", st, OK)
+	}
+	st := s.Stats()
+	if st.Evictions != 0 || st.Reclaimed != 1 || st.ExpiredUnfetched != 1 || st.CurrItems != 24 {
+		t.Errorf("stats: got %+v, want 0 evictions, 1 reclaimed, 1 expired unfetched, 24 items", st)
+	}
+	wantLookups(t, s, 1, 25, Hit)
+	checkInvariants(t, s)
+}
+
+func TestFailedWritesReleaseTheirRoom(t *testing.T) {
+	// A full store without evictions: writes that cannot be given room
+	// fail and give back every byte they took.
+	s, _ := newPagedStore(t, Config{NoEvictions: true}, 4)
+	fillPaged(t, s, 0, 23, 0)
+	s.Set(ModeSet, []byte("n1"), []byte("9999999999"), 0, 0, 0)
+	for i := 0; ; i++ {
+		st, _ := s.Set(ModeSet, fmt.Appendf(nil, "f%02d", i), []byte("x"), 0, 0, 0)
+		if st == NoMemory {
+			break
+		}
+		if st != OK || i > 100 {
+			t.Fatalf("filler %d: got %v, want %v until %v", i, st, OK, NoMemory)
+		}
+	}
+	checkInvariants(t, s)
+	before, _, _ := s.Get([]byte("n1"), nil)
+	// Full now: growing 9999999999 to 10000000000 needs a byte more.
+	if _, _, st := s.Arith([]byte("n1"), true, 1, 0, false, 0, 0); st != NoMemory {
+		t.Fatalf("Arith growth when full: got %v, want %v", st, NoMemory)
+	}
+	if st, _ := s.Set(ModeAppend, []byte("n1"), []byte("1"), 0, 0, 0); st != NoMemory {
+		t.Fatalf("append when full: got %v, want %v", st, NoMemory)
+	}
+	if v, _, _ := s.Get([]byte("n1"), nil); !bytes.Equal(v, before) {
+		t.Fatalf("n1 after failed writes: got %q, want %q", v, before)
+	}
+	checkInvariants(t, s)
+	// An external value needs memory of its own: the store gives up its
+	// spare page for it, and still has too little.
+	big := bytes.Repeat([]byte("b"), 3*minPageSize)
+	if st, _ := s.Set(ModeSet, []byte("big"), big, 0, 0, 0); st != NoMemory {
+		t.Fatalf("Set big: got %v, want %v", st, NoMemory)
+	}
+	checkInvariants(t, s)
+
+	tiny, _ := newTestStore(t, Config{ItemSizeMax: ItemSize(1, 1)}, 1)
+	if _, _, st := tiny.Arith([]byte("k"), true, 1, 10, true, 0, 0); st != TooLarge {
+		t.Fatalf("Arith create over ItemSizeMax: got %v, want %v", st, TooLarge)
+	}
+	small, _ := newTestStore(t, Config{MaxBytes: 1 << 10}, 1)
+	if _, _, st := small.Arith([]byte("k"), true, 1, 1, true, 0, 0); st != NoMemory {
+		t.Fatalf("Arith create over MaxBytes: got %v, want %v", st, NoMemory)
 	}
 }

@@ -19,6 +19,16 @@ import "github.com/cespare/xxhash/v2"
 // slot at the copy. Dead records (deleted, replaced, expired) are skipped:
 // their bytes come back when their page is emptied.
 //
+// The policy and its constants were chosen by BenchmarkHitRatio, the lazy-
+// loading Zipf(0.99) load of scripts/bench-memory.sh run in-process at
+// 64 MiB. Hit ratios: FIFO 0.719; FIFO with reinsertion (CLOCK) 0.768;
+// S3-FIFO without a ghost table 0.782, with 32-bit fingerprints for a
+// quarter of the index slots 0.785, with 16-bit ones for half (the same
+// memory) 0.787; promoting at two reads instead of one 0.772; a small queue
+// of a fifth instead of a tenth 0.785. memcached's segmented LRU scores
+// 0.760 on the same load over the network, and the map-and-LRU store this
+// replaced 0.739.
+//
 // With NoEvictions a shard instead compacts the page with the most dead
 // bytes, moving every live record; it keeps one page spare for that.
 const (
@@ -37,7 +47,7 @@ const (
 	// queue to move to the main one rather than be evicted.
 	promoteFreq = 1
 	// ghostRatio is how many index slots there are per ghost entry.
-	ghostRatio = 4
+	ghostRatio = 2
 )
 
 // queue is a FIFO list of pages linked from its oldest (tail) to its
@@ -435,16 +445,21 @@ func ghostLen(n int) int {
 	return g
 }
 
+// ghostPrint is the fingerprint the ghost table keeps of a key whose hash
+// is h: 16 bits above those that pick its entry and below those that pick
+// its shard, never 0.
+func ghostPrint(h uint64) uint16 { return uint16(h>>42) | 1 }
+
 // ghostAdd remembers the key whose hash is h as lately evicted.
 func (sh *shard) ghostAdd(h uint64) {
-	sh.ghost[uint32(h>>tagBits)&uint32(len(sh.ghost)-1)] = uint32(h>>32) | 1
+	sh.ghost[uint32(h>>tagBits)&uint32(len(sh.ghost)-1)] = ghostPrint(h)
 }
 
 // ghostTake reports whether the key whose hash is h was lately evicted, and
 // forgets it.
 func (sh *shard) ghostTake(h uint64) bool {
 	i := uint32(h>>tagBits) & uint32(len(sh.ghost)-1)
-	if sh.ghost[i] == uint32(h>>32)|1 {
+	if sh.ghost[i] == ghostPrint(h) {
 		sh.ghost[i] = 0
 		return true
 	}
@@ -458,7 +473,7 @@ func (s *Store) growLocked(sh *shard, r *room, now int64, fl *flushState) roomRe
 		return roomFail
 	}
 	n := sh.grownSlots()
-	size := int64(n)*slotSize + int64(ghostLen(n))*4
+	size := int64(n)*slotSize + int64(ghostLen(n))*2
 	if res := s.reserveLocked(sh, size, r, now, fl); res != roomOK {
 		return res
 	}
@@ -471,7 +486,7 @@ func (s *Store) growLocked(sh *shard, r *room, now int64, fl *flushState) roomRe
 	stale := sh.slots
 	sh.rehash(allocSlots(n))
 	freeSlots(stale)
-	sh.ghost = make([]uint32, ghostLen(n))
+	sh.ghost = make([]uint16, ghostLen(n))
 	s.used.Add(-old)
 	return roomOK
 }

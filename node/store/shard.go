@@ -20,7 +20,7 @@ type shard struct {
 	queues     [2]queue   // small and main: see eviction.go
 	extern     [][]byte   // external values by index; nil where unused
 	externFree []uint32   // unused indices in extern
-	ghost      []uint32   // fingerprints of keys lately evicted from the small queue
+	ghost      []uint16   // fingerprints of keys lately evicted from the small queue
 	classes    []classCounters
 	totalItems uint64 // items ever stored here
 
@@ -51,14 +51,14 @@ type classCounters struct {
 
 func (sh *shard) init(nclasses int) {
 	sh.slots = allocSlots(minSlots)
-	sh.ghost = make([]uint32, ghostLen(minSlots))
+	sh.ghost = make([]uint16, ghostLen(minSlots))
 	sh.queues = [2]queue{{head: -1, tail: -1}, {head: -1, tail: -1}}
 	sh.classes = make([]classCounters, nclasses)
 }
 
 // indexBytes is what sh's index and ghost table count against MaxBytes.
 func (sh *shard) indexBytes() int64 {
-	return int64(len(sh.slots))*slotSize + int64(len(sh.ghost))*4
+	return int64(len(sh.slots))*slotSize + int64(len(sh.ghost))*2
 }
 
 // record returns the bytes of sh's pages from the record at loc on.

@@ -53,7 +53,7 @@ func newPagedStore(t testing.TB, cfg Config, pages int) (*Store, *clock) {
 	if cfg.Now == nil {
 		cfg.Now = c.Now
 	}
-	cfg.MaxBytes = minSlots*slotSize + minSlots/ghostRatio*4 + int64(pages)*minPageSize
+	cfg.MaxBytes = minSlots*slotSize + int64(ghostLen(minSlots))*2 + int64(pages)*minPageSize
 	s := newStore(cfg, 1, minPageSize, false)
 	t.Cleanup(s.Close)
 	return s, c
@@ -1115,7 +1115,7 @@ func TestEvictionS3FIFO(t *testing.T) {
 	for i := 4; i < 16; i++ {
 		h := xxhash.Sum64(pagedKey(i))
 		sh := s.shardOf(h)
-		if sh.ghost[uint32(h>>tagBits)&uint32(len(sh.ghost)-1)] == uint32(h>>32)|1 {
+		if sh.ghost[uint32(h>>tagBits)&uint32(len(sh.ghost)-1)] == ghostPrint(h) {
 			ghosted = i
 			break
 		}

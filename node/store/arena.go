@@ -1,6 +1,10 @@
 package store
 
-import "github.com/cespare/xxhash/v2"
+import (
+	"math"
+
+	"github.com/cespare/xxhash/v2"
+)
 
 // Pages and eviction.
 //
@@ -302,19 +306,7 @@ func (sh *shard) deadestPage() (int32, int) {
 func (s *Store) sweepLocked(sh *shard, now int64, fl *flushState) {
 	for q := range sh.queues {
 		for p := sh.queues[q].tail; p >= 0; p = sh.meta[p].next {
-			page := sh.pages[p]
-			for off, used := 0, int(sh.meta[p].used); off < used; {
-				rec := page[off:]
-				loc := uint64(p)<<pageShift | uint64(off)
-				off += lenOf(rec)
-				if rec[offBits]&bitDead != 0 {
-					continue
-				}
-				h := readHdr(rec)
-				if lk := fl.check(&h, now); lk != Hit {
-					s.reclaimLocked(sh, sh.slotAt(xxhash.Sum64(keyOf(rec)), loc), loc, &h, lk)
-				}
-			}
+			s.reclaimPageLocked(sh, p, 0, math.MaxInt, now, fl)
 		}
 	}
 }

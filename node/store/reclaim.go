@@ -66,20 +66,9 @@ func (s *Store) crawlLocked(sh *shard, budget int, now int64, fl *flushState) {
 			// The page was emptied since: its records are new.
 			sh.crawlOff, sh.crawlGen = 0, m.gen
 		}
-		page := sh.pages[p]
-		for ; budget > 0 && sh.crawlOff < m.used; budget-- {
-			off := sh.crawlOff
-			rec := page[off:]
-			sh.crawlOff += int32(lenOf(rec))
-			if rec[offBits]&bitDead != 0 {
-				continue
-			}
-			h := readHdr(rec)
-			if lk := fl.check(&h, now); lk != Hit {
-				loc := uint64(p)<<pageShift | uint64(off)
-				s.reclaimLocked(sh, sh.slotAt(xxhash.Sum64(keyOf(rec)), loc), loc, &h, lk)
-			}
-		}
+		var n int
+		sh.crawlOff, n = s.reclaimPageLocked(sh, p, sh.crawlOff, budget, now, fl)
+		budget -= n
 		if sh.crawlOff >= m.used {
 			sh.crawlPage, sh.crawlOff = p+1, 0
 			if int(p+1) < len(sh.meta) {
@@ -87,4 +76,25 @@ func (s *Store) crawlLocked(sh *shard, budget int, now int64, fl *flushState) {
 			}
 		}
 	}
+}
+
+// reclaimPageLocked examines up to budget records of page p from offset off
+// on, reclaiming the expired and flushed ones. It returns the offset it
+// stopped at and how many records it examined. sh.mu must be held.
+func (s *Store) reclaimPageLocked(sh *shard, p, off int32, budget int, now int64, fl *flushState) (int32, int) {
+	page := sh.pages[p]
+	n := 0
+	for ; n < budget && off < sh.meta[p].used; n++ {
+		rec := page[off:]
+		loc := uint64(p)<<pageShift | uint64(off)
+		off += int32(lenOf(rec))
+		if rec[offBits]&bitDead != 0 {
+			continue
+		}
+		h := readHdr(rec)
+		if lk := fl.check(&h, now); lk != Hit {
+			s.reclaimLocked(sh, sh.slotAt(xxhash.Sum64(keyOf(rec)), loc), loc, &h, lk)
+		}
+	}
+	return off, n
 }

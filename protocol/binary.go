@@ -421,7 +421,13 @@ func ReadBinaryRequest(r *bufio.Reader, req *BinaryRequest, maxValue int) error 
 // value are looked at.
 func ReadBinaryHead(r *bufio.Reader, req *BinaryRequest) error {
 	req.Extras, req.Key, req.Value = nil, nil, nil
-	if _, err := io.ReadFull(r, req.hdr[:]); err != nil {
+	if r.Buffered() >= BinaryHeaderLen {
+		// The usual case: the header has arrived; take it from the
+		// buffer without the calls of io.ReadFull.
+		b, _ := r.Peek(BinaryHeaderLen)
+		copy(req.hdr[:], b)
+		_, _ = r.Discard(BinaryHeaderLen)
+	} else if _, err := io.ReadFull(r, req.hdr[:]); err != nil {
 		return err // io.EOF between requests, io.ErrUnexpectedEOF inside one
 	}
 	h := &req.Header
@@ -608,6 +614,18 @@ func (req *BinaryRequest) Append(dst []byte) []byte {
 // faster than the bytes arrive (by doubling, from binaryMinGrow), so that a
 // length promised by a header is never allocated before it is delivered.
 func (req *BinaryRequest) readBody(r *bufio.Reader, n int) error {
+	if n <= r.Buffered() {
+		// The bytes have arrived: copy them from the buffer at once.
+		if need := len(req.buf) + n; need > cap(req.buf) {
+			nb := make([]byte, len(req.buf), min(max(2*cap(req.buf), binaryMinGrow), need))
+			copy(nb, req.buf)
+			req.buf = nb
+		}
+		b, _ := r.Peek(n)
+		req.buf = append(req.buf, b...)
+		_, _ = r.Discard(n)
+		return nil
+	}
 	need := len(req.buf) + n
 	for len(req.buf) < need {
 		if len(req.buf) == cap(req.buf) {

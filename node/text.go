@@ -51,14 +51,21 @@ func (s *Server) flushAll(exptime int64) {
 	s.store.Flush(at)
 }
 
-// storageModes maps storage commands to the store's modes.
-var storageModes = map[protocol.Command]store.Mode{
-	protocol.CmdSet:     store.ModeSet,
-	protocol.CmdAdd:     store.ModeAdd,
-	protocol.CmdReplace: store.ModeReplace,
-	protocol.CmdAppend:  store.ModeAppend,
-	protocol.CmdPrepend: store.ModePrepend,
-	protocol.CmdCas:     store.ModeCAS,
+// storageMode returns the store's mode for a storage command.
+func storageMode(cmd protocol.Command) store.Mode {
+	switch cmd {
+	case protocol.CmdAdd:
+		return store.ModeAdd
+	case protocol.CmdReplace:
+		return store.ModeReplace
+	case protocol.CmdAppend:
+		return store.ModeAppend
+	case protocol.CmdPrepend:
+		return store.ModePrepend
+	case protocol.CmdCas:
+		return store.ModeCAS
+	}
+	return store.ModeSet
 }
 
 // reply appends a reply line unless the request asked for none.
@@ -214,7 +221,7 @@ func (c *conn) storeText(req *protocol.Request) {
 	if req.Command == protocol.CmdCas {
 		cas = req.CAS
 	}
-	status, _ := s.store.Set(storageModes[req.Command], req.Key(), req.Data, req.Flags, s.deadline(req.Exptime), cas)
+	status, _ := s.store.Set(storageMode(req.Command), req.Key(), req.Data, req.Flags, s.deadline(req.Exptime), cas)
 	if req.Command == protocol.CmdCas {
 		s.counters.countCAS(status)
 	}

@@ -150,6 +150,11 @@ func (s *Store) Close() {
 	<-s.done
 }
 
+// Now returns the store's clock, the unix second deadlines are measured
+// against: Config.Now's, or the system clock's as the reclaimer last read
+// it (at most 100ms ago).
+func (s *Store) Now() int64 { return s.now() }
+
 // shardOf returns the shard of the key whose hash is h: by its top bits, as
 // the index uses the low ones.
 func (s *Store) shardOf(h uint64) *shard {

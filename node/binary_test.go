@@ -24,7 +24,7 @@ import (
 
 // binStartNode serves a node for cfg, its logs discarded, until the test
 // ends.
-func binStartNode(t *testing.T, cfg Config) (*Server, string) {
+func binStartNode(t testing.TB, cfg Config) (*Server, string) {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -13,7 +13,7 @@ import (
 
 // serveForTest runs a server for cfg on a loopback port and shuts it down
 // when the test ends. It returns the server and its address.
-func serveForTest(t *testing.T, cfg Config) (*Server, string) {
+func serveForTest(t testing.TB, cfg Config) (*Server, string) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -4,13 +4,18 @@
 # throughput ratio (node / memcached). The server runs on core 0 (memcached
 # -t 1; the node with GOMAXPROCS=1), the load generator on core 1.
 #
-# Environment: BENCH_TIME (default 10s) per load, BENCH_ROUNDS (default 3)
-# alternating rounds per load, MEMCLUSTER (default bin/memcluster).
+# Environment: BENCH_TIME (default 10s) per load, BENCH_ROUNDS (default 4)
+# rounds per load, in each of which both servers run the load, memcached
+# first in odd rounds and the node first in even ones; the ratio is of the
+# mean TPS. Beside it, each server's CPU time (user and system) per
+# operation, and their ratio (memcached / node: above 1 the node spends
+# less), which the machine's noise moves less than throughput.
+# MEMCLUSTER (default bin/memcluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 time_per_load=${BENCH_TIME:-10s}
-rounds=${BENCH_ROUNDS:-3}
+rounds=${BENCH_ROUNDS:-4}
 node_bin=${MEMCLUSTER:-bin/memcluster}
 mc_port=${MC_PORT:-22311}
 node_port=${NODE_PORT:-22312}
@@ -34,34 +39,55 @@ wait_port() {
 }
 
 taskset -c 0 memcached -U 0 -l 127.0.0.1 -p "$mc_port" -t 1 -m 1024 -c 4096 -u root &
-pids+=($!)
+mc_pid=$!
+pids+=("$mc_pid")
 GOMAXPROCS=1 taskset -c 0 "$node_bin" -U 0 -l 127.0.0.1 -p "$node_port" -t 1 -m 1024 -c 4096 &
-pids+=($!)
+node_pid=$!
+pids+=("$node_pid")
 wait_port "$mc_port"
 wait_port "$node_port"
 
-# tps PORT ARGS...: one memcaslap run's operations per second.
-tps() {
-	local port=$1
-	shift
-	taskset -c 1 memcaslap -s "127.0.0.1:$port" -T 1 -c 50 -t "$time_per_load" -X 100 "$@" 2>&1 |
-		awk '/^Run time:/ { for (i = 1; i <= NF; i++) if ($i == "TPS:") print $(i+1) }'
+# cpu_ticks PID: the user and system CPU time PID has used, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# run PORT PID ARGS...: one memcaslap run against the server on PORT (whose
+# process is PID): "TPS operations CPU-ticks".
+run() {
+	local port=$1 pid=$2 before out
+	shift 2
+	before=$(cpu_ticks "$pid")
+	out=$(taskset -c 1 memcaslap -s "127.0.0.1:$port" -T 1 -c 50 -t "$time_per_load" -X 100 "$@" 2>&1)
+	awk -v ticks=$(($(cpu_ticks "$pid") - before)) '/^Run time:/ {
+		for (i = 1; i <= NF; i++) { if ($i == "TPS:") tps = $(i+1); if ($i == "Ops:") ops = $(i+1) }
+		print tps, ops, ticks }' <<<"$out"
 }
 
-printf '%-28s %12s %12s %8s\n' load memcached memcluster ratio
+hz=$(getconf CLK_TCK)
+printf '%-24s %10s %10s %7s %10s %10s %7s\n' load memcached memcluster ratio "mc us/op" "node us/op" "cpu"
 run_load() {
-	local name=$1
+	local name=$1 mc node
 	shift
-	local mc_sum=0 node_sum=0
-	for _ in $(seq 1 "$rounds"); do
-		mc=$(tps "$mc_port" "$@")
-		node=$(tps "$node_port" "$@")
+	local mc_tps=0 mc_ops=0 mc_ticks=0 node_tps=0 node_ops=0 node_ticks=0
+	for round in $(seq 1 "$rounds"); do
+		# Alternate which server goes first, so that neither always
+		# meets the machine's state the other left.
+		if [ $((round % 2)) = 1 ]; then
+			mc=$(run "$mc_port" "$mc_pid" "$@")
+			node=$(run "$node_port" "$node_pid" "$@")
+		else
+			node=$(run "$node_port" "$node_pid" "$@")
+			mc=$(run "$mc_port" "$mc_pid" "$@")
+		fi
 		[ -n "$mc" ] && [ -n "$node" ] || { echo "bench: memcaslap gave no figure for $name" >&2; exit 1; }
-		mc_sum=$((mc_sum + mc))
-		node_sum=$((node_sum + node))
+		read -r t o k <<<"$mc"
+		mc_tps=$((mc_tps + t)) mc_ops=$((mc_ops + o)) mc_ticks=$((mc_ticks + k))
+		read -r t o k <<<"$node"
+		node_tps=$((node_tps + t)) node_ops=$((node_ops + o)) node_ticks=$((node_ticks + k))
 	done
-	awk -v n="$name" -v m="$mc_sum" -v c="$node_sum" -v r="$rounds" \
-		'BEGIN { printf "%-28s %12d %12d %7.2fx\n", n, m / r, c / r, c / m }'
+	awk -v n="$name" -v r="$rounds" -v hz="$hz" -v mt="$mc_tps" -v nt="$node_tps" \
+		-v mo="$mc_ops" -v mk="$mc_ticks" -v no="$node_ops" -v nk="$node_ticks" 'BEGIN {
+		mu = mk * 1e6 / hz / mo; nu = nk * 1e6 / hz / no
+		printf "%-24s %10d %10d %6.2fx %10.2f %10.2f %6.2fx\n", n, mt / r, nt / r, nt / mt, mu, nu, mu / nu }'
 }
 
 run_load "text get:set 9:1"

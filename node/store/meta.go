@@ -251,7 +251,8 @@ func (s *Store) rewriteLocked(o *op, key []byte, slot int, loc uint64, old, h *h
 	if same {
 		rec := sh.record(loc)
 		s.uncountLocked(sh, old)
-		at := writeHdr(rec, h) + h.keyLen
+		at := writeHdr(rec, h)
+		at += copy(rec[at:], key) // the header may have changed length
 		if h.bits&bitExternal != 0 {
 			copy(sh.extern[le.Uint32(rec[at:])], value)
 		} else {

@@ -420,7 +420,7 @@ func (s *Store) SetCAS(mode Mode, key, value []byte, flags uint32, deadline int6
 	defer s.release(&r)
 	for {
 		sh.mu.Lock()
-		slot, loc, old, lk := s.findLocked(&o, key)
+		_, loc, old, lk := s.findLocked(&o, key)
 		switch mode {
 		case ModeAdd:
 			if lk == Hit {
@@ -445,7 +445,7 @@ func (s *Store) SetCAS(mode Mode, key, value []byte, flags uint32, deadline int6
 		}
 		h := hdr{flags: flags, deadline: toDeadline(deadline), access: toSecs(o.now)}
 		s.stamp(&h, nc)
-		if lk == Hit && s.overwriteLocked(sh, slot, loc, &old, &h, value) {
+		if lk == Hit && s.overwriteLocked(sh, key, loc, &old, &h, value) {
 			sh.totalItems++
 			newCAS := s.casOf(&h)
 			sh.mu.Unlock()
@@ -481,11 +481,11 @@ func (s *Store) fits(keyLen, valueLen int) bool {
 	return n+int64(s.pageSize)+int64(len(s.shards))*int64(minSlots*slotSize) <= s.maxBytes
 }
 
-// overwriteLocked writes the new header h and value over the live record at
-// loc (header old) if the new record is as long and kept in the page, as a
-// set of a value of the same size is. The record keeps its place and its
+// overwriteLocked writes the new header h, key and value over the live
+// record at loc (header old) if the new record is as long and kept in the
+// page, as a set of a value of the same size is. The record keeps its place and its
 // frequency. It reports whether it could.
-func (s *Store) overwriteLocked(sh *shard, slot int, loc uint64, old, h *hdr, value []byte) bool {
+func (s *Store) overwriteLocked(sh *shard, key []byte, loc uint64, old, h *hdr, value []byte) bool {
 	if old.bits&bitExternal != 0 || recordLen(old.keyLen, old.valueLen, old.bits) != recordLen(old.keyLen, len(value), h.bits) ||
 		recordLen(old.keyLen, len(value), h.bits) > s.maxInline {
 		return false
@@ -494,7 +494,8 @@ func (s *Store) overwriteLocked(sh *shard, slot int, loc uint64, old, h *hdr, va
 	h.keyLen, h.valueLen = old.keyLen, len(value)
 	h.bits |= old.bits & freqMask
 	rec := sh.record(loc)
-	at := writeHdr(rec, h) + h.keyLen
+	at := writeHdr(rec, h)
+	at += copy(rec[at:], key) // the header may have changed length
 	copy(rec[at:], value)
 	s.countLocked(sh, h)
 	return true

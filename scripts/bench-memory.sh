@@ -146,6 +146,15 @@ results=()
 add() { results+=("$(row "$1" "$2" "$3" "$(ratio "$2" "$3")")"); }
 add_node() { results+=("$(row "$1" "-" "$2" "-")"); }
 
+# target NAME VALUE CONDITION: a line of the summary, "met" if the awk
+# CONDITION (on v, the VALUE) holds.
+targets=()
+target() {
+	local verdict
+	verdict=$(awk -v v="$2" "BEGIN { print (($3) ? \"met\" : \"NOT MET\") }")
+	targets+=("$(printf '%-60s %12s %8s' "$1" "$2" "$verdict")")
+}
+
 # --- memory per item, and the node's GC while it fills --------------------
 echo "== memory: $fill_items items, then the node on to $gc_items" >&2
 start_servers 4096
@@ -164,12 +173,16 @@ node1=$(kib "$node_pid" VmRSS)
 per() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f\n", (b - a) * 1024 / n }'; }
 add "RSS at start (KiB)" "$mc0" "$node0"
 add "RSS after $fill_items sets (KiB)" "$mc1" "$node1"
-add "bytes per item" "$(per "$mc0" "$mc1" "$fill_items")" "$(per "$node0" "$node1" "$fill_items")"
+mc_per=$(per "$mc0" "$mc1" "$fill_items")
+node_per=$(per "$node0" "$node1" "$fill_items")
+add "bytes per item" "$mc_per" "$node_per"
+target "bytes per item, node / memcached (at most 0.80)" "$(awk -v a="$mc_per" -v b="$node_per" 'BEGIN { printf "%.3f", b / a }')" "v <= 0.80"
 read -r n pause mark frac < <(gc_window "$g0" "$g1" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
 add_node "node GCs, fill 0 to $fill_items" "$n"
 add_node "node max GC pause (ms), fill 0 to $fill_items" "$pause"
 add_node "node longest GC mark phase (ms), fill 0 to $fill_items" "$mark"
 add_node "node GC CPU fraction, fill 0 to $fill_items" "$frac"
+frac_small=$frac
 if [ "$gc_items" -gt "$fill_items" ]; then
 	t0=$(now)
 	fill "$node_port" "$((gc_items - fill_items))" "$fill_items" all
@@ -182,6 +195,10 @@ if [ "$gc_items" -gt "$fill_items" ]; then
 	add_node "node longest GC mark phase (ms), fill $fill_items to $gc_items" "$mark"
 	add_node "node sets/s, fill $fill_items to $gc_items" "$fill_rate"
 	add_node "node GC CPU fraction, fill $fill_items to $gc_items" "$frac"
+	target "max GC pause (ms) filling to $gc_items items (at most 1)" "$pause" "v <= 1"
+	target "GC CPU fraction, to $gc_items / to $fill_items items (<= 1 or < 0.005)" \
+		"$(awk -v a="$frac_small" -v b="$frac" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print b }')" \
+		"v <= 1 || $frac < 0.005"
 	add_node "node bytes per item at $gc_items" "$(per "$node0" "$node2" "$gc_items")"
 	# The pacer may finish the fill without a cycle that sees every item:
 	# overwrite some with values of another size (same-size overwrites may
@@ -197,6 +214,7 @@ if [ "$gc_items" -gt "$fill_items" ]; then
 		add_node "node max GC pause (ms), overwrites at $gc_items" "$pause"
 		add_node "node longest GC mark phase (ms), overwrites at $gc_items" "$mark"
 		add_node "node GC CPU fraction, overwrites at $gc_items" "$frac"
+		target "max GC pause (ms) overwriting at $gc_items items (at most 1)" "$pause" "v <= 1"
 		add_node "node sets/s, overwrites at $gc_items" "$fill_rate"
 	fi
 	last=$(grep '^gc ' "$tmp/gctrace" | tail -1 || true)
@@ -218,6 +236,7 @@ add "sets refused (SERVER_ERROR) in overfill" "$mc_failed" "$fill_failed"
 bound=$(awk 'BEGIN { printf "%d\n", (1.1 * 64 + 32) * 1024 }')
 add "RSS after overfill (KiB; bound $bound)" "$(kib "$mc_pid" VmRSS)" "$(kib "$node_pid" VmRSS)"
 add "peak RSS, VmHWM (KiB; bound $bound)" "$(kib "$mc_pid" VmHWM)" "$(kib "$node_pid" VmHWM)"
+target "node peak RSS in overfill (KiB; at most $bound)" "$(kib "$node_pid" VmHWM)" "v <= $bound"
 
 # --- hit ratio at -m 64 --------------------------------------------------
 echo "== hit ratio: -m 64, $hit_warmup warm-up + $hit_requests requests per server" >&2
@@ -228,9 +247,15 @@ hit() {
 	echo "$out" >&2
 	awk '{ for (i = 1; i <= NF; i++) if ($i == "ratio") print $(i+1) }' <<<"$out"
 }
-add "hit ratio (Zipf 0.99, 1M keys, -m 64)" "$(hit "$mc_port")" "$(hit "$node_port")"
+mc_hit=$(hit "$mc_port")
+node_hit=$(hit "$node_port")
+add "hit ratio (Zipf 0.99, 1M keys, -m 64)" "$mc_hit" "$node_hit"
+target "hit ratio, node - memcached (at least 0.02)" "$(awk -v a="$mc_hit" -v b="$node_hit" 'BEGIN { printf "%.4f", b - a }')" "v >= 0.02"
 stop_servers
 
 row figure memcached memcluster ratio
 printf '%s\n' "${results[@]}"
+echo
+printf '%-60s %12s %8s\n' target value verdict
+printf '%s\n' "${targets[@]}"
 echo "bench-memory: $((SECONDS - began)) s"

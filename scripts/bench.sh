@@ -63,7 +63,7 @@ run() {
 }
 
 hz=$(getconf CLK_TCK)
-printf '%-24s %10s %10s %7s %10s %10s %7s\n' load memcached memcluster ratio "mc us/op" "node us/op" "cpu"
+printf '%-24s %10s %10s %7s %10s %10s %7s  %s\n' load memcached memcluster ratio "mc us/op" "node us/op" "cpu" "target 1.0x"
 run_load() {
 	local name=$1 mc node
 	shift
@@ -87,7 +87,8 @@ run_load() {
 	awk -v n="$name" -v r="$rounds" -v hz="$hz" -v mt="$mc_tps" -v nt="$node_tps" \
 		-v mo="$mc_ops" -v mk="$mc_ticks" -v no="$node_ops" -v nk="$node_ticks" 'BEGIN {
 		mu = mk * 1e6 / hz / mo; nu = nk * 1e6 / hz / no
-		printf "%-24s %10d %10d %6.2fx %10.2f %10.2f %6.2fx\n", n, mt / r, nt / r, nt / mt, mu, nu, mu / nu }'
+		printf "%-24s %10d %10d %6.2fx %10.2f %10.2f %6.2fx  %s\n", n, mt / r, nt / r, nt / mt, mu, nu, mu / nu,
+			(nt >= mt ? "met" : "NOT MET") }'
 }
 
 run_load "text get:set 9:1"

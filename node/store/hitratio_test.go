@@ -1,64 +1,34 @@
 package store
 
 import (
-	"math"
 	"math/rand/v2"
-	"slices"
-	"strconv"
 	"testing"
+
+	"github.com/memcluster/memcluster/internal/workload"
 )
 
 // The lazy-loading workload of scripts/bench-memory.sh (internal/cmd/mcload
 // hitratio), run on a Store in-process, so that eviction policies can be
 // compared in seconds: Zipf(0.99) keys over a million ranks, 16-byte keys,
-// values of 100 to 1300 bytes by rank, get and on a miss set, at 64 MiB.
+// values of 100 to 1300 bytes by rank (internal/workload), get and on a miss
+// set, at 64 MiB.
 const (
 	hitKeys     = 1_000_000
 	hitTheta    = 0.99
 	hitWarmup   = 1_000_000
 	hitRequests = 1_500_000
-	hitMinValue = 100
-	hitMaxValue = 1300
 )
-
-// zipfRanks is the cumulative distribution of Zipf(θ) over n ranks.
-func zipfRanks(n int, theta float64) []float64 {
-	cdf := make([]float64, n)
-	var sum float64
-	for i := range cdf {
-		sum += 1 / math.Pow(float64(i+1), theta)
-		cdf[i] = sum
-	}
-	for i := range cdf {
-		cdf[i] /= sum
-	}
-	return cdf
-}
-
-// mix is splitmix64's finalizer, as mcload sizes values by it.
-func mix(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-	return x ^ (x >> 31)
-}
 
 // lazyLoadHitRatio runs the workload on s and returns the hit ratio after
 // the warm-up.
-func lazyLoadHitRatio(s *Store, cdf []float64, rng *rand.Rand) float64 {
-	value := make([]byte, hitMaxValue)
+func lazyLoadHitRatio(s *Store, zipf workload.Zipf, rng *rand.Rand) float64 {
+	value := make([]byte, workload.MaxValue)
 	key := make([]byte, 0, 16)
-	buf := make([]byte, 0, hitMaxValue)
+	buf := make([]byte, 0, workload.MaxValue)
 	hits := 0
 	for i := range hitWarmup + hitRequests {
-		r, _ := slices.BinarySearch(cdf, rng.Float64())
-		r = min(r, len(cdf)-1)
-		key = append(key[:0], 'k')
-		digits := strconv.AppendUint(nil, uint64(r), 10)
-		for range 15 - len(digits) {
-			key = append(key, '0')
-		}
-		key = append(key, digits...)
+		r := zipf.Draw(rng)
+		key = workload.Key(key[:0], r, 16)
 		var lk Lookup
 		buf, _, lk = s.Get(key, buf[:0])
 		if lk == Hit {
@@ -67,8 +37,7 @@ func lazyLoadHitRatio(s *Store, cdf []float64, rng *rand.Rand) float64 {
 			}
 			continue
 		}
-		size := hitMinValue + int(mix(uint64(r))%(hitMaxValue-hitMinValue+1))
-		s.Set(ModeSet, key, value[:size], 0, 0, 0)
+		s.Set(ModeSet, key, value[:workload.ValueSize(r)], 0, 0, 0)
 	}
 	return float64(hits) / hitRequests
 }
@@ -76,10 +45,10 @@ func lazyLoadHitRatio(s *Store, cdf []float64, rng *rand.Rand) float64 {
 // BenchmarkHitRatio reports the hit ratio of the lazy-loading workload
 // (hit-ratio) at 64 MiB; ns/op is one whole run.
 func BenchmarkHitRatio(b *testing.B) {
-	cdf := zipfRanks(hitKeys, hitTheta)
+	zipf := workload.NewZipf(hitKeys, hitTheta)
 	for b.Loop() {
 		s := New(Config{MaxBytes: 64 << 20})
-		ratio := lazyLoadHitRatio(s, cdf, rand.New(rand.NewPCG(1, 2)))
+		ratio := lazyLoadHitRatio(s, zipf, rand.New(rand.NewPCG(1, 2)))
 		s.Close()
 		b.ReportMetric(ratio, "hit-ratio")
 	}

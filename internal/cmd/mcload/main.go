@@ -27,14 +27,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"net"
 	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/memcluster/memcluster/internal/workload"
 )
 
 func main() {
@@ -59,63 +59,6 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: mcload fill|hitratio -s host:port [flags] (mcload fill -h for flags)")
 	os.Exit(2)
-}
-
-// keyOf returns the key of index i, n bytes long: "k" and i in decimal,
-// zero-padded. n must leave room for i's digits.
-func keyOf(dst []byte, i uint64, n int) []byte {
-	dst = append(dst, 'k')
-	digits := strconv.AppendUint(nil, i, 10)
-	for j := len(digits); j < n-1; j++ {
-		dst = append(dst, '0')
-	}
-	return append(dst, digits...)
-}
-
-// mix is splitmix64's finalizer: a fixed, well-spread hash of x.
-func mix(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-	return x ^ (x >> 31)
-}
-
-// Value sizes of the hit-ratio workload.
-const (
-	minValue = 100
-	maxValue = 1300
-)
-
-// valueSize returns the size of key i's value in the hit-ratio workload,
-// uniform over minValue … maxValue.
-func valueSize(i uint64) int {
-	return minValue + int(mix(i)%(maxValue-minValue+1))
-}
-
-// zipfCDF is the cumulative distribution of Zipf(θ) over ranks 0 … n-1:
-// rank r has probability proportional to 1/(r+1)^θ, for any θ > 0 (math/rand's
-// Zipf needs θ > 1). It is read-only once built, so any number of goroutines
-// may draw from it, each with its own generator.
-type zipfCDF []float64
-
-func newZipfCDF(n uint64, theta float64) zipfCDF {
-	cdf := make(zipfCDF, n)
-	var s float64
-	for i := range cdf {
-		s += 1 / math.Pow(float64(i+1), theta)
-		cdf[i] = s
-	}
-	for i := range cdf {
-		cdf[i] /= s
-	}
-	return cdf
-}
-
-// draw returns a rank; rank 0 is the most frequent.
-func (c zipfCDF) draw(rng *rand.Rand) uint64 {
-	u := rng.Float64()
-	i, _ := slices.BinarySearch(c, u)
-	return uint64(min(i, len(c)-1))
 }
 
 // conn is one pipelined text-protocol connection.
@@ -246,7 +189,7 @@ func fillRange(addr string, lo, hi uint64, keyLen int, value []byte, batch int) 
 	for i := lo; i < hi; {
 		end := min(i+uint64(batch), hi)
 		for j := i; j < end; j++ {
-			c.writeSet(keyOf(key[:0], j, keyLen), len(value), value)
+			c.writeSet(workload.Key(key[:0], j, keyLen), len(value), value)
 		}
 		if err := c.w.Flush(); err != nil {
 			return stored, failed, err
@@ -283,7 +226,7 @@ func runHitRatio(args []string) error {
 	if *conns < 1 || *batch < 1 || *keys < 2 {
 		return errors.New("hitratio: -conns and -batch must be positive and -keys at least 2")
 	}
-	cdf := newZipfCDF(*keys, *theta)
+	cdf := workload.NewZipf(*keys, *theta)
 	begin := time.Now()
 	var (
 		wg   sync.WaitGroup
@@ -338,13 +281,13 @@ type lazyResult struct{ hits, misses uint64 }
 // lazyLoad runs warmup and then counted requests of the lazy-loading
 // workload over one connection. The sets for one batch's misses go out in
 // the write of the next batch's gets.
-func lazyLoad(addr string, cdf zipfCDF, rng *rand.Rand, warmup, requests uint64, batch int, phase *phaser) (lazyResult, error) {
+func lazyLoad(addr string, cdf workload.Zipf, rng *rand.Rand, warmup, requests uint64, batch int, phase *phaser) (lazyResult, error) {
 	c, err := dial(addr)
 	if err != nil {
 		return lazyResult{}, err
 	}
 	defer c.nc.Close()
-	value := bytes.Repeat([]byte{'v'}, maxValue)
+	value := bytes.Repeat([]byte{'v'}, workload.MaxValue)
 	var (
 		res     lazyResult
 		key     []byte
@@ -357,14 +300,14 @@ func lazyLoad(addr string, cdf zipfCDF, rng *rand.Rand, warmup, requests uint64,
 			b := min(uint64(batch), n)
 			n -= b
 			for _, r := range pending {
-				c.writeSet(keyOf(key[:0], r, 16), valueSize(r), value)
+				c.writeSet(workload.Key(key[:0], r, 16), workload.ValueSize(r), value)
 			}
 			ranks = ranks[:0]
 			for range b {
-				r := cdf.draw(rng)
+				r := cdf.Draw(rng)
 				ranks = append(ranks, r)
 				c.w.WriteString("get ")
-				c.w.Write(keyOf(key[:0], r, 16))
+				c.w.Write(workload.Key(key[:0], r, 16))
 				c.w.WriteString("\r\n")
 			}
 			if err := c.w.Flush(); err != nil {
@@ -411,7 +354,7 @@ func lazyLoad(addr string, cdf zipfCDF, rng *rand.Rand, warmup, requests uint64,
 	}
 	// Send the last sets, so the server ends in the state the workload implies.
 	for _, r := range pending {
-		c.writeSet(keyOf(key[:0], r, 16), valueSize(r), value)
+		c.writeSet(workload.Key(key[:0], r, 16), workload.ValueSize(r), value)
 	}
 	if err := c.w.Flush(); err != nil {
 		return res, err

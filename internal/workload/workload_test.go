@@ -1,4 +1,4 @@
-package main
+package workload
 
 import (
 	"math"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestKeyOf(t *testing.T) {
+func TestKey(t *testing.T) {
 	for _, tc := range []struct {
 		i    uint64
 		n    int
@@ -16,23 +16,23 @@ func TestKeyOf(t *testing.T) {
 		{1234567, 16, "k000000001234567"},
 		{42, 4, "k042"},
 	} {
-		if got := string(keyOf(nil, tc.i, tc.n)); got != tc.want {
-			t.Errorf("keyOf(%d, %d) = %q, want %q", tc.i, tc.n, got, tc.want)
+		if got := string(Key(nil, tc.i, tc.n)); got != tc.want {
+			t.Errorf("Key(%d, %d) = %q, want %q", tc.i, tc.n, got, tc.want)
 		}
 	}
 }
 
 func TestValueSize(t *testing.T) {
-	lo, hi := maxValue, minValue
+	lo, hi := MaxValue, MinValue
 	for i := range uint64(100000) {
-		s := valueSize(i)
-		if s != valueSize(i) {
-			t.Fatalf("valueSize(%d) is not deterministic", i)
+		s := ValueSize(i)
+		if s != ValueSize(i) {
+			t.Fatalf("ValueSize(%d) is not deterministic", i)
 		}
 		lo, hi = min(lo, s), max(hi, s)
 	}
-	if lo != minValue || hi != maxValue {
-		t.Errorf("sizes span %d … %d, want %d … %d", lo, hi, minValue, maxValue)
+	if lo != MinValue || hi != MaxValue {
+		t.Errorf("sizes span %d … %d, want %d … %d", lo, hi, MinValue, MaxValue)
 	}
 }
 
@@ -43,11 +43,11 @@ func TestZipf(t *testing.T) {
 		theta = 0.99
 		draws = 200000
 	)
-	cdf := newZipfCDF(n, theta)
+	cdf := NewZipf(n, theta)
 	rng := rand.New(rand.NewPCG(1, 2))
 	counts := make([]int, n)
 	for range draws {
-		r := cdf.draw(rng)
+		r := cdf.Draw(rng)
 		if r >= n {
 			t.Fatalf("rank %d out of range", r)
 		}
@@ -65,7 +65,7 @@ func TestZipf(t *testing.T) {
 	}
 	a, b := rand.New(rand.NewPCG(1, 2)), rand.New(rand.NewPCG(1, 2))
 	for range 100 {
-		if x, y := cdf.draw(a), cdf.draw(b); x != y {
+		if x, y := cdf.Draw(a), cdf.Draw(b); x != y {
 			t.Fatalf("same seed, ranks %d and %d", x, y)
 		}
 	}

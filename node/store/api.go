@@ -105,6 +105,10 @@ type Stats struct {
 	LimitMaxBytes    int64  // MaxBytes
 }
 
+// MaxKeyLen is the longest key the store keeps, memcached's KEY_MAX_LENGTH:
+// writes of a longer key fail with TooLarge, and reads never find one.
+const MaxKeyLen = 250
+
 // ItemSize is the size memcached gives an item with a key of keyLen bytes and
 // a value of valueLen bytes and no client flags, CAS off: its 48-byte header,
 // the key with its terminator and the value with its "\r\n". memcached adds 4

@@ -45,7 +45,7 @@ func (s *Store) ArithCAS(key []byte, incr bool, delta, initial uint64, create bo
 				return 0, 0, NotFound
 			}
 			digits := strconv.AppendUint(buf[:0], initial, 10)
-			if s.limitSize(len(key), len(digits), 0) > s.itemMax {
+			if s.limitSize(len(key), len(digits), 0) > s.itemMax || len(key) > MaxKeyLen {
 				sh.mu.Unlock()
 				return 0, 0, TooLarge
 			}

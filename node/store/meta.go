@@ -62,7 +62,7 @@ func (s *Store) MetaGet(key []byte, opt MetaGetOptions, dst []byte) ([]byte, Met
 		_, loc, h, lk := s.findLocked(&o, key)
 		created := false
 		if lk != Hit {
-			if !opt.Vivify || !s.fits(len(key), 0) {
+			if !opt.Vivify || !s.fits(len(key), 0) || len(key) > MaxKeyLen {
 				sh.mu.Unlock()
 				return dst, MetaItem{}, lk
 			}

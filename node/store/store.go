@@ -394,6 +394,9 @@ func (s *Store) Set(mode Mode, key, value []byte, flags uint32, deadline int64, 
 // SetCAS is Set that gives the item stored the CAS unique nc asks for, as
 // memcached's ms with E: cas is still what ModeCAS compares with.
 func (s *Store) SetCAS(mode Mode, key, value []byte, flags uint32, deadline int64, cas uint64, nc NewCAS) (Status, uint64) {
+	if len(key) > MaxKeyLen {
+		return TooLarge, 0
+	}
 	if mode == ModeAppend || mode == ModePrepend {
 		return s.concat(mode, key, value, cas, nc)
 	}

@@ -1243,3 +1243,28 @@ func TestFailedWritesReleaseTheirRoom(t *testing.T) {
 		t.Fatalf("Arith create over MaxBytes: got %v, want %v", st, NoMemory)
 	}
 }
+
+func TestKeyLengthLimit(t *testing.T) {
+	s, _ := newTestStore(t, Config{}, 4)
+	long := bytes.Repeat([]byte("k"), MaxKeyLen+1)
+	if st, _ := s.Set(ModeSet, long, []byte("v"), 0, 0, 0); st != TooLarge {
+		t.Errorf("Set of a %d-byte key: got %v, want %v", len(long), st, TooLarge)
+	}
+	if _, _, st := s.Arith(long, true, 1, 1, true, 0, 0); st != TooLarge {
+		t.Errorf("Arith creating a %d-byte key: got %v, want %v", len(long), st, TooLarge)
+	}
+	if _, _, lk := s.MetaGet(long, MetaGetOptions{Vivify: true}, nil); lk == Hit {
+		t.Errorf("MetaGet vivifying a %d-byte key: got a hit", len(long))
+	}
+	longest := long[:MaxKeyLen]
+	if st, _ := s.Set(ModeSet, longest, []byte("v"), 0, 0, 0); st != OK {
+		t.Fatalf("Set of a %d-byte key: got %v, want %v", len(longest), st, OK)
+	}
+	if v, _, lk := s.Get(longest, nil); lk != Hit || string(v) != "v" {
+		t.Errorf("Get of the %d-byte key: got %q %v", len(longest), v, lk)
+	}
+	if st := s.Stats(); st.CurrItems != 1 {
+		t.Errorf("items: got %d, want 1", st.CurrItems)
+	}
+	checkInvariants(t, s)
+}

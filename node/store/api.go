@@ -1,6 +1,7 @@
 // Package store is the node's cache engine: a memory-bounded, sharded map
-// from keys to values with client flags, expiry times, CAS uniques and LRU
-// eviction. It knows nothing of protocols or the network.
+// from keys to values with client flags, expiry times, CAS uniques and
+// S3-FIFO eviction, its items packed in pointer-free pages. It knows nothing
+// of protocols or the network.
 package store
 
 // Status is the outcome of a store operation.
@@ -81,7 +82,8 @@ type Config struct {
 	ItemSizeMax int
 
 	// NoEvictions makes a full store refuse writes with NoMemory instead of
-	// evicting the least recently used items.
+	// evicting items; it still reuses the memory of deleted, replaced and
+	// expired ones.
 	NoEvictions bool
 
 	// NoCAS disables CAS uniques: every Meta.CAS is 0 and ModeCAS

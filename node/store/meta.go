@@ -2,8 +2,8 @@ package store
 
 // MetaGetOptions are what a meta get (mg) asks of MetaGet besides the value.
 type MetaGetOptions struct {
-	// NoBump leaves the item's fetched bit, last access time and LRU
-	// position alone (mg's u flag).
+	// NoBump leaves the item's fetched bit, last access time and count of
+	// reads for eviction alone (mg's u flag).
 	NoBump bool
 	// Touch sets the item's deadline to Deadline (mg's T flag).
 	Touch    bool

@@ -7,12 +7,12 @@ import (
 )
 
 // The background reclaimer keeps the store's clock (unless Config.Now is
-// set) and removes expired and flushed items nobody asks
-// for. Each shard's LRU list holds a cursor (shard.crawl) that walks from the
-// least recently used end towards the most recently used, removing dead
-// items as it passes them; at the head it goes back to the tail and rests
-// until the next tick. The work per tick and shard is bounded, so a shard's
-// lock is never held for long.
+// set) and removes expired and flushed items nobody asks for. Each shard
+// has a cursor (shard.crawlPage, crawlOff) that walks its pages in page
+// order, record by record, reclaiming dead items as it passes them; after
+// the last page it goes back to the first and rests until the next tick.
+// The work per tick and shard is bounded, so a shard's lock is never held
+// for long.
 const (
 	reclaimInterval = 100 * time.Millisecond
 	reclaimBudget   = 256 // items examined per shard and tick

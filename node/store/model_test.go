@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"testing"
 )
 
@@ -211,10 +212,9 @@ func TestStoreMatchesModel(t *testing.T) {
 func TestEvictionNeverServesWrongData(t *testing.T) {
 	s, _ := newTestStore(t, Config{MaxBytes: 2 << 20}, 8)
 	sizes := []int{0, 10, 100, 1000, 6000, 40_000}
-	done := make(chan struct{})
+	var wg sync.WaitGroup
 	for g := range 4 {
-		go func() {
-			defer func() { done <- struct{}{} }()
+		wg.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(g), 9))
 			model := map[string]*modelItem{}
 			for step := range 30_000 {
@@ -260,11 +260,9 @@ func TestEvictionNeverServesWrongData(t *testing.T) {
 					}
 				}
 			}
-		}()
+		})
 	}
-	for range 4 {
-		<-done
-	}
+	wg.Wait()
 	if st := s.Stats(); st.Evictions == 0 {
 		t.Errorf("no evictions: the load did not fill the store (%+v)", st)
 	}

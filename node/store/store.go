@@ -400,11 +400,14 @@ func (s *Store) SetCAS(mode Mode, key, value []byte, flags uint32, deadline int6
 	if mode == ModeAppend || mode == ModePrepend {
 		return s.concat(mode, key, value, cas, nc)
 	}
-	if s.limitSize(len(key), len(value), flags) > s.itemMax || !s.fits(len(key), len(value)) {
-		st := TooLarge
-		if s.limitSize(len(key), len(value), flags) <= s.itemMax {
-			st = NoMemory
-		}
+	st := OK
+	switch {
+	case s.limitSize(len(key), len(value), flags) > s.itemMax:
+		st = TooLarge
+	case !s.fits(len(key), len(value)):
+		st = NoMemory
+	}
+	if st != OK {
 		if mode == ModeSet {
 			s.Delete(key, 0)
 		}

@@ -614,26 +614,20 @@ func (req *BinaryRequest) Append(dst []byte) []byte {
 // faster than the bytes arrive (by doubling, from binaryMinGrow), so that a
 // length promised by a header is never allocated before it is delivered.
 func (req *BinaryRequest) readBody(r *bufio.Reader, n int) error {
+	need := len(req.buf) + n
 	if n <= r.Buffered() {
 		// The bytes have arrived: copy them from the buffer at once.
-		if need := len(req.buf) + n; need > cap(req.buf) {
-			nb := make([]byte, len(req.buf), min(max(2*cap(req.buf), binaryMinGrow), need))
-			copy(nb, req.buf)
-			req.buf = nb
+		for cap(req.buf) < need {
+			req.growBuf(need)
 		}
 		b, _ := r.Peek(n)
 		req.buf = append(req.buf, b...)
 		_, _ = r.Discard(n)
 		return nil
 	}
-	need := len(req.buf) + n
 	for len(req.buf) < need {
 		if len(req.buf) == cap(req.buf) {
-			c := max(2*cap(req.buf), binaryMinGrow)
-			c = min(c, need)
-			nb := make([]byte, len(req.buf), c)
-			copy(nb, req.buf)
-			req.buf = nb
+			req.growBuf(need)
 		}
 		end := min(cap(req.buf), need)
 		m, err := io.ReadFull(r, req.buf[len(req.buf):end])
@@ -643,6 +637,14 @@ func (req *BinaryRequest) readBody(r *bufio.Reader, n int) error {
 		}
 	}
 	return nil
+}
+
+// growBuf doubles req.buf's capacity (to at least binaryMinGrow), but not
+// past need bytes.
+func (req *BinaryRequest) growBuf(need int) {
+	nb := make([]byte, len(req.buf), min(max(2*cap(req.buf), binaryMinGrow), need))
+	copy(nb, req.buf)
+	req.buf = nb
 }
 
 // binaryDiscard drops n bytes of r in bounded chunks, without allocating.

@@ -2,7 +2,6 @@ package node
 
 import (
 	"strconv"
-	"time"
 
 	"github.com/memcluster/memcluster/node/store"
 	"github.com/memcluster/memcluster/protocol"
@@ -24,13 +23,13 @@ func (s *Server) metaDeadline(exptime int64) int64 { return s.deadline(exptime) 
 
 // appendMetaTTL appends the TTL memcached's t flag shows: -1 for an item that
 // never expires, else the seconds left as an unsigned 32-bit number, as
-// memcached's itoa_u32 renders it. Deadlines are computed from the wall
-// clock (Server.deadline), so the seconds left are too.
+// memcached's itoa_u32 renders it. Deadlines are computed from
+// Server.currentTime, and so are the seconds left.
 func (s *Server) appendMetaTTL(dst []byte, deadline int64) []byte {
 	if deadline == 0 {
 		return append(dst, "-1"...)
 	}
-	return strconv.AppendUint(dst, uint64(uint32(s.relTime(deadline)-s.relTime(time.Now().Unix()))), 10)
+	return strconv.AppendUint(dst, uint64(uint32(s.relTime(deadline)-s.relTime(s.currentTime()))), 10)
 }
 
 // relTime is memcached's rel_time_t of a unix time: seconds since its
@@ -427,7 +426,7 @@ func (c *conn) metaDebug(req *protocol.Request) {
 	} else {
 		// memcached prints current_time - exptime, as a signed number.
 		s := c.srv
-		c.out = strconv.AppendInt(c.out, int64(int32(s.relTime(time.Now().Unix())-s.relTime(it.Deadline))), 10)
+		c.out = strconv.AppendInt(c.out, int64(int32(s.relTime(s.currentTime())-s.relTime(it.Deadline))), 10)
 	}
 	c.out = append(c.out, " la="...)
 	c.out = strconv.AppendUint(c.out, uint64(uint32(it.Now-it.Access)), 10)

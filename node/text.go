@@ -31,8 +31,17 @@ func (s *Server) deadline(exptime int64) int64 {
 		}
 		return exptime
 	default:
-		return time.Now().Unix() + exptime
+		return s.currentTime() + exptime
 	}
+}
+
+// currentTime is the unix second memcached's current_time stands for:
+// memcached's clock ticks once a second from the moment it started, so the
+// second it reads lags the wall clock's by up to one. Deadlines and the
+// seconds left that meta commands show are reckoned from it, as memcached's
+// are, so that both agree at every moment of a second.
+func (s *Server) currentTime() int64 {
+	return s.started.Unix() + int64(time.Since(s.started)/time.Second)
 }
 
 // flushAll invalidates what the store holds, at once or, with a positive

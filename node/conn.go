@@ -32,9 +32,14 @@ type conn struct {
 	srv *Server
 	nc  net.Conn // the connection requests and replies go through
 	raw net.Conn // the socket under nc: nc itself, or the one under TLS
-	id  uint64
-	br  *bufio.Reader
-	out []byte // replies not yet written
+	// sock is what requests are read from and replies written to: nc, or
+	// for a plain socket its descriptor, read and written directly (see
+	// socketOf). Only this connection's goroutine may close nc; others
+	// call abort.
+	sock io.ReadWriter
+	id   uint64
+	br   *bufio.Reader
+	out  []byte // replies not yet written
 
 	// scratch receives values read from the store before they are framed.
 	scratch []byte
@@ -48,11 +53,11 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, nc: nc, raw: nc, id: s.nextConnID.Add(1)}
+	c := &conn{srv: s, nc: nc, raw: nc, sock: socketOf(nc), id: s.nextConnID.Add(1)}
 	if tc, ok := nc.(*tls.Conn); ok {
 		c.raw = tc.NetConn()
 	}
-	c.br = bufio.NewReaderSize(countingReader{nc, &s.counters.bytesRead}, readBufferSize)
+	c.br = bufio.NewReaderSize(countingReader{c.sock, &s.counters.bytesRead}, readBufferSize)
 	c.lastCmd.Store(time.Now().Unix())
 	return c
 }
@@ -119,6 +124,9 @@ func (c *conn) waitForRequest() bool {
 		return true
 	}
 	if len(c.out) > 0 {
+		if c.srv.currConns.Load() > 1 {
+			runtime.Gosched()
+		}
 		if err := c.flush(); err != nil {
 			return false
 		}
@@ -160,12 +168,30 @@ func (c *conn) wakeIfIdle() {
 	}
 }
 
+// abort ends the connection from another goroutine, as a forced shutdown
+// must: it wakes the connection from any wait and shuts its socket down, so
+// that its next read finds the end of the stream and its next write fails.
+// The connection's goroutine then closes it: closing it here could let the
+// descriptor be reused while that goroutine still reads it directly.
+func (c *conn) abort() {
+	_ = c.raw.SetDeadline(time.Now())
+	if hc, ok := c.raw.(interface {
+		CloseRead() error
+		CloseWrite() error
+	}); ok {
+		_ = hc.CloseRead()
+		_ = hc.CloseWrite()
+		return
+	}
+	_ = c.raw.Close()
+}
+
 // flush writes the gathered replies.
 func (c *conn) flush() error {
 	if len(c.out) == 0 {
 		return nil
 	}
-	n, err := c.nc.Write(c.out)
+	n, err := c.sock.Write(c.out)
 	c.srv.counters.bytesWritten.Add(uint64(n))
 	if cap(c.out) > keepBuffer {
 		c.out = nil

@@ -117,7 +117,7 @@ func (f *cycleConn) Write(p []byte) (int, error) { f.written += len(p); return l
 func benchmarkHot(b *testing.B, reqs [][]byte, pipelined bool, serve func(*conn)) {
 	c, _ := newHotServer(b)
 	fc := &cycleConn{reqs: reqs, pipelined: pipelined}
-	c.nc, c.raw = fc, fc
+	c.nc, c.raw, c.sock = fc, fc, fc
 	run := func(rounds int) {
 		fc.rounds, fc.i, fc.off = rounds, 0, 0
 		c.br.Reset(countingReader{fc, &c.srv.counters.bytesRead})
@@ -177,7 +177,7 @@ func TestHotPathAllocations(t *testing.T) {
 			c, _ := newHotServer(t)
 			reqs := hotBatch(tc.requests, 10)
 			fc := &cycleConn{reqs: reqs, pipelined: tc.pipelined}
-			c.nc, c.raw = fc, fc
+			c.nc, c.raw, c.sock = fc, fc, fc
 			serve := func(rounds int) func() {
 				return func() {
 					fc.rounds, fc.i, fc.off = rounds, 0, 0

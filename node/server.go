@@ -318,7 +318,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.mu.Lock()
 		for c := range s.conns {
-			c.raw.Close()
+			c.abort()
 		}
 		s.mu.Unlock()
 		<-finished

@@ -1,0 +1,154 @@
+package node
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+// rawCallMax is the largest read or write socket makes without telling the
+// Go scheduler it is in a system call: above the flush threshold, so that
+// a connection's usual writes are direct. Copying that much to or from a
+// socket takes microseconds; larger transfers go through syscall.Read and
+// syscall.Write, which let the scheduler run other goroutines meanwhile.
+const rawCallMax = 2 * flushThreshold
+
+// socket reads and writes a connection's socket with direct system calls,
+// bypassing the net package's per-call locking and deadline checks and the
+// scheduler's system-call bookkeeping: a request costs one read and one
+// write, and those wrappers were a measurable part of its CPU time. When the
+// socket has nothing to read or no room to write, socket waits through the
+// net package's poller, so deadlines (the idle timeout, shutdown's wake-up)
+// still apply while it waits.
+//
+// The descriptor is used outside the net package's reference counting, so
+// only the connection's own goroutine may close the net.Conn; others end it
+// with abortConn, which shuts the socket down instead of closing it.
+type socket struct {
+	fd int
+	rc syscall.RawConn
+}
+
+// socketOf returns what a connection reads its requests from and writes
+// its replies to: a socket on nc's descriptor if nc is a socket the kernel
+// reads and writes directly (TCP or Unix, not TLS), else nc itself.
+func socketOf(nc net.Conn) io.ReadWriter {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nc
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nc
+	}
+	fd := -1
+	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil || fd < 0 {
+		return nc
+	}
+	return &socket{fd: fd, rc: rc}
+}
+
+// Read reads what the socket holds, at most len(p) bytes, waiting for some
+// if it holds none.
+func (s *socket) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for len(p) <= rawCallMax {
+		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(s.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch errno {
+		case 0:
+			if n == 0 {
+				return 0, io.EOF
+			}
+			return int(n), nil
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return s.waitRead(p)
+		default:
+			return 0, os.NewSyscallError("read", errno)
+		}
+	}
+	return s.waitRead(p)
+}
+
+// waitRead reads into p through the poller, parking until the socket is
+// readable or the read deadline passes.
+func (s *socket) waitRead(p []byte) (int, error) {
+	var n int
+	var err error
+	werr := s.rc.Read(func(fd uintptr) bool {
+		for {
+			n, err = syscall.Read(int(fd), p)
+			if err != syscall.EINTR {
+				return err != syscall.EAGAIN
+			}
+		}
+	})
+	switch {
+	case werr != nil:
+		return 0, werr
+	case err != nil:
+		return 0, os.NewSyscallError("read", err)
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// Write writes all of p, waiting for room in the socket as it must.
+func (s *socket) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) && len(p)-done <= rawCallMax {
+		rest := p[done:]
+		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(s.fd), uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
+		switch errno {
+		case 0:
+			done += int(n)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return s.waitWrite(p, done)
+		default:
+			return done, os.NewSyscallError("write", errno)
+		}
+	}
+	if done == len(p) {
+		return done, nil
+	}
+	return s.waitWrite(p, done)
+}
+
+// waitWrite writes p[done:] through the poller, parking whenever the
+// socket has no room, and returns the bytes of p written in all.
+func (s *socket) waitWrite(p []byte, done int) (int, error) {
+	var err error
+	werr := s.rc.Write(func(fd uintptr) bool {
+		for done < len(p) {
+			var n int
+			n, err = syscall.Write(int(fd), p[done:])
+			switch {
+			case err == syscall.EINTR:
+				continue
+			case err == syscall.EAGAIN:
+				return false
+			case err != nil:
+				return true
+			case n == 0:
+				err = io.ErrShortWrite
+				return true
+			}
+			done += n
+		}
+		return true
+	})
+	switch {
+	case werr != nil:
+		return done, werr
+	case err != nil:
+		return done, os.NewSyscallError("write", err)
+	}
+	return done, nil
+}

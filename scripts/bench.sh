@@ -4,18 +4,21 @@
 # throughput ratio (node / memcached). The server runs on core 0 (memcached
 # -t 1; the node with GOMAXPROCS=1), the load generator on core 1.
 #
-# Environment: BENCH_TIME (default 10s) per load, BENCH_ROUNDS (default 4)
+# Environment: BENCH_TIME (default 5s) per load, BENCH_ROUNDS (default 8)
 # rounds per load, in each of which both servers run the load, memcached
 # first in odd rounds and the node first in even ones; the ratio is of the
-# mean TPS. Beside it, each server's CPU time (user and system) per
+# mean TPS. Many short rounds rather than a few long ones, because the
+# machine's noise comes and goes in bursts of seconds: alternating often
+# spreads a burst over both servers. The "rounds" column counts the rounds
+# in which the node's TPS was at least memcached's. Beside it, each server's CPU time (user and system) per
 # operation, and their ratio (memcached / node: above 1 the node spends
 # less), which the machine's noise moves less than throughput.
 # MEMCLUSTER (default bin/memcluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-time_per_load=${BENCH_TIME:-10s}
-rounds=${BENCH_ROUNDS:-4}
+time_per_load=${BENCH_TIME:-5s}
+rounds=${BENCH_ROUNDS:-8}
 node_bin=${MEMCLUSTER:-bin/memcluster}
 mc_port=${MC_PORT:-22311}
 node_port=${NODE_PORT:-22312}
@@ -63,11 +66,11 @@ run() {
 }
 
 hz=$(getconf CLK_TCK)
-printf '%-24s %10s %10s %7s %10s %10s %7s  %s\n' load memcached memcluster ratio "mc us/op" "node us/op" "cpu" "target 1.0x"
+printf '%-24s %10s %10s %7s %7s %10s %10s %7s  %s\n' load memcached memcluster ratio rounds "mc us/op" "node us/op" "cpu" "target 1.0x"
 run_load() {
 	local name=$1 mc node
 	shift
-	local mc_tps=0 mc_ops=0 mc_ticks=0 node_tps=0 node_ops=0 node_ticks=0
+	local mc_tps=0 mc_ops=0 mc_ticks=0 node_tps=0 node_ops=0 node_ticks=0 won=0 mt
 	for round in $(seq 1 "$rounds"); do
 		# Alternate which server goes first, so that neither always
 		# meets the machine's state the other left.
@@ -80,14 +83,15 @@ run_load() {
 		fi
 		[ -n "$mc" ] && [ -n "$node" ] || { echo "bench: memcaslap gave no figure for $name" >&2; exit 1; }
 		read -r t o k <<<"$mc"
-		mc_tps=$((mc_tps + t)) mc_ops=$((mc_ops + o)) mc_ticks=$((mc_ticks + k))
+		mc_tps=$((mc_tps + t)) mc_ops=$((mc_ops + o)) mc_ticks=$((mc_ticks + k)) mt=$t
 		read -r t o k <<<"$node"
 		node_tps=$((node_tps + t)) node_ops=$((node_ops + o)) node_ticks=$((node_ticks + k))
+		[ "$t" -ge "$mt" ] && won=$((won + 1))
 	done
-	awk -v n="$name" -v r="$rounds" -v hz="$hz" -v mt="$mc_tps" -v nt="$node_tps" \
+	awk -v n="$name" -v r="$rounds" -v w="$won" -v hz="$hz" -v mt="$mc_tps" -v nt="$node_tps" \
 		-v mo="$mc_ops" -v mk="$mc_ticks" -v no="$node_ops" -v nk="$node_ticks" 'BEGIN {
 		mu = mk * 1e6 / hz / mo; nu = nk * 1e6 / hz / no
-		printf "%-24s %10d %10d %6.2fx %10.2f %10.2f %6.2fx  %s\n", n, mt / r, nt / r, nt / mt, mu, nu, mu / nu,
+		printf "%-24s %10d %10d %6.2fx %7s %10.2f %10.2f %6.2fx  %s\n", n, mt / r, nt / r, nt / mt, w "/" r, mu, nu, mu / nu,
 			(nt >= mt ? "met" : "NOT MET") }'
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,10 +15,17 @@ const (
 	DefaultItemSizeMax = 1 << 20  // Config.ItemSizeMax
 )
 
-// maxShards is the number of shards of a Store made by New with enough
-// memory: a power of two. Smaller stores get fewer, a shard for every
-// minShardBytes, so that each shard has pages enough to evict by.
+// A Store made by New has shardsPerProc shards for every processor that
+// may run goroutines at once (GOMAXPROCS), rounded up to a power of two, and
+// at most maxShards: enough locks that writers on different processors
+// seldom meet. Not more: every shard has its own head pages and index, so
+// each extra shard spreads the items written lately, which are the items
+// read most, over more memory (with GOMAXPROCS=1 under memcaslap, 4 shards
+// spent 0.1 to 0.6 us less user CPU per request than 64). Small stores get
+// fewer, a shard for every minShardBytes, so that each shard has pages
+// enough to evict by.
 const (
+	shardsPerProc = 4
 	maxShards     = 64
 	minShardBytes = 256 << 10
 )
@@ -80,14 +88,21 @@ type flushState struct {
 // which runs until Close. cfg is not retained beyond its values and never
 // modified.
 func New(cfg Config) *Store {
+	return newStore(cfg, shardCount(cfg.MaxBytes, runtime.GOMAXPROCS(0)), 0, true)
+}
+
+// shardCount is the number of shards New gives a store of maxBytes (0: the
+// default) on procs processors.
+func shardCount(maxBytes int64, procs int) int {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	limit := min(maxShards, shardsPerProc*max(procs, 1))
 	n := 1
-	for n < maxShards && int64(n)*2*minShardBytes <= cfg.MaxBytes {
+	for n < limit && int64(n)*2*minShardBytes <= maxBytes {
 		n *= 2
 	}
-	if cfg.MaxBytes <= 0 {
-		n = maxShards
-	}
-	return newStore(cfg, n, 0, true)
+	return n
 }
 
 // newStore returns a Store of n shards (a power of two) with pages of

@@ -186,6 +186,29 @@ func checkInvariants(t testing.TB, s *Store) {
 	}
 }
 
+func TestShardCount(t *testing.T) {
+	for _, tc := range []struct {
+		maxBytes int64
+		procs    int
+		want     int
+	}{
+		{1 << 30, 1, 4},
+		{1 << 30, 2, 8},
+		{1 << 30, 3, 16}, // rounded up to a power of two
+		{1 << 30, 16, 64},
+		{1 << 30, 1000, 64}, // at most maxShards
+		{0, 1, 4},           // the default size
+		{0, 64, 64},
+		{512 << 10, 8, 2}, // a shard per minShardBytes
+		{1, 8, 1},
+		{1 << 30, 0, 4}, // no processor count: as one
+	} {
+		if got := shardCount(tc.maxBytes, tc.procs); got != tc.want {
+			t.Errorf("shardCount(%d, %d) = %d, want %d", tc.maxBytes, tc.procs, got, tc.want)
+		}
+	}
+}
+
 func TestConfigDefaults(t *testing.T) {
 	s := New(Config{})
 	defer s.Close()
@@ -195,8 +218,8 @@ func TestConfigDefaults(t *testing.T) {
 	if s.itemMax != DefaultItemSizeMax {
 		t.Errorf("itemMax: got %d, want %d", s.itemMax, DefaultItemSizeMax)
 	}
-	if len(s.shards) != maxShards {
-		t.Errorf("shards: got %d, want %d", len(s.shards), maxShards)
+	if want := shardCount(DefaultMaxBytes, runtime.GOMAXPROCS(0)); len(s.shards) != want {
+		t.Errorf("shards: got %d, want %d", len(s.shards), want)
 	}
 	if st, _ := s.Set(ModeSet, []byte("k"), []byte("v"), 0, 0, 0); st != OK {
 		t.Errorf("Set: got %v, want %v", st, OK)

@@ -11,9 +11,10 @@ import (
 	"time"
 )
 
-// serveForTest runs a server for cfg on a loopback port and shuts it down
-// when the test ends. It returns the server and its address.
-func serveForTest(t testing.TB, cfg Config) (*Server, string) {
+// startServer runs a server for cfg on a loopback port, for a test that
+// shuts it down itself. It returns the server, its address, and what Serve
+// returns once it has.
+func startServer(t testing.TB, cfg Config) (*Server, string, <-chan error) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -22,6 +23,14 @@ func serveForTest(t testing.TB, cfg Config) (*Server, string) {
 	s := New(cfg)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(l) }()
+	return s, l.Addr().String(), served
+}
+
+// serveForTest runs a server for cfg on a loopback port and shuts it down
+// when the test ends. It returns the server and its address.
+func serveForTest(t testing.TB, cfg Config) (*Server, string) {
+	t.Helper()
+	s, addr, served := startServer(t, cfg)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -32,7 +41,7 @@ func serveForTest(t testing.TB, cfg Config) (*Server, string) {
 			t.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
 	})
-	return s, l.Addr().String()
+	return s, addr
 }
 
 // dialForTest connects to addr with a deadline on every exchange.
@@ -124,15 +133,9 @@ func TestIdleTimeoutClosesIdleConnections(t *testing.T) {
 }
 
 func TestShutdownFinishesInFlightRequests(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Config{})
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(l) }()
-	c, r := dialForTest(t, l.Addr().String())
-	idle, idleR := dialForTest(t, l.Addr().String())
+	s, addr, served := startServer(t, Config{})
+	c, r := dialForTest(t, addr)
+	idle, idleR := dialForTest(t, addr)
 	if got := roundTrip(t, idle, idleR, "version\r\n", 1); !strings.HasPrefix(got, "VERSION") {
 		t.Fatalf("got %q", got)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -76,14 +75,8 @@ func TestSocketRequestInPieces(t *testing.T) {
 // to a client that reads nothing, without closing the descriptor under the
 // connection's goroutine: Shutdown returns once the connection has ended.
 func TestForcedShutdownEndsAConnectionStuckWriting(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Config{})
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(l) }()
-	c, r := dialForTest(t, l.Addr().String())
+	s, addr, served := startServer(t, Config{})
+	c, r := dialForTest(t, addr)
 	value := strings.Repeat("x", 512<<10)
 	if got := roundTrip(t, c, r, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(value), value), 1); got != "STORED\r\n" {
 		t.Fatalf("set: got %q", got)

@@ -56,7 +56,10 @@ func (s *socket) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	for len(p) <= rawCallMax {
+	if len(p) > rawCallMax {
+		return s.waitRead(p)
+	}
+	for {
 		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(s.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 		switch errno {
 		case 0:
@@ -64,15 +67,13 @@ func (s *socket) Read(p []byte) (int, error) {
 				return 0, io.EOF
 			}
 			return int(n), nil
-		case syscall.EINTR:
-			continue
+		case syscall.EINTR: // interrupted before reading: again
 		case syscall.EAGAIN:
 			return s.waitRead(p)
 		default:
 			return 0, os.NewSyscallError("read", errno)
 		}
 	}
-	return s.waitRead(p)
 }
 
 // waitRead reads into p through the poller, parking until the socket is
@@ -101,24 +102,26 @@ func (s *socket) waitRead(p []byte) (int, error) {
 
 // Write writes all of p, waiting for room in the socket as it must.
 func (s *socket) Write(p []byte) (int, error) {
-	done := 0
-	for done < len(p) && len(p)-done <= rawCallMax {
+	if len(p) > rawCallMax {
+		return s.waitWrite(p, 0)
+	}
+	for done := 0; done < len(p); {
 		rest := p[done:]
 		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(s.fd), uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
 		switch errno {
 		case 0:
+			if n == 0 {
+				return done, io.ErrShortWrite
+			}
 			done += int(n)
-		case syscall.EINTR:
+		case syscall.EINTR: // interrupted before writing: again
 		case syscall.EAGAIN:
 			return s.waitWrite(p, done)
 		default:
 			return done, os.NewSyscallError("write", errno)
 		}
 	}
-	if done == len(p) {
-		return done, nil
-	}
-	return s.waitWrite(p, done)
+	return len(p), nil
 }
 
 // waitWrite writes p[done:] through the poller, parking whenever the

@@ -408,6 +408,29 @@ func ReadBinaryRequest(r *bufio.Reader, req *BinaryRequest, maxValue int) error 
 	return ReadBinaryBody(r, req, maxValue)
 }
 
+// BinaryNextBuffered reports whether r holds the whole of the next request,
+// header and body, so that ReadBinaryHead and ReadBinaryBody decode it from
+// the buffer without reading from the connection. It errs towards false: a
+// header with a fault or an opcode memcached does not serve is left to a
+// reader that may read.
+func BinaryNextBuffered(r *bufio.Reader) bool {
+	if r.Buffered() < BinaryHeaderLen {
+		return false
+	}
+	b, _ := r.Peek(BinaryHeaderLen)
+	var h BinaryHeader
+	_ = h.Decode(b)
+	head := int(h.ExtrasLen) + int(h.KeyLen)
+	if h.Magic != BinaryMagicRequest || BinaryHeaderLen+head > binaryReadBufferSize || uint32(head) > h.BodyLen {
+		return false
+	}
+	req := BinaryRequest{Header: h}
+	if req.Validate() == ErrBinaryUnknownCommand {
+		return false
+	}
+	return int64(r.Buffered()) >= BinaryHeaderLen+int64(h.BodyLen)
+}
+
 // ReadBinaryHead reads the header, the extras and the key of a request:
 // what memcached reads before it looks at the request. It returns
 // ErrBinaryBadMagic, ErrBinaryHeadTooLarge or ErrBinaryBadLengths for the

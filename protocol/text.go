@@ -197,6 +197,55 @@ func (tr *TextReader) Next() (*Request, error) {
 	return req, err
 }
 
+// NextBuffered reports whether the next request is wholly buffered, so that
+// Next decodes it from the buffer without reading from the connection: its
+// line has arrived, and so has the data block it announces, if any. It errs
+// towards false: a line whose data length does not parse, or a line too long
+// for the buffer, is left to a Next that may read.
+func (tr *TextReader) NextBuffered() bool {
+	buf, _ := tr.br.Peek(tr.br.Buffered())
+	i := bytes.IndexByte(buf, '\n')
+	if i < 0 {
+		return false
+	}
+	line := buf[:i]
+	if j := bytes.IndexByte(line, 0); j >= 0 {
+		line = line[:j]
+	}
+	line = trimCR(line)
+	// Only storage commands and ms read past their line, the data block
+	// and its "\r\n"; each names its length at a fixed token. The first
+	// word tells, without tokenizing the line, unless spaces lead it.
+	name := line
+	if j := bytes.IndexByte(line, ' '); j >= 0 {
+		name = line[:j]
+	}
+	if len(name) == 0 {
+		tokens, _ := tr.tokenize(line)
+		if len(tokens) == 0 {
+			return true
+		}
+		name = tokens[0]
+	}
+	lengthToken := 4
+	switch string(name) {
+	case "set", "add", "replace", "append", "prepend", "cas":
+	case "ms":
+		lengthToken = 2
+	default:
+		return true
+	}
+	tokens, _ := tr.tokenize(line)
+	if len(tokens) <= lengthToken {
+		return true // refused before any data is read
+	}
+	n, ok := parseInt32(tokens[lengthToken])
+	if !ok || n < 0 {
+		return true // refused before any data is read
+	}
+	return int64(len(buf)) >= int64(i)+1+n+2
+}
+
 // readLine returns the next line without its "\n" or "\r\n". A line that
 // fills the 16 KiB read buffer without a newline closes the connection unless
 // it is a get or gets, which may grow to maxGetLine. (memcached closes once

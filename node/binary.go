@@ -58,6 +58,7 @@ type binaryConn struct {
 // error or Noop's, or when enough has gathered (afterRequest).
 func (c *conn) serveBinary() {
 	b := &binaryConn{conn: c}
+	c.serveReady = b.serveReady
 	for c.waitForRequest() {
 		if c.br.Buffered() < protocol.BinaryHeaderLen {
 			// memcached writes what it owes before it waits for the
@@ -69,10 +70,7 @@ func (c *conn) serveBinary() {
 		if !b.serveRequest() {
 			return
 		}
-		b.req.ReleaseBuffer(keepBuffer)
-		if cap(c.scratch) > keepBuffer {
-			c.scratch = nil
-		}
+		b.tidy()
 		if b.flushNow {
 			b.flushNow = false
 			if c.flush() != nil {
@@ -83,6 +81,61 @@ func (c *conn) serveBinary() {
 			return
 		}
 	}
+}
+
+// tidy drops the buffers one large request grew.
+func (b *binaryConn) tidy() {
+	b.req.ReleaseBuffer(keepBuffer)
+	if cap(b.scratch) > keepBuffer {
+		b.scratch = nil
+	}
+}
+
+// serveReady serves, on the event loop, the requests a read completes, and
+// reports whether the connection may stay on the loop. A request the loop
+// must not serve (see onLoop), or not yet wholly arrived, is left unread for
+// the goroutine.
+func (b *binaryConn) serveReady() bool {
+	c := b.conn
+	if !c.readNow() {
+		return false
+	}
+	c.lastCmd.Store(c.srv.store.Now())
+	for protocol.BinaryNextBuffered(c.br) && b.onLoop() {
+		if !b.serveRequest() {
+			c.closeAfter = true // with c.out dropped: close at once
+			return false
+		}
+		b.tidy()
+		if b.flushNow {
+			b.flushNow = false
+			if !c.flushNow() {
+				return false
+			}
+		}
+		if c.closeAfter || len(c.out) >= flushThreshold && !c.flushNow() {
+			return false
+		}
+	}
+	return c.flushNow() && c.br.Buffered() == 0
+}
+
+// onLoop reports whether the event loop may serve the buffered request: a
+// command answered at once from the store, on a connection that needs no
+// authentication or has it. Stats, SASL, quit and flush are the
+// goroutine's.
+func (b *binaryConn) onLoop() bool {
+	if b.srv.cfg.SASL && !b.authed {
+		return false
+	}
+	head, _ := b.br.Peek(2)
+	switch protocol.BinaryOpcode(head[1]).Loud() {
+	case protocol.OpGet, protocol.OpGetK, protocol.OpGAT, protocol.OpGATK, protocol.OpTouch,
+		protocol.OpSet, protocol.OpAdd, protocol.OpReplace, protocol.OpAppend, protocol.OpPrepend,
+		protocol.OpDelete, protocol.OpIncrement, protocol.OpDecrement, protocol.OpNoop, protocol.OpVersion:
+		return true
+	}
+	return false
 }
 
 // serveRequest reads and answers one request. It returns false when the

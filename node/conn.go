@@ -37,9 +37,12 @@ type conn struct {
 	// socketOf). Only this connection's goroutine may close nc; others
 	// call abort.
 	sock io.ReadWriter
-	id   uint64
-	br   *bufio.Reader
-	out  []byte // replies not yet written
+	// socket is sock if the connection reads and writes its descriptor
+	// directly, else nil.
+	socket *socket
+	id     uint64
+	br     *bufio.Reader
+	out    []byte // replies not yet written
 
 	// scratch receives values read from the store before they are framed.
 	scratch []byte
@@ -50,12 +53,28 @@ type conn struct {
 	deadlineSet bool         // a read deadline is pending
 
 	text *protocol.TextReader
+
+	// loop serves the connection between its requests (see eventLoop),
+	// or is nil; serveReady is what the loop calls when the socket is
+	// readable, set once the protocol is known; released wakes hold.
+	loop       *eventLoop
+	serveReady func() bool
+	released   chan struct{}
+	// pending is set when the loop decoded a text request it left to the
+	// goroutine: pendingReq and pendingErr, as Next returned them.
+	pending    bool
+	pendingReq *protocol.Request
+	pendingErr error
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, nc: nc, raw: nc, sock: socketOf(nc), id: s.nextConnID.Add(1)}
+	c := &conn{srv: s, nc: nc, raw: nc, id: s.nextConnID.Add(1)}
+	c.sock, c.socket = socketOf(nc)
 	if tc, ok := nc.(*tls.Conn); ok {
 		c.raw = tc.NetConn()
+	}
+	if c.loop = s.eventLoopFor(c); c.loop != nil {
+		c.released = make(chan struct{}, 1)
 	}
 	c.br = bufio.NewReaderSize(countingReader{c.sock, &s.counters.bytesRead}, readBufferSize)
 	c.lastCmd.Store(time.Now().Unix())
@@ -120,8 +139,30 @@ func (c *conn) serve() {
 // false when the connection should close instead: shutdown, idle timeout,
 // the client gone. Replies gathered so far are flushed first.
 func (c *conn) waitForRequest() bool {
-	if c.br.Buffered() > 0 {
+	if c.br.Buffered() > 0 || c.pending {
 		return true
+	}
+	if c.loop != nil && c.serveReady != nil {
+		if c.flush() != nil || c.srv.shuttingDown.Load() {
+			return false
+		}
+		c.idle.Store(true)
+		held := c.loop.hold(c)
+		c.idle.Store(false)
+		if held {
+			if c.closeAfter {
+				_ = c.flush()
+				return false
+			}
+			if c.flush() != nil {
+				return false
+			}
+			if c.br.Buffered() > 0 || c.pending {
+				return true
+			}
+			// Given back with nothing to serve: the end of the
+			// stream, an error or shutdown, which what follows finds.
+		}
 	}
 	if len(c.out) > 0 {
 		if c.srv.currConns.Load() > 1 {
@@ -223,29 +264,91 @@ func (c *conn) serveText() {
 	if c.srv.auth.ascii != nil && !c.asciiAuth() {
 		return
 	}
+	c.serveReady = c.serveTextReady
 	for c.waitForRequest() {
-		req, err := c.text.Next()
-		if err != nil {
-			var te *protocol.TextError
-			if !errors.As(err, &te) {
-				_ = c.flush()
-				return
-			}
-			c.textError(req, te)
-		} else {
-			if c.srv.verbosity.Load() >= 2 {
-				c.srv.log.Debug("text command", "conn", c.id, "cmd", req.Command.String(), "keys", len(req.Keys), "key", string(req.Key()))
-			}
-			c.handleText(req)
-		}
-		c.text.ReleaseLarge(keepBuffer)
-		if cap(c.scratch) > keepBuffer {
-			c.scratch = nil
-		}
-		if !c.afterRequest() {
+		req, err := c.nextText()
+		if !c.answerText(req, err) || !c.afterRequest() {
 			return
 		}
 	}
+}
+
+// nextText returns the request the event loop left to the goroutine, if
+// any, else the next request read.
+func (c *conn) nextText() (*protocol.Request, error) {
+	if !c.pending {
+		return c.text.Next()
+	}
+	req, err := c.pendingReq, c.pendingErr
+	c.pending, c.pendingReq, c.pendingErr = false, nil, nil
+	return req, err
+}
+
+// answerText answers what the text decoder returned, and reports whether
+// the connection goes on: false after an I/O error or ErrClose.
+func (c *conn) answerText(req *protocol.Request, err error) bool {
+	if err != nil {
+		var te *protocol.TextError
+		if !errors.As(err, &te) {
+			_ = c.flush()
+			return false
+		}
+		c.textError(req, te)
+	} else {
+		if c.srv.verbosity.Load() >= 2 {
+			c.srv.log.Debug("text command", "conn", c.id, "cmd", req.Command.String(), "keys", len(req.Keys), "key", string(req.Key()))
+		}
+		c.handleText(req)
+	}
+	c.text.ReleaseLarge(keepBuffer)
+	if cap(c.scratch) > keepBuffer {
+		c.scratch = nil
+	}
+	return true
+}
+
+// serveTextReady serves, on the event loop, the requests a read completes,
+// and reports whether the connection may stay on the loop. A request the
+// loop must not answer (see textOnLoop) is left pending for the goroutine,
+// and so is a request not yet wholly arrived.
+func (c *conn) serveTextReady() bool {
+	if !c.readNow() {
+		return false
+	}
+	c.lastCmd.Store(c.srv.store.Now())
+	for c.text.NextBuffered() {
+		req, err := c.text.Next()
+		if !textOnLoop(req, err) {
+			c.pending, c.pendingReq, c.pendingErr = true, req, err
+			return false
+		}
+		c.answerText(req, err)
+		if c.closeAfter || len(c.out) >= flushThreshold && !c.flushNow() {
+			return false
+		}
+	}
+	return c.flushNow() && c.br.Buffered() == 0
+}
+
+// textOnLoop reports whether the event loop may answer what the text
+// decoder returned: a refusal, or a command answered at once from the
+// store. Commands that may take long (stats, config, refresh_certs), end
+// the connection (quit) or the server (shutdown), and the errors that close
+// the connection are the goroutine's.
+func textOnLoop(req *protocol.Request, err error) bool {
+	if err != nil {
+		var te *protocol.TextError
+		return errors.As(err, &te)
+	}
+	switch req.Command {
+	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats,
+		protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdAppend, protocol.CmdPrepend, protocol.CmdCas,
+		protocol.CmdDelete, protocol.CmdIncr, protocol.CmdDecr, protocol.CmdTouch,
+		protocol.CmdFlushAll, protocol.CmdVersion, protocol.CmdVerbosity,
+		protocol.CmdMetaNoop, protocol.CmdMetaGet, protocol.CmdMetaSet, protocol.CmdMetaDelete, protocol.CmdMetaArith, protocol.CmdMetaDebug:
+		return true
+	}
+	return false
 }
 
 // asciiAuth runs memcached's ASCII authentication (-Y) until the connection

@@ -52,6 +52,9 @@ type Server struct {
 	connsWG   sync.WaitGroup
 	done      chan struct{} // closed by closeDone
 	doneOnce  sync.Once
+
+	loops     []*eventLoop // serve connections between requests; see eventLoopFor
+	loopsOnce sync.Once
 }
 
 // New returns a server for cfg. It does not listen until ListenAndServe or
@@ -307,6 +310,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.wakeIfIdle()
 	}
 	s.mu.Unlock()
+	s.stopEventLoops()
 
 	finished := make(chan struct{})
 	go func() {

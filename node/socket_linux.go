@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -29,25 +30,34 @@ const rawCallMax = 2 * flushThreshold
 type socket struct {
 	fd int
 	rc syscall.RawConn
+	// held is set while an event loop serves the connection (see
+	// eventLoop): a read then never waits, and fails with errWouldBlock
+	// when there is nothing to read.
+	held bool
 }
+
+// errWouldBlock is a held socket's read finding nothing to read.
+var errWouldBlock = errors.New("node: socket has nothing to read")
 
 // socketOf returns what a connection reads its requests from and writes
 // its replies to: a socket on nc's descriptor if nc is a socket the kernel
-// reads and writes directly (TCP or Unix, not TLS), else nc itself.
-func socketOf(nc net.Conn) io.ReadWriter {
+// reads and writes directly (TCP or Unix, not TLS), else nc itself. The
+// socket is also returned alone, nil for nc.
+func socketOf(nc net.Conn) (io.ReadWriter, *socket) {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
-		return nc
+		return nc, nil
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return nc
+		return nc, nil
 	}
 	fd := -1
 	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil || fd < 0 {
-		return nc
+		return nc, nil
 	}
-	return &socket{fd: fd, rc: rc}
+	s := &socket{fd: fd, rc: rc}
+	return s, s
 }
 
 // Read reads what the socket holds, at most len(p) bytes, waiting for some
@@ -69,6 +79,9 @@ func (s *socket) Read(p []byte) (int, error) {
 			return int(n), nil
 		case syscall.EINTR: // interrupted before reading: again
 		case syscall.EAGAIN:
+			if s.held {
+				return 0, errWouldBlock
+			}
 			return s.waitRead(p)
 		default:
 			return 0, os.NewSyscallError("read", errno)
@@ -105,9 +118,20 @@ func (s *socket) Write(p []byte) (int, error) {
 	if len(p) > rawCallMax {
 		return s.waitWrite(p, 0)
 	}
+	done, err := s.writeNow(p)
+	if err == errWouldBlock {
+		return s.waitWrite(p, done)
+	}
+	return done, err
+}
+
+// writeNow writes as much of p as the socket takes without waiting, and
+// returns how much that was; the error is errWouldBlock if the socket had no
+// room for the rest.
+func (s *socket) writeNow(p []byte) (int, error) {
 	for done := 0; done < len(p); {
 		rest := p[done:]
-		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(s.fd), uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
+		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(s.fd), uintptr(unsafe.Pointer(&rest[0])), uintptr(min(len(rest), rawCallMax)))
 		switch errno {
 		case 0:
 			if n == 0 {
@@ -116,7 +140,7 @@ func (s *socket) Write(p []byte) (int, error) {
 			done += int(n)
 		case syscall.EINTR: // interrupted before writing: again
 		case syscall.EAGAIN:
-			return s.waitWrite(p, done)
+			return done, errWouldBlock
 		default:
 			return done, os.NewSyscallError("write", errno)
 		}

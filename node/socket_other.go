@@ -8,5 +8,9 @@ import (
 )
 
 // socketOf returns what a connection reads its requests from and writes
-// its replies to: on this system, nc itself.
-func socketOf(nc net.Conn) io.ReadWriter { return nc }
+// its replies to: on this system, nc itself, and no socket.
+func socketOf(nc net.Conn) (io.ReadWriter, *socket) { return nc, nil }
+
+// socket is, on this system, never made: connections read and write
+// through the net package.
+type socket struct{}

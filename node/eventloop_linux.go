@@ -1,0 +1,309 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+const (
+	// loopYield is how long an event loop serves connections before it
+	// lets the other runnable goroutines run: connections served by
+	// their own goroutines, gossip, stats. The scheduler's preemption
+	// would leave them waiting 10 ms.
+	loopYield = 100 * time.Microsecond
+	// loopSpin is how long a loop that finds no event polls again before
+	// it sleeps, when its last sleep was as short: under load the next
+	// requests come within microseconds, and a loop that is awake when
+	// they do spares the kernel a wake-up on both sides, the client's
+	// and the node's. A loop whose sleeps last longer sleeps at once, so
+	// that a lightly loaded node spends nothing on polling.
+	loopSpin = 20 * time.Microsecond
+	// loopPollEvery is how often a spinning loop polls: an empty poll is
+	// a system call, and requests come no faster.
+	loopPollEvery = 2 * time.Microsecond
+	// loopSleepEvery is the longest a loop goes without sleeping while it
+	// finds moments with no event: while it never sleeps the Go scheduler
+	// does not poll the network for the goroutines waiting on it
+	// (listeners, connections a loop does not hold) until 10 ms pass.
+	loopSleepEvery = time.Millisecond
+)
+
+// eventLoop serves connections while they wait for their next request, as
+// memcached's worker threads do: one level-triggered epoll set, and for each
+// connection it reports readable one read, the requests that read completed,
+// and one write of their replies. A connection served by its own goroutine
+// instead costs a goroutine switch per request and, when the request has not
+// come yet, a read that fails and a second one once the poller wakes it;
+// under load those were a tenth of a request's CPU time.
+//
+// The loop serves only what cannot block it: requests wholly buffered, of
+// the commands that answer at once, and replies the socket takes. Anything
+// else (a request still arriving, a large value, stats, a client not reading
+// its replies, the end of the connection) it gives back to the connection's
+// goroutine, parked in hold, which serves it as before and then hands the
+// connection back. Each connection is owned by one of the two at a time:
+// hold registers it, and the loop unregisters it before it wakes hold.
+type eventLoop struct {
+	epfd  int
+	file  *os.File        // epfd, which the Go poller watches: how the loop waits
+	poll  syscall.RawConn // file's
+	start sync.Once
+
+	mu       sync.Mutex
+	held     []*conn // by descriptor: the connections the loop serves
+	stopping atomic.Bool
+
+	log *slog.Logger
+
+	events []syscall.EpollEvent
+	ready  []*conn // the connections of events, looked up under mu
+
+	spin  bool      // the last sleep was short: poll before the next
+	slept time.Time // when the last sleep ended
+}
+
+// newEventLoop returns a loop that runs once a connection is first held.
+func newEventLoop(log *slog.Logger) (*eventLoop, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("event loop: %w", os.NewSyscallError("epoll_create1", err))
+	}
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		syscall.Close(epfd)
+		return nil, fmt.Errorf("event loop: %w", os.NewSyscallError("fcntl", err))
+	}
+	file := os.NewFile(uintptr(epfd), "epoll")
+	poll, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("event loop: %w", err)
+	}
+	return &eventLoop{
+		log:    log,
+		epfd:   epfd,
+		file:   file,
+		poll:   poll,
+		events: make([]syscall.EpollEvent, 128),
+		ready:  make([]*conn, 128),
+	}, nil
+}
+
+// hold hands c, whose read buffer is empty and replies written, to the loop,
+// and blocks until the loop gives it back. It reports false, at once, if the
+// loop is stopping or cannot take c.
+func (l *eventLoop) hold(c *conn) bool {
+	l.start.Do(func() { go l.run() })
+	fd := c.socket.fd
+	c.socket.held = true
+	l.mu.Lock()
+	if l.stopping.Load() {
+		l.mu.Unlock()
+		c.socket.held = false
+		return false
+	}
+	for fd >= len(l.held) {
+		l.held = append(l.held, make([]*conn, len(l.held)+64)...)
+	}
+	l.held[fd] = c
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(fd)}
+	err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev)
+	if err != nil {
+		l.held[fd] = nil
+	}
+	l.mu.Unlock()
+	if err == nil {
+		<-c.released
+	}
+	c.socket.held = false
+	return err == nil
+}
+
+// release gives c back to its goroutine.
+func (l *eventLoop) release(c *conn) {
+	fd := c.socket.fd
+	_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
+	l.mu.Lock()
+	l.held[fd] = nil
+	l.mu.Unlock()
+	c.released <- struct{}{}
+}
+
+// stop gives every connection back to its goroutine and ends the loop;
+// hold refuses connections from then on.
+func (l *eventLoop) stop() {
+	l.mu.Lock()
+	l.stopping.Store(true)
+	l.mu.Unlock()
+	ran := true
+	l.start.Do(func() { ran = false })
+	if !ran {
+		l.file.Close() // nothing was ever held
+		return
+	}
+	_ = l.file.SetReadDeadline(time.Now()) // wakes run if it waits
+}
+
+// run serves the held connections until stop.
+func (l *eventLoop) run() {
+	defer l.file.Close()
+	yielded := time.Now()
+	for !l.stopping.Load() {
+		n := l.wait()
+		l.mu.Lock()
+		for i, ev := range l.events[:n] {
+			l.ready[i] = nil
+			if int(ev.Fd) < len(l.held) {
+				l.ready[i] = l.held[ev.Fd]
+			}
+		}
+		l.mu.Unlock()
+		for i, c := range l.ready[:n] {
+			l.ready[i] = nil
+			if c != nil && !c.serveReady() {
+				l.release(c)
+			}
+		}
+		if now := time.Now(); now.Sub(yielded) >= loopYield {
+			runtime.Gosched()
+			yielded = now
+		}
+	}
+	l.mu.Lock()
+	held := l.held
+	l.held = nil
+	l.mu.Unlock()
+	for _, c := range held {
+		if c != nil {
+			_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, c.socket.fd, nil)
+			c.released <- struct{}{}
+		}
+	}
+}
+
+// wait returns the number of events in l.events, waiting while there are
+// none: polling for up to loopSpin if the last wait was as short, then
+// sleeping until the Go poller finds the epoll set readable. It returns 0
+// once the loop is stopping.
+func (l *eventLoop) wait() int {
+	if n := l.epollWait(); n > 0 {
+		return n
+	}
+	start := time.Now()
+	if l.spin && start.Sub(l.slept) < loopSleepEvery {
+		for now := start; now.Sub(start) < loopSpin; {
+			runtime.Gosched()
+			for poll := now.Add(loopPollEvery); now.Before(poll); now = time.Now() {
+			}
+			if n := l.epollWait(); n > 0 {
+				return n
+			}
+		}
+	}
+	var n int
+	err := l.poll.Read(func(uintptr) bool {
+		n = l.epollWait()
+		return n > 0
+	})
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		l.fail(fmt.Errorf("waiting for events: %w", err))
+	}
+	l.slept = time.Now()
+	l.spin = l.slept.Sub(start) < loopSpin
+	return n
+}
+
+// fail stops the loop after an error it cannot go on from. The connections
+// it held go back to their goroutines, which serve them as if there were no
+// loop.
+func (l *eventLoop) fail(err error) {
+	l.mu.Lock()
+	l.stopping.Store(true)
+	l.mu.Unlock()
+	l.log.Error("event loop stopped; its connections go on without it", "err", err)
+}
+
+// epollWait returns the number of events ready now, without waiting.
+func (l *eventLoop) epollWait() int {
+	for {
+		n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+		switch errno {
+		case 0:
+			return int(n)
+		case syscall.EINTR:
+		default:
+			l.fail(os.NewSyscallError("epoll_pwait", errno))
+			return 0
+		}
+	}
+}
+
+// eventLoopFor returns the event loop that is to serve c between its
+// requests, or nil if c is to wait in its goroutine: a connection that is
+// not a plain socket (TLS), or any under an idle timeout, which its
+// goroutine's read deadline enforces. The server has a loop per processor,
+// started with its first connection.
+func (s *Server) eventLoopFor(c *conn) *eventLoop {
+	if c.socket == nil || s.cfg.IdleTimeout > 0 {
+		return nil
+	}
+	s.loopsOnce.Do(func() {
+		if s.shuttingDown.Load() {
+			return
+		}
+		for range runtime.GOMAXPROCS(0) {
+			l, err := newEventLoop(s.log)
+			if err != nil {
+				s.log.Warn("connections wait for requests in their goroutines", "err", err)
+				break
+			}
+			s.loops = append(s.loops, l)
+		}
+	})
+	if len(s.loops) == 0 {
+		return nil
+	}
+	return s.loops[c.id%uint64(len(s.loops))]
+}
+
+// stopEventLoops gives the connections the event loops hold back to their
+// goroutines, and stops the loops.
+func (s *Server) stopEventLoops() {
+	s.loopsOnce.Do(func() {})
+	for _, l := range s.loops {
+		l.stop()
+	}
+}
+
+// readNow reads, without waiting, what the socket holds into the read
+// buffer, and reports whether the connection may stay on its loop: false
+// for the end of the stream or an error, which the goroutine's next read
+// finds again.
+func (c *conn) readNow() bool {
+	_, err := c.br.Peek(c.br.Buffered() + 1)
+	return err == nil || err == errWouldBlock
+}
+
+// flushNow writes the gathered replies as far as the socket takes them
+// without waiting, and reports whether it took them all; what it did not
+// take stays in c.out, for the goroutine to write.
+func (c *conn) flushNow() bool {
+	if len(c.out) == 0 {
+		return true
+	}
+	n, err := c.socket.writeNow(c.out)
+	c.srv.counters.bytesWritten.Add(uint64(n))
+	if err != nil {
+		c.out = c.out[:copy(c.out, c.out[n:])]
+		return false
+	}
+	c.out = c.out[:0]
+	return true
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -311,5 +312,50 @@ func TestEventLoopManyConnections(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// Requests allocate nothing, the waits between them included, whether the
+// event loop serves the connection or, under an idle timeout, its own
+// goroutine: a client that waits for each reply makes the node wait for
+// every request.
+func TestWaitingForRequestsAllocatesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"event loop", Config{}},
+		{"goroutine, under an idle timeout", Config{IdleTimeout: time.Minute}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := serveForTest(t, tc.cfg)
+			fd := blockingClient(t, addr)
+			buf := make([]byte, 4096)
+			set := []byte("set k 0 0 5\r\nhello\r\n")
+			get := []byte("get k\r\n")
+			round := func(req []byte) {
+				if _, err := syscall.Write(fd, req); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := syscall.Read(fd, buf); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range 200 {
+				round(set)
+				round(get)
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			const rounds = 2000
+			for range rounds {
+				round(set)
+				round(get)
+			}
+			runtime.ReadMemStats(&after)
+			if n := after.Mallocs - before.Mallocs; n > rounds/100 {
+				t.Errorf("%d allocations for %d requests", n, 2*rounds)
+			}
+		})
 	}
 }

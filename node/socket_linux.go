@@ -34,6 +34,17 @@ type socket struct {
 	// eventLoop): a read then never waits, and fails with errWouldBlock
 	// when there is nothing to read.
 	held bool
+
+	// The state of a wait in the poller, which calls onReadable and
+	// onWritable: readReady and writeReady, as method values made once,
+	// so that a wait allocates nothing.
+	onReadable, onWritable func(uintptr) bool
+	rbuf                   []byte
+	rn                     int
+	rerr                   error
+	wbuf                   []byte
+	wdone                  int
+	werr                   error
 }
 
 // errWouldBlock is a held socket's read finding nothing to read.
@@ -57,6 +68,7 @@ func socketOf(nc net.Conn) (io.ReadWriter, *socket) {
 		return nc, nil
 	}
 	s := &socket{fd: fd, rc: rc}
+	s.onReadable, s.onWritable = s.readReady, s.writeReady
 	return s, s
 }
 
@@ -92,16 +104,10 @@ func (s *socket) Read(p []byte) (int, error) {
 // waitRead reads into p through the poller, parking until the socket is
 // readable or the read deadline passes.
 func (s *socket) waitRead(p []byte) (int, error) {
-	var n int
-	var err error
-	werr := s.rc.Read(func(fd uintptr) bool {
-		for {
-			n, err = syscall.Read(int(fd), p)
-			if err != syscall.EINTR {
-				return err != syscall.EAGAIN
-			}
-		}
-	})
+	s.rbuf = p
+	werr := s.rc.Read(s.onReadable)
+	n, err := s.rn, s.rerr
+	s.rbuf, s.rerr = nil, nil
 	switch {
 	case werr != nil:
 		return 0, werr
@@ -111,6 +117,17 @@ func (s *socket) waitRead(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// readReady is what the poller calls for waitRead: it reads into s.rbuf,
+// and reports false if the socket had nothing to read.
+func (s *socket) readReady(fd uintptr) bool {
+	for {
+		s.rn, s.rerr = syscall.Read(int(fd), s.rbuf)
+		if s.rerr != syscall.EINTR {
+			return s.rerr != syscall.EAGAIN
+		}
+	}
 }
 
 // Write writes all of p, waiting for room in the socket as it must.
@@ -151,26 +168,10 @@ func (s *socket) writeNow(p []byte) (int, error) {
 // waitWrite writes p[done:] through the poller, parking whenever the
 // socket has no room, and returns the bytes of p written in all.
 func (s *socket) waitWrite(p []byte, done int) (int, error) {
-	var err error
-	werr := s.rc.Write(func(fd uintptr) bool {
-		for done < len(p) {
-			var n int
-			n, err = syscall.Write(int(fd), p[done:])
-			switch {
-			case err == syscall.EINTR:
-				continue
-			case err == syscall.EAGAIN:
-				return false
-			case err != nil:
-				return true
-			case n == 0:
-				err = io.ErrShortWrite
-				return true
-			}
-			done += n
-		}
-		return true
-	})
+	s.wbuf, s.wdone = p, done
+	werr := s.rc.Write(s.onWritable)
+	done, err := s.wdone, s.werr
+	s.wbuf, s.werr = nil, nil
 	switch {
 	case werr != nil:
 		return done, werr
@@ -178,4 +179,26 @@ func (s *socket) waitWrite(p []byte, done int) (int, error) {
 		return done, os.NewSyscallError("write", err)
 	}
 	return done, nil
+}
+
+// writeReady is what the poller calls for waitWrite: it writes what is
+// left of s.wbuf, and reports false if the socket had no room for it.
+func (s *socket) writeReady(fd uintptr) bool {
+	for s.wdone < len(s.wbuf) {
+		n, err := syscall.Write(int(fd), s.wbuf[s.wdone:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return false
+		case err != nil:
+			s.werr = err
+			return true
+		case n == 0:
+			s.werr = io.ErrShortWrite
+			return true
+		}
+		s.wdone += n
+	}
+	return true
 }

@@ -109,15 +109,15 @@ func (b *binaryConn) serveReady() bool {
 		b.tidy()
 		if b.flushNow {
 			b.flushNow = false
-			if !c.flushNow() {
+			if !c.tryFlush() {
 				return false
 			}
 		}
-		if c.closeAfter || len(c.out) >= flushThreshold && !c.flushNow() {
+		if !c.afterRequestNow() {
 			return false
 		}
 	}
-	return c.flushNow() && c.br.Buffered() == 0
+	return c.tryFlush() && c.br.Buffered() == 0
 }
 
 // onLoop reports whether the event loop may serve the buffered request: a

@@ -60,9 +60,8 @@ type conn struct {
 	loop       *eventLoop
 	serveReady func() bool
 	released   chan struct{}
-	// pending is set when the loop decoded a text request it left to the
-	// goroutine: pendingReq and pendingErr, as Next returned them.
-	pending    bool
+	// pendingReq and pendingErr are a text request the loop decoded but
+	// left to the goroutine, as Next returned them; both nil if none.
 	pendingReq *protocol.Request
 	pendingErr error
 }
@@ -139,7 +138,7 @@ func (c *conn) serve() {
 // false when the connection should close instead: shutdown, idle timeout,
 // the client gone. Replies gathered so far are flushed first.
 func (c *conn) waitForRequest() bool {
-	if c.br.Buffered() > 0 || c.pending {
+	if c.br.Buffered() > 0 || c.hasPending() {
 		return true
 	}
 	if c.loop != nil && c.serveReady != nil {
@@ -157,7 +156,7 @@ func (c *conn) waitForRequest() bool {
 			if c.flush() != nil {
 				return false
 			}
-			if c.br.Buffered() > 0 || c.pending {
+			if c.br.Buffered() > 0 || c.hasPending() {
 				return true
 			}
 			// Given back with nothing to serve: the end of the
@@ -257,6 +256,13 @@ func (c *conn) afterRequest() bool {
 	return true
 }
 
+// afterRequestNow is afterRequest on the event loop: it writes, if enough
+// replies have gathered, only what the socket takes without waiting, and
+// reports whether the loop may go on serving the connection.
+func (c *conn) afterRequestNow() bool {
+	return !c.closeAfter && (len(c.out) < flushThreshold || c.tryFlush())
+}
+
 // serveText serves the text protocol until the connection ends.
 func (c *conn) serveText() {
 	c.text = protocol.NewTextReader(c.br)
@@ -276,13 +282,17 @@ func (c *conn) serveText() {
 // nextText returns the request the event loop left to the goroutine, if
 // any, else the next request read.
 func (c *conn) nextText() (*protocol.Request, error) {
-	if !c.pending {
+	if !c.hasPending() {
 		return c.text.Next()
 	}
 	req, err := c.pendingReq, c.pendingErr
-	c.pending, c.pendingReq, c.pendingErr = false, nil, nil
+	c.pendingReq, c.pendingErr = nil, nil
 	return req, err
 }
+
+// hasPending reports whether the event loop left a decoded text request to
+// the goroutine.
+func (c *conn) hasPending() bool { return c.pendingReq != nil || c.pendingErr != nil }
 
 // answerText answers what the text decoder returned, and reports whether
 // the connection goes on: false after an I/O error or ErrClose.
@@ -319,15 +329,15 @@ func (c *conn) serveTextReady() bool {
 	for c.text.NextBuffered() {
 		req, err := c.text.Next()
 		if !textOnLoop(req, err) {
-			c.pending, c.pendingReq, c.pendingErr = true, req, err
+			c.pendingReq, c.pendingErr = req, err
 			return false
 		}
 		c.answerText(req, err)
-		if c.closeAfter || len(c.out) >= flushThreshold && !c.flushNow() {
+		if !c.afterRequestNow() {
 			return false
 		}
 	}
-	return c.flushNow() && c.br.Buffered() == 0
+	return c.tryFlush() && c.br.Buffered() == 0
 }
 
 // textOnLoop reports whether the event loop may answer what the text

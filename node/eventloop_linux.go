@@ -319,10 +319,10 @@ func (c *conn) readNow() bool {
 	return err == nil || err == errWouldBlock
 }
 
-// flushNow writes the gathered replies as far as the socket takes them
+// tryFlush writes the gathered replies as far as the socket takes them
 // without waiting, and reports whether it took them all; what it did not
 // take stays in c.out, for the goroutine to write.
-func (c *conn) flushNow() bool {
+func (c *conn) tryFlush() bool {
 	if len(c.out) == 0 {
 		return true
 	}

@@ -10,4 +10,4 @@ func (s *Server) eventLoopFor(*conn) *eventLoop { return nil }
 func (s *Server) stopEventLoops()               {}
 func (l *eventLoop) hold(*conn) bool            { return false }
 func (c *conn) readNow() bool                   { return false }
-func (c *conn) flushNow() bool                  { return false }
+func (c *conn) tryFlush() bool                  { return false }

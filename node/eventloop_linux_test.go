@@ -64,6 +64,31 @@ func blockingClient(t *testing.T, addr string) int {
 	return fd
 }
 
+// blockingRound writes req to the blocking client socket fd and reads one
+// reply into buf, which it returns. A call the Go runtime's signals
+// interrupt before it has done anything is made again.
+func blockingRound(t *testing.T, fd int, req, buf []byte) []byte {
+	t.Helper()
+	for {
+		_, err := syscall.Write(fd, req)
+		if err == nil {
+			break
+		}
+		if err != syscall.EINTR {
+			t.Fatal(err)
+		}
+	}
+	for {
+		n, err := syscall.Read(fd, buf)
+		if err == nil {
+			return buf[:n]
+		}
+		if err != syscall.EINTR {
+			t.Fatal(err)
+		}
+	}
+}
+
 // A node reads each request once, as memcached does: the event loop reads
 // a connection when epoll reports it readable, rather than trying a read
 // that fails before the request has come and a second one after. Between a
@@ -82,16 +107,7 @@ func TestEventLoopReadsEachRequestOnce(t *testing.T) {
 			_, addr := serveForTest(t, Config{})
 			fd := blockingClient(t, addr)
 			buf := make([]byte, 4096)
-			round := func(req []byte) []byte {
-				if _, err := syscall.Write(fd, req); err != nil {
-					t.Fatal(err)
-				}
-				n, err := syscall.Read(fd, buf)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return buf[:n]
-			}
+			round := func(req []byte) []byte { return blockingRound(t, fd, req, buf) }
 			round(tc.set)
 			first := append([]byte(nil), round(tc.get)...)
 			const rounds = 500
@@ -333,14 +349,7 @@ func TestWaitingForRequestsAllocatesNothing(t *testing.T) {
 			buf := make([]byte, 4096)
 			set := []byte("set k 0 0 5\r\nhello\r\n")
 			get := []byte("get k\r\n")
-			round := func(req []byte) {
-				if _, err := syscall.Write(fd, req); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := syscall.Read(fd, buf); err != nil {
-					t.Fatal(err)
-				}
-			}
+			round := func(req []byte) { blockingRound(t, fd, req, buf) }
 			for range 200 {
 				round(set)
 				round(get)

@@ -58,7 +58,7 @@ type binaryConn struct {
 // error or Noop's, or when enough has gathered (afterRequest).
 func (c *conn) serveBinary() {
 	b := &binaryConn{conn: c}
-	c.serveReady = b.serveReady
+	c.answerReady = b.answerReady
 	for c.waitForRequest() {
 		if c.br.Buffered() < protocol.BinaryHeaderLen {
 			// memcached writes what it owes before it waits for the
@@ -91,15 +91,13 @@ func (b *binaryConn) tidy() {
 	}
 }
 
-// serveReady serves, on the event loop, the requests a read completes, and
-// reports whether the connection may stay on the loop. A request the loop
-// must not serve (see onLoop), or not yet wholly arrived, is left unread for
-// the goroutine.
-func (b *binaryConn) serveReady() bool {
+// answerReady answers, on the event loop, the requests the loop's read
+// completed, and reports whether the connection may stay on the loop. A
+// request the loop must not serve (see onLoop), or not yet wholly arrived,
+// is left unread for the goroutine. The replies stay in c.out unless enough
+// gather to write at once (see answerTextReady).
+func (b *binaryConn) answerReady() bool {
 	c := b.conn
-	if !c.readNow() {
-		return false
-	}
 	c.lastCmd.Store(c.srv.store.Now())
 	for protocol.BinaryNextBuffered(c.br) && b.onLoop() {
 		if !b.serveRequest() {
@@ -117,7 +115,7 @@ func (b *binaryConn) serveReady() bool {
 			return false
 		}
 	}
-	return c.tryFlush() && c.br.Buffered() == 0
+	return true
 }
 
 // onLoop reports whether the event loop may serve the buffered request: a

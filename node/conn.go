@@ -55,11 +55,11 @@ type conn struct {
 	text *protocol.TextReader
 
 	// loop serves the connection between its requests (see eventLoop),
-	// or is nil; serveReady is what the loop calls when the socket is
-	// readable, set once the protocol is known; released wakes hold.
-	loop       *eventLoop
-	serveReady func() bool
-	released   chan struct{}
+	// or is nil; answerReady is how the loop answers the requests a read
+	// completed, set once the protocol is known; released wakes hold.
+	loop        *eventLoop
+	answerReady func() bool
+	released    chan struct{}
 	// pendingReq and pendingErr are a text request the loop decoded but
 	// left to the goroutine, as Next returned them; both nil if none.
 	pendingReq *protocol.Request
@@ -141,7 +141,7 @@ func (c *conn) waitForRequest() bool {
 	if c.br.Buffered() > 0 || c.hasPending() {
 		return true
 	}
-	if c.loop != nil && c.serveReady != nil {
+	if c.loop != nil && c.answerReady != nil {
 		if c.flush() != nil || c.srv.shuttingDown.Load() {
 			return false
 		}
@@ -270,7 +270,7 @@ func (c *conn) serveText() {
 	if c.srv.auth.ascii != nil && !c.asciiAuth() {
 		return
 	}
-	c.serveReady = c.serveTextReady
+	c.answerReady = c.answerTextReady
 	for c.waitForRequest() {
 		req, err := c.nextText()
 		if !c.answerText(req, err) || !c.afterRequest() {
@@ -317,14 +317,12 @@ func (c *conn) answerText(req *protocol.Request, err error) bool {
 	return true
 }
 
-// serveTextReady serves, on the event loop, the requests a read completes,
-// and reports whether the connection may stay on the loop. A request the
-// loop must not answer (see textOnLoop) is left pending for the goroutine,
-// and so is a request not yet wholly arrived.
-func (c *conn) serveTextReady() bool {
-	if !c.readNow() {
-		return false
-	}
+// answerTextReady answers, on the event loop, the requests the loop's read
+// completed, and reports whether the connection may stay on the loop. A
+// request the loop must not answer (see textOnLoop) is left pending for the
+// goroutine; a request not yet wholly arrived stays buffered, for flushReady
+// to find. The replies stay in c.out unless enough gather to write at once.
+func (c *conn) answerTextReady() bool {
 	c.lastCmd.Store(c.srv.store.Now())
 	for c.text.NextBuffered() {
 		req, err := c.text.Next()
@@ -337,7 +335,7 @@ func (c *conn) serveTextReady() bool {
 			return false
 		}
 	}
-	return c.tryFlush() && c.br.Buffered() == 0
+	return true
 }
 
 // textOnLoop reports whether the event loop may answer what the text

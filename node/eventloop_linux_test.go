@@ -368,3 +368,98 @@ func TestWaitingForRequestsAllocatesNothing(t *testing.T) {
 		})
 	}
 }
+
+// Requests that arrive together on many connections are served in one of
+// the event loop's batches: every connection read, then every one answered,
+// then every one written. In each batch here some connections are handed
+// back at each pass: one whose stream ends (read), one that asks for stats
+// (answer), one whose request is cut in two (write). Every connection must
+// get its replies whole and in order, and go on being served.
+func TestEventLoopBatchHandsBackAtEachPass(t *testing.T) {
+	_, addr := serveForTest(t, Config{})
+	const conns = 25
+	type client struct {
+		c net.Conn
+		r *bufio.Reader
+	}
+	dial := func() client {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		return client{c, bufio.NewReader(c)}
+	}
+	send := func(cl client, s string) {
+		t.Helper()
+		if _, err := io.WriteString(cl.c, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(cl client, i int, want string) {
+		t.Helper()
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(cl.r, got); err != nil || string(got) != want {
+			t.Fatalf("connection %d: got %q, %v; want %q", i, got, err, want)
+		}
+	}
+	skipStats := func(cl client, i int) {
+		t.Helper()
+		for {
+			line, err := cl.r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("connection %d: stats: %v", i, err)
+			}
+			if line == "END\r\n" {
+				return
+			}
+			if !strings.HasPrefix(line, "STAT ") {
+				t.Fatalf("connection %d: stats: got %q", i, line)
+			}
+		}
+	}
+	clients := make([]client, conns)
+	for i := range clients {
+		clients[i] = dial()
+	}
+	for round := range 20 {
+		value := func(i int) string { return fmt.Sprintf("v%d-%d", round, i) }
+		for i, cl := range clients {
+			k, v := fmt.Sprintf("k%d", i), value(i)
+			switch i % 5 {
+			case 0, 4:
+				send(cl, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\nget %s\r\n", k, len(v), v, k))
+			case 1:
+				send(cl, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\nstats\r\nget %s\r\n", k, len(v), v, k))
+			case 2:
+				send(cl, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\nget k", k, len(v), v))
+			case 3:
+				send(cl, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\nget %s\r\n", k, len(v), v, k))
+				if err := cl.c.(*net.TCPConn).CloseWrite(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for i, cl := range clients {
+			if i%5 == 2 {
+				send(cl, fmt.Sprintf("%d\r\n", i))
+			}
+		}
+		for i, cl := range clients {
+			k, v := fmt.Sprintf("k%d", i), value(i)
+			hit := fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", k, len(v), v)
+			expect(cl, i, "STORED\r\n")
+			if i%5 == 1 {
+				skipStats(cl, i)
+			}
+			expect(cl, i, hit)
+			if i%5 == 3 {
+				if b, err := cl.r.ReadByte(); err != io.EOF {
+					t.Fatalf("connection %d after its end: got %q, %v; want the end of the stream", i, b, err)
+				}
+				clients[i] = dial()
+			}
+		}
+	}
+}

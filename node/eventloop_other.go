@@ -9,5 +9,4 @@ type eventLoop struct{}
 func (s *Server) eventLoopFor(*conn) *eventLoop { return nil }
 func (s *Server) stopEventLoops()               {}
 func (l *eventLoop) hold(*conn) bool            { return false }
-func (c *conn) readNow() bool                   { return false }
 func (c *conn) tryFlush() bool                  { return false }

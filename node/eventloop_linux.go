@@ -198,7 +198,7 @@ func (l *eventLoop) run() {
 // writes every one's replies. Each pass runs one kind of work back to back,
 // the kernel's receive path, the store, the kernel's send path, and finds
 // its code and data still in the caches, where serving the connections one
-// after another alternates the three; under memcaslap the passes cost 6-7%
+// after another alternates the three; under memcaslap the passes cost 5-7%
 // less CPU per request. A connection the loop cannot go on serving (see
 // eventLoop) goes back to its goroutine at the pass that finds it so.
 // serve empties ready.

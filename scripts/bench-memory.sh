@@ -24,6 +24,8 @@
 # one still marking when its window closes counts in no window.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 fill_items=${FILL_ITEMS:-1000000}
 gc_items=${GC_ITEMS:-10000000}
@@ -57,15 +59,6 @@ free_port() {
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
 	done
 	echo "bench-memory: no free port" >&2
-	exit 1
-}
-
-wait_port() {
-	for _ in $(seq 1 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		sleep 0.05
-	done
-	echo "bench-memory: nothing listens on port $1" >&2
 	exit 1
 }
 

@@ -18,6 +18,8 @@
 # MEMCLUSTER (default bin/memcluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 time_per_load=${BENCH_TIME:-5s}
 rounds=${BENCH_ROUNDS:-8}
@@ -33,15 +35,6 @@ done
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
-
-wait_port() {
-	for _ in $(seq 1 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		sleep 0.05
-	done
-	echo "bench: nothing listens on port $1" >&2
-	exit 1
-}
 
 taskset -c 0 memcached -U 0 -l 127.0.0.1 -p "$mc_port" -t 1 -m 1024 -c 4096 -u root &
 mc_pid=$!

@@ -98,7 +98,6 @@ func (b *binaryConn) tidy() {
 // gather to write at once (see answerTextReady).
 func (b *binaryConn) answerReady() bool {
 	c := b.conn
-	c.lastCmd.Store(c.srv.store.Now())
 	for protocol.BinaryNextBuffered(c.br) && b.onLoop() {
 		if !b.serveRequest() {
 			c.closeAfter = true // with c.out dropped: close at once

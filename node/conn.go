@@ -138,7 +138,7 @@ func (c *conn) serve() {
 // false when the connection should close instead: shutdown, idle timeout,
 // the client gone. Replies gathered so far are flushed first.
 func (c *conn) waitForRequest() bool {
-	if c.br.Buffered() > 0 || c.hasPending() {
+	if c.requestWaiting() {
 		return true
 	}
 	if c.loop != nil && c.answerReady != nil {
@@ -156,7 +156,7 @@ func (c *conn) waitForRequest() bool {
 			if c.flush() != nil {
 				return false
 			}
-			if c.br.Buffered() > 0 || c.hasPending() {
+			if c.requestWaiting() {
 				return true
 			}
 			// Given back with nothing to serve: the end of the
@@ -290,6 +290,10 @@ func (c *conn) nextText() (*protocol.Request, error) {
 	return req, err
 }
 
+// requestWaiting reports whether a request is there to serve without
+// waiting: buffered, or left by the event loop.
+func (c *conn) requestWaiting() bool { return c.br.Buffered() > 0 || c.hasPending() }
+
 // hasPending reports whether the event loop left a decoded text request to
 // the goroutine.
 func (c *conn) hasPending() bool { return c.pendingReq != nil || c.pendingErr != nil }
@@ -323,7 +327,6 @@ func (c *conn) answerText(req *protocol.Request, err error) bool {
 // goroutine; a request not yet wholly arrived stays buffered, for flushReady
 // to find. The replies stay in c.out unless enough gather to write at once.
 func (c *conn) answerTextReady() bool {
-	c.lastCmd.Store(c.srv.store.Now())
 	for c.text.NextBuffered() {
 		req, err := c.text.Next()
 		if !textOnLoop(req, err) {

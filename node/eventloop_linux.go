@@ -338,10 +338,14 @@ func (s *Server) stopEventLoops() {
 // readNow reads, without waiting, what the socket holds into the read
 // buffer, and reports whether the connection may stay on its loop: false
 // for the end of the stream or an error, which the goroutine's next read
-// finds again.
+// finds again. A read is a request's arrival, for secs_since_last_cmd.
 func (c *conn) readNow() bool {
 	_, err := c.br.Peek(c.br.Buffered() + 1)
-	return err == nil || err == errWouldBlock
+	if err != nil && err != errWouldBlock {
+		return false
+	}
+	c.lastCmd.Store(c.srv.store.Now())
+	return true
 }
 
 // flushReady writes, after answerReady, the replies gathered, and reports

@@ -44,6 +44,13 @@ const (
 	CmdMetaDelete // md
 	CmdMetaArith  // ma
 	CmdMetaDebug  // me
+	// Administrative commands, each with its words after the name in
+	// Request.Args for the node to judge, as stats has.
+	CmdCacheMemlimit // cache_memlimit <mb> [noreply]
+	CmdSlabs         // slabs automove|reassign …
+	CmdLruCrawler    // lru_crawler crawl|metadump|sleep|tocrawl|enable|disable …
+	CmdLru           // lru mode|temp_ttl|tune …
+	CmdWatch         // watch [stream …]
 )
 
 var commandNames = [...]string{
@@ -54,7 +61,8 @@ var commandNames = [...]string{
 	CmdVersion: "version", CmdVerbosity: "verbosity", CmdQuit: "quit",
 	CmdShutdown: "shutdown", CmdStats: "stats", CmdConfig: "config", CmdRefreshCerts: "refresh_certs",
 	CmdMetaNoop: "mn", CmdMetaGet: "mg", CmdMetaSet: "ms", CmdMetaDelete: "md", CmdMetaArith: "ma",
-	CmdMetaDebug: "me",
+	CmdMetaDebug: "me", CmdCacheMemlimit: "cache_memlimit", CmdSlabs: "slabs",
+	CmdLruCrawler: "lru_crawler", CmdLru: "lru", CmdWatch: "watch",
 }
 
 // String returns the command's name as a client types it.
@@ -136,7 +144,7 @@ type Request struct {
 	// Data is the data block of a storage command, without its "\r\n".
 	Data []byte
 	// Args are the tokens after the command name of commands that take free
-	// arguments (stats, shutdown, config).
+	// arguments (stats, shutdown, config and the administrative commands).
 	Args [][]byte
 	// Meta holds the flags of a meta command (mg, ms, md, ma, me).
 	Meta MetaArgs
@@ -470,6 +478,32 @@ func (tr *TextReader) parse(req *Request, line []byte) error {
 		return nil
 	case "mn":
 		req.Command = CmdMetaNoop
+		return nil
+	case "cache_memlimit":
+		if ntokens != 3 && ntokens != 4 {
+			return ErrUnknownCommand
+		}
+		req.Command = CmdCacheMemlimit
+		req.Noreply = noreply(tokens)
+		req.Args = append(req.Args[:0], tokens[1:]...)
+		return nil
+	case "lru":
+		if ntokens < 3 {
+			return ErrUnknownCommand
+		}
+		req.Command = CmdLru
+		req.Args = append(req.Args[:0], tokens[1:]...)
+		return nil
+	case "slabs", "lru_crawler", "watch":
+		switch name[0] {
+		case 's':
+			req.Command = CmdSlabs
+		case 'l':
+			req.Command = CmdLruCrawler
+		default:
+			req.Command = CmdWatch
+		}
+		req.Args = append(req.Args[:0], tokens[1:]...)
 		return nil
 	case "refresh_certs":
 		// memcached takes any arguments and heeds a final noreply.

@@ -38,6 +38,16 @@ type counters struct {
 	storeTooLarge, storeNoMemory               atomic.Uint64
 	authCmds, authErrors                       atomic.Uint64
 	sslHandshakeErrors, sslNewSessions         atomic.Uint64
+	// connYields counts the times a connection that had been served -R
+	// requests in one event let the others run (memcached's conn_yields);
+	// idleKicks the connections closed for idling past -o idle_timeout.
+	connYields, idleKicks atomic.Uint64
+	// The watch streams' counters, memcached's log_watchers (watchers
+	// connected now), log_watcher_sent (lines sent to watchers) and
+	// log_watcher_skipped (lines a watcher missed because it did not
+	// read them in time). "stats reset" keeps them, as memcached's does.
+	logWatchers                       atomic.Int64
+	logWatcherSent, logWatcherSkipped atomic.Uint64
 
 	detail detailStats // "stats detail"
 }
@@ -66,6 +76,7 @@ func (c *counters) reset() {
 		&c.touchHits, &c.touchMisses, &c.bytesRead, &c.bytesWritten,
 		&c.totalConns, &c.rejectedConns, &c.storeTooLarge, &c.storeNoMemory,
 		&c.authCmds, &c.authErrors, &c.sslHandshakeErrors, &c.sslNewSessions,
+		&c.connYields, &c.idleKicks,
 	} {
 		v.Store(0)
 	}

@@ -76,7 +76,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		c.released = make(chan struct{}, 1)
 	}
 	c.br = bufio.NewReaderSize(countingReader{c.sock, &s.counters.bytesRead}, readBufferSize)
-	c.lastCmd.Store(time.Now().Unix())
+	c.lastCmd.Store(s.store.CoarseNow())
 	return c
 }
 
@@ -195,7 +195,7 @@ func (c *conn) waitForRequest() bool {
 		_ = c.nc.SetReadDeadline(time.Time{})
 		c.deadlineSet = false
 	}
-	c.lastCmd.Store(c.srv.store.Now()) // the store's coarse clock: cheaper than time.Now per request
+	c.lastCmd.Store(c.srv.store.CoarseNow()) // the store's coarse clock: cheaper than time.Now per request
 	return true
 }
 

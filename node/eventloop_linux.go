@@ -344,7 +344,7 @@ func (c *conn) readNow() bool {
 	if err != nil && err != errWouldBlock {
 		return false
 	}
-	c.lastCmd.Store(c.srv.store.Now())
+	c.lastCmd.Store(c.srv.store.CoarseNow())
 	return true
 }
 

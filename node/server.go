@@ -85,6 +85,7 @@ func New(cfg Config) *Server {
 		ItemSizeMax: cfg.ItemSizeMax,
 		NoEvictions: cfg.NoEvictions,
 		NoCAS:       cfg.NoCAS,
+		Epoch:       s.started,
 	})
 	return s
 }

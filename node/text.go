@@ -2,7 +2,6 @@ package node
 
 import (
 	"strconv"
-	"time"
 
 	"github.com/memcluster/memcluster/node/store"
 	"github.com/memcluster/memcluster/protocol"
@@ -37,12 +36,12 @@ func (s *Server) deadline(exptime int64) int64 {
 
 // currentTime is the unix second memcached's current_time stands for:
 // memcached's clock ticks once a second from the moment it started, so the
-// second it reads lags the wall clock's by up to one. Deadlines and the
-// seconds left that meta commands show are reckoned from it, as memcached's
-// are, so that both agree at every moment of a second.
-func (s *Server) currentTime() int64 {
-	return s.started.Unix() + int64(time.Since(s.started)/time.Second)
-}
+// second it reads lags the wall clock's by up to one. It is the store's
+// clock, which counts from the server's start (store.Config.Epoch):
+// deadlines and the seconds left that meta commands show are reckoned from
+// the very clock the store checks items against, so an item given n
+// seconds lives at least n-1, as in memcached, at any phase of the second.
+func (s *Server) currentTime() int64 { return s.store.Now() }
 
 // flushAll invalidates what the store holds, at once or, with a positive
 // exptime, once that time comes. memcached with CAS on flushes a second
@@ -346,7 +345,7 @@ func (s *Server) connStats() []Stat {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []Stat
-	now := time.Now().Unix()
+	now := s.currentTime()
 	for l, n := range s.listeners {
 		id := strconv.FormatUint(n, 10)
 		out = append(out,

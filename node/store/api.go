@@ -4,6 +4,8 @@
 // of protocols or the network.
 package store
 
+import "time"
+
 // Status is the outcome of a store operation.
 type Status uint8
 
@@ -90,9 +92,17 @@ type Config struct {
 	// compares against 0.
 	NoCAS bool
 
-	// Now returns the current unix time in seconds. If nil, defaults to
-	// time.Now().Unix(). Tests set it to move time.
+	// Now returns the current unix time in seconds. If nil, the store
+	// keeps a clock of its own, memcached's current_time: the unix second
+	// of Epoch plus the whole seconds elapsed since Epoch on the monotonic
+	// clock, so that it ticks once a second, every second, at Epoch's
+	// phase, whatever the wall clock does. Tests set Now to move time.
 	Now func() int64
+
+	// Epoch is the instant the store's own clock counts from (see Now).
+	// If zero, defaults to the time New is called. A server passes the
+	// instant it started, so that its uptime and the store's clock agree.
+	Epoch time.Time
 }
 
 // Stats are the store's counters and gauges, under memcached's meanings.

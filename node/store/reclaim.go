@@ -27,8 +27,8 @@ func (s *Store) reclaimLoop() {
 		select {
 		case <-s.stop:
 			return
-		case now := <-t.C:
-			s.clock.Store(now.Unix())
+		case <-t.C:
+			s.clock.Store(s.clockNow())
 			s.reclaimTick(reclaimBudget)
 		}
 	}

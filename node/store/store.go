@@ -44,9 +44,12 @@ const maxRounds = 8
 // to the caller's dst and never alias the Store's memory.
 //
 // Time is read from Config.Now at each operation. Without one, the Store
-// reads the system clock every 100ms (a tick of its reclaimer) rather than
-// on every operation, as memcached keeps its current_time: deadlines take
-// effect up to 100ms late.
+// keeps memcached's current_time (see Config.Now): deadlines are reckoned
+// by the caller from Now, the exact second, and checked against the same
+// clock as the reclaimer last read it (at most 100ms ago, never ahead of
+// Now), so an item given a deadline of Now()+n lives at least n-1 seconds
+// and at most about n, as in memcached, whatever the phase of the second
+// it was stored at.
 //
 // Items live as records in pages of bytes, found through an open-addressing
 // table of integers per shard: no Go pointer per item, so the garbage
@@ -64,8 +67,10 @@ type Store struct {
 	maxInline int // the longest record kept in a page; longer ones are external
 	noEvict   bool
 	noCAS     bool
-	now       func() int64
-	clock     atomic.Int64  // the unix second, kept by the reclaimer when Config.Now is nil
+	now       func() int64  // the clock items are checked against: coarse, never ahead of exactNow
+	exactNow  func() int64  // the clock deadlines are reckoned from (Now)
+	epoch     time.Time     // the instant the store's own clock counts from
+	clock     atomic.Int64  // the clock's second as the reclaimer last read it, when Config.Now is nil
 	used      atomic.Int64  // bytes held against maxBytes: pages, tables, external values, reservations
 	seq       atomic.Uint64 // the last sequence number (CAS unique) handed out
 	flush     atomic.Pointer[flushState]
@@ -135,13 +140,19 @@ func newStore(cfg Config, n, pageSize int, background bool) *Store {
 	for 1<<s.shardBits < n {
 		s.shardBits++
 	}
+	s.exactNow = s.now
 	if s.now == nil {
+		s.epoch = cfg.Epoch
+		if s.epoch.IsZero() {
+			s.epoch = time.Now()
+		}
+		s.exactNow = s.clockNow
 		// Reading the clock costs more than a Get; like memcached's
 		// current_time, read it every tick instead.
-		s.clock.Store(time.Now().Unix())
+		s.clock.Store(s.clockNow())
 		s.now = s.clock.Load
 		if !background {
-			s.now = func() int64 { return time.Now().Unix() }
+			s.now = s.clockNow
 		}
 	}
 	s.classes = slabClasses(s.chunkMax)
@@ -165,10 +176,21 @@ func (s *Store) Close() {
 	<-s.done
 }
 
-// Now returns the store's clock, the unix second deadlines are measured
-// against: Config.Now's, or the system clock's as the reclaimer last read
-// it (at most 100ms ago).
-func (s *Store) Now() int64 { return s.now() }
+// Now returns the store's clock, the unix second from which callers reckon
+// the deadlines they pass in: Config.Now's, or memcached's current_time
+// (see Config.Now), read now.
+func (s *Store) Now() int64 { return s.exactNow() }
+
+// CoarseNow is Now as the store's reclaimer last read it: at most 100ms
+// behind, and cheaper than Now. Items are checked against it; it suits
+// timestamps that may be a moment late.
+func (s *Store) CoarseNow() int64 { return s.now() }
+
+// clockNow is the store's own clock: Epoch's unix second plus the whole
+// seconds elapsed since, on the monotonic clock.
+func (s *Store) clockNow() int64 {
+	return s.epoch.Unix() + int64(time.Since(s.epoch)/time.Second)
+}
 
 // shardOf returns the shard of the key whose hash is h: by its top bits, as
 // the index uses the low ones.

@@ -681,6 +681,36 @@ func TestExpiry(t *testing.T) {
 	checkInvariants(t, s)
 }
 
+// TestOwnClock checks the store's own clock, memcached's current_time: it
+// counts whole seconds from Epoch, so its second turns at Epoch's phase and
+// not the wall clock's, and the coarse clock items are checked against is
+// never ahead of Now, from which deadlines are reckoned.
+func TestOwnClock(t *testing.T) {
+	// An epoch 2.6 s ago, at 0.9 of its wall second: the clock reads the
+	// epoch's second plus 2, though the wall clock's second is 3 or 4 on.
+	epoch := time.Now().Add(-2600 * time.Millisecond)
+	epoch = epoch.Truncate(time.Second).Add(900 * time.Millisecond)
+	s := New(Config{Epoch: epoch})
+	defer s.Close()
+	want := epoch.Unix() + int64(time.Since(epoch)/time.Second)
+	if got := s.Now(); got != want && got != want+1 {
+		t.Errorf("Now() = epoch%+d, want epoch%+d", got-epoch.Unix(), want-epoch.Unix())
+	}
+	// An item whose deadline is a second from Now lives until the
+	// clock's next tick, whichever phase of the second it was stored at.
+	for range 20 {
+		now := s.Now()
+		if coarse := s.CoarseNow(); coarse > now {
+			t.Fatalf("CoarseNow() = %d ahead of Now() = %d", coarse, now)
+		}
+		s.Set(ModeSet, []byte("k"), []byte("v"), 0, now+1, 0)
+		if _, _, lk := get(s, "k"); lk != Hit && s.Now() == now {
+			t.Fatalf("an item with deadline Now()+1: got %v before the clock moved", lk)
+		}
+		time.Sleep(37 * time.Millisecond)
+	}
+}
+
 func TestFlush(t *testing.T) {
 	t.Run("now", func(t *testing.T) {
 		s, _ := newTestStore(t, Config{}, 4)

@@ -723,13 +723,42 @@ func compareCases() []compareCase {
 			s("get " + strings.Repeat("k", 3000) + "\r\n"),
 			s("version\r\n"),
 		}},
-		// An unterminated line that fills the 16 KiB read buffer is cut
-		// off by both. (memcached cuts off at 2048 buffered bytes without
-		// a newline, so a 3000-byte line is answered or cut off depending
-		// on how its bytes arrive; memcluster answers any line up to 16 KiB
-		// that ends, whatever the segmentation — see protocol.readLine.)
+		// Once more than 2048 bytes of a line have arrived without its
+		// newline, the connection is closed, unless the line is a get or
+		// gets, whose key lists may be long.
 		{name: "long_line_unterminated", steps: []step{
 			gc(strings.Repeat("x", 20000), ""),
+		}},
+		{name: "line_2049_unterminated", steps: []step{
+			gc(strings.Repeat("x", 2049), ""),
+		}},
+		{name: "line_2048_unterminated", steps: []step{
+			g(strings.Repeat("x", 2048), ""),
+			g("\r\nversion\r\n", "ERROR\r\nVERSION 1.6.18\r\n"),
+		}},
+		{name: "set_line_3000_unterminated", steps: []step{
+			gc("set "+strings.Repeat("k", 2990)+" 0 0 1", ""),
+		}},
+		{name: "get_line_3000_unterminated", steps: []step{
+			g("get "+strings.Repeat("k ", 1500), ""),
+			g("\r\n", "END\r\n"),
+			g("gets "+strings.Repeat("k ", 1500), ""),
+			g("\r\n", "END\r\n"),
+		}},
+		{name: "gat_line_3000_unterminated", steps: []step{
+			gc("gat 0 "+strings.Repeat("k ", 1500), ""),
+		}},
+		// Replies owed are written before the node waits for the rest of
+		// a request, so a client waiting for them is not left waiting.
+		{name: "replies_before_partial_request", steps: []step{
+			g("get x\r\nset k 0 0 5\r\nab", "END\r\n"),
+			g("cde\r\n", "STORED\r\n"),
+			g("get x\r\nget y", "END\r\n"),
+			g("\r\n", "END\r\n"),
+			g("get x\r\nset k 0 0 2147483647", "END\r\n"),
+			g("\r\n", "CLIENT_ERROR bad command line format\r\n"),
+			g("get x\r\nset k 0 0 2147483647\r\nab", "END\r\nCLIENT_ERROR bad command line format\r\n"),
+			g("\r\n", "ERROR\r\n"),
 		}},
 		// memcached answers at most 59,999 hits of one item in one
 		// response (each holds a reference to the item, and its 16-bit

@@ -272,6 +272,15 @@ func (c *conn) serveText() {
 	}
 	c.answerReady = c.answerTextReady
 	for c.waitForRequest() {
+		if len(c.out) > 0 && !c.hasPending() && !c.text.NextBuffered() {
+			// The next request has not wholly arrived: write what is
+			// owed before waiting for the rest of it, as memcached does,
+			// so that a client that waits for those replies before it
+			// sends more is not left waiting.
+			if c.flush() != nil {
+				return
+			}
+		}
 		req, err := c.nextText()
 		if !c.answerText(req, err) || !c.afterRequest() {
 			return

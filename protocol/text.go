@@ -254,16 +254,21 @@ func (tr *TextReader) NextBuffered() bool {
 	return int64(len(buf)) >= int64(i)+1+n+2
 }
 
-// readLine returns the next line without its "\n" or "\r\n". A line that
-// fills the 16 KiB read buffer without a newline closes the connection unless
-// it is a get or gets, which may grow to maxGetLine. (memcached closes once
-// more than 2048 bytes are buffered without a newline, so whether it answers
-// a 3000-byte line or hangs up depends on how the bytes arrived; this rule
-// gives the answer memcached gives when they arrive together, every time.)
+// MaxUnterminatedLine is how many bytes of a line may arrive without its
+// newline: once more have, the connection is closed, as memcached closes it,
+// unless the line is a get or gets (see readLine).
+const MaxUnterminatedLine = 2048
+
+// readLine returns the next line without its "\n" or "\r\n". Once more than
+// MaxUnterminatedLine bytes are buffered without a newline, the connection
+// is closed unless the line is a get or gets, which may grow to maxGetLine,
+// as memcached does: so whether a line of 3000 bytes is answered or cut off
+// depends, as in memcached, on whether its newline arrived with the rest.
 func (tr *TextReader) readLine() ([]byte, error) { return tr.readLineLimit(true) }
 
-// readLineLimit is readLine; without longGets, a line that fills the read
-// buffer without a newline closes the connection whatever its command.
+// readLineLimit is readLine; without longGets, a line of more than
+// MaxUnterminatedLine bytes buffered without a newline closes the connection
+// whatever its command.
 func (tr *TextReader) readLineLimit(longGets bool) ([]byte, error) {
 	for {
 		n := tr.br.Buffered()
@@ -272,10 +277,10 @@ func (tr *TextReader) readLineLimit(longGets bool) ([]byte, error) {
 			_, _ = tr.br.Discard(i + 1)
 			return trimCR(buf[:i]), nil
 		}
+		if n > MaxUnterminatedLine && (!longGets || !isLongGet(buf)) {
+			return nil, ErrClose
+		}
 		if n == tr.br.Size() {
-			if !longGets {
-				return nil, ErrClose
-			}
 			return tr.readLongLine()
 		}
 		if _, err := tr.br.Peek(n + 1); err != nil {

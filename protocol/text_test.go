@@ -147,8 +147,27 @@ func TestTextDecode(t *testing.T) {
 		{"http", "GET / HTTP/1.0\r\n", []string{"close"}},
 		{"long non-get line", strings.Repeat("x", 20000) + "\r\n", []string{"close"}},
 		{"long line without newline", strings.Repeat("x", 20000), []string{"close"}},
-		{"3000-byte line answered", strings.Repeat("x", 3000) + "\r\nversion\r\n", []string{"error ERROR", "version"}},
+		// A line whose newline arrives with its first 2049 bytes is
+		// answered; one that has 2049 bytes buffered without it closes
+		// the connection, unless it is a get or gets (see splitWant).
+		{"3000-byte line", strings.Repeat("x", 3000) + "\r\nversion\r\n", []string{"error ERROR", "version"}},
+		{"2048 bytes then a newline", strings.Repeat("x", 2048) + "\nversion\r\n", []string{"error ERROR", "version"}},
+		{"2049 bytes without a newline", strings.Repeat("x", 2049), []string{"close"}},
+		{"2048 bytes without a newline", strings.Repeat("x", 2048), []string{"io unexpected EOF"}},
+		{"3000-byte get", "get " + strings.Repeat("k ", 1500) + "\r\n", []string{"get" + strings.Repeat(" k=k", 1500)}},
+		{"3000-byte gets", "gets " + strings.Repeat("k ", 1500) + "\r\n", []string{"gets" + strings.Repeat(" k=k", 1500)}},
+		{"3000-byte get after 101 spaces", strings.Repeat(" ", 101) + "get " + strings.Repeat("k ", 1500) + "\r\n",
+			[]string{"get" + strings.Repeat(" k=k", 1500)}},
+		{"3000-byte gat", "gat 0 " + strings.Repeat("k ", 1500) + "\r\n", []string{"gat" + strings.Repeat(" k=k", 1500) + " e=0"}},
 		{"truncated data", "set k 0 0 10\r\nabc", []string{"io unexpected EOF"}},
+	}
+	// What the lines longer than MaxUnterminatedLine decode to when their
+	// bytes arrive one at a time: the connection closes once 2049 are
+	// buffered without a newline, unless the line is a get or gets.
+	splitWant := map[string][]string{
+		"3000-byte line":                 {"close"},
+		"3000-byte get after 101 spaces": {"close"},
+		"3000-byte gat":                  {"close"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,10 +175,15 @@ func TestTextDecode(t *testing.T) {
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
-			// The same bytes one at a time decode the same.
+			// The same bytes one at a time decode the same, but for
+			// long lines.
+			want := tt.want
+			if w, ok := splitWant[tt.name]; ok {
+				want = w
+			}
 			got = decodeAll(t, iotest.OneByteReader(strings.NewReader(tt.in)))
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("one byte at a time: got %q, want %q", got, tt.want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("one byte at a time: got %q, want %q", got, want)
 			}
 		})
 	}

@@ -40,9 +40,15 @@ type Server struct {
 	authErr      error     // a bad authentication setting, returned by Listen and Serve
 	authWarnOnce sync.Once
 
-	counters     counters
-	verbosity    atomic.Int32
-	currConns    atomic.Int64
+	counters  counters
+	verbosity atomic.Int32
+	currConns atomic.Int64
+	// peakConns is the most connections and listeners ever open at once:
+	// memcached's connection_structures, the structures it allocated.
+	peakConns atomic.Int64
+	// maxClients is how many client connections are accepted at once:
+	// Config.MaxConns unless the open-file limit holds fewer (connLimit).
+	maxClients   int64
 	shuttingDown atomic.Bool
 	nextConnID   atomic.Uint64
 
@@ -70,6 +76,13 @@ func New(cfg Config) *Server {
 		done:      make(chan struct{}),
 	}
 	s.cluster = newCluster(s)
+	n, fileLimit := connLimit(&cfg)
+	s.maxClients = int64(n)
+	if n < cfg.MaxConns {
+		s.log.Warn("the open-file limit holds fewer connections than the connection limit (-c); "+
+			"clients past them get \"ERROR Too many open connections\"",
+			"file_limit", fileLimit, "conn_limit", cfg.MaxConns, "connections", n)
+	}
 	if cfg.TLS != nil {
 		s.tls = newTLSState(*cfg.TLS)
 	}
@@ -232,7 +245,7 @@ func (s *Server) Serve(l net.Listener) error {
 			return fmt.Errorf("accept on %s: %w", l.Addr(), err)
 		}
 		delay = 0
-		if s.currConns.Load() >= int64(s.cfg.MaxConns) {
+		if s.currConns.Load() >= s.maxClients {
 			s.counters.rejectedConns.Add(1)
 			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
 			_, _ = nc.Write([]byte("ERROR Too many open connections\r\n"))
@@ -258,6 +271,8 @@ func (s *Server) trackListener(l net.Listener) bool {
 		return false
 	}
 	s.listeners[l] = s.nextConnID.Add(1)
+	s.counters.totalConns.Add(1) // memcached counts its listening connections too
+	s.notePeakLocked()
 	return true
 }
 
@@ -273,6 +288,21 @@ func (s *Server) listenerCount() int {
 	return len(s.listeners)
 }
 
+// notePeakLocked records the connections and listeners open now in
+// peakConns if there were never more. s.mu must be held.
+func (s *Server) notePeakLocked() {
+	if n := s.currConns.Load() + int64(len(s.listeners)); n > s.peakConns.Load() {
+		s.peakConns.Store(n)
+	}
+}
+
+// currConnections is memcached's curr_connections: the open connections,
+// counting the listeners as memcached counts its listening connections,
+// less one, as memcached prints it.
+func (s *Server) currConnections() int64 {
+	return s.currConns.Load() + int64(s.listenerCount()) - 1
+}
+
 func (s *Server) trackConn(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -283,6 +313,7 @@ func (s *Server) trackConn(c *conn) bool {
 	s.connsWG.Add(1)
 	s.currConns.Add(1)
 	s.counters.totalConns.Add(1)
+	s.notePeakLocked()
 	return true
 }
 

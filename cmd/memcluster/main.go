@@ -10,7 +10,9 @@
 //
 // Exit status: 0 after a signal, -h, -V or -i; 64 (EX_USAGE) for a bad
 // command line, which includes TLS files that cannot be loaded at start,
-// as in memcached; 1 when the node cannot start or stops on an error.
+// as in memcached; 71 (EX_OSERR) when the hard limit on open files is
+// below -c and cannot be raised, as in memcached; 1 when the node cannot
+// start or stops on an error.
 package main
 
 import (
@@ -42,6 +44,7 @@ const shutdownTimeout = 5 * time.Second
 const (
 	exitFailure = 1  // the node could not start, or stopped on an error
 	exitUsage   = 64 // a bad command line (sysexits' EX_USAGE)
+	exitOSErr   = 71 // the open-file limit is below -c and cannot be raised (EX_OSERR), as in memcached
 )
 
 func main() {
@@ -98,6 +101,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	slog.SetDefault(log)
 	cfg.Logger = log
 	runtime.GOMAXPROCS(cfg.Threads)
+	if err := raiseFileLimit(uint64(cfg.MaxConns+node.FileReserve(cfg.Threads)), uint64(cfg.MaxConns)); err != nil {
+		fmt.Fprintf(stderr, "%v\n", err)
+		return exitOSErr
+	}
 
 	if opts.pidFile != "" {
 		if err := writePIDFile(opts.pidFile, log); err != nil {

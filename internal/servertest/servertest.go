@@ -54,11 +54,14 @@ type Server struct {
 	// the program name.
 	Args []string
 
-	t    testing.TB
-	bin  string
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{} // closed when the process has exited
+	t   testing.TB
+	bin string
+	// fileLimit, if positive, is the limit on open files (soft and hard)
+	// the process starts under.
+	fileLimit int
+	cmd       *exec.Cmd
+	out       *lockedBuffer
+	done      chan struct{} // closed when the process has exited
 	// state and waitErr are set before done is closed.
 	state   *os.ProcessState
 	waitErr error
@@ -143,14 +146,7 @@ func SocketPath(t testing.TB) string {
 // are then not passed).
 func StartMemcached(t testing.TB, args ...string) *Server {
 	t.Helper()
-	if _, err := os.Stat(MemcachedPath); err != nil {
-		t.Fatalf("servertest: memcached is not installed (%v); install it with `apt-get install memcached`", err)
-	}
-	var base []string
-	if os.Geteuid() == 0 {
-		base = append(base, "-u", "root")
-	}
-	return start(t, "memcached", MemcachedPath, base, args)
+	return StartWithFileLimit(t, "memcached", 0, args...)
 }
 
 // StartMemcluster runs the memcluster daemon with the same arguments as
@@ -160,24 +156,39 @@ func StartMemcached(t testing.TB, args ...string) *Server {
 // per test binary with `go build`.
 func StartMemcluster(t testing.TB, args ...string) *Server {
 	t.Helper()
-	bin, err := MemclusterBinary()
-	if err != nil {
-		t.Fatalf("servertest: %v", err)
-	}
-	return start(t, "memcluster", bin, nil, args)
+	return StartWithFileLimit(t, "memcluster", 0, args...)
 }
 
 // Start starts the named server, "memcached" or "memcluster".
 func Start(t testing.TB, name string, args ...string) *Server {
 	t.Helper()
+	return StartWithFileLimit(t, name, 0, args...)
+}
+
+// StartWithFileLimit is Start with the process's limit on open files, soft
+// and hard, set to n first (as `ulimit -n n` does), unless n is 0.
+func StartWithFileLimit(t testing.TB, name string, n int, args ...string) *Server {
+	t.Helper()
+	var bin string
+	var base []string
 	switch name {
 	case "memcached":
-		return StartMemcached(t, args...)
+		if _, err := os.Stat(MemcachedPath); err != nil {
+			t.Fatalf("servertest: memcached is not installed (%v); install it with `apt-get install memcached`", err)
+		}
+		bin = MemcachedPath
+		if os.Geteuid() == 0 {
+			base = append(base, "-u", "root")
+		}
 	case "memcluster":
-		return StartMemcluster(t, args...)
+		var err error
+		if bin, err = MemclusterBinary(); err != nil {
+			t.Fatalf("servertest: %v", err)
+		}
+	default:
+		t.Fatalf("servertest: unknown server %q", name)
 	}
-	t.Fatalf("servertest: unknown server %q", name)
-	return nil
+	return startLimited(t, name, bin, base, args, n)
 }
 
 // unixSocketArg returns the path given with -s or --unix-socket, if any.
@@ -197,12 +208,12 @@ func unixSocketArg(args []string) string {
 
 const maxStartAttempts = 5
 
-func start(t testing.TB, name, bin string, base, args []string) *Server {
+func startLimited(t testing.TB, name, bin string, base, args []string, fileLimit int) *Server {
 	t.Helper()
 	sock := unixSocketArg(args)
 	var lastErr error
 	for attempt := 1; attempt <= maxStartAttempts; attempt++ {
-		s := &Server{Name: name, t: t, bin: bin}
+		s := &Server{Name: name, t: t, bin: bin, fileLimit: fileLimit}
 		full := []string{"-U", "0"}
 		full = append(full, base...)
 		if sock != "" {
@@ -234,6 +245,12 @@ func start(t testing.TB, name, bin string, base, args []string) *Server {
 func (s *Server) launch() (retry bool, err error) {
 	s.out = &lockedBuffer{}
 	s.cmd = exec.Command(s.bin, s.Args...)
+	if s.fileLimit > 0 {
+		// The shell sets the limit and becomes the server (exec), which
+		// keeps its process ID.
+		script := "ulimit -n " + strconv.Itoa(s.fileLimit) + ` && exec "$0" "$@"`
+		s.cmd = exec.Command("/bin/sh", append([]string{"-c", script, s.bin}, s.Args...)...)
+	}
 	s.cmd.Stdout = s.out
 	s.cmd.Stderr = s.out
 	s.cmd.SysProcAttr = sysProcAttr()

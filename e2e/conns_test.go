@@ -1,0 +1,130 @@
+package e2e
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/memcluster/memcluster/internal/servertest"
+)
+
+// connStats reads the connection statistics of "stats" on c.
+func connStats(t *testing.T, c *servertest.Conn) map[string]int64 {
+	t.Helper()
+	c.SendString("stats\r\n")
+	b, err := c.ReadUntil("END\r\n", 5*time.Second)
+	if err != nil {
+		t.Fatalf("stats: %q: %v", b, err)
+	}
+	out := map[string]int64{}
+	for _, line := range strings.Split(string(b), "\r\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 || f[0] != "STAT" {
+			continue
+		}
+		switch f[1] {
+		case "curr_connections", "total_connections", "connection_structures", "rejected_connections":
+			n, err := strconv.ParseInt(f[2], 10, 64)
+			if err != nil {
+				t.Fatalf("stats: %s: %v", line, err)
+			}
+			out[f[1]] = n
+		}
+	}
+	return out
+}
+
+// TestConnectionCounts checks curr_connections, total_connections and
+// connection_structures against memcached's as clients come and go:
+// memcached counts its listening connection in all three, and prints
+// curr_connections less one.
+func TestConnectionCounts(t *testing.T) {
+	run := func(t *testing.T, name string) []string {
+		srv := servertest.Start(t, name)
+		var got []string
+		note := func(step string, st map[string]int64) {
+			got = append(got, fmt.Sprintf("%s: curr_connections %d total_connections %d connection_structures %d",
+				step, st["curr_connections"], st["total_connections"], st["connection_structures"]))
+		}
+		c1 := srv.Raw(t)
+		note("one client", connStats(t, c1))
+		c2 := srv.Raw(t)
+		c2.RoundTrip(t, "version\r\n", "VERSION 1.6.18\r\n")
+		note("two clients", connStats(t, c1))
+		c2.Close()
+		deadline := time.Now().Add(5 * time.Second)
+		st := connStats(t, c1)
+		for st["curr_connections"] != 1 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+			st = connStats(t, c1)
+		}
+		note("the second gone", st)
+		c3 := srv.Raw(t)
+		c3.RoundTrip(t, "version\r\n", "VERSION 1.6.18\r\n")
+		note("a third", connStats(t, c1))
+		return got
+	}
+	want := run(t, "memcached")
+	if !enabled("memcluster") {
+		return
+	}
+	got := run(t, "memcluster")
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("memcluster %s\n memcached %s", got[i], want[i])
+		}
+	}
+}
+
+// TestConnectionLimitUnderFileLimit opens connections one at a time to a
+// server started with the default -c 1024 under an open-file limit of 1024,
+// polling stats on another connection after each, and reads from the
+// newest connection as soon as rejected_connections rises: it must get
+// "ERROR Too many open connections", as from memcached, and the
+// connections accepted before must still be served. (A node that let the
+// file limit bind before -c failed accept with EMFILE and left the client
+// waiting for ever.)
+func TestConnectionLimitUnderFileLimit(t *testing.T) {
+	const limit = 1024
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatalf("getrlimit: %v", err)
+	}
+	if rl.Cur < 3*limit {
+		rl.Cur = max(rl.Max, 3*limit)
+		rl.Max = rl.Cur
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+			t.Fatalf("this test opens about %d connections to each server and needs an open-file limit of %d: %v", 2*limit, 3*limit, err)
+		}
+	}
+	for _, name := range backends {
+		t.Run(name, func(t *testing.T) {
+			srv := servertest.StartWithFileLimit(t, name, limit)
+			poll := srv.Raw(t)
+			base := connStats(t, poll)["rejected_connections"]
+			var conns []*servertest.Conn
+			for len(conns) < limit+100 {
+				c := srv.Raw(t)
+				conns = append(conns, c)
+				if connStats(t, poll)["rejected_connections"] == base {
+					continue
+				}
+				line, err := c.ReadLine(5 * time.Second)
+				if line != "ERROR Too many open connections\r\n" {
+					t.Fatalf("connection %d, opened once rejected_connections rose: got %q (%v), want the limit's error", len(conns), line, err)
+				}
+				if _, closed := c.WaitClosed(5 * time.Second); !closed {
+					t.Errorf("connection %d: not closed after the limit's error", len(conns))
+				}
+				t.Logf("%s: connection %d refused", name, len(conns))
+				conns[0].RoundTrip(t, "version\r\n", "VERSION 1.6.18\r\n")
+				poll.RoundTrip(t, "version\r\n", "VERSION 1.6.18\r\n")
+				return
+			}
+			t.Fatalf("%d connections opened, and rejected_connections never rose", len(conns))
+		})
+	}
+}

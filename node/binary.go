@@ -98,7 +98,13 @@ func (b *binaryConn) tidy() {
 // gather to write at once (see answerTextReady).
 func (b *binaryConn) answerReady() bool {
 	c := b.conn
-	for protocol.BinaryNextBuffered(c.br) && b.onLoop() {
+	for n := 0; protocol.BinaryNextBuffered(c.br) && b.onLoop(); n++ {
+		if n == c.srv.cfg.MaxReqsPerEvent {
+			// Served -R requests: let the loop serve the others,
+			// and the goroutine the rest (see flushReady).
+			c.srv.counters.connYields.Add(1)
+			return true
+		}
 		if !b.serveRequest() {
 			c.closeAfter = true // with c.out dropped: close at once
 			return false

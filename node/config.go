@@ -36,11 +36,15 @@ type Config struct {
 	// the daemon and reported by stats. If zero, defaults to 4.
 	Threads int
 
-	// MaxReqsPerEvent (-R) bounds how many pipelined requests one connection
-	// serves before its replies are flushed. If zero, defaults to 20.
+	// MaxReqsPerEvent (-R) bounds how many pipelined requests one
+	// connection is served in a row: after that many it writes its replies
+	// and lets the other connections run before it is served again, as in
+	// memcached ("stats" counts conn_yields). If zero, defaults to 20.
 	MaxReqsPerEvent int
 
-	// Backlog is the listen backlog (-b). If zero, defaults to 1024.
+	// Backlog is the listen backlog of the TCP and unix listeners (-b):
+	// how many connections the kernel queues before they are accepted (it
+	// caps it at net.core.somaxconn). If zero, defaults to 1024.
 	Backlog int
 
 	// Verbosity is the -v count: 1 logs errors, 2 logs every command.

@@ -51,6 +51,9 @@ type conn struct {
 	lastCmd     atomic.Int64 // unix second of the last request
 	closeAfter  bool         // close once the replies are written
 	deadlineSet bool         // a read deadline is pending
+	// servedInEvent counts the requests served since the connection last
+	// waited for one, up to -R (Config.MaxReqsPerEvent).
+	servedInEvent int
 
 	text *protocol.TextReader
 
@@ -139,8 +142,14 @@ func (c *conn) serve() {
 // the client gone. Replies gathered so far are flushed first.
 func (c *conn) waitForRequest() bool {
 	if c.requestWaiting() {
+		// Another request arrived with the one just served: one event,
+		// as memcached counts, until -R of them have been served.
+		if c.servedInEvent++; c.servedInEvent >= c.srv.cfg.MaxReqsPerEvent {
+			return c.yield()
+		}
 		return true
 	}
+	c.servedInEvent = 0
 	if c.loop != nil && c.answerReady != nil {
 		if c.flush() != nil || c.srv.shuttingDown.Load() {
 			return false
@@ -189,6 +198,13 @@ func (c *conn) waitForRequest() bool {
 		c.deadlineSet = true
 	}
 	if _, err := c.br.Peek(1); err != nil {
+		var ne net.Error
+		if c.deadlineSet && errors.As(err, &ne) && ne.Timeout() && !c.srv.shuttingDown.Load() {
+			c.srv.counters.idleKicks.Add(1)
+			if c.srv.verbosity.Load() > 0 {
+				c.srv.log.Info("closing an idle connection", "conn", c.id, "remote", c.nc.RemoteAddr().String(), "idle_timeout", c.srv.cfg.IdleTimeout)
+			}
+		}
 		return false
 	}
 	if c.deadlineSet {
@@ -196,6 +212,20 @@ func (c *conn) waitForRequest() bool {
 		c.deadlineSet = false
 	}
 	c.lastCmd.Store(c.srv.store.CoarseNow()) // the store's coarse clock: cheaper than time.Now per request
+	return true
+}
+
+// yield lets the other connections run after this one has been served -R
+// requests in one event, as memcached's connections yield: it writes the
+// replies owed, counts conn_yields, and gives up the processor. It reports
+// false if the write failed.
+func (c *conn) yield() bool {
+	c.servedInEvent = 0
+	if c.flush() != nil {
+		return false
+	}
+	c.srv.counters.connYields.Add(1)
+	runtime.Gosched()
 	return true
 }
 
@@ -336,7 +366,13 @@ func (c *conn) answerText(req *protocol.Request, err error) bool {
 // goroutine; a request not yet wholly arrived stays buffered, for flushReady
 // to find. The replies stay in c.out unless enough gather to write at once.
 func (c *conn) answerTextReady() bool {
-	for c.text.NextBuffered() {
+	for n := 0; c.text.NextBuffered(); n++ {
+		if n == c.srv.cfg.MaxReqsPerEvent {
+			// Served -R requests: let the loop serve the others,
+			// and the goroutine the rest (see flushReady).
+			c.srv.counters.connYields.Add(1)
+			return true
+		}
 		req, err := c.text.Next()
 		if !textOnLoop(req, err) {
 			c.pendingReq, c.pendingErr = req, err

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/memcluster/memcluster/node/store"
+	"golang.org/x/sys/unix"
 )
 
 // Version is the memcached protocol version the node reports to clients
@@ -132,6 +133,9 @@ func (s *Server) Listen() ([]net.Listener, error) {
 		old := syscall.Umask(0o777 &^ int(s.cfg.UnixMask))
 		l, err := net.Listen("unix", s.cfg.UnixSocket)
 		syscall.Umask(old)
+		if err == nil {
+			err = setBacklog(l, s.cfg.Backlog)
+		}
 		if err != nil {
 			return fail(fmt.Errorf("listen on unix socket %s: %w", s.cfg.UnixSocket, err))
 		}
@@ -147,6 +151,11 @@ func (s *Server) Listen() ([]net.Listener, error) {
 	for _, a := range addrs {
 		addr := withPort(a, s.cfg.Port)
 		l, err := net.Listen("tcp", addr)
+		if err == nil {
+			if err = setBacklog(l, s.cfg.Backlog); err != nil {
+				l.Close()
+			}
+		}
 		if err != nil {
 			return fail(fmt.Errorf("listen on %s: %w", addr, err))
 		}
@@ -156,6 +165,28 @@ func (s *Server) Listen() ([]net.Listener, error) {
 		ls = append(ls, l)
 	}
 	return ls, nil
+}
+
+// setBacklog sets the listen backlog of l, a TCP or unix listener, to n:
+// Go listens with the system's largest (net.core.somaxconn), and on Linux
+// listening again on a listening socket sets its backlog anew.
+func setBacklog(l net.Listener, n int) error {
+	sc, ok := l.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("backlog: %w", err)
+	}
+	var lerr error
+	if err := rc.Control(func(fd uintptr) { lerr = unix.Listen(int(fd), n) }); err != nil {
+		return fmt.Errorf("backlog: %w", err)
+	}
+	if lerr != nil {
+		return fmt.Errorf("backlog: %w", os.NewSyscallError("listen", lerr))
+	}
+	return nil
 }
 
 // withPort adds port to host unless host already names one.

@@ -6,9 +6,14 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/memcluster/memcluster/protocol"
 )
 
 // startServer runs a server for cfg on a loopback port, for a test that
@@ -118,7 +123,7 @@ func TestConnectionLimit(t *testing.T) {
 }
 
 func TestIdleTimeoutClosesIdleConnections(t *testing.T) {
-	_, addr := serveForTest(t, Config{IdleTimeout: 200 * time.Millisecond})
+	s, addr := serveForTest(t, Config{IdleTimeout: 200 * time.Millisecond})
 	c, r := dialForTest(t, addr)
 	if got := roundTrip(t, c, r, "version\r\n", 1); !strings.HasPrefix(got, "VERSION") {
 		t.Fatalf("got %q", got)
@@ -129,6 +134,87 @@ func TestIdleTimeoutClosesIdleConnections(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("closed after %v, want about 200ms", d)
+	}
+	waitFor(t, func() bool { return s.counters.idleKicks.Load() == 1 })
+}
+
+// TestConnYields checks -R: a connection served that many pipelined
+// requests in a row lets the others run, counting conn_yields, and its
+// requests are still all answered in order; one whose batches are shorter
+// never yields.
+func TestConnYields(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		perEvt int
+		yields bool
+	}{
+		{"batch longer than -R", 5, true},
+		{"batch shorter than -R", 1000, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, addr := serveForTest(t, Config{MaxReqsPerEvent: tc.perEvt})
+			c, r := dialForTest(t, addr)
+			var req strings.Builder
+			for range 100 {
+				req.WriteString("set k 0 0 1\r\nx\r\nget k\r\n")
+			}
+			got := roundTrip(t, c, r, req.String(), 400)
+			if want := strings.Repeat("STORED\r\nVALUE k 0 1\r\nx\r\nEND\r\n", 100); got != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+			// The binary protocol yields alike.
+			c2, r2 := dialForTest(t, addr)
+			var bin []byte
+			for range 100 {
+				bin = protocol.AppendBinaryRequest(bin, protocol.OpNoop, 0, 0, nil, nil, nil)
+			}
+			if _, err := c2.Write(bin); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(r2, make([]byte, 100*protocol.BinaryHeaderLen)); err != nil {
+				t.Fatalf("reading 100 Noop replies: %v", err)
+			}
+			if n := s.counters.connYields.Load(); (n > 0) != tc.yields {
+				t.Errorf("conn_yields = %d after 200 pipelined requests, 100 binary, with -R %d", n, tc.perEvt)
+			}
+		})
+	}
+}
+
+// TestListenBacklog checks that -b is the listen backlog of the TCP and
+// unix listeners, as ss shows it (the Send-Q of a listening socket).
+func TestListenBacklog(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "mc.sock")
+	for _, cfg := range []Config{
+		{ListenAddrs: []string{"127.0.0.1:0"}, Backlog: 37},
+		{UnixSocket: sock, Backlog: 41},
+	} {
+		s := New(cfg)
+		ls, err := s.Listen()
+		if err != nil {
+			t.Fatalf("Listen: %v", err)
+		}
+		addr := ls[0].Addr().String()
+		args := []string{"-lnH", "-t", "sport", "=", ":" + addr[strings.LastIndexByte(addr, ':')+1:]}
+		if cfg.UnixSocket != "" {
+			args = []string{"-lnH", "-x", "src", sock}
+		}
+		out, err := exec.Command("ss", args...).Output()
+		ls[0].Close()
+		s.Shutdown(context.Background())
+		if err != nil {
+			t.Fatalf("ss %v: %v (ss is in Debian's iproute2)", args, err)
+		}
+		f := strings.Fields(string(out))
+		want := strconv.Itoa(cfg.Backlog)
+		if cfg.UnixSocket != "" {
+			// Netid State Recv-Q Send-Q Local …, with -x.
+			if len(f) < 4 || f[3] != want {
+				t.Errorf("unix listener: ss says %q, want the backlog (Send-Q) %s", out, want)
+			}
+		} else if len(f) < 3 || f[2] != want {
+			t.Errorf("TCP listener %s: ss says %q, want the backlog (Send-Q) %s", addr, out, want)
+		}
 	}
 }
 

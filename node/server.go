@@ -291,6 +291,9 @@ func (s *Server) Serve(l net.Listener) error {
 			nc.Close()
 			return ErrServerClosed
 		}
+		if s.verbosity.Load() > 0 {
+			s.log.Info("connection opened", "conn", c.id, "remote", nc.RemoteAddr().String(), "listener", l.Addr().String())
+		}
 		go c.serve()
 	}
 }
@@ -352,6 +355,9 @@ func (s *Server) untrackConn(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	if s.verbosity.Load() > 0 {
+		s.log.Info("connection closed", "conn", c.id, "remote", c.nc.RemoteAddr().String())
+	}
 	s.currConns.Add(-1)
 	s.connsWG.Done()
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -339,5 +340,34 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 5s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestVerboseLogsConnections checks that -v logs each connection as it
+// opens and closes, and that without -v nothing is logged of them.
+func TestVerboseLogsConnections(t *testing.T) {
+	for _, verbosity := range []int{0, 1} {
+		var logs lockedBuffer
+		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		s, addr := serveForTest(t, Config{Verbosity: verbosity, Logger: log})
+		c, r := dialForTest(t, addr)
+		roundTrip(t, c, r, "version\r\n", 1)
+		local := c.LocalAddr().String()
+		c.Close()
+		want := []string{"connection opened", "connection closed"}
+		if verbosity == 0 {
+			// Closed connections are untracked after they would be logged.
+			waitFor(t, func() bool { return s.currConns.Load() == 0 })
+			if got := logs.String(); strings.Contains(got, "connection") {
+				t.Errorf("without -v the log holds %q", got)
+			}
+			continue
+		}
+		waitFor(t, func() bool { return strings.Contains(logs.String(), want[1]) })
+		for _, w := range want {
+			if got := logs.String(); !strings.Contains(got, w) || !strings.Contains(got, local) {
+				t.Errorf("with -v the log %q lacks %q from %s", got, w, local)
+			}
+		}
 	}
 }

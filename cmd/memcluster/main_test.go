@@ -240,3 +240,17 @@ func TestWritePIDFile(t *testing.T) {
 		t.Errorf("removePIDFile: file still there (%v)", err)
 	}
 }
+
+// TestLicenseText checks that -i prints the LICENSE file the source is
+// released under, which must exist.
+func TestLicenseText(t *testing.T) {
+	want, err := os.ReadFile("../../LICENSE")
+	if err != nil {
+		t.Fatalf("the LICENSE file -i names: %v", err)
+	}
+	var out bytes.Buffer
+	writeLicense(&out)
+	if !strings.HasSuffix(out.String(), "\n\n"+string(want)) {
+		t.Errorf("-i prints:\n%s\nwant it to end with the LICENSE file:\n%s", out.String(), want)
+	}
+}

@@ -36,8 +36,8 @@ memcached's command lines keep working, but have no effect (a warning says so).
 -M, --disable-evictions   return error on memory exhausted instead of evicting
 -c, --conn-limit=<num>    max simultaneous connections (default: %[5]d)
 -k, --lock-memory         ignored
--v, --verbose             verbose: log informational messages
--vv                       very verbose: also log debugging messages
+-v, --verbose             verbose: also log connections as they open and close
+-vv                       very verbose: also log every command
 -vvv                      same as -vv
     --verbose=<num>       set the verbosity to <num>, as that many -v
 -h, --help                print this help and exit
@@ -47,12 +47,14 @@ memcached's command lines keep working, but have no effect (a warning says so).
 -f, --slab-growth-factor=<num> ignored (memcached's slab allocator)
 -n, --slab-min-size=<bytes> ignored (memcached's slab allocator)
 -L, --enable-largepages   ignored
--D <char>                 ignored (per-prefix stats)
+-D <char>                 use <char> as the delimiter between key prefixes and
+                          IDs in per-prefix stats (stats detail), and turn them
+                          on (default delimiter: ':', stats detail off)
 -t, --threads=<num>       number of threads to use, as GOMAXPROCS (default: %[6]d)
--R, --max-reqs-per-event  maximum number of requests a connection is served
-                          before its replies are flushed (default: %[7]d)
+-R, --max-reqs-per-event  maximum number of requests a connection is served in
+                          a row before the others are (default: %[7]d)
 -C, --disable-cas         disable use of CAS
--b, --listen-backlog=<num> set the backlog queue limit (default: %[8]d)
+-b, --listen-backlog=<num> set the listen backlog (default: %[8]d)
 -B, --protocol=<name>     protocol - one of ascii, binary, or auto (default: auto-negotiate)
 -I, --max-item-size=<num> adjusts max item size, in bytes or with a k or m suffix
                           (default: 1m, min: 1k, max: 1024m and half of -m)
@@ -116,7 +118,40 @@ func writeLicense(w io.Writer) {
 	fmt.Fprintf(w, `memcluster %s
 
 memcluster is a memcached-compatible cache written in Go. It contains no code
-from memcached or libevent. Its license is in the LICENSE file of its source
-distribution.
-`, version)
+from memcached or libevent. It is released under the BSD 3-Clause license,
+in the LICENSE file of its source distribution:
+
+%s`, version, licenseText)
 }
+
+// licenseText is the LICENSE file at the root of the source, which -i
+// prints (TestLicenseText keeps the two the same).
+const licenseText = `BSD 3-Clause License
+
+Copyright (c) 2026, The memcluster authors
+
+Redistribution and use in source and binary forms, with or without
+modification, are permitted provided that the following conditions are met:
+
+1. Redistributions of source code must retain the above copyright notice, this
+   list of conditions and the following disclaimer.
+
+2. Redistributions in binary form must reproduce the above copyright notice,
+   this list of conditions and the following disclaimer in the documentation
+   and/or other materials provided with the distribution.
+
+3. Neither the name of the copyright holder nor the names of its
+   contributors may be used to endorse or promote products derived from
+   this software without specific prior written permission.
+
+THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS"
+AND ANY EXPRESS OR IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE
+IMPLIED WARRANTIES OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE
+DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT HOLDER OR CONTRIBUTORS BE LIABLE
+FOR ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL
+DAMAGES (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR
+SERVICES; LOSS OF USE, DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER
+CAUSED AND ON ANY THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY,
+OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE
+OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
+`

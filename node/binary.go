@@ -60,13 +60,8 @@ func (c *conn) serveBinary() {
 	b := &binaryConn{conn: c}
 	c.answerReady = b.answerReady
 	for c.waitForRequest() {
-		if c.br.Buffered() < protocol.BinaryHeaderLen {
-			// memcached writes what it owes before it waits for the
-			// rest of a header.
-			if c.flush() != nil {
-				return
-			}
-		}
+		// What is owed is written before the rest of a request is
+		// waited for (see connReader).
 		if !b.serveRequest() {
 			return
 		}

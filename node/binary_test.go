@@ -862,7 +862,7 @@ func TestBinaryAllocations(t *testing.T) {
 	c := newConn(s, fc)
 	serve := func() {
 		fc.r.Reset(input)
-		c.br.Reset(countingReader{fc, &s.counters.bytesRead})
+		c.br.Reset(connReader{c})
 		c.serveBinary()
 	}
 	serve()
@@ -892,7 +892,7 @@ func BenchmarkBinaryGetKQ(b *testing.B) {
 	b.SetBytes(int64(len(batch)))
 	for b.Loop() {
 		fc.r.Reset(batch)
-		c.br.Reset(countingReader{fc, &s.counters.bytesRead})
+		c.br.Reset(connReader{c})
 		c.serveBinary()
 	}
 }

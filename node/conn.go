@@ -78,20 +78,28 @@ func newConn(s *Server, nc net.Conn) *conn {
 	if c.loop = s.eventLoopFor(c); c.loop != nil {
 		c.released = make(chan struct{}, 1)
 	}
-	c.br = bufio.NewReaderSize(countingReader{c.sock, &s.counters.bytesRead}, readBufferSize)
+	c.br = bufio.NewReaderSize(connReader{c}, readBufferSize)
 	c.lastCmd.Store(s.store.CoarseNow())
 	return c
 }
 
-// countingReader counts the bytes read from the network into a stat.
-type countingReader struct {
-	r io.Reader
-	n *atomic.Uint64
-}
+// connReader is what a connection's read buffer reads from: its socket,
+// counting the bytes read into bytes_read. Before it reads, it writes the
+// replies gathered, as memcached writes what it owes before it waits for
+// more of a request: the read buffer reads only when it lacks a whole
+// request, and a client may wait for those replies before it sends the
+// rest.
+type connReader struct{ c *conn }
 
-func (r countingReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	r.n.Add(uint64(n))
+func (r connReader) Read(p []byte) (int, error) {
+	c := r.c
+	if len(c.out) > 0 {
+		if err := c.flush(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := c.sock.Read(p)
+	c.srv.counters.bytesRead.Add(uint64(n))
 	return n, err
 }
 
@@ -302,15 +310,6 @@ func (c *conn) serveText() {
 	}
 	c.answerReady = c.answerTextReady
 	for c.waitForRequest() {
-		if len(c.out) > 0 && !c.hasPending() && !c.text.NextBuffered() {
-			// The next request has not wholly arrived: write what is
-			// owed before waiting for the rest of it, as memcached does,
-			// so that a client that waits for those replies before it
-			// sends more is not left waiting.
-			if c.flush() != nil {
-				return
-			}
-		}
 		req, err := c.nextText()
 		if !c.answerText(req, err) || !c.afterRequest() {
 			return

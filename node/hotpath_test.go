@@ -125,7 +125,7 @@ func benchmarkHot(b *testing.B, reqs [][]byte, pipelined bool, serve func(*conn)
 	c.nc, c.raw, c.sock = fc, fc, fc
 	run := func(rounds int) {
 		fc.rounds, fc.i, fc.off = rounds, 0, 0
-		c.br.Reset(countingReader{fc, &c.srv.counters.bytesRead})
+		c.br.Reset(connReader{c})
 		serve(c)
 	}
 	run(1) // grow the buffers
@@ -186,7 +186,7 @@ func TestHotPathAllocations(t *testing.T) {
 			serve := func(rounds int) func() {
 				return func() {
 					fc.rounds, fc.i, fc.off = rounds, 0, 0
-					c.br.Reset(countingReader{fc, &c.srv.counters.bytesRead})
+					c.br.Reset(connReader{c})
 					tc.serve(c)
 				}
 			}

@@ -173,7 +173,7 @@ func TestMetaAllocations(t *testing.T) {
 	input, requests := metaBatch(100)
 	serve := func() {
 		fc.r.Reset(input)
-		c.br.Reset(countingReader{fc, &c.srv.counters.bytesRead})
+		c.br.Reset(connReader{c})
 		c.serveText()
 	}
 	serve()
@@ -195,7 +195,7 @@ func BenchmarkMetaPipeline(b *testing.B) {
 	b.SetBytes(int64(len(input)))
 	for b.Loop() {
 		fc.r.Reset(input)
-		c.br.Reset(countingReader{fc, &c.srv.counters.bytesRead})
+		c.br.Reset(connReader{c})
 		c.serveText()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*requests), "ns/request")

@@ -51,6 +51,13 @@ type conn struct {
 	lastCmd     atomic.Int64 // unix second of the last request
 	closeAfter  bool         // close once the replies are written
 	deadlineSet bool         // a read deadline is pending
+	// held is set while replies memcached would still hold unwritten are
+	// owed: from a request answered until the replies are written (get,
+	// gets, gat, gats and mn excepted: memcached writes at once after
+	// them). watch refuses to follow such requests, as memcached does.
+	held bool
+	// closeReason is why the connection ends, for its conn_close line.
+	closeReason closeReason
 
 	text *protocol.TextReader
 
@@ -96,6 +103,14 @@ func (r countingReader) Read(p []byte) (int, error) {
 func (c *conn) serve() {
 	defer c.srv.untrackConn(c)
 	defer c.nc.Close()
+	if c.srv.watching()&logConnEvents != 0 {
+		c.logConn(false)
+	}
+	defer func() {
+		if c.srv.watching()&logConnEvents != 0 {
+			c.logConn(true)
+		}
+	}()
 	defer func() {
 		if p := recover(); p != nil {
 			c.srv.log.Error("connection panicked; closing it", "remote", c.nc.RemoteAddr().String(), "panic", p)
@@ -189,6 +204,7 @@ func (c *conn) waitForRequest() bool {
 		c.deadlineSet = true
 	}
 	if _, err := c.br.Peek(1); err != nil {
+		c.readEnded(err)
 		return false
 	}
 	if c.deadlineSet {
@@ -228,6 +244,7 @@ func (c *conn) abort() {
 
 // flush writes the gathered replies.
 func (c *conn) flush() error {
+	c.held = false
 	if len(c.out) == 0 {
 		return nil
 	}
@@ -304,8 +321,12 @@ func (c *conn) answerText(req *protocol.Request, err error) bool {
 	if err != nil {
 		var te *protocol.TextError
 		if !errors.As(err, &te) {
+			c.readEnded(err)
 			_ = c.flush()
 			return false
+		}
+		if te == protocol.ErrTooLarge && req != nil {
+			c.logTooLarge(req)
 		}
 		c.textError(req, te)
 	} else {
@@ -314,6 +335,7 @@ func (c *conn) answerText(req *protocol.Request, err error) bool {
 		}
 		c.handleText(req)
 	}
+	c.held = heldAfter(req, err)
 	c.text.ReleaseLarge(keepBuffer)
 	if cap(c.scratch) > keepBuffer {
 		c.scratch = nil

@@ -55,6 +55,8 @@ type Server struct {
 
 	loops     []*eventLoop // serve connections between requests; see eventLoopFor
 	loopsOnce sync.Once
+
+	watch watchHub // the watch streams' watchers; see watch.go
 }
 
 // New returns a server for cfg. It does not listen until ListenAndServe or
@@ -85,6 +87,7 @@ func New(cfg Config) *Server {
 		ItemSizeMax: cfg.ItemSizeMax,
 		NoEvictions: cfg.NoEvictions,
 		NoCAS:       cfg.NoCAS,
+		OnEvict:     s.logEviction,
 	})
 	return s
 }

@@ -114,6 +114,9 @@ func (c *conn) handleText(req *protocol.Request) {
 		c.storeText(req)
 	case protocol.CmdDelete:
 		s.counters.detail.recordDelete(req.Key())
+		if s.watching()&logFetchers != 0 {
+			c.logLookup(req.Key())
+		}
 		if s.store.Delete(req.Key(), 0) == store.OK {
 			s.counters.deleteHits.Add(1)
 			c.reply(req, protocol.ReplyDeleted)
@@ -125,6 +128,9 @@ func (c *conn) handleText(req *protocol.Request) {
 		c.arithmetic(req)
 	case protocol.CmdTouch:
 		s.counters.cmdTouch.Add(1)
+		if s.watching()&logFetchers != 0 {
+			c.logLookup(req.Key())
+		}
 		if s.store.Touch(req.Key(), s.deadline(req.Exptime)) == store.OK {
 			s.counters.touchHits.Add(1)
 			c.reply(req, protocol.ReplyTouched)
@@ -147,6 +153,7 @@ func (c *conn) handleText(req *protocol.Request) {
 		c.reply(req, protocol.ReplyOK)
 	case protocol.CmdQuit:
 		c.closeAfter = true
+		c.closeReason = closeNormal
 	case protocol.CmdShutdown:
 		c.shutdownCommand(req)
 	case protocol.CmdStats:
@@ -167,6 +174,8 @@ func (c *conn) handleText(req *protocol.Request) {
 		c.configCommand(req)
 	case protocol.CmdRefreshCerts:
 		c.refreshCerts(req)
+	case protocol.CmdWatch:
+		c.watchCommand(req)
 	default:
 		c.textError(req, protocol.ErrUnknownCommand)
 	}
@@ -196,6 +205,9 @@ func (c *conn) retrieve(req *protocol.Request) {
 		}
 		c.scratch = value
 		s.counters.detail.recordGet(key, lookup == store.Hit)
+		if s.watching()&logFetchers != 0 {
+			c.logFetch(key, lookup, len(value), meta.Flags)
+		}
 		switch lookup {
 		case store.Hit:
 			if touch {
@@ -230,7 +242,21 @@ func (c *conn) storeText(req *protocol.Request) {
 	if req.Command == protocol.CmdCas {
 		cas = req.CAS
 	}
-	status, _ := s.store.Set(storageMode(req.Command), req.Key(), req.Data, req.Flags, s.deadline(req.Exptime), cas)
+	mode, deadline := storageMode(req.Command), s.deadline(req.Exptime)
+	var ev storeEvent
+	w := s.watching()
+	if w != 0 {
+		ev = storeEvent{key: req.Key(), cmd: storeCmd(mode, 0), size: len(req.Data), flags: req.Flags, deadline: deadline}
+		c.peekBefore(w, &ev)
+	}
+	status, _ := s.store.Set(mode, req.Key(), req.Data, req.Flags, deadline, cas)
+	if w&(logFetchers|logMutations) != 0 {
+		if status == store.TooLarge || status == store.NoMemory {
+			c.logAllocFailed(w, &ev, status, allocText, req.Command == protocol.CmdSet)
+		} else {
+			c.logStore(w, &ev, status)
+		}
+	}
 	if req.Command == protocol.CmdCas {
 		s.counters.countCAS(status)
 	}
@@ -255,6 +281,9 @@ func (c *conn) storeText(req *protocol.Request) {
 func (c *conn) arithmetic(req *protocol.Request) {
 	s := c.srv
 	incr := req.Command == protocol.CmdIncr
+	if s.watching()&logFetchers != 0 {
+		c.logLookup(req.Key())
+	}
 	v, _, status := s.store.Arith(req.Key(), incr, req.Delta, 0, false, 0, 0)
 	hits, misses := &s.counters.decrHits, &s.counters.decrMisses
 	if incr {
@@ -285,6 +314,7 @@ func (c *conn) shutdownCommand(req *protocol.Request) {
 	if len(req.Args) == 0 || (len(req.Args) == 1 && string(req.Args[0]) == "graceful") {
 		c.srv.log.Info("shutdown requested by a client", "remote", c.nc.RemoteAddr().String())
 		c.closeAfter = true
+		c.closeReason = closeShutdown
 		c.srv.closeDone()
 		return
 	}

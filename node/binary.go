@@ -425,19 +425,17 @@ func (b *binaryConn) storeItem() {
 	flags, exptime := req.StorageExtras()
 	s.counters.detail.recordSet(req.Key)
 	deadline := s.deadline(int64(exptime))
-	var ev storeEvent
-	w := s.watching()
-	if w != 0 {
-		ev = storeEvent{key: req.Key, cmd: storeCmd(mode, cas), size: len(req.Value), flags: flags, deadline: deadline}
-		b.peekBefore(w, &ev)
-	}
-	status, newCAS := s.store.Set(mode, req.Key, req.Value, flags, deadline, cas)
-	if w&(logFetchers|logMutations) != 0 {
-		if status == store.TooLarge || status == store.NoMemory {
-			b.logAllocFailed(w, &ev, status, allocBinary, h.Opcode.Loud() == protocol.OpSet)
-		} else {
-			b.logStore(w, &ev, status)
-		}
+	var (
+		status store.Status
+		newCAS uint64
+	)
+	if w := s.watching(); w&(logFetchers|logMutations) != 0 {
+		e := storeEvent{key: req.Key, cmd: storeCmd(mode, cas), size: len(req.Value), flags: flags, deadline: deadline}
+		status, newCAS = b.storeWatched(w, e, allocBinary, h.Opcode.Loud() == protocol.OpSet, func() (store.Status, uint64) {
+			return s.store.Set(mode, req.Key, req.Value, flags, deadline, cas)
+		})
+	} else {
+		status, newCAS = s.store.Set(mode, req.Key, req.Value, flags, deadline, cas)
 	}
 	switch status {
 	case store.TooLarge:
@@ -477,16 +475,17 @@ func (b *binaryConn) concat() {
 		mode = store.ModePrepend
 	}
 	s.counters.detail.recordSet(req.Key)
-	var ev storeEvent
-	w := s.watching()
-	if w != 0 {
-		ev = storeEvent{key: req.Key, cmd: storeCmd(mode, 0), size: len(req.Value)}
-		b.peekBefore(w, &ev)
-	}
-	status, newCAS := s.store.Set(mode, req.Key, req.Value, 0, 0, h.CAS)
-	if w&(logFetchers|logMutations) != 0 && status != store.TooLarge && status != store.NoMemory {
-		// memcached logs nothing for an append it cannot allocate.
-		b.logStore(w, &ev, status)
+	var (
+		status store.Status
+		newCAS uint64
+	)
+	if w := s.watching(); w&(logFetchers|logMutations) != 0 {
+		e := storeEvent{key: req.Key, cmd: storeCmd(mode, 0), size: len(req.Value)}
+		status, newCAS = b.storeWatched(w, e, allocSilent, false, func() (store.Status, uint64) {
+			return s.store.Set(mode, req.Key, req.Value, 0, 0, h.CAS)
+		})
+	} else {
+		status, newCAS = s.store.Set(mode, req.Key, req.Value, 0, 0, h.CAS)
 	}
 	switch status {
 	case store.NoMemory:

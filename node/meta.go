@@ -203,28 +203,22 @@ func (c *conn) metaSet(req *protocol.Request) {
 	if !m.HasTTL {
 		deadline = 0
 	}
-	var ev storeEvent
-	w := s.watching()
-	if w != 0 {
-		ev = storeEvent{key: key, cmd: storeCmd(mode, 0), size: len(req.Data), flags: m.ClientFlags, deadline: deadline}
-		c.peekBefore(w, &ev)
-	}
 	var (
 		status store.Status
 		newCAS uint64
 	)
 	nc := explicitCAS(m)
-	if m.Invalidate && mode == store.ModeCAS {
-		status, newCAS = s.store.SetStale(key, req.Data, m.ClientFlags, deadline, cas, nc)
-	} else {
-		status, newCAS = s.store.SetCAS(mode, key, req.Data, m.ClientFlags, deadline, cas, nc)
-	}
-	if w&(logFetchers|logMutations) != 0 {
-		if status == store.TooLarge || status == store.NoMemory {
-			c.logAllocFailed(w, &ev, status, allocMeta, true)
-		} else {
-			c.logStore(w, &ev, status)
+	set := func() (store.Status, uint64) {
+		if m.Invalidate && mode == store.ModeCAS {
+			return s.store.SetStale(key, req.Data, m.ClientFlags, deadline, cas, nc)
 		}
+		return s.store.SetCAS(mode, key, req.Data, m.ClientFlags, deadline, cas, nc)
+	}
+	if w := s.watching(); w&(logFetchers|logMutations) != 0 {
+		e := storeEvent{key: key, cmd: storeCmd(mode, 0), size: len(req.Data), flags: m.ClientFlags, deadline: deadline}
+		status, newCAS = c.storeWatched(w, e, allocMeta, true, set)
+	} else {
+		status, newCAS = set()
 	}
 	if mode == store.ModeCAS {
 		s.counters.countCAS(status)

@@ -243,19 +243,14 @@ func (c *conn) storeText(req *protocol.Request) {
 		cas = req.CAS
 	}
 	mode, deadline := storageMode(req.Command), s.deadline(req.Exptime)
-	var ev storeEvent
-	w := s.watching()
-	if w != 0 {
-		ev = storeEvent{key: req.Key(), cmd: storeCmd(mode, 0), size: len(req.Data), flags: req.Flags, deadline: deadline}
-		c.peekBefore(w, &ev)
-	}
-	status, _ := s.store.Set(mode, req.Key(), req.Data, req.Flags, deadline, cas)
-	if w&(logFetchers|logMutations) != 0 {
-		if status == store.TooLarge || status == store.NoMemory {
-			c.logAllocFailed(w, &ev, status, allocText, req.Command == protocol.CmdSet)
-		} else {
-			c.logStore(w, &ev, status)
-		}
+	var status store.Status
+	if w := s.watching(); w&(logFetchers|logMutations) != 0 {
+		e := storeEvent{key: req.Key(), cmd: storeCmd(mode, 0), size: len(req.Data), flags: req.Flags, deadline: deadline}
+		status, _ = c.storeWatched(w, e, allocText, req.Command == protocol.CmdSet, func() (store.Status, uint64) {
+			return s.store.Set(mode, req.Key(), req.Data, req.Flags, deadline, cas)
+		})
+	} else {
+		status, _ = s.store.Set(mode, req.Key(), req.Data, req.Flags, deadline, cas)
 	}
 	if req.Command == protocol.CmdCas {
 		s.counters.countCAS(status)

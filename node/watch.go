@@ -588,7 +588,26 @@ const (
 	allocText   allocFailure = iota // a text storage command
 	allocMeta                       // ms
 	allocBinary                     // a binary Set, Add or Replace
+	allocSilent                     // a binary Append or Prepend: memcached logs nothing
 )
+
+// storeWatched runs a storage command (set) while watchers want its lines:
+// it notes the key's item before, runs it and logs what memcached logs for
+// it, whether it stored (logStore) or could not allocate its item
+// (logAllocFailed: where and unlink say how memcached logs that). The
+// request path calls it only when watchers want fetchers or mutations,
+// and calls the store directly otherwise.
+func (c *conn) storeWatched(w logStream, e storeEvent, where allocFailure, unlink bool, set func() (store.Status, uint64)) (store.Status, uint64) {
+	c.peekBefore(w, &e)
+	st, cas := set()
+	switch {
+	case st != store.TooLarge && st != store.NoMemory:
+		c.logStore(w, &e, st)
+	case where != allocSilent:
+		c.logAllocFailed(w, &e, st, where, unlink)
+	}
+	return st, cas
+}
 
 // logAllocFailed logs what memcached logs when a storage command cannot
 // allocate its item (too large, or out of memory; st is TooLarge or

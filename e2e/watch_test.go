@@ -194,6 +194,8 @@ func binRequest(op byte, cas uint64, extras, key, value []byte) []byte {
 	return append(append(append(h, extras...), key...), value...)
 }
 
+// be32 is vs in big-endian order: a Set's flags and exptime, a Touch's
+// exptime.
 func be32(vs ...uint32) []byte {
 	var b []byte
 	for _, v := range vs {
@@ -202,6 +204,7 @@ func be32(vs ...uint32) []byte {
 	return b
 }
 
+// counterExtras are an Increment's or Decrement's extras.
 func counterExtras(delta, initial uint64, exptime uint32) []byte {
 	b := binary.BigEndian.AppendUint64(nil, delta)
 	b = binary.BigEndian.AppendUint64(b, initial)
@@ -406,12 +409,18 @@ func TestWatchEvictions(t *testing.T) {
 				}
 			}
 			lines := readWatchLines(t, w, "type=eviction")
+			n := 0
 			for _, l := range lines {
-				if !eviction.MatchString(l) {
+				switch {
+				case skippedLine.MatchString(l):
+					// The watcher read too late for some lines.
+				case eviction.MatchString(l):
+					n++
+				default:
 					t.Errorf("eviction line %q, want memcached's form", l)
 				}
 			}
-			t.Logf("%d eviction lines, the first %q", len(lines), lines[0])
+			t.Logf("%d eviction lines, the first %q", n, lines[0])
 		})
 	}
 }

@@ -202,6 +202,7 @@ func (b *binaryConn) readError(err error) bool {
 	if !ok {
 		// The client left in mid-request, or the read failed: memcached
 		// closes without writing what it still owed.
+		c.readEnded(err)
 		c.out = c.out[:0]
 		return false
 	}
@@ -230,6 +231,7 @@ func (b *binaryConn) readError(err error) bool {
 	}
 	if be == protocol.ErrBinaryValueTooLarge {
 		c.srv.counters.detail.recordSet(b.req.Key)
+		b.logTooLarge()
 		if h.Opcode.Loud() == protocol.OpSet {
 			// A failed set leaves no stale value behind.
 			c.srv.store.Delete(b.req.Key, 0)
@@ -269,6 +271,7 @@ func (b *binaryConn) dispatch() {
 		// Pending replies are written first; QuitQ adds none.
 		b.ok(0)
 		b.closeAfter = true
+		b.closeReason = closeNormal
 	case protocol.OpFlush:
 		b.flushAll()
 	case protocol.OpNoop:
@@ -333,6 +336,9 @@ func (b *binaryConn) get(touch bool) {
 	}
 	b.scratch = value
 	s.counters.detail.recordGet(req.Key, lookup == store.Hit)
+	if s.watching()&logFetchers != 0 {
+		b.logFetch(req.Key, lookup, len(value), meta.Flags)
+	}
 	var key []byte
 	if withKey {
 		key = req.Key
@@ -384,6 +390,9 @@ func (b *binaryConn) touch() {
 	value, meta, lookup := s.store.GetAndTouch(req.Key, s.deadline(int64(req.Exptime())), b.scratch[:0])
 	b.scratch = value
 	s.counters.detail.recordGet(req.Key, lookup == store.Hit)
+	if s.watching()&logFetchers != 0 {
+		b.logFetch(req.Key, lookup, len(value), meta.Flags)
+	}
 	if lookup != store.Hit {
 		b.countMiss(lookup, true)
 		b.fail(protocol.StatusKeyNotFound)
@@ -416,7 +425,19 @@ func (b *binaryConn) storeItem() {
 	}
 	flags, exptime := req.StorageExtras()
 	s.counters.detail.recordSet(req.Key)
-	status, newCAS := s.store.Set(mode, req.Key, req.Value, flags, s.deadline(int64(exptime)), cas)
+	deadline := s.deadline(int64(exptime))
+	var (
+		status store.Status
+		newCAS uint64
+	)
+	if w := s.watching(); w&(logFetchers|logMutations) != 0 {
+		e := storeEvent{key: req.Key, cmd: storeCmd(mode, cas), size: len(req.Value), flags: flags, deadline: deadline}
+		status, newCAS = b.storeWatched(w, e, allocBinary, h.Opcode.Loud() == protocol.OpSet, func() (store.Status, uint64) {
+			return s.store.Set(mode, req.Key, req.Value, flags, deadline, cas)
+		})
+	} else {
+		status, newCAS = s.store.Set(mode, req.Key, req.Value, flags, deadline, cas)
+	}
 	switch status {
 	case store.TooLarge:
 		// The store dropped the old value of a Set, as memcached does.
@@ -455,7 +476,18 @@ func (b *binaryConn) concat() {
 		mode = store.ModePrepend
 	}
 	s.counters.detail.recordSet(req.Key)
-	status, newCAS := s.store.Set(mode, req.Key, req.Value, 0, 0, h.CAS)
+	var (
+		status store.Status
+		newCAS uint64
+	)
+	if w := s.watching(); w&(logFetchers|logMutations) != 0 {
+		e := storeEvent{key: req.Key, cmd: storeCmd(mode, 0), size: len(req.Value)}
+		status, newCAS = b.storeWatched(w, e, allocSilent, false, func() (store.Status, uint64) {
+			return s.store.Set(mode, req.Key, req.Value, 0, 0, h.CAS)
+		})
+	} else {
+		status, newCAS = s.store.Set(mode, req.Key, req.Value, 0, 0, h.CAS)
+	}
 	switch status {
 	case store.NoMemory:
 		b.failLater(protocol.StatusOutOfMemory, oomItem)
@@ -480,6 +512,9 @@ func (b *binaryConn) concat() {
 func (b *binaryConn) deleteItem() {
 	s, req := b.srv, &b.req
 	s.counters.detail.recordDelete(req.Key)
+	if s.watching()&logFetchers != 0 {
+		b.logLookup(req.Key)
+	}
 	switch s.store.Delete(req.Key, req.Header.CAS) {
 	case store.OK:
 		s.counters.deleteHits.Add(1)
@@ -501,11 +536,19 @@ func (b *binaryConn) arith() {
 	h := &req.Header
 	incr := h.Opcode.Loud() == protocol.OpIncrement
 	delta, initial, exptime := req.CounterExtras()
+	w := s.watching()
+	if w&logFetchers != 0 {
+		b.logLookup(req.Key)
+	}
 	v, cas, status := s.store.Arith(req.Key, incr, delta, 0, false, 0, h.CAS)
 	created := false
 	if status == store.NotFound && exptime != counterNoCreate {
 		created = true
-		v, cas, status = s.store.Arith(req.Key, incr, delta, initial, true, s.deadline(int64(exptime)), h.CAS)
+		deadline := s.deadline(int64(exptime))
+		v, cas, status = s.store.Arith(req.Key, incr, delta, initial, true, deadline, h.CAS)
+		if status == store.OK && w&(logFetchers|logMutations) != 0 {
+			b.logCreated(w, req.Key, v, deadline)
+		}
 	}
 	hits, misses := &s.counters.decrHits, &s.counters.decrMisses
 	if incr {

@@ -113,6 +113,16 @@ type Config struct {
 	// statistics off until "stats detail on".
 	PrefixDelimiter byte
 
+	// DisableWatch refuses the watch command (-W), as memcached's
+	// "CLIENT_ERROR watch commands not allowed".
+	DisableWatch bool
+
+	// WatcherBufSize bounds the lines a watch connection may have waiting
+	// to be written (-o watcher_logbuf_size, given in kilobytes on the
+	// command line): a line that does not fit is dropped. If zero,
+	// defaults to DefaultWatcherBufSize, 256 KiB.
+	WatcherBufSize int
+
 	// Logger receives the node's logs. If nil, defaults to slog.Default().
 	Logger *slog.Logger
 

@@ -54,6 +54,13 @@ type conn struct {
 	// servedInEvent counts the requests served since the connection last
 	// waited for one, up to -R (Config.MaxReqsPerEvent).
 	servedInEvent int
+	// held is set while replies memcached would still hold unwritten are
+	// owed: from a request answered until the replies are written (get,
+	// gets, gat, gats and mn excepted: memcached writes at once after
+	// them). watch refuses to follow such requests, as memcached does.
+	held bool
+	// closeReason is why the connection ends, for its conn_close line.
+	closeReason closeReason
 
 	text *protocol.TextReader
 
@@ -107,6 +114,14 @@ func (r connReader) Read(p []byte) (int, error) {
 func (c *conn) serve() {
 	defer c.srv.untrackConn(c)
 	defer c.nc.Close()
+	if c.srv.watching()&logConnEvents != 0 {
+		c.logConn(false)
+	}
+	defer func() {
+		if c.srv.watching()&logConnEvents != 0 {
+			c.logConn(true)
+		}
+	}()
 	defer func() {
 		if p := recover(); p != nil {
 			c.srv.log.Error("connection panicked; closing it", "remote", c.nc.RemoteAddr().String(), "panic", p)
@@ -206,8 +221,8 @@ func (c *conn) waitForRequest() bool {
 		c.deadlineSet = true
 	}
 	if _, err := c.br.Peek(1); err != nil {
-		var ne net.Error
-		if c.deadlineSet && errors.As(err, &ne) && ne.Timeout() && !c.srv.shuttingDown.Load() {
+		c.readEnded(err)
+		if c.closeReason == closeIdleTimeout {
 			c.srv.counters.idleKicks.Add(1)
 			if c.srv.verbosity.Load() > 0 {
 				c.srv.log.Info("closing an idle connection", "conn", c.id, "remote", c.nc.RemoteAddr().String(), "idle_timeout", c.srv.cfg.IdleTimeout)
@@ -266,6 +281,7 @@ func (c *conn) abort() {
 
 // flush writes the gathered replies.
 func (c *conn) flush() error {
+	c.held = false
 	if len(c.out) == 0 {
 		return nil
 	}
@@ -342,8 +358,12 @@ func (c *conn) answerText(req *protocol.Request, err error) bool {
 	if err != nil {
 		var te *protocol.TextError
 		if !errors.As(err, &te) {
+			c.readEnded(err)
 			_ = c.flush()
 			return false
+		}
+		if te == protocol.ErrTooLarge && req != nil {
+			c.logTooLarge(req)
 		}
 		c.textError(req, te)
 	} else {
@@ -352,6 +372,7 @@ func (c *conn) answerText(req *protocol.Request, err error) bool {
 		}
 		c.handleText(req)
 	}
+	c.held = heldAfter(req, err)
 	c.text.ReleaseLarge(keepBuffer)
 	if cap(c.scratch) > keepBuffer {
 		c.scratch = nil

@@ -342,6 +342,7 @@ func (s *Server) stopEventLoops() {
 func (c *conn) readNow() bool {
 	_, err := c.br.Peek(c.br.Buffered() + 1)
 	if err != nil && err != errWouldBlock {
+		c.readEnded(err) // a reset is reported once: later reads find the end
 		return false
 	}
 	c.lastCmd.Store(c.srv.store.CoarseNow())
@@ -359,6 +360,7 @@ func (c *conn) flushReady() bool {
 // without waiting, and reports whether it took them all; what it did not
 // take stays in c.out, for the goroutine to write.
 func (c *conn) tryFlush() bool {
+	c.held = false
 	if len(c.out) == 0 {
 		return true
 	}

@@ -81,6 +81,15 @@ func (c *conn) metaGet(req *protocol.Request) {
 	value, it, lookup := s.store.MetaGet(key, opt, c.scratch[:0])
 	c.scratch = value
 	s.counters.detail.recordGet(key, lookup == store.Hit)
+	if s.watching()&logFetchers != 0 {
+		if it.Created {
+			// memcached logs the lookup that missed, and not the
+			// empty item it makes.
+			c.logFetch(key, store.Miss, 0, 0)
+		} else {
+			c.logFetch(key, lookup, it.Size, it.Flags)
+		}
+	}
 	// memcached 1.6.18 counts a hit with T as a touch, any other hit
 	// (a vivified item too) and every miss as a get.
 	if m.HasTTL && lookup == store.Hit {
@@ -185,13 +194,10 @@ func (c *conn) metaSet(req *protocol.Request) {
 	key := req.Key()
 	s.counters.cmdSet.Add(1)
 	s.counters.detail.recordSet(key)
-	mode := metaSetModes[m.Mode]
+	mode := metaStoreMode(m)
 	var cas uint64
 	if m.HasCAS {
 		cas = m.CAS
-		if mode == store.ModeSet || mode == store.ModeReplace {
-			mode = store.ModeCAS
-		}
 	}
 	deadline := s.metaDeadline(m.TTL)
 	if !m.HasTTL {
@@ -202,10 +208,17 @@ func (c *conn) metaSet(req *protocol.Request) {
 		newCAS uint64
 	)
 	nc := explicitCAS(m)
-	if m.Invalidate && mode == store.ModeCAS {
-		status, newCAS = s.store.SetStale(key, req.Data, m.ClientFlags, deadline, cas, nc)
+	set := func() (store.Status, uint64) {
+		if m.Invalidate && mode == store.ModeCAS {
+			return s.store.SetStale(key, req.Data, m.ClientFlags, deadline, cas, nc)
+		}
+		return s.store.SetCAS(mode, key, req.Data, m.ClientFlags, deadline, cas, nc)
+	}
+	if w := s.watching(); w&(logFetchers|logMutations) != 0 {
+		e := storeEvent{key: key, cmd: storeCmd(mode, 0), size: len(req.Data), flags: m.ClientFlags, deadline: deadline}
+		status, newCAS = c.storeWatched(w, e, allocMeta, true, set)
 	} else {
-		status, newCAS = s.store.SetCAS(mode, key, req.Data, m.ClientFlags, deadline, cas, nc)
+		status, newCAS = set()
 	}
 	if mode == store.ModeCAS {
 		s.counters.countCAS(status)
@@ -266,6 +279,9 @@ func (c *conn) metaDelete(req *protocol.Request) {
 	if m.HasTTL {
 		opt.Deadline = s.metaDeadline(m.TTL)
 	}
+	if s.watching()&logFetchers != 0 {
+		c.logLookup(key)
+	}
 	status := s.store.MetaDelete(key, opt)
 	var code string
 	switch status {
@@ -308,6 +324,10 @@ func (c *conn) metaArith(req *protocol.Request) {
 	// one even when quiet. (A concurrent delete between the two calls can
 	// make a created item look counted; it only decides whether q hides
 	// the reply.)
+	w := s.watching()
+	if w&logFetchers != 0 {
+		c.logLookup(key)
+	}
 	existed := true
 	if m.HasVivify {
 		_, existed = s.store.MetaDebug(key)
@@ -340,6 +360,8 @@ func (c *conn) metaArith(req *protocol.Request) {
 	created := m.HasVivify && !existed
 	if !created {
 		hits.Add(1)
+	} else if w&(logFetchers|logMutations) != 0 {
+		c.logCreated(w, key, v, vivifyDeadline)
 	}
 	var info store.MetaItem
 	for _, f := range m.Flags {
@@ -409,6 +431,9 @@ func (c *conn) metaArith(req *protocol.Request) {
 // metaDebug answers me.
 func (c *conn) metaDebug(req *protocol.Request) {
 	c.srv.counters.cmdMeta.Add(1)
+	if c.srv.watching()&logFetchers != 0 {
+		c.logLookup(req.Key())
+	}
 	it, ok := c.srv.store.MetaDebug(req.Key())
 	if !ok {
 		c.out = append(c.out, "EN\r\n"...)

@@ -62,6 +62,8 @@ type Server struct {
 
 	loops     []*eventLoop // serve connections between requests; see eventLoopFor
 	loopsOnce sync.Once
+
+	watch watchHub // the watch streams' watchers; see watch.go
 }
 
 // New returns a server for cfg. It does not listen until ListenAndServe or
@@ -100,6 +102,7 @@ func New(cfg Config) *Server {
 		NoEvictions: cfg.NoEvictions,
 		NoCAS:       cfg.NoCAS,
 		Epoch:       s.started,
+		OnEvict:     s.logEviction,
 	})
 	return s
 }

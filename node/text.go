@@ -113,6 +113,9 @@ func (c *conn) handleText(req *protocol.Request) {
 		c.storeText(req)
 	case protocol.CmdDelete:
 		s.counters.detail.recordDelete(req.Key())
+		if s.watching()&logFetchers != 0 {
+			c.logLookup(req.Key())
+		}
 		if s.store.Delete(req.Key(), 0) == store.OK {
 			s.counters.deleteHits.Add(1)
 			c.reply(req, protocol.ReplyDeleted)
@@ -124,6 +127,9 @@ func (c *conn) handleText(req *protocol.Request) {
 		c.arithmetic(req)
 	case protocol.CmdTouch:
 		s.counters.cmdTouch.Add(1)
+		if s.watching()&logFetchers != 0 {
+			c.logLookup(req.Key())
+		}
 		if s.store.Touch(req.Key(), s.deadline(req.Exptime)) == store.OK {
 			s.counters.touchHits.Add(1)
 			c.reply(req, protocol.ReplyTouched)
@@ -146,6 +152,7 @@ func (c *conn) handleText(req *protocol.Request) {
 		c.reply(req, protocol.ReplyOK)
 	case protocol.CmdQuit:
 		c.closeAfter = true
+		c.closeReason = closeNormal
 	case protocol.CmdShutdown:
 		c.shutdownCommand(req)
 	case protocol.CmdStats:
@@ -166,6 +173,8 @@ func (c *conn) handleText(req *protocol.Request) {
 		c.configCommand(req)
 	case protocol.CmdRefreshCerts:
 		c.refreshCerts(req)
+	case protocol.CmdWatch:
+		c.watchCommand(req)
 	default:
 		c.textError(req, protocol.ErrUnknownCommand)
 	}
@@ -195,6 +204,9 @@ func (c *conn) retrieve(req *protocol.Request) {
 		}
 		c.scratch = value
 		s.counters.detail.recordGet(key, lookup == store.Hit)
+		if s.watching()&logFetchers != 0 {
+			c.logFetch(key, lookup, len(value), meta.Flags)
+		}
 		switch lookup {
 		case store.Hit:
 			if touch {
@@ -229,7 +241,16 @@ func (c *conn) storeText(req *protocol.Request) {
 	if req.Command == protocol.CmdCas {
 		cas = req.CAS
 	}
-	status, _ := s.store.Set(storageMode(req.Command), req.Key(), req.Data, req.Flags, s.deadline(req.Exptime), cas)
+	mode, deadline := storageMode(req.Command), s.deadline(req.Exptime)
+	var status store.Status
+	if w := s.watching(); w&(logFetchers|logMutations) != 0 {
+		e := storeEvent{key: req.Key(), cmd: storeCmd(mode, 0), size: len(req.Data), flags: req.Flags, deadline: deadline}
+		status, _ = c.storeWatched(w, e, allocText, req.Command == protocol.CmdSet, func() (store.Status, uint64) {
+			return s.store.Set(mode, req.Key(), req.Data, req.Flags, deadline, cas)
+		})
+	} else {
+		status, _ = s.store.Set(mode, req.Key(), req.Data, req.Flags, deadline, cas)
+	}
 	if req.Command == protocol.CmdCas {
 		s.counters.countCAS(status)
 	}
@@ -254,6 +275,9 @@ func (c *conn) storeText(req *protocol.Request) {
 func (c *conn) arithmetic(req *protocol.Request) {
 	s := c.srv
 	incr := req.Command == protocol.CmdIncr
+	if s.watching()&logFetchers != 0 {
+		c.logLookup(req.Key())
+	}
 	v, _, status := s.store.Arith(req.Key(), incr, req.Delta, 0, false, 0, 0)
 	hits, misses := &s.counters.decrHits, &s.counters.decrMisses
 	if incr {
@@ -284,6 +308,7 @@ func (c *conn) shutdownCommand(req *protocol.Request) {
 	if len(req.Args) == 0 || (len(req.Args) == 1 && string(req.Args[0]) == "graceful") {
 		c.srv.log.Info("shutdown requested by a client", "remote", c.nc.RemoteAddr().String())
 		c.closeAfter = true
+		c.closeReason = closeShutdown
 		c.srv.closeDone()
 		return
 	}

@@ -65,7 +65,6 @@ var ignoredSubopts = map[string]subDef{
 	"no_inline_ascii_resp": {subFlag, "it is obsolete in memcached too", ""},
 	"resp_obj_mem_limit":   {subFlag, "it is obsolete in memcached too", ""},
 	"read_buf_mem_limit":   {subInt, "memcluster does not pool connection buffers", ""},
-	"watcher_logbuf_size":  {subInt, whyLogger, ""},
 	"worker_logbuf_size":   {subInt, whyLogger, ""},
 	"no_maxconns_fast":     {subFlag, "memcluster always refuses connections over -c at once", ""},
 	"drop_privileges":      {subFlag, "memcluster does not sandbox itself", ""},
@@ -142,6 +141,15 @@ func (p *parser) subopt(item, key, v string, hasVal bool) error {
 				return unparsable()
 			}
 			cfg.IdleTimeout = time.Duration(n) * time.Second
+		}
+	case "watcher_logbuf_size":
+		// Kilobytes, as memcached's.
+		var n int
+		if n, err = intValue(""); err == nil {
+			if n < 0 || n > math.MaxInt32/1024 {
+				return unparsable()
+			}
+			cfg.WatcherBufSize = max(n*1024, 1) // 0 KiB: a buffer that holds no line
 		}
 	case "ssl_chain_cert":
 		t.ChainCert, err = stringValue()

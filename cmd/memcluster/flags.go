@@ -159,7 +159,7 @@ var memcachedFlagDefs = []flagDef{
 	{'S', "enable-sasl", noArg, func(p *parser, _, _ string) error { p.o.cfg.SASL = true; return nil }},
 	{'F', "disable-flush-all", noArg, func(p *parser, _, _ string) error { p.o.cfg.DisableFlushAll = true; return nil }},
 	{'X', "disable-dumping", noArg, ignore("memcluster has no stats cachedump or lru_crawler metadump to disable")},
-	{'W', "disable-watch", noArg, ignore("memcluster has no watch command to disable")},
+	{'W', "disable-watch", noArg, func(p *parser, _, _ string) error { p.o.cfg.DisableWatch = true; return nil }},
 	{'Y', "auth-file", requiredArg, setAuthFile},
 	{'e', "memory-file", requiredArg, ignore("memcluster keeps items in its own memory and cannot restart from a file")},
 	{'o', "extended", requiredArg, setExtended},
@@ -171,7 +171,7 @@ var memcachedFlagDefs = []flagDef{
 const (
 	whySlabs    = "it tunes memcached's slab allocator, LRU or hash table, which memcluster does not have"
 	whyExtstore = "memcluster has no external storage (extstore)"
-	whyLogger   = "memcluster has no watch logger"
+	whyLogger   = "memcluster's watch streams have no per-thread log buffer"
 )
 
 // parser holds the state of one parseArgs call.

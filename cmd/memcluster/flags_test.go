@@ -152,6 +152,8 @@ func TestParseArgsConfig(t *testing.T) {
 		{[]string{"-Y", "/x", "-S"}, func(c *node.Config) { c.SASL, c.AuthFile, c.Protocol = true, "/x", "ascii" }},
 		{[]string{"-F"}, func(c *node.Config) { c.DisableFlushAll = true }},
 		{[]string{"--disable-flush-all"}, func(c *node.Config) { c.DisableFlushAll = true }},
+		{[]string{"-W"}, func(c *node.Config) { c.DisableWatch = true }},
+		{[]string{"--disable-watch"}, func(c *node.Config) { c.DisableWatch = true }},
 
 		// -o.
 		{[]string{"-o", "idle_timeout=30"}, func(c *node.Config) { c.IdleTimeout = 30 * time.Second }},
@@ -160,6 +162,8 @@ func TestParseArgsConfig(t *testing.T) {
 		{[]string{"-o", "idle_timeout=5", "-o", "idle_timeout=10"}, func(c *node.Config) { c.IdleTimeout = 10 * time.Second }},
 		{[]string{"-o", "maxconns_fast,idle_timeout=7,hashpower=20"}, func(c *node.Config) { c.IdleTimeout = 7 * time.Second }},
 		{[]string{"-o", "maxconns_fast=1"}, func(c *node.Config) {}},
+		{[]string{"-o", "watcher_logbuf_size=64"}, func(c *node.Config) { c.WatcherBufSize = 64 << 10 }},
+		{[]string{"-o", "watcher_logbuf_size=0"}, func(c *node.Config) { c.WatcherBufSize = 1 }},
 		{[]string{"-o", ""}, func(c *node.Config) {}},
 
 		// Groups of short options, the last of which may take a value.
@@ -365,6 +369,9 @@ func TestParseArgsErrors(t *testing.T) {
 		{[]string{"-o", "idle_timeout="}, "could not parse argument to idle_timeout"},
 		{[]string{"-o", "idle_timeout=abc"}, "could not parse argument to idle_timeout"},
 		{[]string{"-o", "idle_timeout=-5"}, "could not parse argument to idle_timeout"},
+		{[]string{"-o", "watcher_logbuf_size"}, "Missing watcher_logbuf_size argument"},
+		{[]string{"-o", "watcher_logbuf_size=x"}, "could not parse argument to watcher_logbuf_size"},
+		{[]string{"-o", "watcher_logbuf_size=-1"}, "could not parse argument to watcher_logbuf_size"},
 		{[]string{"-o", "hashpower"}, "Missing numeric argument for hashpower"},
 		{[]string{"-o", "hashpower=x"}, "could not parse argument to hashpower"},
 		{[]string{"-o", "tail_repair_time"}, "Missing numeric argument for tail_repair_time"},
@@ -442,12 +449,11 @@ func TestParseArgsIgnored(t *testing.T) {
 		{[]string{"--slab-min-size", "48"}, []string{"--slab-min-size"}},
 		{[]string{"-L"}, []string{"-L"}},
 		{[]string{"-X"}, []string{"-X"}},
-		{[]string{"-W"}, []string{"-W"}},
 		{[]string{"-e", "/dev/shm/mc"}, []string{"-e"}},
 		{[]string{"-N", "2"}, []string{"-N"}},
 		{[]string{"--napi-ids=2"}, []string{"--napi-ids"}},
-		{[]string{"--enable-coredumps", "--lock-memory", "--enable-largepages", "--disable-dumping", "--disable-watch", "--memory-file=/x"},
-			[]string{"--enable-coredumps", "--lock-memory", "--enable-largepages", "--disable-dumping", "--disable-watch", "--memory-file"}},
+		{[]string{"--enable-coredumps", "--lock-memory", "--enable-largepages", "--disable-dumping", "--memory-file=/x"},
+			[]string{"--enable-coredumps", "--lock-memory", "--enable-largepages", "--disable-dumping", "--memory-file"}},
 		// Once per option, whatever its spelling.
 		{[]string{"-f", "1.5", "--slab-growth-factor=2", "-f2"}, []string{"-f"}},
 		{[]string{"-dkrL"}, []string{"-d", "-k", "-r", "-L"}},

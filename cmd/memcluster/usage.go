@@ -62,7 +62,7 @@ memcached's command lines keep working, but have no effect (a warning says so).
                           users from --sasl-pwdb or $MEMCACHED_SASL_PWDB
 -F, --disable-flush-all   disable flush_all command
 -X, --disable-dumping     ignored
--W, --disable-watch       ignored
+-W, --disable-watch       disable watch commands (live logging)
 -Y, --auth-file=<file>    ASCII protocol authentication with the user:password
                           lines of <file>; forces the ascii protocol; SIGHUP
                           reloads it
@@ -73,6 +73,7 @@ memcached's command lines keep working, but have no effect (a warning says so).
 -o, --extended            comma separated list of extended options; may repeat
    - idle_timeout:        timeout in seconds for idle connections (default: 0, no timeout)
    - maxconns_fast:       close new connections over the limit at once; always on
+   - watcher_logbuf_size: size in kilobytes of per-watcher write buffer (default: 256)
    - ssl_chain_cert:      server's certificate chain, PEM (required with -Z)
    - ssl_key:             server's private key (default: read from ssl_chain_cert)
    - ssl_keyformat:       key format: 1 PEM (default), 2 DER
@@ -91,7 +92,7 @@ memcached's command lines keep working, but have no effect (a warning says so).
      hot_max_factor, warm_max_factor, temporary_ttl, slab_sizes,
      slab_chunk_max, track_sizes, no_chunked_items, modern, no_modern,
      inline_ascii_resp, resp_obj_mem_limit, read_buf_mem_limit,
-     watcher_logbuf_size, worker_logbuf_size, no_maxconns_fast,
+     worker_logbuf_size, no_maxconns_fast,
      drop_privileges, sock_cookie_id, slab_automove_freeratio, ext_path,
      ext_page_size, ext_wbuf_size, ext_threads, ext_io_depth, ext_item_size,
      ext_item_age, ext_low_ttl, ext_recache_rate, ext_compact_under,

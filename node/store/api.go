@@ -103,6 +103,15 @@ type Config struct {
 	// If zero, defaults to the time New is called. A server passes the
 	// instant it started, so that its uptime and the store's clock agree.
 	Epoch time.Time
+
+	// OnEvict, if not nil, is called for each live item evicted to make
+	// room, inside the lock of the item's shard: it must return quickly
+	// and must not call the Store. Calls for different shards may run
+	// concurrently. It is called whatever the caller wants of it, so a
+	// caller that is not interested at the moment should return at once
+	// (the store passes the Eviction by value and allocates nothing for
+	// the call).
+	OnEvict func(Eviction)
 }
 
 // Stats are the store's counters and gauges, under memcached's meanings.

@@ -347,6 +347,12 @@ func (s *Store) emptyPageLocked(sh *shard, p int32, q int, now int64, fl *flushS
 		if q == qSmall {
 			sh.ghostAdd(hash)
 		}
+		if s.onEvict != nil {
+			s.onEvict(Eviction{
+				Key: keyOf(rec), Size: h.valueLen, Flags: h.flags, Deadline: int64(h.deadline),
+				Access: int64(h.access), Fetched: bits&bitFetched != 0, Now: now,
+			})
+		}
 		c := s.killLocked(sh, sh.slotAt(hash, loc), loc, &h)
 		c.evictions++
 		if bits&bitFetched == 0 {

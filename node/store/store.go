@@ -80,6 +80,8 @@ type Store struct {
 	stopOnce sync.Once
 	stop     chan struct{} // closed by Close
 	done     chan struct{} // closed when the reclaimer has returned
+
+	onEvict func(Eviction) // Config.OnEvict, or nil
 }
 
 // flushState records the flush_all commands that apply. It is immutable once
@@ -134,6 +136,7 @@ func newStore(cfg Config, n, pageSize int, background bool) *Store {
 		noEvict:   cfg.NoEvictions,
 		noCAS:     cfg.NoCAS,
 		now:       cfg.Now,
+		onEvict:   cfg.OnEvict,
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}

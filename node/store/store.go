@@ -75,6 +75,8 @@ type Store struct {
 	stopOnce sync.Once
 	stop     chan struct{} // closed by Close
 	done     chan struct{} // closed when the reclaimer has returned
+
+	reclaimPaused atomic.Bool // the reclaimer keeps the clock but removes nothing: see PauseReclaimer
 }
 
 // flushState records the flush_all commands that apply. It is immutable once

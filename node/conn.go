@@ -50,6 +50,7 @@ type conn struct {
 	idle        atomic.Bool  // blocked waiting for a new request
 	lastCmd     atomic.Int64 // unix second of the last request
 	closeAfter  bool         // close once the replies are written
+	dumped      bool         // a metadump was answered since the connection last waited for a request
 	deadlineSet bool         // a read deadline is pending
 
 	text *protocol.TextReader
@@ -141,6 +142,7 @@ func (c *conn) waitForRequest() bool {
 	if c.requestWaiting() {
 		return true
 	}
+	c.dumped = false
 	if c.loop != nil && c.answerReady != nil {
 		if c.flush() != nil || c.srv.shuttingDown.Load() {
 			return false

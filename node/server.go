@@ -41,6 +41,7 @@ type Server struct {
 	authWarnOnce sync.Once
 
 	counters     counters
+	crawler      crawler
 	verbosity    atomic.Int32
 	currConns    atomic.Int64
 	shuttingDown atomic.Bool
@@ -86,6 +87,7 @@ func New(cfg Config) *Server {
 		NoEvictions: cfg.NoEvictions,
 		NoCAS:       cfg.NoCAS,
 	})
+	s.initCrawler()
 	return s
 }
 
@@ -311,6 +313,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.stopEventLoops()
+	s.crawler.wg.Wait() // crawls stop at their next step once done is closed
 
 	finished := make(chan struct{})
 	go func() {

@@ -167,6 +167,8 @@ func (c *conn) handleText(req *protocol.Request) {
 		c.configCommand(req)
 	case protocol.CmdRefreshCerts:
 		c.refreshCerts(req)
+	case protocol.CmdLruCrawler:
+		c.lruCrawlerCommand(req)
 	default:
 		c.textError(req, protocol.ErrUnknownCommand)
 	}
@@ -314,6 +316,8 @@ func (c *conn) statsCommand(req *protocol.Request) {
 		c.out = appendStats(c.out, []Stat{{"sizes_status", "disabled"}})
 	case "conns":
 		c.out = appendStats(c.out, s.connStats())
+	case "cachedump":
+		c.cachedump(req)
 	default:
 		c.textError(req, protocol.ErrUnknownCommand)
 	}

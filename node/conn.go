@@ -50,7 +50,11 @@ type conn struct {
 	idle        atomic.Bool  // blocked waiting for a new request
 	lastCmd     atomic.Int64 // unix second of the last request
 	closeAfter  bool         // close once the replies are written
-	dumped      bool         // a metadump was answered since the connection last waited for a request
+	// owed says replies to requests of the read being served are owed,
+	// as memcached's resp_has_stack: a metadump refuses to follow them.
+	// memcached writes what it owes after a get and an mn, and when it
+	// waits for a request; see answerText.
+	owed bool
 	deadlineSet bool         // a read deadline is pending
 
 	text *protocol.TextReader
@@ -142,7 +146,7 @@ func (c *conn) waitForRequest() bool {
 	if c.requestWaiting() {
 		return true
 	}
-	c.dumped = false
+	c.owed = false
 	if c.loop != nil && c.answerReady != nil {
 		if c.flush() != nil || c.srv.shuttingDown.Load() {
 			return false
@@ -316,11 +320,23 @@ func (c *conn) answerText(req *protocol.Request, err error) bool {
 		}
 		c.handleText(req)
 	}
+	c.owed = err != nil || !writesOwed(req.Command)
 	c.text.ReleaseLarge(keepBuffer)
 	if cap(c.scratch) > keepBuffer {
 		c.scratch = nil
 	}
 	return true
+}
+
+// writesOwed reports whether memcached writes the replies it owes once it
+// has answered cmd: after the commands of its process_get_command (get,
+// gets, gat, gats) and mn.
+func writesOwed(cmd protocol.Command) bool {
+	switch cmd {
+	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats, protocol.CmdMetaNoop:
+		return true
+	}
+	return false
 }
 
 // answerTextReady answers, on the event loop, the requests the loop's read
@@ -329,6 +345,7 @@ func (c *conn) answerText(req *protocol.Request, err error) bool {
 // goroutine; a request not yet wholly arrived stays buffered, for flushReady
 // to find. The replies stay in c.out unless enough gather to write at once.
 func (c *conn) answerTextReady() bool {
+	c.owed = false // the loop read these requests afresh: nothing is owed before them
 	for c.text.NextBuffered() {
 		req, err := c.text.Next()
 		if !textOnLoop(req, err) {

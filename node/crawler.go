@@ -22,7 +22,8 @@ import (
 // start and stop it, and a crawl or a metadump is a walk of the store (see
 // store.Dump and store.Crawl) in steps that each hold one shard's lock for
 // about crawlStep index slots, resting lru_crawler_sleep microseconds
-// between steps as memcached rests between crawls_persleep items. One job
+// after every crawlStep items, as memcached rests after every
+// crawls_persleep items. One job
 // runs at a time, as in memcached: another meanwhile is answered BUSY.
 //
 // A metadump streams its lines to the client as the walk produces them,
@@ -30,7 +31,8 @@ import (
 // slow reader delays only itself.
 const (
 	// crawlStep is how many index slots a crawl or dump step examines,
-	// memcached's crawls_persleep (items between rests).
+	// and how many items a crawl or metadump examines between two rests:
+	// memcached's crawls_persleep.
 	crawlStep = 1000
 	// cachedumpMax is memcached's cap on a "stats cachedump" reply, END
 	// and a terminating NUL included.
@@ -253,7 +255,12 @@ func (s *Server) crawl(c store.Crawl) {
 	defer s.crawler.running.Store(false)
 	t := time.NewTimer(time.Hour)
 	t.Stop()
+	rested := 0 // items examined at the last rest
 	for s.store.CrawlNext(&c, crawlStep) {
+		if c.Examined-rested < crawlStep {
+			continue
+		}
+		rested = c.Examined
 		if !s.crawlerRest(t) {
 			return
 		}
@@ -279,8 +286,9 @@ func (c *conn) metadump(arg []byte) {
 	}
 	// memcached hands the connection to its crawler thread, which it can
 	// do only with no reply owed: not after other requests of the same
-	// read, nor after another metadump of it.
-	if len(c.out) > 0 || c.dumped {
+	// read (unless a get or mn had it write what it owed), nor after
+	// another metadump of it.
+	if c.owed {
 		c.out = protocol.AppendLine(c.out, "ERROR cannot pipeline other commands before metadump")
 		return
 	}
@@ -299,11 +307,11 @@ func (c *conn) metadump(arg []byte) {
 		return
 	}
 	cr.starts.Add(1)
-	c.dumped = true
 	d := store.Dump{Classes: t.classes}
 	var b store.Batch
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	unrested := 0 // items listed since the last rest
 	for more := true; more; {
 		more = s.store.DumpNext(&d, crawlStep, &b)
 		for i := range b.Items {
@@ -313,6 +321,10 @@ func (c *conn) metadump(arg []byte) {
 			c.closeAfter = true
 			return
 		}
+		if unrested += len(b.Items); unrested < crawlStep {
+			continue
+		}
+		unrested = 0
 		if more && !s.crawlerRest(timer) {
 			// Shutting down: end the connection rather than let an
 			// END claim the listing whole.

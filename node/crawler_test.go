@@ -249,3 +249,22 @@ func TestDumpDoesNotStallOthers(t *testing.T) {
 	}
 	waitFor(t, func() bool { return !s.crawlerState().Running })
 }
+
+// TestMetadumpThenPipelined: requests that follow a metadump in the same
+// read are answered after its END (memcached leaves them until more
+// arrives), and another metadump among them is refused as memcached
+// refuses it; the next read may dump again.
+func TestMetadumpThenPipelined(t *testing.T) {
+	_, addr := serveForTest(t, Config{})
+	c, r := dialForTest(t, addr)
+	roundTrip(t, c, r, "set a 0 0 1\r\nx\r\n", 1)
+	got := roundTrip(t, c, r, "lru_crawler metadump all\r\nversion\r\nlru_crawler metadump all\r\n", 4)
+	key, rest, _ := strings.Cut(got, " exp=-1 la=")
+	if key != "key=a" || !strings.HasSuffix(rest, " cas=1 fetch=no cls=1 size=61\nEND\r\nVERSION "+Version+"\r\n"+
+		"ERROR cannot pipeline other commands before metadump\r\n") {
+		t.Fatalf("metadump, version, metadump: %q", got)
+	}
+	if got := roundTrip(t, c, r, "lru_crawler metadump all\r\n", 2); !strings.HasPrefix(got, "key=a ") || !strings.HasSuffix(got, "\nEND\r\n") {
+		t.Fatalf("metadump in a read of its own: %q", got)
+	}
+}

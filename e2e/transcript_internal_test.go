@@ -57,7 +57,7 @@ func TestNormalizeDumps(t *testing.T) {
 		"ITEM b [2 b; 1796625083 s]\r\nITEM a [1 b; 0 s]\r\nEND\r\n": {
 			"ITEM a [1 b; 0 s]\r\n", "ITEM b [2 b; <time> s]\r\n", "END\r\n"},
 		"ITEM a [1 b; 0 s]\r\nVERSION 1\r\n": {"ITEM a [1 b; 0 s]\r\n", "VERSION <version>\r\n"},
-		"ITEM a [12 b; 0 s]\r\n":               {"ITEM a [12 b; 0 s]\r\n"},
+		"ITEM a [12 b; 0 s]\r\n":             {"ITEM a [12 b; 0 s]\r\n"},
 		// metadump: lines ended by "\n", sorted; exp, la, cas hidden
 		// unless -1, 0.
 		"key=b exp=1796625083 la=1796624983 cas=2 fetch=no cls=1 size=70\nkey=a exp=-1 la=1796624983 cas=0 fetch=yes cls=3 size=65\nEND\r\n": {

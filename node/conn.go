@@ -50,12 +50,13 @@ type conn struct {
 	idle        atomic.Bool  // blocked waiting for a new request
 	lastCmd     atomic.Int64 // unix second of the last request
 	closeAfter  bool         // close once the replies are written
+	deadlineSet bool         // a read deadline is pending
+
 	// owed says replies to requests of the read being served are owed,
 	// as memcached's resp_has_stack: a metadump refuses to follow them.
 	// memcached writes what it owes after a get and an mn, and when it
 	// waits for a request; see answerText.
 	owed bool
-	deadlineSet bool         // a read deadline is pending
 
 	text *protocol.TextReader
 

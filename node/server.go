@@ -41,7 +41,6 @@ type Server struct {
 	authWarnOnce sync.Once
 
 	counters     counters
-	crawler      crawler
 	verbosity    atomic.Int32
 	currConns    atomic.Int64
 	shuttingDown atomic.Bool
@@ -53,6 +52,8 @@ type Server struct {
 	connsWG   sync.WaitGroup
 	done      chan struct{} // closed by closeDone
 	doneOnce  sync.Once
+
+	crawler crawler // the LRU crawler's settings and jobs; see crawler.go
 
 	loops     []*eventLoop // serve connections between requests; see eventLoopFor
 	loopsOnce sync.Once

@@ -151,6 +151,8 @@ func (c *conn) handleText(req *protocol.Request) {
 		c.shutdownCommand(req)
 	case protocol.CmdStats:
 		c.statsCommand(req)
+	case protocol.CmdLruCrawler:
+		c.lruCrawlerCommand(req)
 	case protocol.CmdMetaNoop:
 		c.out = append(c.out, protocol.ReplyMetaNoop...)
 	case protocol.CmdMetaGet:
@@ -167,8 +169,6 @@ func (c *conn) handleText(req *protocol.Request) {
 		c.configCommand(req)
 	case protocol.CmdRefreshCerts:
 		c.refreshCerts(req)
-	case protocol.CmdLruCrawler:
-		c.lruCrawlerCommand(req)
 	default:
 		c.textError(req, protocol.ErrUnknownCommand)
 	}

@@ -155,14 +155,6 @@ func (p *parser) subopt(item, key, v string, hasVal bool) error {
 	switch key {
 	case "maxconns_fast":
 		// memcached's default, and memcluster's only behaviour.
-	case "idle_timeout":
-		var n int
-		if n, err = intValue("Missing numeric argument for idle_timeout"); err == nil {
-			if n < 0 || int64(n) > math.MaxInt64/int64(time.Second) {
-				return unparsable()
-			}
-			cfg.IdleTimeout = time.Duration(n) * time.Second
-		}
 	case "lru_crawler":
 		cfg.NoLRUCrawler = false
 	case "no_lru_crawler":
@@ -189,6 +181,14 @@ func (p *parser) subopt(item, key, v string, hasVal bool) error {
 			return errors.New("lru_crawler_tocrawl takes a numeric 32bit value")
 		}
 		cfg.LRUCrawlerToCrawl = n
+	case "idle_timeout":
+		var n int
+		if n, err = intValue("Missing numeric argument for idle_timeout"); err == nil {
+			if n < 0 || int64(n) > math.MaxInt64/int64(time.Second) {
+				return unparsable()
+			}
+			cfg.IdleTimeout = time.Duration(n) * time.Second
+		}
 	case "ssl_chain_cert":
 		t.ChainCert, err = stringValue()
 	case "ssl_key":

@@ -23,8 +23,8 @@ import (
 // store.Dump and store.Crawl) in steps that each hold one shard's lock for
 // about crawlStep index slots, resting lru_crawler_sleep microseconds
 // after every crawlStep items, as memcached rests after every
-// crawls_persleep items. One job
-// runs at a time, as in memcached: another meanwhile is answered BUSY.
+// crawls_persleep items. One job runs at a time, as in memcached: another
+// meanwhile is answered BUSY.
 //
 // A metadump streams its lines to the client as the walk produces them,
 // on the connection's goroutine: no lock is held while it writes, so a
@@ -100,8 +100,9 @@ func (s *Server) initCrawler() {
 	s.store.PauseReclaimer(s.cfg.NoLRUCrawler)
 }
 
-// rest waits lru_crawler_sleep microseconds between two steps of a job,
-// on t. It reports false if the server began to shut down.
+// crawlerRest waits lru_crawler_sleep microseconds on t, a rest of the
+// crawler between two stretches of a job. It reports false if the server
+// began to shut down.
 func (s *Server) crawlerRest(t *time.Timer) bool {
 	d := time.Duration(s.crawler.sleep.Load()) * time.Microsecond
 	if d == 0 {

@@ -954,6 +954,7 @@ func compareCases() []compareCase {
 		}},
 	}
 	cases = append(cases, metaCases()...)
+	cases = append(cases, dumpCases()...)
 	return append(cases, asciiAuthCases()...)
 }
 

@@ -51,6 +51,28 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
+func TestNormalizeDumps(t *testing.T) {
+	for in, want := range map[string][]string{
+		// cachedump: sorted, times hidden, sizes and keys kept.
+		"ITEM b [2 b; 1796625083 s]\r\nITEM a [1 b; 0 s]\r\nEND\r\n": {
+			"ITEM a [1 b; 0 s]\r\n", "ITEM b [2 b; <time> s]\r\n", "END\r\n"},
+		"ITEM a [1 b; 0 s]\r\nVERSION 1\r\n": {"ITEM a [1 b; 0 s]\r\n", "VERSION <version>\r\n"},
+		"ITEM a [12 b; 0 s]\r\n":             {"ITEM a [12 b; 0 s]\r\n"},
+		// metadump: lines ended by "\n", sorted; exp, la, cas hidden
+		// unless -1, 0.
+		"key=b exp=1796625083 la=1796624983 cas=2 fetch=no cls=1 size=70\nkey=a exp=-1 la=1796624983 cas=0 fetch=yes cls=3 size=65\nEND\r\n": {
+			"key=a exp=-1 la=<time> cas=0 fetch=yes cls=3 size=65\n",
+			"key=b exp=<time> la=<time> cas=<cas> fetch=no cls=1 size=70\n",
+			"END\r\n"},
+		"key=a%20b exp=-1 la=1 cas=1 fetch=no cls=1 size=65\nEND\r\nOK\r\n": {
+			"key=a%20b exp=-1 la=<time> cas=<cas> fetch=no cls=1 size=65\n", "END\r\n", "OK\r\n"},
+	} {
+		if got := newNormalizer(1).normalize([]byte(in)); !slices.Equal(got, want) {
+			t.Errorf("normalize(%q) =\n%q\nwant\n%q", in, got, want)
+		}
+	}
+}
+
 func TestDiffLines(t *testing.T) {
 	d := diffLines([]string{"a", "b", "c"}, []string{"a", "x", "c"}, "")
 	want := "  \"a\"\n- \"b\"\n+ \"x\"\n  \"c\"\n"

@@ -25,7 +25,11 @@ import (
 //     numbers become <fd>;
 //   - "VERSION anything" becomes "VERSION <version>";
 //   - in meta replies, CAS uniques (c flags, me's cas=) become <cas#N> too,
-//     and a VA line's data block is cut by its length.
+//     and a VA line's data block is cut by its length;
+//   - the lines of "stats cachedump" (ITEM) and "lru_crawler metadump"
+//     (key=…, each ended by a bare "\n") are sorted, as the servers list
+//     items in different orders, with their times (expiry, last access)
+//     shown as <time> and non-zero CAS uniques as <cas>.
 //
 // Every other byte is kept. Data blocks are cut by their announced length,
 // so their contents are never mistaken for reply lines.
@@ -84,7 +88,13 @@ var connStat = regexp.MustCompile(`^[0-9]+:(addr|listen_addr|state|secs_since_la
 func (n *normalizer) normalize(reply []byte) []string {
 	var out []string
 	var stats []string // pending STAT block
+	var items []string // pending ITEM block
 	flushStats := func() {
+		if items != nil {
+			slices.Sort(items)
+			out = append(out, items...)
+			items = nil
+		}
 		if stats == nil {
 			return
 		}
@@ -105,8 +115,23 @@ func (n *normalizer) normalize(reply []byte) []string {
 			stats = append(stats, n.stat(line))
 			continue
 		}
+		if strings.HasPrefix(line, "ITEM ") {
+			items = append(items, cachedumpLine.ReplaceAllString(line, "$1<time> s]")+"\r\n")
+			continue
+		}
 		flushStats()
 		switch {
+		case strings.HasPrefix(line, "key="):
+			// Metadump lines end in "\n" alone: this line runs on to the
+			// "\r\n" of the END after them.
+			lines := strings.Split(line, "\n")
+			dump := lines[:len(lines)-1]
+			for i, l := range dump {
+				dump[i] = normalizeMetadump(l) + "\n"
+			}
+			slices.Sort(dump)
+			out = append(out, dump...)
+			out = append(out, lines[len(lines)-1]+"\r\n")
 		case strings.HasPrefix(line, "VALUE "):
 			hdr, size, ok := n.value(line)
 			if !ok || size+2 > len(reply) {
@@ -130,6 +155,25 @@ func (n *normalizer) normalize(reply []byte) []string {
 	}
 	flushStats()
 	return out
+}
+
+// cachedumpLine matches the expiry time of a cachedump ITEM line, unless 0.
+var cachedumpLine = regexp.MustCompile(`^(ITEM .* \[[0-9]+ b; )[1-9][0-9]* s\]$`)
+
+// normalizeMetadump normalizes a metadump line: the expiry time unless -1
+// (never), the last access time and a CAS unique other than 0.
+func normalizeMetadump(line string) string {
+	f := strings.Split(line, " ")
+	for i, field := range f {
+		name, v, _ := strings.Cut(field, "=")
+		switch {
+		case name == "exp" && v != "-1", name == "la":
+			f[i] = name + "=<time>"
+		case name == "cas" && v != "0":
+			f[i] = "cas=<cas>"
+		}
+	}
+	return strings.Join(f, " ")
 }
 
 // value normalizes a VALUE line, returning it and its data length.

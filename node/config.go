@@ -99,6 +99,28 @@ type Config struct {
 	// EnableShutdown allows the shutdown command (-A).
 	EnableShutdown bool
 
+	// DisableDumping refuses "stats cachedump" and "lru_crawler metadump"
+	// (-X).
+	DisableDumping bool
+
+	// NoLRUCrawler starts the node with its LRU crawler off (-o
+	// no_lru_crawler): the background reclaimer removes no expired or
+	// flushed items (reads, writes and eviction still do), and "lru_crawler
+	// crawl" and "metadump" are refused, until "lru_crawler enable".
+	NoLRUCrawler bool
+
+	// LRUCrawlerSleep is how long, in microseconds, "lru_crawler crawl"
+	// and "metadump" rest after every 1000 items they examine (-o
+	// lru_crawler_sleep), at most 1000000. If zero, defaults to
+	// DefaultLRUCrawlerSleep; a negative value means no rest (memcached's
+	// lru_crawler_sleep=0).
+	LRUCrawlerSleep int
+
+	// LRUCrawlerToCrawl bounds how many items of each size class one
+	// "lru_crawler crawl" examines (-o lru_crawler_tocrawl). If zero, there
+	// is no bound.
+	LRUCrawlerToCrawl uint32
+
 	// TLS turns on TLS for the TCP listeners (-Z with -o ssl_*). If nil,
 	// no TLS.
 	TLS *TLSConfig
@@ -284,9 +306,13 @@ const (
 	DefaultMemoryLimit     = 64 << 20
 	DefaultItemSizeMax     = 1 << 20
 	DefaultUnixMask        = 0o700
+	DefaultLRUCrawlerSleep = 100 // microseconds
 	// MinItemSizeMax and MaxItemSizeMax are memcached's bounds on -I.
 	MinItemSizeMax = 1 << 10
 	MaxItemSizeMax = 1 << 30
+	// MaxLRUCrawlerSleep is memcached's bound on lru_crawler_sleep: one
+	// second, in microseconds.
+	MaxLRUCrawlerSleep = 1000000
 )
 
 // withDefaults returns a copy of c with zero fields set to their defaults.
@@ -314,6 +340,14 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ItemSizeMax <= 0 {
 		c.ItemSizeMax = DefaultItemSizeMax
+	}
+	switch {
+	case c.LRUCrawlerSleep == 0:
+		c.LRUCrawlerSleep = DefaultLRUCrawlerSleep
+	case c.LRUCrawlerSleep < 0:
+		c.LRUCrawlerSleep = 0
+	case c.LRUCrawlerSleep > MaxLRUCrawlerSleep:
+		c.LRUCrawlerSleep = MaxLRUCrawlerSleep
 	}
 	if c.Protocol == "" {
 		c.Protocol = "auto"

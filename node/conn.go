@@ -54,13 +54,14 @@ type conn struct {
 	// servedInEvent counts the requests served since the connection last
 	// waited for one, up to -R (Config.MaxReqsPerEvent).
 	servedInEvent int
-	// held is set while replies memcached would still hold unwritten are
-	// owed: from a request answered until the replies are written (get,
-	// gets, gat, gats and mn excepted: memcached writes at once after
-	// them). watch refuses to follow such requests, as memcached does.
-	held bool
 	// closeReason is why the connection ends, for its conn_close line.
 	closeReason closeReason
+
+	// owed says replies to requests of the read being served are owed,
+	// as memcached's resp_has_stack: watch and metadump refuse to follow
+	// them. memcached writes what it owes after a get and an mn (see
+	// answerText), and before it reads more (see connReader).
+	owed bool
 
 	text *protocol.TextReader
 
@@ -100,6 +101,7 @@ type connReader struct{ c *conn }
 
 func (r connReader) Read(p []byte) (int, error) {
 	c := r.c
+	c.owed = false
 	if len(c.out) > 0 {
 		if err := c.flush(); err != nil {
 			return 0, err
@@ -281,7 +283,6 @@ func (c *conn) abort() {
 
 // flush writes the gathered replies.
 func (c *conn) flush() error {
-	c.held = false
 	if len(c.out) == 0 {
 		return nil
 	}
@@ -372,12 +373,23 @@ func (c *conn) answerText(req *protocol.Request, err error) bool {
 		}
 		c.handleText(req)
 	}
-	c.held = heldAfter(req, err)
+	c.owed = err != nil || !writesOwed(req.Command)
 	c.text.ReleaseLarge(keepBuffer)
 	if cap(c.scratch) > keepBuffer {
 		c.scratch = nil
 	}
 	return true
+}
+
+// writesOwed reports whether memcached writes the replies it owes once it
+// has answered cmd: after the commands of its process_get_command (get,
+// gets, gat, gats) and mn.
+func writesOwed(cmd protocol.Command) bool {
+	switch cmd {
+	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats, protocol.CmdMetaNoop:
+		return true
+	}
+	return false
 }
 
 // answerTextReady answers, on the event loop, the requests the loop's read

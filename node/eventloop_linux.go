@@ -360,7 +360,6 @@ func (c *conn) flushReady() bool {
 // without waiting, and reports whether it took them all; what it did not
 // take stays in c.out, for the goroutine to write.
 func (c *conn) tryFlush() bool {
-	c.held = false
 	if len(c.out) == 0 {
 		return true
 	}

@@ -60,6 +60,8 @@ type Server struct {
 	done      chan struct{} // closed by closeDone
 	doneOnce  sync.Once
 
+	crawler crawler // the LRU crawler's settings and jobs; see crawler.go
+
 	loops     []*eventLoop // serve connections between requests; see eventLoopFor
 	loopsOnce sync.Once
 
@@ -104,6 +106,7 @@ func New(cfg Config) *Server {
 		Epoch:       s.started,
 		OnEvict:     s.logEviction,
 	})
+	s.initCrawler()
 	return s
 }
 
@@ -383,6 +386,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.stopEventLoops()
+	s.crawler.wg.Wait() // crawls stop at their next step once done is closed
 
 	finished := make(chan struct{})
 	go func() {

@@ -157,6 +157,8 @@ func (c *conn) handleText(req *protocol.Request) {
 		c.shutdownCommand(req)
 	case protocol.CmdStats:
 		c.statsCommand(req)
+	case protocol.CmdLruCrawler:
+		c.lruCrawlerCommand(req)
 	case protocol.CmdMetaNoop:
 		c.out = append(c.out, protocol.ReplyMetaNoop...)
 	case protocol.CmdMetaGet:
@@ -338,6 +340,8 @@ func (c *conn) statsCommand(req *protocol.Request) {
 		c.out = appendStats(c.out, []Stat{{"sizes_status", "disabled"}})
 	case "conns":
 		c.out = appendStats(c.out, s.connStats())
+	case "cachedump":
+		c.cachedump(req)
 	default:
 		c.textError(req, protocol.ErrUnknownCommand)
 	}

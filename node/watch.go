@@ -301,7 +301,7 @@ func (c *conn) watchCommand(req *protocol.Request) {
 		reply("CLIENT_ERROR watch commands not allowed")
 		return
 	}
-	if c.held {
+	if c.owed {
 		reply("ERROR cannot pipeline other commands before watch")
 		return
 	}
@@ -744,20 +744,6 @@ func (c *conn) logConn(closing bool) {
 	line = strconv.AppendInt(line, int64(c.cfd()), 10)
 	line = append(line, '\n')
 	s.watch.publish(logConnEvents, gid, line, &s.counters)
-}
-
-// heldAfter reports whether memcached still holds the reply to what the
-// text decoder returned once it has answered it: for every request but
-// get, gets, gat, gats and mn, after which it writes at once.
-func heldAfter(req *protocol.Request, err error) bool {
-	if err != nil || req == nil {
-		return true
-	}
-	switch req.Command {
-	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats, protocol.CmdMetaNoop:
-		return false
-	}
-	return true
 }
 
 // metaStoreMode is the mode ms runs in: its mode switch, a set or replace

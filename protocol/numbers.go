@@ -66,6 +66,11 @@ func parseUint32(b []byte) (uint32, bool) {
 	return uint32(v), ok
 }
 
+// ParseUint32 reads a number as memcached's safe_strtoul does on a 64-bit
+// machine (see parseUint32), for the node to judge the words of the
+// commands it decodes as Request.Args.
+func ParseUint32(b []byte) (uint32, bool) { return parseUint32(b) }
+
 // parseInt32 is memcached's safe_strtol on a 64-bit machine: parsed as a
 // signed 64-bit number, then truncated to 32 bits.
 func parseInt32(b []byte) (int64, bool) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/memcluster/memcluster/node"
+	"github.com/memcluster/memcluster/protocol"
 )
 
 // subKind is the kind of value an -o key takes.
@@ -44,10 +45,6 @@ var ignoredSubopts = map[string]subDef{
 	"slab_automove_window": {subInt, whySlabs, ""},
 	"tail_repair_time":     {subInt, whySlabs, "Missing numeric argument for tail_repair_time"},
 	"hash_algorithm":       {subString, whySlabs, ""},
-	"lru_crawler":          {subFlag, whySlabs, ""},
-	"no_lru_crawler":       {subFlag, whySlabs, ""},
-	"lru_crawler_sleep":    {subInt, whySlabs, "Missing lru_crawler_sleep value"},
-	"lru_crawler_tocrawl":  {subInt, whySlabs, "Missing lru_crawler_tocrawl value"},
 	"lru_maintainer":       {subFlag, whySlabs, ""},
 	"no_lru_maintainer":    {subFlag, whySlabs, ""},
 	"hot_lru_pct":          {subInt, whySlabs, ""},
@@ -86,6 +83,29 @@ var ignoredSubopts = map[string]subDef{
 	"ext_max_frag":            {subFloat, whyExtstore, ""},
 	"ext_drop_unread":         {subFlag, whyExtstore, ""},
 	"slab_automove_freeratio": {subFloat, whyExtstore, ""},
+}
+
+// cAtoi reads s as C's atoi: white space, a sign and the digits that
+// follow, whatever comes after; 0 if there are none. Values past 32 bits
+// saturate.
+func cAtoi(s string) int {
+	i := 0
+	for i < len(s) && (s[i] == ' ' || s[i] >= '\t' && s[i] <= '\r') {
+		i++
+	}
+	neg := false
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		neg = s[i] == '-'
+		i++
+	}
+	n := 0
+	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		n = min(n*10+int(s[i]-'0'), math.MaxInt32)
+	}
+	if neg {
+		return -n
+	}
+	return n
 }
 
 // setExtended applies one -o value: a comma-separated list of key or
@@ -134,6 +154,32 @@ func (p *parser) subopt(item, key, v string, hasVal bool) error {
 	switch key {
 	case "maxconns_fast":
 		// memcached's default, and memcluster's only behaviour.
+	case "lru_crawler":
+		cfg.NoLRUCrawler = false
+	case "no_lru_crawler":
+		cfg.NoLRUCrawler = true
+	case "lru_crawler_sleep":
+		if !hasVal {
+			return missing("Missing lru_crawler_sleep value")
+		}
+		// memcached reads it with atoi: "x" is 0.
+		n := cAtoi(v)
+		if n < 0 || n > node.MaxLRUCrawlerSleep {
+			return errors.New("LRU crawler sleep must be between 0 and 1 second")
+		}
+		cfg.LRUCrawlerSleep = n
+		if n == 0 {
+			cfg.LRUCrawlerSleep = -1 // no rest; 0 is the default
+		}
+	case "lru_crawler_tocrawl":
+		if !hasVal {
+			return missing("Missing lru_crawler_tocrawl value")
+		}
+		n, ok := protocol.ParseUint32([]byte(v))
+		if !ok {
+			return errors.New("lru_crawler_tocrawl takes a numeric 32bit value")
+		}
+		cfg.LRUCrawlerToCrawl = n
 	case "idle_timeout":
 		var n int
 		if n, err = intValue("Missing numeric argument for idle_timeout"); err == nil {

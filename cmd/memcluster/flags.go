@@ -158,7 +158,7 @@ var memcachedFlagDefs = []flagDef{
 	{'I', "max-item-size", requiredArg, setItemSizeMax},
 	{'S', "enable-sasl", noArg, func(p *parser, _, _ string) error { p.o.cfg.SASL = true; return nil }},
 	{'F', "disable-flush-all", noArg, func(p *parser, _, _ string) error { p.o.cfg.DisableFlushAll = true; return nil }},
-	{'X', "disable-dumping", noArg, ignore("memcluster has no stats cachedump or lru_crawler metadump to disable")},
+	{'X', "disable-dumping", noArg, func(p *parser, _, _ string) error { p.o.cfg.DisableDumping = true; return nil }},
 	{'W', "disable-watch", noArg, func(p *parser, _, _ string) error { p.o.cfg.DisableWatch = true; return nil }},
 	{'Y', "auth-file", requiredArg, setAuthFile},
 	{'e', "memory-file", requiredArg, ignore("memcluster keeps items in its own memory and cannot restart from a file")},

@@ -61,7 +61,7 @@ memcached's command lines keep working, but have no effect (a warning says so).
 -S, --enable-sasl         turn on SASL authentication (binary protocol only);
                           users from --sasl-pwdb or $MEMCACHED_SASL_PWDB
 -F, --disable-flush-all   disable flush_all command
--X, --disable-dumping     ignored
+-X, --disable-dumping     disable stats cachedump and lru_crawler metadump
 -W, --disable-watch       disable watch commands (live logging)
 -Y, --auth-file=<file>    ASCII protocol authentication with the user:password
                           lines of <file>; forces the ascii protocol; SIGHUP
@@ -84,12 +84,18 @@ memcached's command lines keep working, but have no effect (a warning says so).
                           (default), 3 TLS 1.3
    - ssl_session_cache:   let clients resume TLS sessions (session tickets)
    - ssl_ciphers, ssl_wbuf_size, ssl_kernel_tls: ignored (Go's crypto/tls)
+   - lru_crawler:         the LRU crawler (the reclaimer of expired items) on;
+                          the default
+   - no_lru_crawler:      the LRU crawler off until "lru_crawler enable"
+   - lru_crawler_sleep:   microseconds a crawl or metadump rests every 1000
+                          items (default: 100)
+   - lru_crawler_tocrawl: most items of a class one crawl examines (default:
+                          0, no limit)
    - ignored, as they tune memcached's own slab allocator, LRU, hash table,
      logger or external storage: hashpower, no_hashexpand, slab_reassign,
      slab_automove, slab_automove_ratio, slab_automove_window,
-     tail_repair_time, hash_algorithm, lru_crawler, lru_crawler_sleep,
-     lru_crawler_tocrawl, lru_maintainer, hot_lru_pct, warm_lru_pct,
-     hot_max_factor, warm_max_factor, temporary_ttl, slab_sizes,
+     tail_repair_time, hash_algorithm, lru_maintainer, hot_lru_pct,
+     warm_lru_pct, hot_max_factor, warm_max_factor, temporary_ttl, slab_sizes,
      slab_chunk_max, track_sizes, no_chunked_items, modern, no_modern,
      inline_ascii_resp, resp_obj_mem_limit, read_buf_mem_limit,
      worker_logbuf_size, no_maxconns_fast,

@@ -34,8 +34,12 @@ func (s *Store) reclaimLoop() {
 	}
 }
 
-// reclaimTick advances every shard's cursor by up to budget records.
+// reclaimTick advances every shard's cursor by up to budget records,
+// unless the reclaimer is paused.
 func (s *Store) reclaimTick(budget int) {
+	if s.reclaimPaused.Load() {
+		return
+	}
 	for i := range s.shards {
 		sh := &s.shards[i]
 		now := s.now()

@@ -77,6 +77,8 @@ type Store struct {
 	flushMu   sync.Mutex    // serialises Flush's read-modify-write of flush
 	stealNext atomic.Uint64 // where the next cross-shard steal starts
 
+	reclaimPaused atomic.Bool // the reclaimer keeps the clock but removes nothing: see PauseReclaimer
+
 	stopOnce sync.Once
 	stop     chan struct{} // closed by Close
 	done     chan struct{} // closed when the reclaimer has returned

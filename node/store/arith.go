@@ -91,6 +91,7 @@ func (s *Store) ArithCAS(key []byte, incr bool, delta, initial uint64, create bo
 			v -= delta
 		}
 		digits := strconv.AppendUint(buf[:0], v, 10)
+		hits := s.classLocked(sh, &h) // the hit counts in the class of the number found
 		nh := h
 		var res roomResult
 		if len(digits) <= len(value) {
@@ -119,6 +120,11 @@ func (s *Store) ArithCAS(key []byte, incr bool, delta, initial uint64, create bo
 		case roomFail:
 			sh.mu.Unlock()
 			return 0, 0, NoMemory
+		}
+		if incr {
+			hits.incrHits++
+		} else {
+			hits.decrHits++
 		}
 		newCAS := s.casOf(&nh)
 		sh.mu.Unlock()

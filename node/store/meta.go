@@ -99,6 +99,11 @@ func (s *Store) MetaGet(key []byte, opt MetaGetOptions, dst []byte) ([]byte, Met
 		if it.Won {
 			rec[offBits] |= bitTokenSent
 		}
+		if c := s.classLocked(sh, &h); opt.Touch {
+			c.touchHits++
+		} else {
+			c.getHits[sh.queueOf(loc)]++
+		}
 		setDeadline(rec, h.deadline)
 		if !opt.NoBump {
 			bump(rec, &h, o.now)
@@ -190,6 +195,9 @@ func (s *Store) MetaDelete(key []byte, opt MetaDeleteOptions) Status {
 			sh.mu.Unlock()
 			return Exists
 		}
+		if !opt.Invalidate {
+			s.classLocked(sh, &h).deleteHits++
+		}
 		if !opt.Invalidate && !opt.RemoveValue {
 			s.killLocked(sh, slot, loc, &h)
 			sh.mu.Unlock()
@@ -250,7 +258,7 @@ func (s *Store) rewriteLocked(o *op, key []byte, slot int, loc uint64, old, h *h
 	}
 	if same {
 		rec := sh.record(loc)
-		s.uncountLocked(sh, old)
+		s.uncountLocked(sh, loc, old)
 		at := writeHdr(rec, h)
 		at += copy(rec[at:], key) // the header may have changed length
 		if h.bits&bitExternal != 0 {
@@ -258,7 +266,7 @@ func (s *Store) rewriteLocked(o *op, key []byte, slot int, loc uint64, old, h *h
 		} else {
 			copy(rec[at:], value)
 		}
-		s.countLocked(sh, h)
+		s.countLocked(sh, loc, h)
 		return roomOK
 	}
 	// The value may move while room is made: copy it out.
@@ -294,6 +302,9 @@ func (s *Store) SetStale(key, value []byte, flags uint32, deadline int64, cas ui
 	}
 	s.again(&o)
 	sh.mu.Lock()
+	// The compare-and-swap stored, as a stale value: it counts in the
+	// class of the item it compared with.
+	s.classLocked(sh, &h).casHits++
 	if _, loc, h, lk := s.findLocked(&o, key); lk == Hit && s.casOf(&h) == newCAS {
 		rec := sh.record(loc)
 		rec[offBits] = rec[offBits]&^bitTokenSent | bitStale | sent

@@ -104,11 +104,7 @@ func (c *conn) metaGet(req *protocol.Request) {
 		c.out = append(c.out, '\r', '\n')
 		return
 	}
-	if m.HasTTL {
-		s.counters.touchHits.Add(1)
-	} else {
-		s.counters.getHits.Add(1)
-	}
+	// The store counted the hit, as a touch with T, in the item's class.
 	if m.Value {
 		c.out = append(c.out, "VA "...)
 		c.out = strconv.AppendInt(c.out, int64(len(value)), 10)
@@ -183,7 +179,6 @@ func (c *conn) metaSet(req *protocol.Request) {
 	s := c.srv
 	m := &req.Meta
 	key := req.Key()
-	s.counters.cmdSet.Add(1)
 	s.counters.detail.recordSet(key)
 	mode := metaSetModes[m.Mode]
 	var cas uint64
@@ -208,7 +203,7 @@ func (c *conn) metaSet(req *protocol.Request) {
 		status, newCAS = s.store.SetCAS(mode, key, req.Data, m.ClientFlags, deadline, cas, nc)
 	}
 	if mode == store.ModeCAS {
-		s.counters.countCAS(status)
+		s.counters.countCASMiss(status)
 	}
 	var code string
 	switch status {
@@ -225,12 +220,12 @@ func (c *conn) metaSet(req *protocol.Request) {
 		code = metaNF
 	case store.TooLarge:
 		s.counters.storeTooLarge.Add(1)
-		s.store.Delete(key, 0)
+		s.store.Drop(key)
 		c.out = protocol.AppendLine(c.out, protocol.ErrTooLarge.Line)
 		return
 	default:
 		s.counters.storeNoMemory.Add(1)
-		s.store.Delete(key, 0)
+		s.store.Drop(key)
 		c.out = protocol.AppendLine(c.out, protocol.ErrOutOfMemory.Line)
 		return
 	}
@@ -269,10 +264,7 @@ func (c *conn) metaDelete(req *protocol.Request) {
 	status := s.store.MetaDelete(key, opt)
 	var code string
 	switch status {
-	case store.OK:
-		if !m.Invalidate {
-			s.counters.deleteHits.Add(1)
-		}
+	case store.OK: // a delete hit unless I, counted by the store
 		if m.Quiet {
 			return
 		}
@@ -313,9 +305,9 @@ func (c *conn) metaArith(req *protocol.Request) {
 		_, existed = s.store.MetaDebug(key)
 	}
 	v, newCAS, status := s.store.ArithCAS(key, incr, m.Delta, m.Initial, m.HasVivify, vivifyDeadline, cas, explicitCAS(m))
-	hits, misses := &s.counters.decrHits, &s.counters.decrMisses
+	misses := &s.counters.decrMisses
 	if incr {
-		hits, misses = &s.counters.incrHits, &s.counters.incrMisses
+		misses = &s.counters.incrMisses
 	}
 	switch status {
 	case store.OK:
@@ -337,10 +329,7 @@ func (c *conn) metaArith(req *protocol.Request) {
 		c.out = protocol.AppendLine(c.out, "SERVER_ERROR out of memory")
 		return
 	}
-	created := m.HasVivify && !existed
-	if !created {
-		hits.Add(1)
-	}
+	created := m.HasVivify && !existed // else a hit, counted by the store
 	var info store.MetaItem
 	for _, f := range m.Flags {
 		if f[0] == 't' || f[0] == 'T' || f[0] == 'N' {
@@ -365,7 +354,7 @@ func (c *conn) metaArith(req *protocol.Request) {
 		}
 	}
 	if changed && final != info.OldDeadline {
-		s.store.Touch(key, final)
+		s.store.SetDeadline(key, final)
 	}
 	if m.Quiet && !created {
 		return

@@ -354,3 +354,20 @@ func TestSetMaxBytesNoEvictions(t *testing.T) {
 	}
 	checkInvariants(t, s)
 }
+
+// TestClassOf checks the class search against a scan of the classes.
+func TestClassOf(t *testing.T) {
+	s, _ := newTestStore(t, Config{}, 1)
+	for size := 0; size <= s.chunkMax+100; size++ {
+		want := len(s.classes) - 1
+		for i, c := range s.classes {
+			if c >= size {
+				want = i
+				break
+			}
+		}
+		if got := int(s.classOf(size)); got != want {
+			t.Fatalf("classOf(%d) = %d, want %d", size, got, want)
+		}
+	}
+}

@@ -71,3 +71,8 @@ func (s *Store) shrinkIndexLocked(sh *shard) bool {
 	s.used.Add(sh.indexBytes() - old)
 	return true
 }
+
+// ChunkSizes returns the chunk sizes of the size classes, ascending:
+// memcached's slab classes, the last its largest chunk (slab_chunk_max).
+// The caller may modify the result.
+func (s *Store) ChunkSizes() []int { return append([]int(nil), s.classes...) }

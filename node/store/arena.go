@@ -331,8 +331,8 @@ func (s *Store) emptyPageLocked(sh *shard, p int32, q int, now int64, fl *flushS
 		}
 		h := readHdr(rec)
 		hash := xxhash.Sum64(keyOf(rec))
-		if lk := fl.check(&h, now); lk != Hit {
-			s.reclaimLocked(sh, sh.slotAt(hash, loc), loc, &h, lk)
+		if fl.check(&h, now) != Hit {
+			s.reclaimLocked(sh, sh.slotAt(hash, loc), loc, &h)
 			continue
 		}
 		freq := bits >> freqShift
@@ -421,12 +421,13 @@ func (s *Store) killLocked(sh *shard, slot int, loc uint64, h *hdr) *classCounte
 	return s.retireLocked(sh, loc, h)
 }
 
-// reclaimLocked removes the dead (expired or flushed: lk) record at loc and
-// counts it as reclaimed.
-func (s *Store) reclaimLocked(sh *shard, slot int, loc uint64, h *hdr, lk Lookup) {
+// reclaimLocked removes the dead (expired or flushed) record at loc and
+// counts it as reclaimed, and as expired unfetched if it was never read:
+// memcached's LRU maintainer counts a flushed item so too.
+func (s *Store) reclaimLocked(sh *shard, slot int, loc uint64, h *hdr) {
 	c := s.killLocked(sh, slot, loc, h)
 	c.reclaimed++
-	if lk == MissExpired && h.bits&bitFetched == 0 {
+	if h.bits&bitFetched == 0 {
 		c.expiredUnfetched++
 	}
 }

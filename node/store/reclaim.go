@@ -100,8 +100,8 @@ func (s *Store) reclaimPageLocked(sh *shard, p, off int32, budget int, now int64
 			continue
 		}
 		h := readHdr(rec)
-		if lk := fl.check(&h, now); lk != Hit {
-			s.reclaimLocked(sh, sh.slotAt(xxhash.Sum64(keyOf(rec)), loc), loc, &h, lk)
+		if fl.check(&h, now) != Hit {
+			s.reclaimLocked(sh, sh.slotAt(xxhash.Sum64(keyOf(rec)), loc), loc, &h)
 			continue
 		}
 		if ages {

@@ -23,6 +23,9 @@ type compatSettings struct {
 
 // compatValues are the values of compatSettings.
 type compatValues struct {
+	// lruCrawler is memcached's lru_crawler setting, which also decides
+	// whether stats shows lru_crawler_running and lru_crawler_starts
+	// (lru_crawler enable and disable would change it).
 	lruCrawler                  bool
 	slabAutomove                int
 	slabAutomoveRatio           float64

@@ -107,9 +107,10 @@ type Stat struct {
 // Stats returns the general statistics of "stats", in memcached's order:
 // every name memcached 1.6.18 prints, with idle_kicks under an idle
 // timeout and the TLS statistics with TLS on, as memcached prints them.
-// reclaimed counts the dead items the node's background reclaimer removes
-// (memcached's LRU maintainer's work), crawler_reclaimed what a crawl
-// removes.
+// reclaimed counts the dead items removed to reuse their memory, by the
+// node's background reclaimer (the work of memcached's LRU maintainer) and
+// by eviction passes; the node has no LRU crawler, so crawler_reclaimed is
+// 0.
 func (s *Server) Stats() []Stat {
 	now := time.Now()
 	var ru syscall.Rusage

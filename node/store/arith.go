@@ -24,6 +24,8 @@ import (
 // every item's is 0). On a missing key Arith returns NotFound, unless create
 // is set: then it stores initial in decimal with flags 0 and deadline,
 // ignoring cas, and returns initial (NoMemory or TooLarge if it cannot).
+// An OK on a number found counts an incr or decr hit in its class; a
+// created one counts nothing.
 func (s *Store) Arith(key []byte, incr bool, delta, initial uint64, create bool, deadline int64, cas uint64) (uint64, uint64, Status) {
 	return s.ArithCAS(key, incr, delta, initial, create, deadline, cas, NewCAS{})
 }

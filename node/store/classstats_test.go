@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"runtime"
+	"sync"
 	"testing"
 )
 
@@ -370,4 +372,38 @@ func TestClassOf(t *testing.T) {
 			t.Fatalf("classOf(%d) = %d, want %d", size, got, want)
 		}
 	}
+}
+
+// TestSetMaxBytesUnderWrites shrinks the store while writers fill it: the
+// new bound holds once SetMaxBytes returns, whatever the writers do.
+func TestSetMaxBytesUnderWrites(t *testing.T) {
+	s, _ := newTestStore(t, Config{MaxBytes: 8 << 20}, 8)
+	v := bytes.Repeat([]byte("v"), 300)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				s.Set(ModeSet, fmt.Appendf(nil, "w%d-%d", w, i), v, 0, 0, 0)
+				s.Get(fmt.Appendf(nil, "w%d-%d", w, i/2), nil)
+			}
+		}()
+	}
+	for s.Stats().Evictions == 0 {
+		runtime.Gosched()
+	}
+	s.SetMaxBytes(2 << 20)
+	if u := s.used.Load(); u > 2<<20 {
+		t.Errorf("used after SetMaxBytes, under writes: got %d, want at most %d", u, 2<<20)
+	}
+	close(stop)
+	wg.Wait()
+	checkInvariants(t, s)
 }

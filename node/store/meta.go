@@ -51,7 +51,8 @@ type MetaItem struct {
 // it with the item's MetaItem and Hit. Exactly one caller is handed Won for
 // an item that is stale, was created by Vivify, or fell under
 // RecacheDeadline, until the item is stored or invalidated again; later
-// callers see TokenSent. On a miss it returns dst and why.
+// callers see TokenSent. On a miss it returns dst and why. A hit counts as
+// a get hit, or with Touch as a touch hit, in the item's class.
 func (s *Store) MetaGet(key []byte, opt MetaGetOptions, dst []byte) ([]byte, MetaItem, Lookup) {
 	o := s.begin(key)
 	sh := o.sh
@@ -178,7 +179,8 @@ type MetaDeleteOptions struct {
 // and no token sent, so that the next MetaGet wins the token to recompute
 // it; if Touch, its deadline becomes opt.Deadline.
 //
-// It returns OK, NotFound or Exists.
+// It returns OK, NotFound or Exists. An OK without Invalidate counts a
+// delete hit in the item's class.
 func (s *Store) MetaDelete(key []byte, opt MetaDeleteOptions) Status {
 	o := s.begin(key)
 	sh := o.sh
@@ -279,7 +281,8 @@ func (s *Store) rewriteLocked(o *op, key []byte, slot int, loc uint64, old, h *h
 // unique is newer than cas, value replaces the item's but the item keeps its
 // deadline, stays (or becomes) stale and keeps its token state, and OK is
 // returned with the new CAS unique. Otherwise it behaves as Set with mode
-// ModeCAS. Either way the item stored gets the CAS unique nc asks for.
+// ModeCAS. Either way the item stored gets the CAS unique nc asks for, and
+// a store counts as a compare-and-swap hit.
 func (s *Store) SetStale(key, value []byte, flags uint32, deadline int64, cas uint64, nc NewCAS) (Status, uint64) {
 	if s.noCAS {
 		return s.SetCAS(ModeCAS, key, value, flags, deadline, cas, nc)

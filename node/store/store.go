@@ -303,16 +303,17 @@ func promote(rec []byte, h *hdr, now int64) {
 const accessInterval = 60
 
 // Get looks key up. On Hit it appends the value to dst and returns the
-// result, the item's Meta, and Hit; it marks the item fetched and counts
-// the read for eviction. Otherwise it returns dst unchanged, a zero Meta and
-// why it missed: Miss, MissExpired or MissFlushed.
+// result, the item's Meta, and Hit; it marks the item fetched, counts the
+// read for eviction, and counts a get hit in the item's class (see
+// ClassStats). Otherwise it returns dst unchanged, a zero Meta and why it
+// missed: Miss, MissExpired or MissFlushed.
 func (s *Store) Get(key, dst []byte) ([]byte, Meta, Lookup) {
 	return s.get(key, dst, false, 0)
 }
 
 // GetAndTouch is Get that also sets the item's deadline on a hit, as
-// memcached's gat: the returned Meta carries the new deadline. The CAS
-// unique is unchanged.
+// memcached's gat: the returned Meta carries the new deadline, and the hit
+// counts as a touch hit. The CAS unique is unchanged.
 func (s *Store) GetAndTouch(key []byte, deadline int64, dst []byte) ([]byte, Meta, Lookup) {
 	return s.get(key, dst, true, deadline)
 }
@@ -413,7 +414,9 @@ func (s *Store) remove(key []byte, cas uint64, count bool) Status {
 //     eviction); ModeReplace only if one has (else NotStored).
 //   - ModeAppend and ModePrepend add value after or before the present
 //     value (NotStored if there is none). flags and deadline are ignored:
-//     the item keeps its own, as in memcached.
+//     the item keeps its own, as in memcached (flags only decide the
+//     class the command counts in, as the flags of memcached's append
+//     command do).
 //   - ModeCAS stores only if a live item has the key (else NotFound) and
 //     its CAS unique equals cas (else Exists). A cas of 0 never matches, as
 //     in memcached; with NoCAS every item's CAS unique is 0, so ModeCAS
@@ -433,6 +436,11 @@ func (s *Store) remove(key []byte, cas uint64, count bool) Status {
 // it is larger than MaxBytes, or the store is full and NoEvictions is set.
 // On TooLarge and NoMemory ModeSet removes the key's present item, as
 // memcached does so that a failed set leaves no stale value behind.
+//
+// Every outcome but TooLarge and NoMemory counts a storage command in the
+// class of the item the command would store; a NoMemory counts in its
+// outofmemory, and ModeCAS's OK and Exists a hit or a mismatch in the
+// class of the item compared with (see ClassStats).
 func (s *Store) Set(mode Mode, key, value []byte, flags uint32, deadline int64, cas uint64) (Status, uint64) {
 	return s.SetCAS(mode, key, value, flags, deadline, cas, NewCAS{})
 }

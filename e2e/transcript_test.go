@@ -71,6 +71,11 @@ var statValues = map[string]bool{
 	"growth_factor": true, "chunk_size": true, "stat_key_prefix": true,
 	"detail_enabled": true, "auth_enabled_ascii": true, "track_sizes": true,
 	"ssl_enabled": true,
+	// stats settings that memcached's memory commands set (cache_memlimit,
+	// slabs automove, lru)
+	"slab_automove": true, "slab_automove_ratio": true, "slab_chunk_max": true,
+	"lru_segmented": true, "hot_lru_pct": true, "warm_lru_pct": true,
+	"hot_max_factor": true, "warm_max_factor": true, "temp_lru": true, "temporary_ttl": true,
 	// stats sizes
 	"sizes_status": true,
 }
@@ -78,7 +83,10 @@ var statValues = map[string]bool{
 // statValuePattern matches the per-class statistics of stats items and
 // stats slabs whose values two servers must agree on: they show that an
 // item is filed in memcached's size class and counted at memcached's size.
-var statValuePattern = regexp.MustCompile(`^(items:[0-9]+:(number|mem_requested)|[0-9]+:(chunk_size|used_chunks))$`)
+// The command counters of stats slabs show that each command is counted in
+// memcached's class.
+var statValuePattern = regexp.MustCompile(`^(items:[0-9]+:(number|mem_requested)|` +
+	`[0-9]+:(chunk_size|chunks_per_page|used_chunks|get_hits|cmd_set|delete_hits|incr_hits|decr_hits|cas_hits|cas_badval|touch_hits))$`)
 
 // connStat matches the names of stats conns lines, "<fd>:<field>".
 var connStat = regexp.MustCompile(`^[0-9]+:(addr|listen_addr|state|secs_since_last_cmd)$`)
@@ -409,20 +417,28 @@ func diffLines(want, got []string, indent string) string {
 	return b.String()
 }
 
-// The stats policy. memcluster prints a statistic only when it has an
-// honest value for it, so it prints fewer than memcached, whose internals
-// (hash table, slab mover, LRU crawler, logger, extstore …) it does not
-// have. A STAT block of memcluster's is therefore held to a rule rather
-// than compared line for line with memcached's block for the same command:
+// The stats policy. memcluster prints every name memcached prints, in the
+// same groups and, for a class, under the same number; the values of the
+// statistics that must agree are compared (statValues, statValuePattern),
+// the others by name. A STAT block of memcluster's is held to that rule
+// rather than compared line for line with memcached's block for the same
+// command, because which classes memcached's slabs list depends on its
+// slab allocator:
 //
 //   - every name memcluster prints, memcached prints too: no invented stats;
-//   - the names the kind of block requires (statsKinds) are printed by both;
-//   - the values the normalizer keeps (statValues, statValuePattern) agree.
+//   - the names the kind of block requires (statsKinds) are printed by both:
+//     every name of "stats" and "stats settings", every field of each class
+//     memcached's "stats items" lists, and every field of each class that
+//     holds chunks in memcached's "stats slabs" (memcached also lists the
+//     classes its large items' chunks came from, which memcluster, whose
+//     items are not chunked, does not);
+//   - the values the normalizer keeps agree.
 //
 // statsView applies the rule by cutting memcached's blocks down to the
 // names memcluster's print and the required ones: the two replies are then
 // equal exactly when the rule holds, and their diff shows each breach.
 // Blocks of other kinds (stats conns, stats sizes) are compared whole.
+// (TestStatsNamesInOrder in stats_test.go checks the order of the names.)
 
 // statsKind is one kind of STAT block under the policy.
 type statsKind struct {
@@ -435,27 +451,10 @@ type statsKind struct {
 	required func(ref map[string]string) []string
 }
 
-// requiredStats are the names of "stats" that memcluster must print.
-var requiredStats = strings.Fields(`pid uptime time version pointer_size
-	rusage_user rusage_system max_connections curr_connections
-	total_connections rejected_connections cmd_get cmd_set cmd_flush
-	cmd_touch get_hits get_misses get_expired get_flushed delete_hits
-	delete_misses incr_hits incr_misses decr_hits decr_misses cas_hits
-	cas_misses cas_badval touch_hits touch_misses bytes_read bytes_written
-	limit_maxbytes threads bytes curr_items total_items evictions reclaimed`)
-
-// requiredSettings are the names of "stats settings" that memcluster must
-// print: every setting it has and acts on.
-var requiredSettings = strings.Fields(`maxbytes maxconns tcpport udpport inter
-	verbosity evictions domain_socket umask shutdown_command growth_factor
-	chunk_size num_threads stat_key_prefix detail_enabled cas_enabled
-	binding_protocol auth_enabled_sasl auth_enabled_ascii item_size_max
-	maxconns_fast flush_enabled idle_timeout track_sizes ssl_enabled`)
-
-// requiredItemFields are the fields of "stats items" memcluster must print
-// for each class memcached lists.
-var requiredItemFields = strings.Fields(`number mem_requested evicted reclaimed
-	expired_unfetched evicted_unfetched`)
+// allNames requires every name of memcached's block.
+func allNames(ref map[string]string) []string {
+	return slices.Collect(maps.Keys(ref))
+}
 
 var slabClassStat = regexp.MustCompile(`^([0-9]+):used_chunks$`)
 
@@ -463,16 +462,16 @@ var statsKinds = []statsKind{
 	{
 		name:     "stats",
 		is:       func(ref map[string]string) bool { _, ok := ref["pid"]; return ok },
-		required: func(map[string]string) []string { return requiredStats },
+		required: allNames,
 	},
 	{
 		name:     "stats settings",
 		is:       func(ref map[string]string) bool { _, ok := ref["maxbytes"]; return ok },
-		required: func(map[string]string) []string { return requiredSettings },
+		required: allNames,
 	},
 	{
 		// Every class memcached lists holds items: memcluster must list
-		// it too, under the same number.
+		// it too, under the same number, with all its fields.
 		name: "stats items",
 		is: func(ref map[string]string) bool {
 			for name := range ref {
@@ -482,28 +481,23 @@ var statsKinds = []statsKind{
 			}
 			return false
 		},
-		required: func(ref map[string]string) []string {
-			var out []string
-			for name := range ref {
-				if class, ok := strings.CutSuffix(name, ":number"); ok {
-					for _, f := range requiredItemFields {
-						out = append(out, class+":"+f)
-					}
-				}
-			}
-			return out
-		},
+		required: allNames,
 	},
 	{
 		// memcached lists every class that ever had a slab page; the
-		// classes that hold items now must be listed by both.
+		// classes that hold chunks now must be listed by both, with all
+		// their fields.
 		name: "stats slabs",
 		is:   func(ref map[string]string) bool { _, ok := ref["active_slabs"]; return ok },
 		required: func(ref map[string]string) []string {
 			out := []string{"active_slabs", "total_malloced"}
 			for name, v := range ref {
 				if m := slabClassStat.FindStringSubmatch(name); m != nil && v != "0" {
-					out = append(out, m[1]+":chunk_size", m[1]+":used_chunks")
+					for field := range ref {
+						if strings.HasPrefix(field, m[1]+":") {
+							out = append(out, field)
+						}
+					}
 				}
 			}
 			return out
@@ -668,27 +662,36 @@ func TestStatsPolicy(t *testing.T) {
 	}
 	end := lines("END")
 	ref := slices.Concat(item("1", "1", "61"), end)
-	ours := without(ref, "items:1:age") // memcluster has no age
+	slab := func(class, used string) []string {
+		p := "STAT " + class + ":"
+		return lines(p+"chunk_size 96", p+"get_hits 0", p+"used_chunks "+used)
+	}
+	slabsRef := slices.Concat(slab("1", "1"), slab("2", "0"), lines("STAT active_slabs", "STAT total_malloced"), end)
+	slabsOurs := slices.Concat(slab("1", "1"), lines("STAT active_slabs", "STAT total_malloced"), end)
 	for _, tc := range []struct {
 		name     string
 		ref, got []string
 		equal    bool
 		problems []string // substrings of the problems, in order
 	}{
-		{"subset with required names", ref, ours, true, nil},
 		{"same", ref, ref, true, nil},
-		{"invented name", ref, slices.Concat(ours[:len(ours)-1], lines("STAT items:1:zzz"), end), false,
+		{"name missing", ref, without(ref, "items:1:age"), false,
+			[]string{"required names memcluster does not print: items:1:age"}},
+		{"invented name", ref, slices.Concat(ref[:len(ref)-1], lines("STAT items:1:zzz"), end), false,
 			[]string{"invented): items:1:zzz"}},
-		{"required name missing", ref, without(ours, "items:1:evicted"), false,
-			[]string{"required names memcluster does not print: items:1:evicted"}},
-		{"wrong class", ref, slices.Concat(without(item("2", "1", "61"), "items:2:age"), end), false,
-			[]string{"invented): items:2:evicted", "not print: items:1:evicted"}},
-		{"value differs", ref, slices.Concat(without(item("1", "2", "61"), "items:1:age"), end), false, nil},
+		{"wrong class", ref, slices.Concat(item("2", "1", "61"), end), false,
+			[]string{"invented): items:2:age", "not print: items:1:age"}},
+		{"value differs", ref, slices.Concat(item("1", "2", "61"), end), false, nil},
 		{"block of no policy kind compared whole", lines("STAT <fd>:addr", "STAT <fd>:state", "END"),
 			lines("STAT <fd>:addr", "END"), false, nil},
-		{"blocks paired by the lines before them", slices.Concat(end, ref), slices.Concat(ours, ours), false,
+		{"blocks paired by the lines before them", slices.Concat(end, ref), slices.Concat(ref, ref), false,
 			nil},
-		{"second block of two", slices.Concat(lines("OK"), ref), slices.Concat(lines("OK"), ours), true, nil},
+		{"second block of two", slices.Concat(lines("OK"), ref), slices.Concat(lines("OK"), ref), true, nil},
+		{"slabs: a class without chunks may be left out", slabsRef, slabsOurs, true, nil},
+		{"slabs: a class with chunks may not", slabsRef, slices.Concat(slab("2", "0"), lines("STAT active_slabs", "STAT total_malloced"), end), false,
+			[]string{"not print: 1:chunk_size 1:get_hits 1:used_chunks"}},
+		{"slabs: every field of a class with chunks", slabsRef, without(slabsOurs, "1:get_hits"), false,
+			[]string{"not print: 1:get_hits"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			view := statsView(tc.ref, tc.got)
@@ -707,13 +710,12 @@ func TestStatsPolicy(t *testing.T) {
 		})
 	}
 
-	// Every name "stats" requires is checked.
-	refStats := slices.Concat(lines("STAT pid", "STAT libevent"), end)
-	for _, name := range requiredStats[1:] {
-		refStats = slices.Insert(refStats, 0, "STAT "+name+"\r\n")
-	}
-	p := statsProblems(refStats, lines("STAT pid", "END"))
-	if len(p) != 1 || !strings.Contains(p[0], "stats: required names") || !strings.Contains(p[0], "reclaimed") {
-		t.Errorf("stats with only pid: problems %q, want the required names missing", p)
+	// Every name of "stats" and "stats settings" is required.
+	for _, first := range []string{"pid", "maxbytes"} {
+		refStats := slices.Concat(lines("STAT "+first, "STAT libevent", "STAT zzz"), end)
+		p := statsProblems(refStats, lines("STAT "+first, "END"))
+		if len(p) != 1 || !strings.Contains(p[0], "required names") || !strings.Contains(p[0], "libevent zzz") {
+			t.Errorf("a block with only %s: problems %q, want the other names missing", first, p)
+		}
 	}
 }

@@ -234,7 +234,7 @@ func (b *binaryConn) readError(err error) bool {
 		b.logTooLarge()
 		if h.Opcode.Loud() == protocol.OpSet {
 			// A failed set leaves no stale value behind.
-			c.srv.store.Delete(b.req.Key, 0)
+			c.srv.store.Drop(b.req.Key)
 		}
 	}
 	c.out = protocol.AppendBinaryError(c.out, h.Opcode, be.Status, h.Opaque)
@@ -343,12 +343,7 @@ func (b *binaryConn) get(touch bool) {
 	if withKey {
 		key = req.Key
 	}
-	if lookup == store.Hit {
-		if touch {
-			s.counters.touchHits.Add(1)
-		} else {
-			s.counters.getHits.Add(1)
-		}
+	if lookup == store.Hit { // the store counted the hit in the item's class
 		b.out = protocol.AppendBinaryGetResponse(b.out, h.Opcode, h.Opaque, meta.CAS, meta.Flags, key, value)
 		return
 	}
@@ -398,7 +393,6 @@ func (b *binaryConn) touch() {
 		b.fail(protocol.StatusKeyNotFound)
 		return
 	}
-	s.counters.touchHits.Add(1)
 	b.out = protocol.AppendBinaryGetResponse(b.out, h.Opcode, h.Opaque, meta.CAS, meta.Flags, nil, nil)
 }
 
@@ -447,9 +441,10 @@ func (b *binaryConn) storeItem() {
 		b.failLater(protocol.StatusOutOfMemory, oomItem)
 		return
 	}
-	s.counters.cmdSet.Add(1)
+	// The store counted the command, and a compare-and-swap's hit or
+	// mismatch, in the classes of the items; a miss is counted here.
 	if cas != 0 {
-		s.counters.countCAS(status)
+		s.counters.countCASMiss(status)
 	}
 	switch status {
 	case store.OK:
@@ -496,7 +491,6 @@ func (b *binaryConn) concat() {
 		b.failLater(protocol.StatusTooLarge, "")
 		return
 	}
-	s.counters.cmdSet.Add(1)
 	switch status {
 	case store.OK:
 		b.ok(newCAS)
@@ -517,7 +511,6 @@ func (b *binaryConn) deleteItem() {
 	}
 	switch s.store.Delete(req.Key, req.Header.CAS) {
 	case store.OK:
-		s.counters.deleteHits.Add(1)
 		b.ok(0)
 	case store.NotFound:
 		s.counters.deleteMisses.Add(1)
@@ -550,15 +543,12 @@ func (b *binaryConn) arith() {
 			b.logCreated(w, req.Key, v, deadline)
 		}
 	}
-	hits, misses := &s.counters.decrHits, &s.counters.decrMisses
+	misses := &s.counters.decrMisses
 	if incr {
-		hits, misses = &s.counters.incrHits, &s.counters.incrMisses
+		misses = &s.counters.incrMisses
 	}
 	switch status {
-	case store.OK:
-		if !created {
-			hits.Add(1)
-		}
+	case store.OK: // a hit, unless created, counted by the store
 		if !h.Opcode.Quiet() {
 			b.out = protocol.AppendBinaryCounterResponse(b.out, h.Opcode, h.Opaque, cas, v)
 		}

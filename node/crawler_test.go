@@ -107,8 +107,8 @@ func TestLRUCrawlerCrawl(t *testing.T) {
 	waitFor(t, func() bool { return !s.crawlerState().Running })
 	for _, cs := range s.store.ClassStats() {
 		switch {
-		case cs.ID == small && (cs.Items != 0 || cs.Reclaimed != 50):
-			t.Errorf("class %d, crawled: %+v, want 0 items, 50 reclaimed", cs.ID, cs)
+		case cs.ID == small && (cs.Items != 0 || cs.CrawlerReclaimed != 50 || cs.CrawlerChecked != 50 || cs.Reclaimed != 0):
+			t.Errorf("class %d, crawled: %+v, want 0 items, 50 crawler reclaimed of 50 checked", cs.ID, cs)
 		case cs.ID != small && cs.Items != 50:
 			t.Errorf("class %d, not crawled: %+v, want 50 items", cs.ID, cs)
 		}

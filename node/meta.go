@@ -113,11 +113,7 @@ func (c *conn) metaGet(req *protocol.Request) {
 		c.out = append(c.out, '\r', '\n')
 		return
 	}
-	if m.HasTTL {
-		s.counters.touchHits.Add(1)
-	} else {
-		s.counters.getHits.Add(1)
-	}
+	// The store counted the hit, as a touch with T, in the item's class.
 	if m.Value {
 		c.out = append(c.out, "VA "...)
 		c.out = strconv.AppendInt(c.out, int64(len(value)), 10)
@@ -192,7 +188,6 @@ func (c *conn) metaSet(req *protocol.Request) {
 	s := c.srv
 	m := &req.Meta
 	key := req.Key()
-	s.counters.cmdSet.Add(1)
 	s.counters.detail.recordSet(key)
 	mode := metaStoreMode(m)
 	var cas uint64
@@ -221,7 +216,7 @@ func (c *conn) metaSet(req *protocol.Request) {
 		status, newCAS = set()
 	}
 	if mode == store.ModeCAS {
-		s.counters.countCAS(status)
+		s.counters.countCASMiss(status)
 	}
 	var code string
 	switch status {
@@ -238,12 +233,12 @@ func (c *conn) metaSet(req *protocol.Request) {
 		code = metaNF
 	case store.TooLarge:
 		s.counters.storeTooLarge.Add(1)
-		s.store.Delete(key, 0)
+		s.store.Drop(key)
 		c.out = protocol.AppendLine(c.out, protocol.ErrTooLarge.Line)
 		return
 	default:
 		s.counters.storeNoMemory.Add(1)
-		s.store.Delete(key, 0)
+		s.store.Drop(key)
 		c.out = protocol.AppendLine(c.out, protocol.ErrOutOfMemory.Line)
 		return
 	}
@@ -285,10 +280,7 @@ func (c *conn) metaDelete(req *protocol.Request) {
 	status := s.store.MetaDelete(key, opt)
 	var code string
 	switch status {
-	case store.OK:
-		if !m.Invalidate {
-			s.counters.deleteHits.Add(1)
-		}
+	case store.OK: // a delete hit unless I, counted by the store
 		if m.Quiet {
 			return
 		}
@@ -333,9 +325,9 @@ func (c *conn) metaArith(req *protocol.Request) {
 		_, existed = s.store.MetaDebug(key)
 	}
 	v, newCAS, status := s.store.ArithCAS(key, incr, m.Delta, m.Initial, m.HasVivify, vivifyDeadline, cas, explicitCAS(m))
-	hits, misses := &s.counters.decrHits, &s.counters.decrMisses
+	misses := &s.counters.decrMisses
 	if incr {
-		hits, misses = &s.counters.incrHits, &s.counters.incrMisses
+		misses = &s.counters.incrMisses
 	}
 	switch status {
 	case store.OK:
@@ -357,10 +349,8 @@ func (c *conn) metaArith(req *protocol.Request) {
 		c.out = protocol.AppendLine(c.out, "SERVER_ERROR out of memory")
 		return
 	}
-	created := m.HasVivify && !existed
-	if !created {
-		hits.Add(1)
-	} else if w&(logFetchers|logMutations) != 0 {
+	created := m.HasVivify && !existed // else a hit, counted by the store
+	if created && w&(logFetchers|logMutations) != 0 {
 		c.logCreated(w, key, v, vivifyDeadline)
 	}
 	var info store.MetaItem
@@ -387,7 +377,7 @@ func (c *conn) metaArith(req *protocol.Request) {
 		}
 	}
 	if changed && final != info.OldDeadline {
-		s.store.Touch(key, final)
+		s.store.SetDeadline(key, final)
 	}
 	if m.Quiet && !created {
 		return

@@ -41,9 +41,11 @@ type Server struct {
 	authErr      error     // a bad authentication setting, returned by Listen and Serve
 	authWarnOnce sync.Once
 
-	counters  counters
-	verbosity atomic.Int32
-	currConns atomic.Int64
+	counters     counters
+	compat       compatSettings // memcached's settings the node shows but has no use for
+	oldestLive   atomic.Int64   // stats settings' oldest: memcached's oldest_live, set by flush_all
+	verbosity    atomic.Int32
+	currConns    atomic.Int64
 	// peakConns is the most connections and listeners ever open at once:
 	// memcached's connection_structures, the structures it allocated.
 	peakConns atomic.Int64
@@ -53,8 +55,8 @@ type Server struct {
 	shuttingDown atomic.Bool
 	nextConnID   atomic.Uint64
 
-	mu        sync.Mutex              // guards listeners and conns
-	listeners map[net.Listener]uint64 // listener → its id in "stats conns"
+	mu        sync.Mutex // guards listeners and conns
+	listeners map[net.Listener]listenerInfo
 	conns     map[*conn]struct{}
 	connsWG   sync.WaitGroup
 	done      chan struct{} // closed by closeDone
@@ -76,7 +78,7 @@ func New(cfg Config) *Server {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		started:   time.Now(),
-		listeners: make(map[net.Listener]uint64),
+		listeners: make(map[net.Listener]listenerInfo),
 		conns:     make(map[*conn]struct{}),
 		done:      make(chan struct{}),
 	}
@@ -93,6 +95,7 @@ func New(cfg Config) *Server {
 	}
 	s.auth, s.authErr = newAuth(cfg)
 	s.verbosity.Store(int32(cfg.Verbosity))
+	s.compat.init()
 	s.counters.detail.delim = defaultPrefixDelimiter
 	if cfg.PrefixDelimiter != 0 {
 		s.counters.detail.delim = cfg.PrefixDelimiter
@@ -310,7 +313,7 @@ func (s *Server) trackListener(l net.Listener) bool {
 	if s.shuttingDown.Load() {
 		return false
 	}
-	s.listeners[l] = s.nextConnID.Add(1)
+	s.listeners[l] = listenerInfo{id: s.nextConnID.Add(1), opened: s.currentTime()}
 	s.counters.totalConns.Add(1) // memcached counts its listening connections too
 	s.notePeakLocked()
 	return true

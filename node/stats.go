@@ -1,8 +1,10 @@
 package node
 
 import (
+	"math"
 	"math/bits"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,29 +17,38 @@ import (
 	"github.com/memcluster/memcluster/protocol"
 )
 
-// The statistics follow one rule: a stat is printed under memcached's name
-// only if memcluster has an honest value for it, one it measures or a
-// setting it acts on. memcached's internals (its hash table, slab mover,
-// LRU crawler and maintainer, logger, extstore, OpenSSL's buffers …) have no
-// counterpart here and are left out rather than filled with invented
-// values.
+// The statistics follow one rule: every name memcached 1.6.18 prints is
+// printed, in memcached's order, and a number printed is real: measured,
+// or a setting the node acts on. Where the node has no such thing
+// (memcached's slab mover, LRU crawler and maintainer, logger buffers,
+// extstore, OpenSSL's buffers …) the stat is present for compatibility with
+// 0 or the value memcached shows by default; the README lists them
+// (compatStat marks each here). memcached's LRUs are the node's queues:
+// its small queue, which new keys enter, stands for HOT and its main queue
+// for WARM; there is no COLD or TEMP.
+
+// compatStat is the value of a stat present for compatibility: the node
+// has no such thing, so it shows what a memcached without it would.
+func compatStat(v string) string { return v }
 
 // counters are the server's command counters, under memcached's stat names,
 // and its per-prefix statistics. Every field is updated atomically (detail
 // under its own lock) by any connection goroutine.
 type counters struct {
-	cmdGet, cmdSet, cmdFlush, cmdTouch         atomic.Uint64
-	cmdMeta                                    atomic.Uint64 // me commands, as memcached's meta_cmds
-	getHits, getMisses, getExpired, getFlushed atomic.Uint64
-	deleteHits, deleteMisses                   atomic.Uint64
-	incrHits, incrMisses, decrHits, decrMisses atomic.Uint64
-	casHits, casMisses, casBadval              atomic.Uint64
-	touchHits, touchMisses                     atomic.Uint64
-	bytesRead, bytesWritten                    atomic.Uint64
-	totalConns, rejectedConns                  atomic.Uint64
-	storeTooLarge, storeNoMemory               atomic.Uint64
-	authCmds, authErrors                       atomic.Uint64
-	sslHandshakeErrors, sslNewSessions         atomic.Uint64
+	// The hits of get, touch, delete, incr and decr, compare-and-swap's
+	// hits and mismatches, and the storage commands are counted by the
+	// store, in the class of their item (see store.ClassStats); the
+	// totals are their sums, as memcached's are.
+	cmdGet, cmdFlush, cmdTouch           atomic.Uint64
+	cmdMeta                              atomic.Uint64 // me commands, as memcached's meta_cmds
+	getMisses, getExpired, getFlushed    atomic.Uint64
+	deleteMisses, incrMisses, decrMisses atomic.Uint64
+	casMisses, touchMisses               atomic.Uint64
+	bytesRead, bytesWritten              atomic.Uint64
+	totalConns, rejectedConns            atomic.Uint64
+	storeTooLarge, storeNoMemory         atomic.Uint64
+	authCmds, authErrors                 atomic.Uint64
+	sslHandshakeErrors, sslNewSessions   atomic.Uint64
 	// connYields counts the times a connection that had been served -R
 	// requests in one event let the others run (memcached's conn_yields);
 	// idleKicks the connections closed for idling past -o idle_timeout.
@@ -52,14 +63,10 @@ type counters struct {
 	detail detailStats // "stats detail"
 }
 
-// countCAS counts the outcome of a store that compared a CAS unique.
-func (c *counters) countCAS(status store.Status) {
-	switch status {
-	case store.OK:
-		c.casHits.Add(1)
-	case store.Exists:
-		c.casBadval.Add(1)
-	case store.NotFound:
+// countCASMiss counts a compare-and-swap that found no item; its hits and
+// mismatches are counted by the store.
+func (c *counters) countCASMiss(status store.Status) {
+	if status == store.NotFound {
 		c.casMisses.Add(1)
 	}
 }
@@ -69,11 +76,10 @@ func (c *counters) countCAS(status store.Status) {
 // on is kept).
 func (c *counters) reset() {
 	for _, v := range []*atomic.Uint64{
-		&c.cmdGet, &c.cmdSet, &c.cmdFlush, &c.cmdTouch, &c.cmdMeta,
-		&c.getHits, &c.getMisses, &c.getExpired, &c.getFlushed,
-		&c.deleteHits, &c.deleteMisses, &c.incrHits, &c.incrMisses,
-		&c.decrHits, &c.decrMisses, &c.casHits, &c.casMisses, &c.casBadval,
-		&c.touchHits, &c.touchMisses, &c.bytesRead, &c.bytesWritten,
+		&c.cmdGet, &c.cmdFlush, &c.cmdTouch, &c.cmdMeta,
+		&c.getMisses, &c.getExpired, &c.getFlushed,
+		&c.deleteMisses, &c.incrMisses, &c.decrMisses, &c.casMisses,
+		&c.touchMisses, &c.bytesRead, &c.bytesWritten,
 		&c.totalConns, &c.rejectedConns, &c.storeTooLarge, &c.storeNoMemory,
 		&c.authCmds, &c.authErrors, &c.sslHandshakeErrors, &c.sslNewSessions,
 		&c.connYields, &c.idleKicks,
@@ -85,9 +91,8 @@ func (c *counters) reset() {
 
 // resetStats answers "stats reset": it zeroes what memcached's stats_reset
 // zeroes, the command, byte and connection counters, the store's
-// cumulative item counters (total_items, evictions, reclaimed,
-// expired_unfetched, evicted_unfetched, in total and per class) and the
-// per-prefix statistics. Gauges (curr_items, bytes, curr_connections …)
+// cumulative counters (total_items, and every counter of every class) and
+// the per-prefix statistics. Gauges (curr_items, bytes, curr_connections …)
 // are kept.
 func (s *Server) resetStats() {
 	s.counters.reset()
@@ -99,11 +104,13 @@ type Stat struct {
 	Name, Value string
 }
 
-// Stats returns the general statistics of "stats", in memcached's order.
-// Left out: libevent (none is used) and conn_yields (connections do not
-// yield after -R requests), with memcached's internals. reclaimed counts
-// what memcached splits into reclaimed and crawler_reclaimed. With TLS on,
-// the TLS statistics follow threads, as in memcached (see tlsStats).
+// Stats returns the general statistics of "stats", in memcached's order:
+// every name memcached 1.6.18 prints, with idle_kicks under an idle
+// timeout and the TLS statistics with TLS on, as memcached prints them.
+// reclaimed counts the dead items removed to reuse their memory, by the
+// node's background reclaimer (the work of memcached's LRU maintainer) and
+// by eviction passes; crawler_reclaimed and crawler_items_checked count
+// what "lru_crawler crawl" removed and examined, as memcached's crawler.
 func (s *Server) Stats() []Stat {
 	now := time.Now()
 	var ru syscall.Rusage
@@ -113,12 +120,13 @@ func (s *Server) Stats() []Stat {
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	i := func(v int64) string { return strconv.FormatInt(v, 10) }
 	ld := func(a *atomic.Uint64) string { return u(a.Load()) }
-	getHits := c.getHits.Load()
+	zero := compatStat("0")
 	stats := []Stat{
 		{"pid", strconv.Itoa(os.Getpid())},
 		{"uptime", i(int64(now.Sub(s.started).Seconds()))},
 		{"time", i(now.Unix())},
 		{"version", Version},
+		{"libevent", compatStat(runtime.Version())}, // no libevent: the event loops are Go's and the node's own
 		{"pointer_size", strconv.Itoa(strconv.IntSize)},
 		{"rusage_user", rusage(ru.Utime)},
 		{"rusage_system", rusage(ru.Stime)},
@@ -127,60 +135,120 @@ func (s *Server) Stats() []Stat {
 		{"total_connections", ld(&c.totalConns)},
 		{"rejected_connections", ld(&c.rejectedConns)},
 		{"connection_structures", i(s.peakConns.Load())},
+		// memcached's response objects and pooled read buffers.
+		{"response_obj_oom", zero},
+		{"response_obj_count", zero},
+		{"response_obj_bytes", zero},
+		{"read_buf_count", zero},
+		{"read_buf_bytes", zero},
+		{"read_buf_bytes_free", zero},
+		{"read_buf_oom", zero},
+		{"reserved_fds", zero},
 		{"cmd_get", ld(&c.cmdGet)},
-		{"cmd_set", ld(&c.cmdSet)},
+		{"cmd_set", u(st.SetCmds)},
 		{"cmd_flush", ld(&c.cmdFlush)},
 		{"cmd_touch", ld(&c.cmdTouch)},
 		{"cmd_meta", ld(&c.cmdMeta)},
-		{"get_hits", u(getHits)},
+		{"get_hits", u(st.GetHits)},
 		{"get_misses", ld(&c.getMisses)},
 		{"get_expired", ld(&c.getExpired)},
 		{"get_flushed", ld(&c.getFlushed)},
 		{"delete_misses", ld(&c.deleteMisses)},
-		{"delete_hits", ld(&c.deleteHits)},
+		{"delete_hits", u(st.DeleteHits)},
 		{"incr_misses", ld(&c.incrMisses)},
-		{"incr_hits", ld(&c.incrHits)},
+		{"incr_hits", u(st.IncrHits)},
 		{"decr_misses", ld(&c.decrMisses)},
-		{"decr_hits", ld(&c.decrHits)},
+		{"decr_hits", u(st.DecrHits)},
 		{"cas_misses", ld(&c.casMisses)},
-		{"cas_hits", ld(&c.casHits)},
-		{"cas_badval", ld(&c.casBadval)},
-		{"touch_hits", ld(&c.touchHits)},
+		{"cas_hits", u(st.CASHits)},
+		{"cas_badval", u(st.CASBadval)},
+		{"touch_hits", u(st.TouchHits)},
 		{"touch_misses", ld(&c.touchMisses)},
 		{"store_too_large", ld(&c.storeTooLarge)},
 		{"store_no_memory", ld(&c.storeNoMemory)},
 		{"auth_cmds", ld(&c.authCmds)},
 		{"auth_errors", ld(&c.authErrors)},
+	}
+	if s.cfg.IdleTimeout > 0 {
+		stats = append(stats, Stat{"idle_kicks", ld(&c.idleKicks)})
+	}
+	stats = append(stats, []Stat{
 		{"bytes_read", ld(&c.bytesRead)},
 		{"bytes_written", ld(&c.bytesWritten)},
 		{"limit_maxbytes", i(st.LimitMaxBytes)},
 		{"accepting_conns", boolStat(!s.shuttingDown.Load())},
-		{"listen_disabled_num", "0"}, // listening is never disabled: -c is enforced per connection
+		{"listen_disabled_num", "0"},        // listening is never disabled: -c is enforced per connection
+		{"time_in_listen_disabled_us", "0"}, // and so never for any time
 		{"threads", strconv.Itoa(s.cfg.Threads)},
+		{"conn_yields", ld(&c.connYields)},
+		{"hash_power_level", strconv.Itoa(bits.Len64(uint64(st.IndexSlots)) - 1)},
+		{"hash_bytes", i(st.IndexSlots * 8)},
+		{"hash_is_expanding", "0"}, // an index grows at once, under its shard's lock
+		// memcached's slab mover.
+		{"slab_reassign_rescues", zero},
+		{"slab_reassign_chunk_rescues", zero},
+		{"slab_reassign_evictions_nomem", zero},
+		{"slab_reassign_inline_reclaim", zero},
+		{"slab_reassign_busy_items", zero},
+		{"slab_reassign_busy_deletes", zero},
+		{"slab_reassign_running", zero},
+		{"slabs_moved", zero},
+	}...)
+	if cr := s.crawlerState(); cr.Enabled {
+		stats = append(stats,
+			Stat{"lru_crawler_running", boolStat(cr.Running)},
+			Stat{"lru_crawler_starts", u(cr.Starts)},
+		)
 	}
-	stats = append(stats, s.tlsStats()...)
 	stats = append(stats, []Stat{
+		{"lru_maintainer_juggles", zero}, // memcached's LRU maintainer thread
+		{"malloc_fails", zero},           // memcached's slab allocator
+		{"log_worker_dropped", zero},     // memcached's per-thread log buffers
+		{"log_worker_written", zero},
+		{"log_watcher_skipped", ld(&c.logWatcherSkipped)},
+		{"log_watcher_sent", ld(&c.logWatcherSent)},
+		{"log_watchers", i(c.logWatchers.Load())},
+	}...)
+	stats = append(stats, s.tlsStats()...)
+	return append(stats, []Stat{
+		{"unexpected_napi_ids", zero}, // memcached's NAPI ids (-o napi_ids)
+		{"round_robin_fallback", zero},
 		{"bytes", i(st.Bytes)},
 		{"curr_items", i(st.CurrItems)},
 		{"total_items", u(st.TotalItems)},
+		{"slab_global_page_pool", i(st.FreePageBytes / slabPageSize)},
 		{"expired_unfetched", u(st.ExpiredUnfetched)},
 		{"evicted_unfetched", u(st.EvictedUnfetched)},
+		{"evicted_active", u(st.EvictedActive)},
 		{"evictions", u(st.Evictions)},
 		{"reclaimed", u(st.Reclaimed)},
+		{"crawler_reclaimed", u(st.CrawlerReclaimed)}, // lru_crawler crawl; the reclaimer's count under reclaimed
+		{"crawler_items_checked", u(st.CrawlerChecked)},
+		{"lrutail_reflocked", zero}, // items are never reference-counted
+		{"moves_to_cold", zero},     // no COLD LRU
+		{"moves_to_warm", u(st.MovesToMain)},
+		{"moves_within_lru", u(st.MovesWithinMain)},
+		{"direct_reclaims", u(st.DirectReclaims)},
+		{"lru_bumps_dropped", zero}, // reads never queue their bumps
 	}...)
-	return stats
 }
 
-// Settings returns the statistics of "stats settings": the settings
-// memcluster acts on, under memcached's names and in its order. memcached's
-// settings that tune what memcluster does not have (slab mover, LRU
-// crawler and maintainer, hash table, logger, extstore, OpenSSL's ciphers,
-// buffers and kernel TLS, UDP) are left out; so are -R and -b, which
-// memcluster accepts but does not act on.
-// growth_factor and chunk_size are those of the size classes "stats items"
-// and "stats slabs" report.
+// slabPageSize is memcached's slab page: "stats slabs" counts pages of
+// this size (see slabStats).
+const slabPageSize = 1 << 20
+
+// Settings returns the statistics of "stats settings": every name
+// memcached 1.6.18 prints, in its order. The settings of what the node has
+// are its own; memcached's settings of what it lacks (slab mover, LRU
+// crawler and maintainer, logger, extstore, OpenSSL's ciphers, buffers and
+// kernel TLS, UDP, NAPI, memory file) are present for compatibility with
+// memcached's defaults, or with what the slabs automove and lru commands
+// set, which memcached's stats settings would show. growth_factor,
+// chunk_size and slab_chunk_max are those of the size classes "stats
+// items" and "stats slabs" report.
 func (s *Server) Settings() []Stat {
 	cfg := &s.cfg
+	crawler := s.crawlerState()
 	itoa := strconv.Itoa
 	iface := "NULL"
 	if len(cfg.ListenAddrs) > 0 {
@@ -200,13 +268,16 @@ func (s *Server) Settings() []Stat {
 	if cfg.UnixSocket != "" {
 		sock = cfg.UnixSocket
 	}
-	return append([]Stat{
-		{"maxbytes", strconv.FormatInt(cfg.MemoryLimit, 10)},
+	compat := s.compat.snapshot()
+	sizes := s.store.ChunkSizes()
+	out := []Stat{
+		{"maxbytes", strconv.FormatInt(s.store.MaxBytes(), 10)},
 		{"maxconns", itoa(cfg.MaxConns)},
 		{"tcpport", itoa(max(cfg.Port, 0))},
 		{"udpport", "0"}, // UDP is not served
 		{"inter", iface},
 		{"verbosity", itoa(int(s.verbosity.Load()))},
+		{"oldest", strconv.FormatInt(s.oldestLive.Load(), 10)},
 		{"evictions", onOff(!cfg.NoEvictions)},
 		{"domain_socket", sock},
 		{"umask", strconv.FormatUint(uint64(cfg.UnixMask), 8)},
@@ -214,18 +285,62 @@ func (s *Server) Settings() []Stat {
 		{"growth_factor", "1.25"},
 		{"chunk_size", "48"},
 		{"num_threads", itoa(cfg.Threads)},
+		{"num_threads_per_udp", compatStat(itoa(cfg.Threads))}, // memcached's default: one UDP thread per worker
 		{"stat_key_prefix", string(s.counters.detail.delim)},
 		{"detail_enabled", yesNo(s.counters.detail.enabled())},
+		{"reqs_per_event", itoa(cfg.MaxReqsPerEvent)},
 		{"cas_enabled", yesNo(!cfg.NoCAS)},
+		{"tcp_backlog", itoa(cfg.Backlog)},
 		{"binding_protocol", cfg.Protocol + protocolSuffix(cfg.Protocol)},
 		{"auth_enabled_sasl", yesNo(cfg.SASL)},
 		{"auth_enabled_ascii", authFileSetting(cfg.AuthFile)},
 		{"item_size_max", itoa(cfg.ItemSizeMax)},
 		{"maxconns_fast", "yes"},
+		{"hashpower_init", compatStat("0")},
+		{"slab_reassign", compatStat("yes")},
+		{"slab_automove", itoa(compat.slabAutomove)},
+		{"slab_automove_ratio", formatC2(compat.slabAutomoveRatio)},
+		{"slab_automove_window", compatStat("30")},
+		{"slab_chunk_max", itoa(sizes[len(sizes)-1])},
+		{"lru_crawler", yesNo(crawler.Enabled)},
+		{"lru_crawler_sleep", strconv.FormatUint(uint64(crawler.Sleep), 10)},
+		{"lru_crawler_tocrawl", strconv.FormatUint(uint64(crawler.ToCrawl), 10)},
+		{"tail_repair_time", compatStat("0")},
 		{"flush_enabled", yesNo(!cfg.DisableFlushAll)},
+		{"dump_enabled", yesNo(crawler.DumpEnabled)},
+		{"hash_algorithm", "xxh64"}, // the index hashes keys with xxHash64
+		{"lru_maintainer_thread", compatStat("yes")},
+		{"lru_segmented", yesNo(compat.lruSegmented)},
+		{"hot_lru_pct", strconv.Itoa(int(int32(compat.hotLRUPct)))},
+		{"warm_lru_pct", strconv.Itoa(int(int32(compat.warmLRUPct)))},
+		{"hot_max_factor", formatC2(compat.hotMaxFactor)},
+		{"warm_max_factor", formatC2(compat.warmMaxFactor)},
+		{"temp_lru", yesNo(compat.tempLRU)},
+		{"temporary_ttl", strconv.FormatInt(int64(compat.temporaryTTL), 10)},
 		{"idle_timeout", itoa(int(cfg.IdleTimeout / time.Second))},
+		{"watcher_logbuf_size", itoa(cfg.WatcherBufSize)},
+		{"worker_logbuf_size", compatStat("65536")},
+		{"read_buf_mem_limit", compatStat("0")},
 		{"track_sizes", "no"}, // "stats sizes" is disabled
-	}, s.tlsSettings()...)
+		{"inline_ascii_response", compatStat("no")},
+		// memcached's extstore, not configured.
+		{"ext_item_size", compatStat("512")},
+		{"ext_item_age", compatStat("4294967295")},
+		{"ext_low_ttl", compatStat("0")},
+		{"ext_recache_rate", compatStat("2000")},
+		{"ext_wbuf_size", compatStat("4194304")},
+		{"ext_compact_under", compatStat("0")},
+		{"ext_drop_under", compatStat("0")},
+		{"ext_max_sleep", compatStat("1000000")},
+		{"ext_max_frag", compatStat("0.80")},
+		{"slab_automove_freeratio", compatStat("0.010")},
+		{"ext_drop_unread", compatStat("no")},
+	}
+	out = append(out, s.tlsSettings()...)
+	return append(out,
+		Stat{"num_napi_ids", compatStat("(null)")},
+		Stat{"memory_file", compatStat("(null)")},
+	)
 }
 
 // protocolSuffix renders -B as memcached's "stats settings" does.
@@ -236,51 +351,136 @@ func protocolSuffix(p string) string {
 	return ""
 }
 
+// formatC2 renders v as C's printf "%.2f" does, NaN and infinities
+// included: memcached's lru tune takes them.
+func formatC2(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		if math.Signbit(v) {
+			return "-nan"
+		}
+		return "nan"
+	case math.IsInf(v, 1):
+		return "inf"
+	case math.IsInf(v, -1):
+		return "-inf"
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64)
+}
+
 // itemStats returns "stats items": for each size class that holds items,
-// in memcached's class numbering, the fields memcluster counts. memcached's
-// LRU segment sizes and ages, and its crawler and slab mover counters, have
-// no counterpart here. reclaimed counts the dead items the background
-// reclaimer removed as well, which memcached counts apart as
-// crawler_reclaimed.
+// in memcached's class numbering, memcached's 28 fields (29 with a TEMP
+// LRU set by "lru temp_ttl"). The small queue is memcached's HOT LRU, the
+// main queue its WARM one: number_hot and number_warm are the items in
+// each, hits_to_hot and hits_to_warm the reads of items in each, moves_to_warm
+// the items an eviction pass moved from the small to the main queue, and
+// moves_within_lru those it kept in the main queue. age_hot and age_warm
+// are the seconds since the last access of each queue's least recently
+// accessed item, and age the older of the two, as of the background
+// reclaimer's last full pass (it walks every item, 2,560 a second per
+// shard). The node has no COLD or TEMP LRU, no LRU crawler and no
+// reference counts: their fields are present for compatibility, 0.
 func (s *Server) itemStats() []Stat {
+	temp := s.compat.snapshot().tempLRU
 	var out []Stat
 	for _, c := range s.store.ClassStats() {
 		if c.Items == 0 {
 			continue // as memcached: only classes holding items
 		}
 		p := "items:" + strconv.Itoa(c.ID) + ":"
+		i := func(v int64) string { return strconv.FormatInt(v, 10) }
+		u := func(v uint64) string { return strconv.FormatUint(v, 10) }
+		zero := compatStat("0")
 		out = append(out,
-			Stat{p + "number", strconv.FormatInt(c.Items, 10)},
-			Stat{p + "mem_requested", strconv.FormatInt(c.RequestedBytes, 10)},
-			Stat{p + "evicted", strconv.FormatUint(c.Evictions, 10)},
-			Stat{p + "reclaimed", strconv.FormatUint(c.Reclaimed, 10)},
-			Stat{p + "expired_unfetched", strconv.FormatUint(c.ExpiredUnfetched, 10)},
-			Stat{p + "evicted_unfetched", strconv.FormatUint(c.EvictedUnfetched, 10)},
+			Stat{p + "number", i(c.Items)},
+			Stat{p + "number_hot", i(c.SmallItems)},
+			Stat{p + "number_warm", i(c.MainItems)},
+			Stat{p + "number_cold", zero},
+		)
+		if temp {
+			out = append(out, Stat{p + "number_temp", zero})
+		}
+		out = append(out,
+			Stat{p + "age_hot", u(uint64(c.OldestSmall))},
+			Stat{p + "age_warm", u(uint64(c.OldestMain))},
+			Stat{p + "age", u(uint64(max(c.OldestSmall, c.OldestMain)))},
+			Stat{p + "mem_requested", i(c.RequestedBytes)},
+			Stat{p + "evicted", u(c.Evictions)},
+			Stat{p + "evicted_nonzero", u(c.EvictedNonzero)},
+			Stat{p + "evicted_time", u(uint64(c.EvictedAge))},
+			Stat{p + "outofmemory", u(c.OutOfMemory)},
+			Stat{p + "tailrepairs", zero},
+			Stat{p + "reclaimed", u(c.Reclaimed)},
+			Stat{p + "expired_unfetched", u(c.ExpiredUnfetched)},
+			Stat{p + "evicted_unfetched", u(c.EvictedUnfetched)},
+			Stat{p + "evicted_active", u(c.EvictedActive)},
+			Stat{p + "crawler_reclaimed", strconv.FormatUint(c.CrawlerReclaimed, 10)},
+			Stat{p + "crawler_items_checked", strconv.FormatUint(c.CrawlerChecked, 10)},
+			Stat{p + "lrutail_reflocked", zero},
+			Stat{p + "moves_to_cold", zero},
+			Stat{p + "moves_to_warm", u(c.MovesToMain)},
+			Stat{p + "moves_within_lru", u(c.MovesWithinMain)},
+			Stat{p + "direct_reclaims", u(c.DirectReclaims)},
+			Stat{p + "hits_to_hot", u(c.SmallHits)},
+			Stat{p + "hits_to_warm", u(c.MainHits)},
+			Stat{p + "hits_to_cold", zero},
+			Stat{p + "hits_to_temp", zero},
 		)
 	}
 	return out
 }
 
-// slabStats returns "stats slabs": for each size class in use, its chunk
-// size and how many items it holds (each item is one chunk), then
-// memcached's totals: the classes listed, and the bytes held against -m.
-// There are no slab pages, so memcached's page and free-chunk counts are
-// left out.
+// slabStats returns "stats slabs": for each size class that holds or has
+// held items, memcached's 15 fields, then the classes listed and the bytes
+// the node holds for items.
+//
+// The node has no slabs: items of every class are packed, back to back
+// and at their own size, in pages of its own that hold items of any class
+// (see node/store). So, for a class:
+//   - chunk_size is the largest item it holds, and chunks_per_page how many
+//     such chunks fill one of memcached's 1 MiB pages: properties of the
+//     class;
+//   - an item is one chunk: used_chunks is the items held, and as items
+//     are packed without slack there are no free chunks (free_chunks and
+//     free_chunks_end are 0) and total_chunks is used_chunks;
+//   - total_pages is the whole 1 MiB pages' worth of memory the class's
+//     items take (what they count against -m, rounded down), so that the
+//     pages listed never add up to more memory than the node holds;
+//   - the command counters are the store's, counted in the class of the
+//     item each command read or would store, as memcached counts them.
+//
+// total_malloced is the bytes of the node's pages and of the values too
+// large for a page: the memory it holds for items, as memcached's is the
+// memory of its slab pages (neither counts the hash index).
 func (s *Server) slabStats() []Stat {
 	classes := s.store.ClassStats()
+	st := s.store.Stats()
 	var out []Stat
-	var malloced int64
 	for _, c := range classes {
 		p := strconv.Itoa(c.ID) + ":"
+		i := func(v int64) string { return strconv.FormatInt(v, 10) }
+		u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 		out = append(out,
 			Stat{p + "chunk_size", strconv.Itoa(c.ChunkSize)},
-			Stat{p + "used_chunks", strconv.FormatInt(c.Items, 10)},
+			Stat{p + "chunks_per_page", strconv.Itoa(slabPageSize / c.ChunkSize)},
+			Stat{p + "total_pages", i(c.Bytes / slabPageSize)},
+			Stat{p + "total_chunks", i(c.Items)},
+			Stat{p + "used_chunks", i(c.Items)},
+			Stat{p + "free_chunks", "0"},
+			Stat{p + "free_chunks_end", "0"},
+			Stat{p + "get_hits", u(c.Hits())},
+			Stat{p + "cmd_set", u(c.SetCmds)},
+			Stat{p + "delete_hits", u(c.DeleteHits)},
+			Stat{p + "incr_hits", u(c.IncrHits)},
+			Stat{p + "decr_hits", u(c.DecrHits)},
+			Stat{p + "cas_hits", u(c.CASHits)},
+			Stat{p + "cas_badval", u(c.CASBadval)},
+			Stat{p + "touch_hits", u(c.TouchHits)},
 		)
-		malloced += c.Bytes
 	}
 	return append(out,
 		Stat{"active_slabs", strconv.Itoa(len(classes))},
-		Stat{"total_malloced", strconv.FormatInt(malloced, 10)},
+		Stat{"total_malloced", strconv.FormatInt(st.PageBytes+st.ExternBytes, 10)},
 	)
 }
 

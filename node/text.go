@@ -1,6 +1,8 @@
 package node
 
 import (
+	"cmp"
+	"slices"
 	"strconv"
 
 	"github.com/memcluster/memcluster/node/store"
@@ -50,12 +52,18 @@ func (s *Server) flushAll(exptime int64) {
 	// 0 is "now" on the store's own clock, which may lag the wall clock by
 	// its tick; the wall clock's second could read as a delay.
 	var at int64
+	oldest := s.relTime(s.currentTime())
 	if exptime > 0 {
 		at = s.deadline(exptime)
+		oldest = s.relTime(at)
 		if !s.cfg.NoCAS {
 			at--
 		}
 	}
+	if !s.cfg.NoCAS {
+		oldest--
+	}
+	s.oldestLive.Store(oldest) // as memcached's settings.oldest_live
 	s.store.Flush(at)
 }
 
@@ -95,7 +103,7 @@ func (c *conn) textError(req *protocol.Request, te *protocol.TextError) {
 		if req.Command == protocol.CmdSet || req.Command == protocol.CmdMetaSet {
 			// The store never saw this set; drop the old value as
 			// memcached does, so no stale data outlives a failed update.
-			c.srv.store.Delete(req.Key(), 0)
+			c.srv.store.Drop(req.Key())
 		}
 	}
 	if !req.Noreply {
@@ -116,8 +124,7 @@ func (c *conn) handleText(req *protocol.Request) {
 		if s.watching()&logFetchers != 0 {
 			c.logLookup(req.Key())
 		}
-		if s.store.Delete(req.Key(), 0) == store.OK {
-			s.counters.deleteHits.Add(1)
+		if s.store.Delete(req.Key(), 0) == store.OK { // the store counts the hit
 			c.reply(req, protocol.ReplyDeleted)
 		} else {
 			s.counters.deleteMisses.Add(1)
@@ -130,8 +137,7 @@ func (c *conn) handleText(req *protocol.Request) {
 		if s.watching()&logFetchers != 0 {
 			c.logLookup(req.Key())
 		}
-		if s.store.Touch(req.Key(), s.deadline(req.Exptime)) == store.OK {
-			s.counters.touchHits.Add(1)
+		if s.store.Touch(req.Key(), s.deadline(req.Exptime)) == store.OK { // the store counts the hit
 			c.reply(req, protocol.ReplyTouched)
 		} else {
 			s.counters.touchMisses.Add(1)
@@ -177,6 +183,12 @@ func (c *conn) handleText(req *protocol.Request) {
 		c.refreshCerts(req)
 	case protocol.CmdWatch:
 		c.watchCommand(req)
+	case protocol.CmdCacheMemlimit:
+		c.cacheMemlimit(req)
+	case protocol.CmdSlabs:
+		c.slabsCommand(req)
+	case protocol.CmdLru:
+		c.lruCommand(req)
 	default:
 		c.textError(req, protocol.ErrUnknownCommand)
 	}
@@ -210,12 +222,7 @@ func (c *conn) retrieve(req *protocol.Request) {
 			c.logFetch(key, lookup, len(value), meta.Flags)
 		}
 		switch lookup {
-		case store.Hit:
-			if touch {
-				s.counters.touchHits.Add(1)
-			} else {
-				s.counters.getHits.Add(1)
-			}
+		case store.Hit: // the store counted the hit in the item's class
 			c.out = protocol.AppendValueHeader(c.out, key, meta.Flags, len(value), meta.CAS, withCAS)
 			c.out = append(c.out, value...)
 			c.out = append(c.out, '\r', '\n')
@@ -237,7 +244,6 @@ func (c *conn) retrieve(req *protocol.Request) {
 // storeText answers set, add, replace, append, prepend and cas.
 func (c *conn) storeText(req *protocol.Request) {
 	s := c.srv
-	s.counters.cmdSet.Add(1)
 	s.counters.detail.recordSet(req.Key())
 	var cas uint64
 	if req.Command == protocol.CmdCas {
@@ -254,7 +260,7 @@ func (c *conn) storeText(req *protocol.Request) {
 		status, _ = s.store.Set(mode, req.Key(), req.Data, req.Flags, deadline, cas)
 	}
 	if req.Command == protocol.CmdCas {
-		s.counters.countCAS(status)
+		s.counters.countCASMiss(status)
 	}
 	switch status {
 	case store.OK:
@@ -281,13 +287,12 @@ func (c *conn) arithmetic(req *protocol.Request) {
 		c.logLookup(req.Key())
 	}
 	v, _, status := s.store.Arith(req.Key(), incr, req.Delta, 0, false, 0, 0)
-	hits, misses := &s.counters.decrHits, &s.counters.decrMisses
+	misses := &s.counters.decrMisses
 	if incr {
-		hits, misses = &s.counters.incrHits, &s.counters.incrMisses
+		misses = &s.counters.incrMisses
 	}
 	switch status {
-	case store.OK:
-		hits.Add(1)
+	case store.OK: // a hit, counted by the store
 		if !req.Noreply {
 			c.out = protocol.AppendNumber(c.out, v)
 		}
@@ -342,6 +347,9 @@ func (c *conn) statsCommand(req *protocol.Request) {
 		c.out = appendStats(c.out, s.connStats())
 	case "cachedump":
 		c.cachedump(req)
+	case "extstore":
+		// memcached without extstore configured: an empty block.
+		c.out = append(c.out, protocol.ReplyEnd...)
 	default:
 		c.textError(req, protocol.ErrUnknownCommand)
 	}
@@ -369,18 +377,33 @@ func (c *conn) statsDetail(req *protocol.Request) {
 	}
 }
 
-// connStats returns "stats conns": every listener and connection.
+// listenerInfo is what "stats conns" shows of a listener: its id, in the
+// sequence of connections' ids, and the unix second it opened, since
+// which it has served no command (memcached's secs_since_last_cmd of a
+// listening connection).
+type listenerInfo struct {
+	id     uint64
+	opened int64
+}
+
+// connStats returns "stats conns": every listener and connection, in the
+// order of their ids, as memcached lists them in the order of their file
+// descriptors.
 func (s *Server) connStats() []Stat {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []Stat
+	type entry struct {
+		id    uint64
+		stats []Stat
+	}
+	var entries []entry
 	now := s.currentTime()
-	for l, n := range s.listeners {
-		id := strconv.FormatUint(n, 10)
-		out = append(out,
-			Stat{id + ":addr", addrString(l.Addr())},
-			Stat{id + ":state", "conn_listening"},
-		)
+	s.mu.Lock()
+	for l, info := range s.listeners {
+		id := strconv.FormatUint(info.id, 10)
+		entries = append(entries, entry{info.id, []Stat{
+			{id + ":addr", addrString(l.Addr())},
+			{id + ":state", "conn_listening"},
+			{id + ":secs_since_last_cmd", strconv.FormatInt(now-info.opened, 10)},
+		}})
 	}
 	for c := range s.conns {
 		id := strconv.FormatUint(c.id, 10)
@@ -388,12 +411,18 @@ func (s *Server) connStats() []Stat {
 		if c.idle.Load() {
 			state = "conn_waiting"
 		}
-		out = append(out,
-			Stat{id + ":addr", addrString(c.nc.RemoteAddr())},
-			Stat{id + ":listen_addr", addrString(c.nc.LocalAddr())},
-			Stat{id + ":state", state},
-			Stat{id + ":secs_since_last_cmd", strconv.FormatInt(now-c.lastCmd.Load(), 10)},
-		)
+		entries = append(entries, entry{c.id, []Stat{
+			{id + ":addr", addrString(c.nc.RemoteAddr())},
+			{id + ":listen_addr", addrString(c.nc.LocalAddr())},
+			{id + ":state", state},
+			{id + ":secs_since_last_cmd", strconv.FormatInt(now-c.lastCmd.Load(), 10)},
+		}})
+	}
+	s.mu.Unlock()
+	slices.SortFunc(entries, func(a, b entry) int { return cmp.Compare(a.id, b.id) })
+	var out []Stat
+	for _, e := range entries {
+		out = append(out, e.stats...)
 	}
 	return out
 }

@@ -356,10 +356,24 @@ func (s *Server) tlsStats() []Stat {
 
 // tlsSettings returns the TLS settings of "stats settings", under
 // memcached's names and in its order. ssl_ciphers, ssl_wbuf_size and
-// ssl_kernel_tls, which memcluster does not act on, are left out.
+// ssl_kernel_tls tune OpenSSL, which the node does not use: they are
+// present for compatibility with memcached's defaults. Without TLS they
+// are memcached's settings without TLS.
 func (s *Server) tlsSettings() []Stat {
 	if s.tls == nil {
-		return []Stat{{"ssl_enabled", "no"}}
+		return []Stat{
+			{"ssl_enabled", "no"},
+			{"ssl_chain_cert", compatStat("(null)")},
+			{"ssl_key", compatStat("(null)")},
+			{"ssl_verify_mode", compatStat("0")},
+			{"ssl_keyformat", compatStat("1")},
+			{"ssl_ciphers", compatStat("NULL")},
+			{"ssl_ca_cert", compatStat("NULL")},
+			{"ssl_wbuf_size", compatStat("16384")},
+			{"ssl_session_cache", compatStat("no")},
+			{"ssl_kernel_tls", compatStat("no")},
+			{"ssl_min_version", compatStat("tlsv1.2")},
+		}
 	}
 	c := &s.tls.cfg
 	ca := "NULL"
@@ -376,8 +390,11 @@ func (s *Server) tlsSettings() []Stat {
 		{"ssl_key", c.keyFile()},
 		{"ssl_verify_mode", verifyModeName(c.ClientAuth)},
 		{"ssl_keyformat", keyFormat},
+		{"ssl_ciphers", compatStat("NULL")},
 		{"ssl_ca_cert", ca},
+		{"ssl_wbuf_size", compatStat("16384")},
 		{"ssl_session_cache", yesNo(c.SessionCache)},
+		{"ssl_kernel_tls", compatStat("no")},
 		{"ssl_min_version", tlsVersionName(c.MinVersion)},
 	}
 }

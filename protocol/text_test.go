@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -244,6 +245,38 @@ func TestParseNumbers(t *testing.T) {
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("parseInt32(%q) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
 		}
+	}
+}
+
+// TestParseDouble checks ParseDouble against glibc's strtod as memcached's
+// safe_strtod uses it (the expectations were printed by a C program
+// calling safe_strtod).
+func TestParseDouble(t *testing.T) {
+	nan, inf := math.NaN(), math.Inf(1)
+	for _, tt := range []struct {
+		in   string
+		want float64
+		ok   bool
+	}{
+		{"0.5", 0.5, true}, {"1", 1, true}, {"-1", -1, true}, {"+2.5", 2.5, true}, {".5", 0.5, true},
+		{"5.", 5, true}, {".", 0, false}, {"x", 0, false}, {"1e3", 1000, true}, {"1e", 0, false},
+		{"1e+", 0, false}, {"1e400", 0, false}, {"-1e400", 0, false}, {"1e-400", 0, false},
+		{"1e-310", 0, false}, {"0e-400", 0, true}, {"0x10", 16, true}, {"0X1.8p1", 3, true},
+		{"0x", 0, false}, {"0x1p", 0, false}, {"0xg", 0, false}, {"inf", inf, true}, {"INF", inf, true},
+		{"Infinity", inf, true}, {"infin", 0, false}, {"nan", nan, true}, {"NAN", nan, true},
+		{"nan(123)", nan, true}, {"nan(", 0, false}, {"-nan", nan, true}, {"1.5x", 0, false},
+		{"1.5 ", 1.5, true}, {"1_0", 0, false}, {"0x1_0", 0, false},
+		{"2.2250738585072014e-308", 0x1p-1022, true}, {"4.9e-324", 0, false}, {"", 0, false},
+		{" 1", 1, true}, {"00012", 12, true}, {"-0", 0, true}, {"1e308", 1e308, true}, {"1.8e308", 0, false},
+	} {
+		got, ok := ParseDouble([]byte(tt.in))
+		same := got == tt.want || math.IsNaN(got) && math.IsNaN(tt.want)
+		if ok != tt.ok || ok && !same {
+			t.Errorf("ParseDouble(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+	if v, _ := ParseDouble([]byte("-nan")); !math.Signbit(v) {
+		t.Errorf("ParseDouble(-nan): got %v without its sign, want printf's -nan", v)
 	}
 }
 

@@ -114,16 +114,35 @@ type Config struct {
 	OnEvict func(Eviction)
 }
 
-// Stats are the store's counters and gauges, under memcached's meanings.
+// Stats are the store's counters and gauges, under memcached's meanings:
+// the sums of ClassStats over the classes, and the store's memory.
 type Stats struct {
 	Bytes            int64  // bytes held, as counted against MaxBytes
 	CurrItems        int64  // live items held
 	TotalItems       uint64 // items ever stored
 	Evictions        uint64 // live items removed to make room
+	EvictedActive    uint64 // evicted items read since the last eviction pass
 	Reclaimed        uint64 // expired items whose memory was reused
 	ExpiredUnfetched uint64 // expired items that were never read
 	EvictedUnfetched uint64 // evicted items that were never read
-	LimitMaxBytes    int64  // MaxBytes
+	MovesToMain      uint64 // items moved from the small to the main queue
+	MovesWithinMain  uint64 // items kept in the main queue by an eviction pass
+	DirectReclaims   uint64 // pages emptied by writes to make room
+	LimitMaxBytes    int64  // MaxBytes, as SetMaxBytes last set it
+
+	// The commands' outcomes, as the classes count them.
+	GetHits, TouchHits, SetCmds, DeleteHits uint64
+	IncrHits, DecrHits, CASHits, CASBadval  uint64
+
+	// What crawls examined, and of it removed as dead.
+	CrawlerChecked, CrawlerReclaimed uint64
+
+	// Memory.
+	PageBytes     int64 // bytes of the pages held, in queues or free
+	FreePageBytes int64 // of them, the bytes of pages that hold no item
+	ExternBytes   int64 // bytes of the values too large for a page
+	IndexBytes    int64 // bytes of the hash indexes and their ghost tables
+	IndexSlots    int64 // slots of the hash indexes
 }
 
 // MaxKeyLen is the longest key the store keeps, memcached's KEY_MAX_LENGTH:

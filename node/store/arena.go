@@ -178,6 +178,7 @@ func (s *Store) appendLocked(sh *shard, q, n int, r *room, now int64, fl *flushS
 			if !s.evictPageLocked(sh, now, fl) {
 				return 0, roomFail
 			}
+			r.evicted++
 		case r.exhausted || r.rounds >= maxRounds:
 			return 0, roomFail
 		default:
@@ -219,8 +220,11 @@ func (s *Store) reserveLocked(sh *shard, n int64, r *room, now int64, fl *flushS
 // giveLocked moves one page's worth of sh's memory into r: a free page, or
 // a page it empties first. It reports whether it could.
 func (s *Store) giveLocked(sh *shard, r *room, now int64, fl *flushState) bool {
-	if len(sh.free) == 0 && (sh.queued() == 0 || !s.evictPageLocked(sh, now, fl)) {
-		return false
+	if len(sh.free) == 0 {
+		if sh.queued() == 0 || !s.evictPageLocked(sh, now, fl) {
+			return false
+		}
+		r.evicted++
 	}
 	sh.releasePage(sh.popFree())
 	r.got += int64(s.pageSize)
@@ -306,7 +310,7 @@ func (sh *shard) deadestPage() (int32, int) {
 func (s *Store) sweepLocked(sh *shard, now int64, fl *flushState) {
 	for q := range sh.queues {
 		for p := sh.queues[q].tail; p >= 0; p = sh.meta[p].next {
-			s.reclaimPageLocked(sh, p, 0, math.MaxInt, now, fl)
+			s.reclaimPageLocked(sh, p, 0, math.MaxInt, now, fl, false)
 		}
 	}
 }
@@ -327,8 +331,8 @@ func (s *Store) emptyPageLocked(sh *shard, p int32, q int, now int64, fl *flushS
 		}
 		h := readHdr(rec)
 		hash := xxhash.Sum64(keyOf(rec))
-		if lk := fl.check(&h, now); lk != Hit {
-			s.reclaimLocked(sh, sh.slotAt(hash, loc), loc, &h, lk)
+		if fl.check(&h, now) != Hit {
+			s.reclaimLocked(sh, sh.slotAt(hash, loc), loc, &h)
 			continue
 		}
 		freq := bits >> freqShift
@@ -340,6 +344,16 @@ func (s *Store) emptyPageLocked(sh *shard, p int32, q int, now int64, fl *flushS
 			rec[offBits] = moved
 			if to, ok := s.moveLocked(sh, rec[:n]); ok {
 				sh.slots[sh.slotAt(hash, loc)] = slotOf(tagOf(hash), to)
+				c := s.classLocked(sh, &h)
+				c.queued[q]--
+				c.queued[qMain]++
+				switch {
+				case s.noEvict: // compaction, not a pass of the policy
+				case q == qSmall:
+					c.movesToMain++
+				default:
+					c.movesWithinMain++
+				}
 				continue
 			}
 			rec[offBits] = bits
@@ -358,6 +372,14 @@ func (s *Store) emptyPageLocked(sh *shard, p int32, q int, now int64, fl *flushS
 		if bits&bitFetched == 0 {
 			c.evictedUnfetched++
 		}
+		if freq > 0 {
+			c.evictedActive++ // read since the last pass, but no page to keep it in
+		}
+		if h.deadline != 0 {
+			c.evictedNonzero++
+		}
+		c.evictedAt = now
+		c.evictedAge = uint32(max(now-int64(h.access), 0))
 	}
 }
 
@@ -395,7 +417,7 @@ func (s *Store) retireLocked(sh *shard, loc uint64, h *hdr) *classCounters {
 		sh.freeExtern(le.Uint32(rec[headLen(h.bits)+h.keyLen:]))
 		s.used.Add(-int64(h.valueLen))
 	}
-	return s.uncountLocked(sh, h)
+	return s.uncountLocked(sh, loc, h)
 }
 
 // killLocked removes the record at loc, indexed in slot, with header h. It
@@ -405,18 +427,20 @@ func (s *Store) killLocked(sh *shard, slot int, loc uint64, h *hdr) *classCounte
 	return s.retireLocked(sh, loc, h)
 }
 
-// reclaimLocked removes the dead (expired or flushed: lk) record at loc and
-// counts it as reclaimed.
-func (s *Store) reclaimLocked(sh *shard, slot int, loc uint64, h *hdr, lk Lookup) {
+// reclaimLocked removes the dead (expired or flushed) record at loc and
+// counts it as reclaimed, and as expired unfetched if it was never read:
+// memcached's LRU maintainer counts a flushed item so too.
+func (s *Store) reclaimLocked(sh *shard, slot int, loc uint64, h *hdr) {
 	c := s.killLocked(sh, slot, loc, h)
 	c.reclaimed++
-	if lk == MissExpired && h.bits&bitFetched == 0 {
+	if h.bits&bitFetched == 0 {
 		c.expiredUnfetched++
 	}
 }
 
 // addExtern keeps the external value v and returns its index.
 func (sh *shard) addExtern(v []byte) uint32 {
+	sh.externBytes += int64(len(v))
 	if n := len(sh.externFree); n > 0 {
 		i := sh.externFree[n-1]
 		sh.externFree = sh.externFree[:n-1]
@@ -429,6 +453,7 @@ func (sh *shard) addExtern(v []byte) uint32 {
 
 // freeExtern drops the external value at index i.
 func (sh *shard) freeExtern(i uint32) {
+	sh.externBytes -= int64(len(sh.extern[i]))
 	sh.extern[i] = nil
 	sh.externFree = append(sh.externFree, i)
 }
@@ -494,7 +519,8 @@ func (s *Store) growLocked(sh *shard, r *room, now int64, fl *flushState) roomRe
 type room struct {
 	got       int64
 	rounds    int
-	exhausted bool // a round of stealing freed nothing
+	exhausted bool   // a round of stealing freed nothing
+	evicted   uint64 // pages emptied for the write, not yet counted in its class
 }
 
 // roomResult is the outcome of making room.
@@ -510,7 +536,7 @@ const (
 func (s *Store) tryReserve(n int64) bool {
 	for {
 		u := s.used.Load()
-		if u+n > s.maxBytes {
+		if u+n > s.maxBytes.Load() {
 			return false
 		}
 		if s.used.CompareAndSwap(u, u+n) {

@@ -24,6 +24,8 @@ import (
 // every item's is 0). On a missing key Arith returns NotFound, unless create
 // is set: then it stores initial in decimal with flags 0 and deadline,
 // ignoring cas, and returns initial (NoMemory or TooLarge if it cannot).
+// An OK on a number found counts an incr or decr hit in its class; a
+// created one counts nothing.
 func (s *Store) Arith(key []byte, incr bool, delta, initial uint64, create bool, deadline int64, cas uint64) (uint64, uint64, Status) {
 	return s.ArithCAS(key, incr, delta, initial, create, deadline, cas, NewCAS{})
 }
@@ -91,6 +93,7 @@ func (s *Store) ArithCAS(key []byte, incr bool, delta, initial uint64, create bo
 			v -= delta
 		}
 		digits := strconv.AppendUint(buf[:0], v, 10)
+		hits := s.classLocked(sh, &h) // the hit counts in the class of the number found
 		nh := h
 		var res roomResult
 		if len(digits) <= len(value) {
@@ -119,6 +122,11 @@ func (s *Store) ArithCAS(key []byte, incr bool, delta, initial uint64, create bo
 		case roomFail:
 			sh.mu.Unlock()
 			return 0, 0, NoMemory
+		}
+		if incr {
+			hits.incrHits++
+		} else {
+			hits.decrHits++
 		}
 		newCAS := s.casOf(&nh)
 		sh.mu.Unlock()

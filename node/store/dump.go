@@ -192,7 +192,11 @@ func (c *Crawl) Done() bool { return c.pos.done }
 
 // CrawlNext crawls the next range of c's walk, examining about budget
 // index slots under one shard's lock (see the top of this file), and
-// advances c. It reports whether the walk goes on.
+// advances c. It reports whether the walk goes on. The classes count what
+// it examined and removed (ClassStats' CrawlerChecked and
+// CrawlerReclaimed) and, of the expired items removed, those never read
+// (ExpiredUnfetched), as memcached's crawler counts them: not under
+// Reclaimed.
 func (s *Store) CrawlNext(c *Crawl, budget int) bool {
 	if c.pos.done {
 		return false
@@ -217,6 +221,7 @@ func (s *Store) CrawlNext(c *Crawl, budget int) bool {
 			c.perClass[class]++
 		}
 		c.Examined++
+		sh.classes[class-1].crawlerChecked++
 		if fl.check(&h, now) != Hit {
 			c.dead = append(c.dead, loc)
 		}
@@ -227,7 +232,11 @@ func (s *Store) CrawlNext(c *Crawl, budget int) bool {
 		rec := sh.record(loc)
 		h := readHdr(rec)
 		slot := sh.slotAt(xxhash.Sum64(keyOf(rec)), loc)
-		s.reclaimLocked(sh, slot, loc, &h, fl.check(&h, now))
+		counts := s.killLocked(sh, slot, loc, &h)
+		counts.crawlerReclaimed++
+		if h.bits&bitFetched == 0 && fl.check(&h, now) != MissFlushed {
+			counts.expiredUnfetched++ // as memcached's crawler, not for a flushed item
+		}
 		c.Reclaimed++
 	}
 	sh.mu.Unlock()

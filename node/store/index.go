@@ -97,7 +97,7 @@ func (sh *shard) needsGrowth() bool {
 // grownSlots is the length sh's index grows to: a quarter more.
 func (sh *shard) grownSlots() int { return len(sh.slots) + len(sh.slots)/4 }
 
-// rehash moves every slot into slots, a larger table.
+// rehash moves every slot into slots, a table with room for them all.
 func (sh *shard) rehash(slots []uint64) {
 	n := len(slots)
 	for _, v := range sh.slots {

@@ -51,7 +51,8 @@ type MetaItem struct {
 // it with the item's MetaItem and Hit. Exactly one caller is handed Won for
 // an item that is stale, was created by Vivify, or fell under
 // RecacheDeadline, until the item is stored or invalidated again; later
-// callers see TokenSent. On a miss it returns dst and why.
+// callers see TokenSent. On a miss it returns dst and why. A hit counts as
+// a get hit, or with Touch as a touch hit, in the item's class.
 func (s *Store) MetaGet(key []byte, opt MetaGetOptions, dst []byte) ([]byte, MetaItem, Lookup) {
 	o := s.begin(key)
 	sh := o.sh
@@ -98,6 +99,11 @@ func (s *Store) MetaGet(key []byte, opt MetaGetOptions, dst []byte) ([]byte, Met
 		}
 		if it.Won {
 			rec[offBits] |= bitTokenSent
+		}
+		if c := s.classLocked(sh, &h); opt.Touch {
+			c.touchHits++
+		} else {
+			c.getHits[sh.queueOf(loc)]++
 		}
 		setDeadline(rec, h.deadline)
 		if !opt.NoBump {
@@ -173,7 +179,8 @@ type MetaDeleteOptions struct {
 // and no token sent, so that the next MetaGet wins the token to recompute
 // it; if Touch, its deadline becomes opt.Deadline.
 //
-// It returns OK, NotFound or Exists.
+// It returns OK, NotFound or Exists. An OK without Invalidate counts a
+// delete hit in the item's class.
 func (s *Store) MetaDelete(key []byte, opt MetaDeleteOptions) Status {
 	o := s.begin(key)
 	sh := o.sh
@@ -189,6 +196,9 @@ func (s *Store) MetaDelete(key []byte, opt MetaDeleteOptions) Status {
 		if opt.HasCAS && opt.CAS != s.casOf(&h) {
 			sh.mu.Unlock()
 			return Exists
+		}
+		if !opt.Invalidate {
+			s.classLocked(sh, &h).deleteHits++
 		}
 		if !opt.Invalidate && !opt.RemoveValue {
 			s.killLocked(sh, slot, loc, &h)
@@ -250,7 +260,7 @@ func (s *Store) rewriteLocked(o *op, key []byte, slot int, loc uint64, old, h *h
 	}
 	if same {
 		rec := sh.record(loc)
-		s.uncountLocked(sh, old)
+		s.uncountLocked(sh, loc, old)
 		at := writeHdr(rec, h)
 		at += copy(rec[at:], key) // the header may have changed length
 		if h.bits&bitExternal != 0 {
@@ -258,7 +268,7 @@ func (s *Store) rewriteLocked(o *op, key []byte, slot int, loc uint64, old, h *h
 		} else {
 			copy(rec[at:], value)
 		}
-		s.countLocked(sh, h)
+		s.countLocked(sh, loc, h)
 		return roomOK
 	}
 	// The value may move while room is made: copy it out.
@@ -271,7 +281,8 @@ func (s *Store) rewriteLocked(o *op, key []byte, slot int, loc uint64, old, h *h
 // unique is newer than cas, value replaces the item's but the item keeps its
 // deadline, stays (or becomes) stale and keeps its token state, and OK is
 // returned with the new CAS unique. Otherwise it behaves as Set with mode
-// ModeCAS. Either way the item stored gets the CAS unique nc asks for.
+// ModeCAS. Either way the item stored gets the CAS unique nc asks for, and
+// a store counts as a compare-and-swap hit.
 func (s *Store) SetStale(key, value []byte, flags uint32, deadline int64, cas uint64, nc NewCAS) (Status, uint64) {
 	if s.noCAS {
 		return s.SetCAS(ModeCAS, key, value, flags, deadline, cas, nc)
@@ -294,6 +305,9 @@ func (s *Store) SetStale(key, value []byte, flags uint32, deadline int64, cas ui
 	}
 	s.again(&o)
 	sh.mu.Lock()
+	// The compare-and-swap stored, as a stale value: it counts in the
+	// class of the item it compared with.
+	s.classLocked(sh, &h).casHits++
 	if _, loc, h, lk := s.findLocked(&o, key); lk == Hit && s.casOf(&h) == newCAS {
 		rec := sh.record(loc)
 		rec[offBits] = rec[offBits]&^bitTokenSent | bitStale | sent

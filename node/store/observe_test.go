@@ -47,8 +47,8 @@ func TestPeek(t *testing.T) {
 	checkInvariants(t, s)
 }
 
-// TestClassOf: ClassOf files an item where ClassStats counts it.
-func TestClassOf(t *testing.T) {
+// TestExportedClassOf: ClassOf files an item where ClassStats counts it.
+func TestExportedClassOf(t *testing.T) {
 	for _, noCAS := range []bool{false, true} {
 		s, _ := newTestStore(t, Config{NoCAS: noCAS}, 1)
 		for i, tc := range []struct {

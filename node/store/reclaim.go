@@ -57,7 +57,12 @@ func (s *Store) crawlLocked(sh *shard, budget int, now int64, fl *flushState) {
 	for budget > 0 {
 		p := sh.crawlPage
 		if int(p) >= len(sh.pages) {
-			// A full pass: start the next one at the first page.
+			// A full pass: its ages are the classes' ages now; start
+			// the next one at the first page.
+			for i := range sh.classes {
+				c := &sh.classes[i]
+				c.oldest, c.passOldest = c.passOldest, [2]secs{}
+			}
 			sh.crawlPage, sh.crawlOff = 0, 0
 			return
 		}
@@ -71,7 +76,7 @@ func (s *Store) crawlLocked(sh *shard, budget int, now int64, fl *flushState) {
 			sh.crawlOff, sh.crawlGen = 0, m.gen
 		}
 		var n int
-		sh.crawlOff, n = s.reclaimPageLocked(sh, p, sh.crawlOff, budget, now, fl)
+		sh.crawlOff, n = s.reclaimPageLocked(sh, p, sh.crawlOff, budget, now, fl, true)
 		budget -= n
 		if sh.crawlOff >= m.used {
 			sh.crawlPage, sh.crawlOff = p+1, 0
@@ -83,10 +88,13 @@ func (s *Store) crawlLocked(sh *shard, budget int, now int64, fl *flushState) {
 }
 
 // reclaimPageLocked examines up to budget records of page p from offset off
-// on, reclaiming the expired and flushed ones. It returns the offset it
-// stopped at and how many records it examined. sh.mu must be held.
-func (s *Store) reclaimPageLocked(sh *shard, p, off int32, budget int, now int64, fl *flushState) (int32, int) {
+// on, reclaiming the expired and flushed ones. With ages, it notes the last
+// access of each live record in its class's passOldest. It returns the
+// offset it stopped at and how many records it examined. sh.mu must be
+// held.
+func (s *Store) reclaimPageLocked(sh *shard, p, off int32, budget int, now int64, fl *flushState, ages bool) (int32, int) {
 	page := sh.pages[p]
+	q := sh.meta[p].queue
 	n := 0
 	for ; n < budget && off < sh.meta[p].used; n++ {
 		rec := page[off:]
@@ -96,8 +104,15 @@ func (s *Store) reclaimPageLocked(sh *shard, p, off int32, budget int, now int64
 			continue
 		}
 		h := readHdr(rec)
-		if lk := fl.check(&h, now); lk != Hit {
-			s.reclaimLocked(sh, sh.slotAt(xxhash.Sum64(keyOf(rec)), loc), loc, &h, lk)
+		if fl.check(&h, now) != Hit {
+			s.reclaimLocked(sh, sh.slotAt(xxhash.Sum64(keyOf(rec)), loc), loc, &h)
+			continue
+		}
+		if ages {
+			c := s.classLocked(sh, &h)
+			if t := max(h.access, 1); c.passOldest[q] == 0 || t < c.passOldest[q] {
+				c.passOldest[q] = t
+			}
 		}
 	}
 	return off, n

@@ -18,7 +18,9 @@ func TestResetStats(t *testing.T) {
 	}
 
 	s.ResetStats()
-	want := Stats{Bytes: before.Bytes, CurrItems: 17, LimitMaxBytes: before.LimitMaxBytes}
+	want := Stats{Bytes: before.Bytes, CurrItems: 17, LimitMaxBytes: before.LimitMaxBytes,
+		PageBytes: before.PageBytes, FreePageBytes: before.FreePageBytes, ExternBytes: before.ExternBytes,
+		IndexBytes: before.IndexBytes, IndexSlots: before.IndexSlots}
 	if got := s.Stats(); got != want {
 		t.Errorf("after ResetStats: got %+v, want %+v", got, want)
 	}

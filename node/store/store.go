@@ -59,7 +59,7 @@ type Store struct {
 	shards    []shard
 	shardBits uint
 	mask      uint64
-	maxBytes  int64
+	maxBytes  atomic.Int64 // the bound on used: Config.MaxBytes, or SetMaxBytes's
 	itemMax   int
 	chunkMax  int   // the largest slab chunk: memcached's slab_chunk_size_max
 	classes   []int // chunk sizes of the size classes, ascending
@@ -130,7 +130,6 @@ func newStore(cfg Config, n, pageSize int, background bool) *Store {
 	s := &Store{
 		shards:    make([]shard, n),
 		mask:      uint64(n - 1),
-		maxBytes:  cfg.MaxBytes,
 		itemMax:   cfg.ItemSizeMax,
 		chunkMax:  chunkSizeMax(cfg.ItemSizeMax),
 		pageSize:  pageSize,
@@ -160,6 +159,7 @@ func newStore(cfg Config, n, pageSize int, background bool) *Store {
 			s.now = s.clockNow
 		}
 	}
+	s.maxBytes.Store(cfg.MaxBytes)
 	s.classes = slabClasses(s.chunkMax)
 	s.flush.Store(&flushState{})
 	for i := range s.shards {
@@ -330,16 +330,17 @@ func promote(rec []byte, h *hdr, now int64) {
 const accessInterval = 60
 
 // Get looks key up. On Hit it appends the value to dst and returns the
-// result, the item's Meta, and Hit; it marks the item fetched and counts
-// the read for eviction. Otherwise it returns dst unchanged, a zero Meta and
-// why it missed: Miss, MissExpired or MissFlushed.
+// result, the item's Meta, and Hit; it marks the item fetched, counts the
+// read for eviction, and counts a get hit in the item's class (see
+// ClassStats). Otherwise it returns dst unchanged, a zero Meta and why it
+// missed: Miss, MissExpired or MissFlushed.
 func (s *Store) Get(key, dst []byte) ([]byte, Meta, Lookup) {
 	return s.get(key, dst, false, 0)
 }
 
 // GetAndTouch is Get that also sets the item's deadline on a hit, as
-// memcached's gat: the returned Meta carries the new deadline. The CAS
-// unique is unchanged.
+// memcached's gat: the returned Meta carries the new deadline, and the hit
+// counts as a touch hit. The CAS unique is unchanged.
 func (s *Store) GetAndTouch(key []byte, deadline int64, dst []byte) ([]byte, Meta, Lookup) {
 	return s.get(key, dst, true, deadline)
 }
@@ -354,9 +355,13 @@ func (s *Store) get(key, dst []byte, touch bool, deadline int64) ([]byte, Meta, 
 		return dst, Meta{}, lk
 	}
 	rec := sh.record(loc)
+	c := s.classLocked(sh, &h)
 	if touch {
 		h.deadline = toDeadline(deadline)
 		setDeadline(rec, h.deadline)
+		c.touchHits++
+	} else {
+		c.getHits[sh.queueOf(loc)]++
 	}
 	bump(rec, &h, o.now)
 	dst = append(dst, sh.valueOf(rec, &h)...)
@@ -366,9 +371,19 @@ func (s *Store) get(key, dst []byte, touch bool, deadline int64) ([]byte, Meta, 
 }
 
 // Touch sets the deadline of key's item and marks it fetched, as memcached's
-// touch. The CAS unique is unchanged. It returns OK, or NotFound if no live
-// item has the key.
+// touch, and counts a touch hit in the item's class. The CAS unique is
+// unchanged. It returns OK, or NotFound if no live item has the key.
 func (s *Store) Touch(key []byte, deadline int64) Status {
+	return s.touch(key, deadline, true)
+}
+
+// SetDeadline is Touch without counting a touch: for a command that
+// changes an item's deadline as part of another operation (ma's T flag).
+func (s *Store) SetDeadline(key []byte, deadline int64) Status {
+	return s.touch(key, deadline, false)
+}
+
+func (s *Store) touch(key []byte, deadline int64, count bool) Status {
 	o := s.begin(key)
 	o.sh.mu.Lock()
 	defer o.sh.mu.Unlock()
@@ -376,17 +391,31 @@ func (s *Store) Touch(key []byte, deadline int64) Status {
 	if lk != Hit {
 		return NotFound
 	}
+	if count {
+		s.classLocked(o.sh, &h).touchHits++
+	}
 	rec := o.sh.record(loc)
 	setDeadline(rec, toDeadline(deadline))
 	bump(rec, &h, o.now)
 	return OK
 }
 
-// Delete removes key's item. If cas is non-zero it must equal the item's CAS
-// unique (with NoCAS every item's is 0, so any non-zero cas fails). It
-// returns OK, NotFound if no live item has the key, or Exists on a CAS
-// mismatch.
+// Delete removes key's item and counts a delete hit in its class. If cas
+// is non-zero it must equal the item's CAS unique (with NoCAS every item's
+// is 0, so any non-zero cas fails). It returns OK, NotFound if no live item
+// has the key, or Exists on a CAS mismatch.
 func (s *Store) Delete(key []byte, cas uint64) Status {
+	return s.remove(key, cas, true)
+}
+
+// Drop removes key's item, if any, without counting a delete: for a write
+// that failed and must leave no stale value behind, as memcached unlinks
+// the old item of a set it could not store.
+func (s *Store) Drop(key []byte) {
+	s.remove(key, 0, false)
+}
+
+func (s *Store) remove(key []byte, cas uint64, count bool) Status {
 	o := s.begin(key)
 	o.sh.mu.Lock()
 	defer o.sh.mu.Unlock()
@@ -397,7 +426,10 @@ func (s *Store) Delete(key []byte, cas uint64) Status {
 	if cas != 0 && cas != s.casOf(&h) {
 		return Exists
 	}
-	s.killLocked(o.sh, slot, loc, &h)
+	c := s.killLocked(o.sh, slot, loc, &h)
+	if count {
+		c.deleteHits++
+	}
 	return OK
 }
 
@@ -409,7 +441,9 @@ func (s *Store) Delete(key []byte, cas uint64) Status {
 //     eviction); ModeReplace only if one has (else NotStored).
 //   - ModeAppend and ModePrepend add value after or before the present
 //     value (NotStored if there is none). flags and deadline are ignored:
-//     the item keeps its own, as in memcached.
+//     the item keeps its own, as in memcached (flags only decide the
+//     class the command counts in, as the flags of memcached's append
+//     command do).
 //   - ModeCAS stores only if a live item has the key (else NotFound) and
 //     its CAS unique equals cas (else Exists). A cas of 0 never matches, as
 //     in memcached; with NoCAS every item's CAS unique is 0, so ModeCAS
@@ -429,6 +463,11 @@ func (s *Store) Delete(key []byte, cas uint64) Status {
 // it is larger than MaxBytes, or the store is full and NoEvictions is set.
 // On TooLarge and NoMemory ModeSet removes the key's present item, as
 // memcached does so that a failed set leaves no stale value behind.
+//
+// Every outcome but TooLarge and NoMemory counts a storage command in the
+// class of the item the command would store; a NoMemory counts in its
+// outofmemory, and ModeCAS's OK and Exists a hit or a mismatch in the
+// class of the item compared with (see ClassStats).
 func (s *Store) Set(mode Mode, key, value []byte, flags uint32, deadline int64, cas uint64) (Status, uint64) {
 	return s.SetCAS(mode, key, value, flags, deadline, cas, NewCAS{})
 }
@@ -440,20 +479,21 @@ func (s *Store) SetCAS(mode Mode, key, value []byte, flags uint32, deadline int6
 		return TooLarge, 0
 	}
 	if mode == ModeAppend || mode == ModePrepend {
-		return s.concat(mode, key, value, cas, nc)
+		return s.concat(mode, key, value, flags, cas, nc)
 	}
-	st := OK
+	size := s.limitSize(len(key), len(value), flags)
 	switch {
-	case s.limitSize(len(key), len(value), flags) > s.itemMax:
-		st = TooLarge
-	case !s.fits(len(key), len(value)):
-		st = NoMemory
-	}
-	if st != OK {
+	case size > s.itemMax:
 		if mode == ModeSet {
-			s.Delete(key, 0)
+			s.Drop(key)
 		}
-		return st, 0
+		return TooLarge, 0
+	case !s.fits(len(key), len(value)):
+		if mode == ModeSet {
+			s.Drop(key)
+		}
+		s.countOutOfMemory(key, size)
+		return NoMemory, 0
 	}
 	if s.noCAS && mode != ModeCAS {
 		cas = 0
@@ -462,6 +502,11 @@ func (s *Store) SetCAS(mode Mode, key, value []byte, flags uint32, deadline int6
 		mode = ModeCAS
 	}
 
+	// A storage command counts in the class of the item it would store,
+	// whatever its outcome, unless there was no room for the item, as
+	// memcached counts the item it allocated; a compare-and-swap counts
+	// in the class of the item it compared with.
+	class := s.classOf(size)
 	o := s.begin(key)
 	sh := o.sh
 	var r room
@@ -473,28 +518,41 @@ func (s *Store) SetCAS(mode Mode, key, value []byte, flags uint32, deadline int6
 		case ModeAdd:
 			if lk == Hit {
 				promote(sh.record(loc), &old, o.now)
+				sh.classes[class].setCmds++
 				sh.mu.Unlock()
 				return NotStored, 0
 			}
 		case ModeReplace:
 			if lk != Hit {
+				sh.classes[class].setCmds++
 				sh.mu.Unlock()
 				return NotStored, 0
 			}
 		case ModeCAS:
 			if lk != Hit {
+				sh.classes[class].setCmds++
 				sh.mu.Unlock()
 				return NotFound, 0
 			}
 			if cas == 0 || cas != s.casOf(&old) {
+				sh.classes[class].setCmds++
+				s.classLocked(sh, &old).casBadval++
 				sh.mu.Unlock()
 				return Exists, 0
 			}
 		}
 		h := hdr{flags: flags, deadline: toDeadline(deadline), access: toSecs(o.now)}
 		s.stamp(&h, nc)
+		var oldClass *classCounters
+		if mode == ModeCAS {
+			oldClass = s.classLocked(sh, &old)
+		}
 		if lk == Hit && s.overwriteLocked(sh, key, loc, &old, &h, value) {
 			sh.totalItems++
+			sh.classes[class].setCmds++
+			if oldClass != nil {
+				oldClass.casHits++
+			}
 			newCAS := s.casOf(&h)
 			sh.mu.Unlock()
 			return OK, newCAS
@@ -512,10 +570,23 @@ func (s *Store) SetCAS(mode Mode, key, value []byte, flags uint32, deadline int6
 			sh.mu.Unlock()
 			return NoMemory, 0
 		}
+		sh.classes[class].setCmds++
+		if oldClass != nil {
+			oldClass.casHits++
+		}
 		newCAS := s.casOf(&h)
 		sh.mu.Unlock()
 		return OK, newCAS
 	}
+}
+
+// countOutOfMemory counts, in the shard of key, a write of an item of size
+// bytes (limitSize) that could not be given room.
+func (s *Store) countOutOfMemory(key []byte, size int) {
+	sh := s.shardOf(xxhash.Sum64(key))
+	sh.mu.Lock()
+	sh.classes[s.classOf(size)].outOfMemory++
+	sh.mu.Unlock()
 }
 
 // fits reports whether an item of these sizes could ever be stored: whether
@@ -526,7 +597,7 @@ func (s *Store) fits(keyLen, valueLen int) bool {
 	if n > int64(s.maxInline) {
 		n = int64(recordLen(keyLen, valueLen, bitExplicitCAS|bitExternal)) + int64(valueLen)
 	}
-	return n+int64(s.pageSize)+int64(len(s.shards))*int64(minSlots*slotSize) <= s.maxBytes
+	return n+int64(s.pageSize)+int64(len(s.shards))*int64(minSlots*slotSize) <= s.maxBytes.Load()
 }
 
 // overwriteLocked writes the new header h, key and value over the live
@@ -538,14 +609,14 @@ func (s *Store) overwriteLocked(sh *shard, key []byte, loc uint64, old, h *hdr, 
 		recordLen(old.keyLen, len(value), h.bits) > s.maxInline {
 		return false
 	}
-	s.uncountLocked(sh, old)
+	s.uncountLocked(sh, loc, old)
 	h.keyLen, h.valueLen = old.keyLen, len(value)
 	h.bits |= old.bits & freqMask
 	rec := sh.record(loc)
 	at := writeHdr(rec, h)
 	at += copy(rec[at:], key) // the header may have changed length
 	copy(rec[at:], value)
-	s.countLocked(sh, h)
+	s.countLocked(sh, loc, h)
 	return true
 }
 
@@ -557,6 +628,22 @@ func (s *Store) overwriteLocked(sh *shard, key []byte, loc uint64, old, h *hdr, 
 // counts the item stored. Neither v1 nor v2 may alias the Store's memory.
 // o.sh.mu must be held; on roomRetry it has been released.
 func (s *Store) putLocked(o *op, key []byte, h *hdr, v1, v2 []byte, r *room) (uint64, roomResult) {
+	loc, res := s.putRecordLocked(o, key, h, v1, v2, r)
+	if res != roomRetry {
+		// The pages emptied for the write are its class's direct
+		// reclaims, and a write that found no room its out of memory.
+		c := s.classLocked(o.sh, h)
+		c.directReclaims += r.evicted
+		r.evicted = 0
+		if res == roomFail {
+			c.outOfMemory++
+		}
+	}
+	return loc, res
+}
+
+// putRecordLocked is putLocked but for the class's counters.
+func (s *Store) putRecordLocked(o *op, key []byte, h *hdr, v1, v2 []byte, r *room) (uint64, roomResult) {
 	sh := o.sh
 	vlen := len(v1) + len(v2)
 	h.keyLen, h.valueLen = len(key), vlen
@@ -610,16 +697,19 @@ func (s *Store) putLocked(o *op, key []byte, h *hdr, v1, v2 []byte, r *room) (ui
 	} else {
 		sh.insertSlot(slot, o.hash, loc)
 	}
-	s.countLocked(sh, h)
+	s.countLocked(sh, loc, h)
 	sh.totalItems++
 	return loc, roomOK
 }
 
 // concat is Set for ModeAppend and ModePrepend.
-func (s *Store) concat(mode Mode, key, value []byte, cas uint64, nc NewCAS) (Status, uint64) {
+func (s *Store) concat(mode Mode, key, value []byte, flags uint32, cas uint64, nc NewCAS) (Status, uint64) {
 	if s.noCAS {
 		cas = 0
 	}
+	// Counted as memcached counts it: in the class of the part added, with
+	// the command's flags (see SetCAS).
+	class := s.classOf(s.limitSize(len(key), len(value), flags))
 	o := s.begin(key)
 	sh := o.sh
 	var r room
@@ -628,19 +718,22 @@ func (s *Store) concat(mode Mode, key, value []byte, cas uint64, nc NewCAS) (Sta
 		sh.mu.Lock()
 		_, loc, old, lk := s.findLocked(&o, key)
 		if lk != Hit {
+			sh.classes[class].setCmds++
 			sh.mu.Unlock()
 			return NotStored, 0
 		}
 		if cas != 0 && cas != s.casOf(&old) {
+			sh.classes[class].setCmds++
 			sh.mu.Unlock()
 			return Exists, 0
 		}
 		n := old.valueLen + len(value)
-		if s.limitSize(len(key), n, old.flags) > s.itemMax {
+		if size := s.limitSize(len(key), n, old.flags); size > s.itemMax {
+			sh.classes[class].setCmds++
 			sh.mu.Unlock()
 			return NotStored, 0
-		}
-		if !s.fits(len(key), n) {
+		} else if !s.fits(len(key), n) {
+			sh.classes[s.classOf(size)].outOfMemory++
 			sh.mu.Unlock()
 			return NoMemory, 0
 		}
@@ -660,6 +753,7 @@ func (s *Store) concat(mode Mode, key, value []byte, cas uint64, nc NewCAS) (Sta
 			sh.mu.Unlock()
 			return NoMemory, 0
 		}
+		sh.classes[class].setCmds++
 		newCAS := s.casOf(&h)
 		sh.mu.Unlock()
 		return OK, newCAS
@@ -691,19 +785,39 @@ func (s *Store) Flush(at int64) {
 // Stats returns the store's counters and gauges. It locks each shard in
 // turn, so the result is a near snapshot under concurrent writes.
 func (s *Store) Stats() Stats {
-	st := Stats{LimitMaxBytes: s.maxBytes}
+	st := Stats{LimitMaxBytes: s.maxBytes.Load()}
+	ps := int64(s.pageSize)
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		st.TotalItems += sh.totalItems
+		st.PageBytes += int64(len(sh.pages)-len(sh.released)) * ps
+		st.FreePageBytes += int64(len(sh.free)) * ps
+		st.ExternBytes += sh.externBytes
+		st.IndexBytes += sh.indexBytes()
+		st.IndexSlots += int64(len(sh.slots))
 		for j := range sh.classes {
 			c := &sh.classes[j]
 			st.Bytes += c.bytes
 			st.CurrItems += c.items
 			st.Evictions += c.evictions
+			st.EvictedActive += c.evictedActive
 			st.EvictedUnfetched += c.evictedUnfetched
 			st.Reclaimed += c.reclaimed
 			st.ExpiredUnfetched += c.expiredUnfetched
+			st.MovesToMain += c.movesToMain
+			st.MovesWithinMain += c.movesWithinMain
+			st.DirectReclaims += c.directReclaims
+			st.GetHits += c.getHits[qSmall] + c.getHits[qMain]
+			st.TouchHits += c.touchHits
+			st.SetCmds += c.setCmds
+			st.DeleteHits += c.deleteHits
+			st.IncrHits += c.incrHits
+			st.DecrHits += c.decrHits
+			st.CASHits += c.casHits
+			st.CASBadval += c.casBadval
+			st.CrawlerChecked += c.crawlerChecked
+			st.CrawlerReclaimed += c.crawlerReclaimed
 		}
 		sh.mu.Unlock()
 	}

@@ -95,6 +95,7 @@ func checkInvariants(t testing.TB, s *Store) {
 		counted := make([]classCounters, len(sh.classes))
 		held := make(map[int32]bool)
 		live := 0
+		var extern int64
 		for q := range sh.queues {
 			n, last := 0, int32(-1)
 			for p := sh.queues[q].tail; p >= 0; p = sh.meta[p].next {
@@ -126,10 +127,12 @@ func checkInvariants(t testing.TB, s *Store) {
 							t.Fatalf("shard %d: record %q: external value of %d bytes, want %d", i, key, len(v), h.valueLen)
 						}
 						used += int64(h.valueLen)
+						extern += int64(h.valueLen)
 					}
 					size := s.limitSize(h.keyLen, h.valueLen, h.flags)
 					c := &counted[s.classOf(size)]
 					c.items++
+					c.queued[q]++
 					c.bytes += charge(h.keyLen, h.valueLen, h.bits)
 					c.requested += int64(size)
 					bytes += charge(h.keyLen, h.valueLen, h.bits)
@@ -167,10 +170,13 @@ func checkInvariants(t testing.TB, s *Store) {
 			t.Fatalf("shard %d: %d live records, %d slots used, count %d", i, live, slots, sh.count)
 		}
 		for j := range counted {
-			if c, g := counted[j], sh.classes[j]; c.items != g.items || c.bytes != g.bytes || c.requested != g.requested {
-				t.Fatalf("shard %d class %d: counted %d items %d bytes %d requested, gauges say %d, %d, %d", i, j,
-					c.items, c.bytes, c.requested, g.items, g.bytes, g.requested)
+			if c, g := counted[j], sh.classes[j]; c.items != g.items || c.queued != g.queued || c.bytes != g.bytes || c.requested != g.requested {
+				t.Fatalf("shard %d class %d: counted %d items (%v by queue) %d bytes %d requested, gauges say %d (%v), %d, %d", i, j,
+					c.items, c.queued, c.bytes, c.requested, g.items, g.queued, g.bytes, g.requested)
 			}
+		}
+		if extern != sh.externBytes {
+			t.Fatalf("shard %d: external values hold %d bytes, externBytes says %d", i, extern, sh.externBytes)
 		}
 		used += int64(len(held))*int64(s.pageSize) + sh.indexBytes()
 		sh.mu.Unlock()
@@ -181,8 +187,8 @@ func checkInvariants(t testing.TB, s *Store) {
 	if got := s.Stats().Bytes; got != bytes {
 		t.Fatalf("Stats().Bytes: got %d, want %d", got, bytes)
 	}
-	if used > s.maxBytes {
-		t.Fatalf("used %d exceeds MaxBytes %d", used, s.maxBytes)
+	if max := s.maxBytes.Load(); used > max {
+		t.Fatalf("used %d exceeds MaxBytes %d", used, max)
 	}
 }
 

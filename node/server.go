@@ -41,11 +41,11 @@ type Server struct {
 	authErr      error     // a bad authentication setting, returned by Listen and Serve
 	authWarnOnce sync.Once
 
-	counters     counters
-	compat       compatSettings // memcached's settings the node shows but has no use for
-	oldestLive   atomic.Int64   // stats settings' oldest: memcached's oldest_live, set by flush_all
-	verbosity    atomic.Int32
-	currConns    atomic.Int64
+	counters   counters
+	compat     compatSettings // memcached's settings the node shows but has no use for
+	oldestLive atomic.Int64   // stats settings' oldest: memcached's oldest_live, set by flush_all
+	verbosity  atomic.Int32
+	currConns  atomic.Int64
 	// peakConns is the most connections and listeners ever open at once:
 	// memcached's connection_structures, the structures it allocated.
 	peakConns atomic.Int64

@@ -128,3 +128,68 @@ func TestConnectionLimitUnderFileLimit(t *testing.T) {
 		})
 	}
 }
+
+// statValue reads one statistic of "stats" on c.
+func statValue(t *testing.T, c *servertest.Conn, name string) int64 {
+	t.Helper()
+	c.SendString("stats\r\n")
+	b, err := c.ReadUntil("END\r\n", 5*time.Second)
+	if err != nil {
+		t.Fatalf("stats: %q: %v", b, err)
+	}
+	for _, line := range strings.Split(string(b), "\r\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[1] == name {
+			n, err := strconv.ParseInt(f[2], 10, 64)
+			if err != nil {
+				t.Fatalf("stats: %s: %v", line, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("stats has no %s", name)
+	return 0
+}
+
+// TestConnYieldsAndIdleKicks checks conn_yields and idle_kicks against
+// memcached's: a connection served more pipelined requests in one read
+// than -R yields, one served fewer does not, and a connection idle past
+// -o idle_timeout is closed and counted.
+func TestConnYieldsAndIdleKicks(t *testing.T) {
+	for _, flags := range [][]string{
+		{"-R", "5"},
+		{"-R", "5", "-o", "idle_timeout=1"}, // the node serves these off its event loops
+	} {
+		for _, name := range backends {
+			t.Run(strings.Join(flags, "_")+"/"+name, func(t *testing.T) {
+				t.Parallel()
+				srv := servertest.Start(t, name, flags...)
+				stats := srv.Raw(t)
+				c := srv.Raw(t)
+				c.RoundTrip(t, "get k\r\nget k\r\nget k\r\n", "END\r\nEND\r\nEND\r\n")
+				if n := statValue(t, stats, "conn_yields"); n != 0 {
+					t.Errorf("conn_yields = %d after 3 pipelined requests with -R 5, want 0", n)
+				}
+				c.RoundTrip(t, strings.Repeat("get k\r\n", 100), strings.Repeat("END\r\n", 100))
+				if n := statValue(t, stats, "conn_yields"); n == 0 {
+					t.Errorf("conn_yields = 0 after 100 pipelined requests with -R 5")
+				}
+				if len(flags) < 3 {
+					return
+				}
+				idle := srv.Raw(t)
+				if _, closed := idle.WaitClosed(5 * time.Second); !closed {
+					t.Fatalf("a connection idle for 5 s past idle_timeout=1 is still open")
+				}
+				// The first stats connection idled too: a fresh one.
+				stats = srv.Raw(t)
+				deadline := time.Now().Add(5 * time.Second)
+				for statValue(t, stats, "idle_kicks") == 0 && time.Now().Before(deadline) {
+					time.Sleep(20 * time.Millisecond)
+				}
+				if n := statValue(t, stats, "idle_kicks"); n < 1 {
+					t.Errorf("idle_kicks = %d after an idle connection was closed", n)
+				}
+			})
+		}
+	}
+}

@@ -143,7 +143,7 @@ func (s *Server) Stats() []Stat {
 		{"read_buf_bytes", zero},
 		{"read_buf_bytes_free", zero},
 		{"read_buf_oom", zero},
-		{"reserved_fds", zero},
+		{"reserved_fds", strconv.Itoa(FileReserve(s.cfg.Threads))}, // kept beyond -c (see connLimit)
 		{"cmd_get", ld(&c.cmdGet)},
 		{"cmd_set", u(st.SetCmds)},
 		{"cmd_flush", ld(&c.cmdFlush)},

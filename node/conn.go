@@ -250,7 +250,9 @@ func (c *conn) yield() bool {
 		return false
 	}
 	c.srv.counters.connYields.Add(1)
-	runtime.Gosched()
+	if c.srv.currConns.Load() > 1 { // a lone connection has no one to let run
+		runtime.Gosched()
+	}
 	return true
 }
 

@@ -95,9 +95,10 @@ func (b *binaryConn) answerReady() bool {
 	c := b.conn
 	for n := 0; protocol.BinaryNextBuffered(c.br) && b.onLoop(); n++ {
 		if n == c.srv.cfg.MaxReqsPerEvent {
-			// Served -R requests: let the loop serve the others,
-			// and the goroutine the rest (see flushReady).
+			// Served -R requests: the others' turn, this one's
+			// again in the loop's next round (see eventLoop.serve).
 			c.srv.counters.connYields.Add(1)
+			c.yielded = true
 			return true
 		}
 		if !b.serveRequest() {

@@ -54,6 +54,10 @@ type conn struct {
 	// servedInEvent counts the requests served since the connection last
 	// waited for one, up to -R (Config.MaxReqsPerEvent).
 	servedInEvent int
+	// yielded is set by the event loop's answer pass when it stopped
+	// after -R requests with more buffered, and carried while the loop
+	// holds the connection over to its next round (see eventLoop.carry).
+	yielded, carried bool
 	// closeReason is why the connection ends, for its conn_close line.
 	closeReason closeReason
 
@@ -102,7 +106,9 @@ type connReader struct{ c *conn }
 func (r connReader) Read(p []byte) (int, error) {
 	c := r.c
 	c.owed = false
-	if len(c.out) > 0 {
+	// On the event loop nothing is owed when it reads (see
+	// eventLoop.serve); and it must not wait on a write.
+	if len(c.out) > 0 && (c.socket == nil || !c.socket.held) {
 		if err := c.flush(); err != nil {
 			return 0, err
 		}
@@ -402,9 +408,10 @@ func writesOwed(cmd protocol.Command) bool {
 func (c *conn) answerTextReady() bool {
 	for n := 0; c.text.NextBuffered(); n++ {
 		if n == c.srv.cfg.MaxReqsPerEvent {
-			// Served -R requests: let the loop serve the others,
-			// and the goroutine the rest (see flushReady).
+			// Served -R requests: the others' turn, this one's
+			// again in the loop's next round (see eventLoop.serve).
 			c.srv.counters.connYields.Add(1)
+			c.yielded = true
 			return true
 		}
 		req, err := c.text.Next()

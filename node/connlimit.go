@@ -18,12 +18,12 @@ func FileReserve(threads int) int { return 64 + 2*threads }
 func connLimit(cfg *Config) (n int, fileLimit uint64) {
 	n = cfg.MaxConns
 	var r unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil || r.Cur == unix.RLIM_INFINITY {
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil || uint64(r.Cur) == uint64(unix.RLIM_INFINITY) {
 		return n, 0
 	}
-	reserve := uint64(FileReserve(cfg.Threads))
-	if r.Cur < uint64(n)+reserve {
-		n = int(max(r.Cur, reserve+1) - reserve)
+	cur, reserve := uint64(r.Cur), uint64(FileReserve(cfg.Threads))
+	if cur < uint64(n)+reserve {
+		n = int(max(cur, reserve+1) - reserve)
 	}
-	return n, r.Cur
+	return n, cur
 }

@@ -64,7 +64,11 @@ type eventLoop struct {
 	log *slog.Logger
 
 	events []syscall.EpollEvent
-	ready  []*conn // the connections of events, looked up under mu
+	ready  []*conn // the connections of events, looked up under mu, and of carry
+	// carry are the connections that yielded after -R requests with more
+	// buffered: the next round serves them again without waiting for
+	// epoll, which reports only what the socket holds.
+	carry []*conn
 
 	spin  bool      // the last sleep was short: poll before the next
 	slept time.Time // when the last sleep ended
@@ -166,16 +170,26 @@ func (l *eventLoop) run() {
 	defer l.close()
 	yielded := time.Now()
 	for !l.stopping.Load() {
-		n := l.wait()
+		var n int
+		if len(l.carry) > 0 {
+			n = l.epollWait() // requests are waiting: look, but do not wait
+		} else {
+			n = l.wait()
+		}
+		ready := l.ready[:0]
 		l.mu.Lock()
-		for i, ev := range l.events[:n] {
-			l.ready[i] = nil
+		for _, ev := range l.events[:n] {
 			if int(ev.Fd) < len(l.held) {
-				l.ready[i] = l.held[ev.Fd]
+				if c := l.held[ev.Fd]; c != nil && !c.carried {
+					ready = append(ready, c)
+				}
 			}
 		}
 		l.mu.Unlock()
-		l.serve(l.ready[:n])
+		ready = append(ready, l.carry...) // their carried flag is cleared by readNow
+		l.carry = l.carry[:0]
+		l.ready = ready
+		l.serve(ready)
 		if now := time.Now(); now.Sub(yielded) >= loopYield {
 			runtime.Gosched()
 			yielded = now
@@ -217,7 +231,20 @@ func (l *eventLoop) serve(ready []*conn) {
 	}
 	for i, c := range ready {
 		ready[i] = nil
-		if c != nil && !c.flushReady() {
+		switch {
+		case c == nil:
+		case c.yielded:
+			// Served -R requests with more buffered: the others have
+			// had their turn; its own comes again next round, with
+			// its replies, unless enough gathered to write now.
+			c.yielded = false
+			if len(c.out) >= flushThreshold && !c.tryFlush() {
+				l.release(c)
+				break
+			}
+			c.carried = true
+			l.carry = append(l.carry, c)
+		case !c.flushReady():
 			l.release(c)
 		}
 	}
@@ -340,6 +367,10 @@ func (s *Server) stopEventLoops() {
 // for the end of the stream or an error, which the goroutine's next read
 // finds again. A read is a request's arrival, for secs_since_last_cmd.
 func (c *conn) readNow() bool {
+	if c.carried {
+		c.carried = false
+		return true // carried over with requests buffered: serve those first
+	}
 	_, err := c.br.Peek(c.br.Buffered() + 1)
 	if err != nil && err != errWouldBlock {
 		c.readEnded(err) // a reset is reported once: later reads find the end

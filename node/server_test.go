@@ -178,6 +178,32 @@ func TestConnYields(t *testing.T) {
 			if n := s.counters.connYields.Load(); (n > 0) != tc.yields {
 				t.Errorf("conn_yields = %d after 200 pipelined requests, 100 binary, with -R %d", n, tc.perEvt)
 			}
+			// A pipeline longer than the read buffer, yielding on the
+			// loop, then part-read and finished by the goroutine, while
+			// another connection is served between its turns.
+			other, otherR := dialForTest(t, addr)
+			done := make(chan string, 1)
+			go func() {
+				var b strings.Builder
+				for range 50 {
+					if _, err := io.WriteString(other, "get k\r\n"); err != nil {
+						break
+					}
+					line, _ := otherR.ReadString('\n')
+					b.WriteString(line)
+					line, _ = otherR.ReadString('\n')
+					b.WriteString(line)
+					line, _ = otherR.ReadString('\n')
+					b.WriteString(line)
+				}
+				done <- b.String()
+			}()
+			if got := roundTrip(t, c, r, strings.Repeat("get k\r\n", 3000), 9000); got != strings.Repeat("VALUE k 0 1\r\nx\r\nEND\r\n", 3000) {
+				t.Fatalf("3000 pipelined gets: replies differ (%d bytes)", len(got))
+			}
+			if got := <-done; got != strings.Repeat("VALUE k 0 1\r\nx\r\nEND\r\n", 50) {
+				t.Fatalf("the other connection: got %q", got)
+			}
 		})
 	}
 }

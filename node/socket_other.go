@@ -12,5 +12,9 @@ import (
 func socketOf(nc net.Conn) (io.ReadWriter, *socket) { return nc, nil }
 
 // socket is, on this system, never made: connections read and write
-// through the net package.
-type socket struct{}
+// through the net package. Its fields are those code shared with Linux
+// reads of it, never set.
+type socket struct {
+	fd   int
+	held bool
+}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -10,32 +9,6 @@ import (
 
 	"github.com/memcluster/memcluster/internal/servertest"
 )
-
-// connStats reads the connection statistics of "stats" on c.
-func connStats(t *testing.T, c *servertest.Conn) map[string]int64 {
-	t.Helper()
-	c.SendString("stats\r\n")
-	b, err := c.ReadUntil("END\r\n", 5*time.Second)
-	if err != nil {
-		t.Fatalf("stats: %q: %v", b, err)
-	}
-	out := map[string]int64{}
-	for _, line := range strings.Split(string(b), "\r\n") {
-		f := strings.Fields(line)
-		if len(f) != 3 || f[0] != "STAT" {
-			continue
-		}
-		switch f[1] {
-		case "curr_connections", "total_connections", "connection_structures", "rejected_connections":
-			n, err := strconv.ParseInt(f[2], 10, 64)
-			if err != nil {
-				t.Fatalf("stats: %s: %v", line, err)
-			}
-			out[f[1]] = n
-		}
-	}
-	return out
-}
 
 // TestConnectionCounts checks curr_connections, total_connections and
 // connection_structures against memcached's as clients come and go:
@@ -45,26 +18,26 @@ func TestConnectionCounts(t *testing.T) {
 	run := func(t *testing.T, name string) []string {
 		srv := servertest.Start(t, name)
 		var got []string
-		note := func(step string, st map[string]int64) {
-			got = append(got, fmt.Sprintf("%s: curr_connections %d total_connections %d connection_structures %d",
+		note := func(step string, st map[string]string) {
+			got = append(got, fmt.Sprintf("%s: curr_connections %s total_connections %s connection_structures %s",
 				step, st["curr_connections"], st["total_connections"], st["connection_structures"]))
 		}
 		c1 := srv.Raw(t)
-		note("one client", connStats(t, c1))
+		note("one client", statsGroup(t, c1, ""))
 		c2 := srv.Raw(t)
 		c2.RoundTrip(t, "version\r\n", "VERSION 1.6.18\r\n")
-		note("two clients", connStats(t, c1))
+		note("two clients", statsGroup(t, c1, ""))
 		c2.Close()
 		deadline := time.Now().Add(5 * time.Second)
-		st := connStats(t, c1)
-		for st["curr_connections"] != 1 && time.Now().Before(deadline) {
+		st := statsGroup(t, c1, "")
+		for st["curr_connections"] != "1" && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
-			st = connStats(t, c1)
+			st = statsGroup(t, c1, "")
 		}
 		note("the second gone", st)
 		c3 := srv.Raw(t)
 		c3.RoundTrip(t, "version\r\n", "VERSION 1.6.18\r\n")
-		note("a third", connStats(t, c1))
+		note("a third", statsGroup(t, c1, ""))
 		return got
 	}
 	want := run(t, "memcached")
@@ -106,12 +79,12 @@ func TestConnectionLimitUnderFileLimit(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			srv := servertest.StartWithFileLimit(t, name, limit)
 			poll := srv.Raw(t)
-			base := connStats(t, poll)["rejected_connections"]
+			base := statsGroup(t, poll, "")["rejected_connections"]
 			var conns []*servertest.Conn
 			for len(conns) < limit+100 {
 				c := srv.Raw(t)
 				conns = append(conns, c)
-				if connStats(t, poll)["rejected_connections"] == base {
+				if statsGroup(t, poll, "")["rejected_connections"] == base {
 					continue
 				}
 				line, err := c.ReadLine(5 * time.Second)
@@ -131,27 +104,6 @@ func TestConnectionLimitUnderFileLimit(t *testing.T) {
 	}
 }
 
-// statValue reads one statistic of "stats" on c.
-func statValue(t *testing.T, c *servertest.Conn, name string) int64 {
-	t.Helper()
-	c.SendString("stats\r\n")
-	b, err := c.ReadUntil("END\r\n", 5*time.Second)
-	if err != nil {
-		t.Fatalf("stats: %q: %v", b, err)
-	}
-	for _, line := range strings.Split(string(b), "\r\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[1] == name {
-			n, err := strconv.ParseInt(f[2], 10, 64)
-			if err != nil {
-				t.Fatalf("stats: %s: %v", line, err)
-			}
-			return n
-		}
-	}
-	t.Fatalf("stats has no %s", name)
-	return 0
-}
-
 // TestConnYieldsAndIdleKicks checks conn_yields and idle_kicks against
 // memcached's: a connection served more pipelined requests in one read
 // than -R yields, one served fewer does not, and a connection idle past
@@ -168,11 +120,11 @@ func TestConnYieldsAndIdleKicks(t *testing.T) {
 				stats := srv.Raw(t)
 				c := srv.Raw(t)
 				c.RoundTrip(t, "get k\r\nget k\r\nget k\r\n", "END\r\nEND\r\nEND\r\n")
-				if n := statValue(t, stats, "conn_yields"); n != 0 {
+				if n := statInt(t, stats, "conn_yields"); n != 0 {
 					t.Errorf("conn_yields = %d after 3 pipelined requests with -R 5, want 0", n)
 				}
 				c.RoundTrip(t, strings.Repeat("get k\r\n", 100), strings.Repeat("END\r\n", 100))
-				if n := statValue(t, stats, "conn_yields"); n == 0 {
+				if n := statInt(t, stats, "conn_yields"); n == 0 {
 					t.Errorf("conn_yields = 0 after 100 pipelined requests with -R 5")
 				}
 				if len(flags) < 3 {
@@ -185,10 +137,10 @@ func TestConnYieldsAndIdleKicks(t *testing.T) {
 				// The first stats connection idled too: a fresh one.
 				stats = srv.Raw(t)
 				deadline := time.Now().Add(5 * time.Second)
-				for statValue(t, stats, "idle_kicks") == 0 && time.Now().Before(deadline) {
+				for statInt(t, stats, "idle_kicks") == 0 && time.Now().Before(deadline) {
 					time.Sleep(20 * time.Millisecond)
 				}
-				if n := statValue(t, stats, "idle_kicks"); n < 1 {
+				if n := statInt(t, stats, "idle_kicks"); n < 1 {
 					t.Errorf("idle_kicks = %d after an idle connection was closed", n)
 				}
 			})

@@ -11,23 +11,6 @@ import (
 	"github.com/memcluster/memcluster/internal/servertest"
 )
 
-// statsGroup reads "stats <group>" on c into a map.
-func statsGroup(t *testing.T, c *servertest.Conn, group string) map[string]string {
-	t.Helper()
-	c.SendString("stats " + group + "\r\n")
-	b, err := c.ReadUntil("END\r\n", 5*time.Second)
-	if err != nil {
-		t.Fatalf("stats %s: %q: %v", group, b, err)
-	}
-	out := map[string]string{}
-	for _, line := range strings.Split(string(b), "\r\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == "STAT" {
-			out[f[1]] = f[2]
-		}
-	}
-	return out
-}
-
 // TestEvictionsPerClass fills two size classes of a small cache at once
 // and checks that "stats items" counts evictions in each, in the classes
 // memcached counts them in.

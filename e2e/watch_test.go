@@ -425,23 +425,6 @@ func TestWatchEvictions(t *testing.T) {
 	}
 }
 
-// serverStats returns the server's "stats".
-func serverStats(t *testing.T, c *servertest.Conn) map[string]string {
-	t.Helper()
-	c.SendString("stats\r\n")
-	got, err := c.ReadUntil("END\r\n", 5*time.Second)
-	if err != nil {
-		t.Fatalf("stats: %v (got %q)", err, got)
-	}
-	st := map[string]string{}
-	for _, l := range strings.Split(string(got), "\r\n") {
-		if f := strings.Fields(l); len(f) == 3 && f[0] == "STAT" {
-			st[f[1]] = f[2]
-		}
-	}
-	return st
-}
-
 // residentBytes is the resident memory of process pid.
 func residentBytes(t *testing.T, pid string) int64 {
 	t.Helper()
@@ -482,7 +465,7 @@ func TestWatcherThatNeverReads(t *testing.T) {
 			srv := servertest.Start(t, name)
 			startWatcher(t, srv, "fetchers mutations") // and never read again
 			c := srv.Raw(t)
-			pid := serverStats(t, c)["pid"]
+			pid := statsGroup(t, c, "")["pid"]
 			before := residentBytes(t, pid)
 			for b := range batches {
 				c.SendString(batch.String())
@@ -498,7 +481,7 @@ func TestWatcherThatNeverReads(t *testing.T) {
 			if growth > maxGrowth {
 				t.Errorf("resident memory grew by %d MiB, want at most %d MiB", growth>>20, maxGrowth>>20)
 			}
-			st := serverStats(t, c)
+			st := statsGroup(t, c, "")
 			if v, printed := st["log_watcher_skipped"]; printed || name == "memcached" {
 				if n, _ := strconv.ParseUint(v, 10, 64); n == 0 {
 					t.Errorf("log_watcher_skipped %q, want lines dropped", v)

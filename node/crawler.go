@@ -238,6 +238,16 @@ func (s *Server) startCrawl(arg []byte) string {
 		return crawlerNotStarted
 	}
 	cr.starts.Add(1)
+	c := store.Crawl{Classes: t.classes, Limit: cr.tocrawl.Load()}
+	// The first steps are the command's own work: a small store is
+	// crawled before the OK, so that a command that follows it does not
+	// find the crawler busy for want of the scheduler's attention.
+	for range inlineCrawlSteps {
+		if !s.store.CrawlNext(&c, crawlStep) {
+			cr.running.Store(false)
+			return "OK"
+		}
+	}
 	s.mu.Lock()
 	if s.shuttingDown.Load() {
 		s.mu.Unlock()
@@ -246,9 +256,13 @@ func (s *Server) startCrawl(arg []byte) string {
 	}
 	cr.wg.Add(1)
 	s.mu.Unlock()
-	go s.crawl(store.Crawl{Classes: t.classes, Limit: cr.tocrawl.Load()})
+	go s.crawl(c)
 	return "OK"
 }
+
+// inlineCrawlSteps is how many crawl steps "lru_crawler crawl" takes before
+// it answers; the rest of the crawl runs in the background.
+const inlineCrawlSteps = 64
 
 // crawl runs a crawl to its end, or until the server shuts down.
 func (s *Server) crawl(c store.Crawl) {
@@ -341,7 +355,7 @@ func (c *conn) metadump(arg []byte) {
 // cas=<n> fetch=<yes|no> cls=<class> size=<bytes>\n".
 func appendMetadumpLine(dst, key []byte, it *store.ItemInfo) []byte {
 	dst = append(dst, "key="...)
-	dst = appendURIEncoded(dst, key)
+	dst = appendURIKey(dst, key)
 	dst = append(dst, " exp="...)
 	if it.Deadline == 0 {
 		dst = append(dst, "-1"...)
@@ -359,21 +373,6 @@ func appendMetadumpLine(dst, key []byte, it *store.ItemInfo) []byte {
 	dst = append(dst, " size="...)
 	dst = strconv.AppendInt(dst, int64(it.Size), 10)
 	return append(dst, '\n')
-}
-
-// appendURIEncoded appends key as memcached's uriencode writes it: letters,
-// digits and "-._~" as they are, every other byte as %XX.
-func appendURIEncoded(dst, key []byte) []byte {
-	const hex = "0123456789ABCDEF"
-	for _, b := range key {
-		switch {
-		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '-', b == '.', b == '_', b == '~':
-			dst = append(dst, b)
-		default:
-			dst = append(dst, '%', hex[b>>4], hex[b&15])
-		}
-	}
-	return dst
 }
 
 // cachedump answers "stats cachedump <class> <limit>" as memcached's

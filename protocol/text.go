@@ -65,6 +65,14 @@ var commandNames = [...]string{
 	CmdLruCrawler: "lru_crawler", CmdLru: "lru", CmdWatch: "watch",
 }
 
+// freeArgCommands are the commands whose words after the name go to
+// Request.Args for the node to judge.
+var freeArgCommands = map[string]Command{
+	"stats": CmdStats, "shutdown": CmdShutdown, "config": CmdConfig,
+	"cache_memlimit": CmdCacheMemlimit, "lru": CmdLru, "slabs": CmdSlabs,
+	"lru_crawler": CmdLruCrawler, "watch": CmdWatch,
+}
+
 // String returns the command's name as a client types it.
 func (c Command) String() string {
 	if int(c) < len(commandNames) {
@@ -470,43 +478,18 @@ func (tr *TextReader) parse(req *Request, line []byte) error {
 		}
 		req.Verbosity = level
 		return nil
-	case "stats", "shutdown", "config":
-		switch name[1] {
-		case 't':
-			req.Command = CmdStats
-		case 'h':
-			req.Command = CmdShutdown
-		default:
-			req.Command = CmdConfig
-		}
-		req.Args = append(req.Args[:0], tokens[1:]...)
-		return nil
 	case "mn":
 		req.Command = CmdMetaNoop
 		return nil
-	case "cache_memlimit":
-		if ntokens != 3 && ntokens != 4 {
+	case "stats", "shutdown", "config", "cache_memlimit", "lru", "slabs", "lru_crawler", "watch":
+		// The node judges these commands' words; the decoder checks
+		// only the counts memcached refuses with ERROR before it looks.
+		req.Command = freeArgCommands[string(name)]
+		if (req.Command == CmdCacheMemlimit && ntokens != 3 && ntokens != 4) || (req.Command == CmdLru && ntokens < 3) {
 			return ErrUnknownCommand
 		}
-		req.Command = CmdCacheMemlimit
-		req.Noreply = noreply(tokens)
-		req.Args = append(req.Args[:0], tokens[1:]...)
-		return nil
-	case "lru":
-		if ntokens < 3 {
-			return ErrUnknownCommand
-		}
-		req.Command = CmdLru
-		req.Args = append(req.Args[:0], tokens[1:]...)
-		return nil
-	case "slabs", "lru_crawler", "watch":
-		switch name[0] {
-		case 's':
-			req.Command = CmdSlabs
-		case 'l':
-			req.Command = CmdLruCrawler
-		default:
-			req.Command = CmdWatch
+		if req.Command == CmdCacheMemlimit {
+			req.Noreply = noreply(tokens)
 		}
 		req.Args = append(req.Args[:0], tokens[1:]...)
 		return nil

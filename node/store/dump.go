@@ -130,11 +130,7 @@ func (s *Store) DumpNext(d *Dump, budget int, b *Batch) bool {
 	if d.pos.done {
 		return false
 	}
-	sh := &s.shards[d.pos.shard]
-	now := s.now()
-	fl := s.flushAt(now)
-	sh.mu.Lock()
-	lo, hi := d.pos.span(len(sh.slots), budget)
+	sh, lo, hi, now, fl := s.stepLocked(&d.pos, budget)
 	sh.scanLocked(lo, hi, func(loc uint64) {
 		rec := sh.record(loc)
 		h := readHdrCAS(rec)
@@ -169,7 +165,7 @@ func (s *Store) DumpNext(d *Dump, budget int, b *Batch) bool {
 // Crawl is a pass of memcached's LRU crawler ("lru_crawler crawl") over the
 // store: it removes the expired and flushed items of the classes it
 // selects, as the background reclaimer does at its own pace, counting them
-// as reclaimed. The zero Crawl examines every class without limit. A Crawl
+// apart from it, as memcached's crawler does (see CrawlNext). The zero Crawl examines every class without limit. A Crawl
 // is advanced by CrawlNext; it is not safe for concurrent use.
 type Crawl struct {
 	// Classes selects the size classes crawled, as Dump.Classes. If
@@ -201,16 +197,12 @@ func (s *Store) CrawlNext(c *Crawl, budget int) bool {
 	if c.pos.done {
 		return false
 	}
-	sh := &s.shards[c.pos.shard]
-	now := s.now()
-	fl := s.flushAt(now)
-	sh.mu.Lock()
-	lo, hi := c.pos.span(len(sh.slots), budget)
+	sh, lo, hi, now, fl := s.stepLocked(&c.pos, budget)
 	c.dead = c.dead[:0]
 	sh.scanLocked(lo, hi, func(loc uint64) {
 		rec := sh.record(loc)
 		h := readHdr(rec)
-		class := int(s.classOf(s.limitSize(h.keyLen, h.valueLen, h.flags))) + 1
+		class := s.ClassOf(h.keyLen, h.valueLen, h.flags)
 		if c.Classes != 0 && c.Classes&(1<<class) == 0 {
 			return
 		}
@@ -241,6 +233,19 @@ func (s *Store) CrawlNext(c *Crawl, budget int) bool {
 	}
 	sh.mu.Unlock()
 	return c.pos.advance(hi, len(s.shards))
+}
+
+// stepLocked locks the shard of the next range of pos's walk, about budget
+// index slots, and returns it with the range and the clock and flushes to
+// judge its items by. The caller scans the range, unlocks the shard and
+// advances pos past hi.
+func (s *Store) stepLocked(pos *walkPos, budget int) (sh *shard, lo, hi uint64, now int64, fl *flushState) {
+	sh = &s.shards[pos.shard]
+	now = s.now()
+	fl = s.flushAt(now)
+	sh.mu.Lock()
+	lo, hi = pos.span(len(sh.slots), budget)
+	return sh, lo, hi, now, fl
 }
 
 // PauseReclaimer stops (paused true) or restarts the background reclaimer's

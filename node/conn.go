@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -230,12 +231,6 @@ func (c *conn) waitForRequest() bool {
 	}
 	if _, err := c.br.Peek(1); err != nil {
 		c.readEnded(err)
-		if c.closeReason == closeIdleTimeout {
-			c.srv.counters.idleKicks.Add(1)
-			if c.srv.verbosity.Load() > 0 {
-				c.srv.log.Info("closing an idle connection", "conn", c.id, "remote", c.nc.RemoteAddr().String(), "idle_timeout", c.srv.cfg.IdleTimeout)
-			}
-		}
 		return false
 	}
 	if c.deadlineSet {
@@ -244,6 +239,48 @@ func (c *conn) waitForRequest() bool {
 	}
 	c.lastCmd.Store(c.srv.store.CoarseNow()) // the store's coarse clock: cheaper than time.Now per request
 	return true
+}
+
+// closeReason is why a connection closed, as memcached's conn_close lines
+// say it.
+type closeReason uint8
+
+// memcached's close reasons, and closeUnknown before one is known, which
+// the conn_close line gives as memcached's default, an error (or shutdown,
+// when the node is shutting down).
+const (
+	closeUnknown closeReason = iota
+	closeError
+	closeNormal
+	closeIdleTimeout
+	closeShutdown
+)
+
+var closeReasonNames = [...]string{"error", "error", "normal", "idle_timeout", "shutdown"}
+
+// readEnded records why the connection's reads ended, for its conn_close
+// line, unless a reason is known already: the first failed read tells (a
+// reset is reported once; the reads after it find the end of the stream).
+// The client closing the connection is a normal close, as are the idle
+// timeout and shutdown their own. An idle timeout counts idle_kicks.
+func (c *conn) readEnded(err error) {
+	if c.closeReason != closeUnknown {
+		return
+	}
+	switch {
+	case c.srv.shuttingDown.Load():
+		c.closeReason = closeShutdown
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		c.closeReason = closeNormal
+	case c.srv.cfg.IdleTimeout > 0 && os.IsTimeout(err):
+		c.closeReason = closeIdleTimeout
+		c.srv.counters.idleKicks.Add(1)
+		if c.srv.verbosity.Load() > 0 {
+			c.srv.log.Info("closing an idle connection", "conn", c.id, "remote", c.nc.RemoteAddr().String(), "idle_timeout", c.srv.cfg.IdleTimeout)
+		}
+	default:
+		c.closeReason = closeError
+	}
 }
 
 // yield lets the other connections run after this one has been served -R

@@ -48,9 +48,7 @@ package node
 // does) and when the node shuts down; the connection is closed then.
 
 import (
-	"io"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -672,44 +670,6 @@ func (s *Server) logEviction(ev store.Eviction) {
 	line = strconv.AppendInt(line, int64(ev.Size), 10)
 	line = append(line, '\n')
 	s.watch.publish(logEvictions, gid, line, &s.counters)
-}
-
-// closeReason is why a connection closed, as memcached's conn_close lines
-// say it.
-type closeReason uint8
-
-// memcached's close reasons, and closeUnknown before one is known, which
-// the conn_close line gives as memcached's default, an error (or shutdown,
-// when the node is shutting down).
-const (
-	closeUnknown closeReason = iota
-	closeError
-	closeNormal
-	closeIdleTimeout
-	closeShutdown
-)
-
-var closeReasonNames = [...]string{"error", "error", "normal", "idle_timeout", "shutdown"}
-
-// readEnded records why the connection's reads ended, for its conn_close
-// line, unless a reason is known already: the first failed read tells (a
-// reset is reported once; the reads after it find the end of the stream).
-// The client closing the connection is a normal close, as are the idle
-// timeout and shutdown their own.
-func (c *conn) readEnded(err error) {
-	if c.closeReason != closeUnknown {
-		return
-	}
-	switch {
-	case c.srv.shuttingDown.Load():
-		c.closeReason = closeShutdown
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		c.closeReason = closeNormal
-	case c.srv.cfg.IdleTimeout > 0 && os.IsTimeout(err):
-		c.closeReason = closeIdleTimeout
-	default:
-		c.closeReason = closeError
-	}
 }
 
 // logConn logs the connection's conn_new line, or its conn_close line if

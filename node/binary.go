@@ -507,9 +507,7 @@ func (b *binaryConn) concat() {
 func (b *binaryConn) deleteItem() {
 	s, req := b.srv, &b.req
 	s.counters.detail.recordDelete(req.Key)
-	if s.watching()&logFetchers != 0 {
-		b.logLookup(req.Key)
-	}
+	b.watchLookup(req.Key)
 	switch s.store.Delete(req.Key, req.Header.CAS) {
 	case store.OK:
 		b.ok(0)
@@ -531,9 +529,7 @@ func (b *binaryConn) arith() {
 	incr := h.Opcode.Loud() == protocol.OpIncrement
 	delta, initial, exptime := req.CounterExtras()
 	w := s.watching()
-	if w&logFetchers != 0 {
-		b.logLookup(req.Key)
-	}
+	b.watchLookup(req.Key)
 	v, cas, status := s.store.Arith(req.Key, incr, delta, 0, false, 0, h.CAS)
 	created := false
 	if status == store.NotFound && exptime != counterNoCreate {

@@ -274,9 +274,7 @@ func (c *conn) metaDelete(req *protocol.Request) {
 	if m.HasTTL {
 		opt.Deadline = s.metaDeadline(m.TTL)
 	}
-	if s.watching()&logFetchers != 0 {
-		c.logLookup(key)
-	}
+	c.watchLookup(key)
 	status := s.store.MetaDelete(key, opt)
 	var code string
 	switch status {
@@ -317,9 +315,7 @@ func (c *conn) metaArith(req *protocol.Request) {
 	// make a created item look counted; it only decides whether q hides
 	// the reply.)
 	w := s.watching()
-	if w&logFetchers != 0 {
-		c.logLookup(key)
-	}
+	c.watchLookup(key)
 	existed := true
 	if m.HasVivify {
 		_, existed = s.store.MetaDebug(key)
@@ -421,9 +417,7 @@ func (c *conn) metaArith(req *protocol.Request) {
 // metaDebug answers me.
 func (c *conn) metaDebug(req *protocol.Request) {
 	c.srv.counters.cmdMeta.Add(1)
-	if c.srv.watching()&logFetchers != 0 {
-		c.logLookup(req.Key())
-	}
+	c.watchLookup(req.Key())
 	it, ok := c.srv.store.MetaDebug(req.Key())
 	if !ok {
 		c.out = append(c.out, "EN\r\n"...)

@@ -121,9 +121,7 @@ func (c *conn) handleText(req *protocol.Request) {
 		c.storeText(req)
 	case protocol.CmdDelete:
 		s.counters.detail.recordDelete(req.Key())
-		if s.watching()&logFetchers != 0 {
-			c.logLookup(req.Key())
-		}
+		c.watchLookup(req.Key())
 		if s.store.Delete(req.Key(), 0) == store.OK { // the store counts the hit
 			c.reply(req, protocol.ReplyDeleted)
 		} else {
@@ -134,9 +132,7 @@ func (c *conn) handleText(req *protocol.Request) {
 		c.arithmetic(req)
 	case protocol.CmdTouch:
 		s.counters.cmdTouch.Add(1)
-		if s.watching()&logFetchers != 0 {
-			c.logLookup(req.Key())
-		}
+		c.watchLookup(req.Key())
 		if s.store.Touch(req.Key(), s.deadline(req.Exptime)) == store.OK { // the store counts the hit
 			c.reply(req, protocol.ReplyTouched)
 		} else {
@@ -283,9 +279,7 @@ func (c *conn) storeText(req *protocol.Request) {
 func (c *conn) arithmetic(req *protocol.Request) {
 	s := c.srv
 	incr := req.Command == protocol.CmdIncr
-	if s.watching()&logFetchers != 0 {
-		c.logLookup(req.Key())
-	}
+	c.watchLookup(req.Key())
 	v, _, status := s.store.Arith(req.Key(), incr, req.Delta, 0, false, 0, 0)
 	misses := &s.counters.decrMisses
 	if incr {

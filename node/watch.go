@@ -506,6 +506,14 @@ func (c *conn) logFetch(key []byte, lk store.Lookup, size int, flags uint32) {
 	s.watch.publish(logFetchers, gid, line, &s.counters)
 }
 
+// watchLookup is logLookup when fetchers are watched, and one atomic load
+// otherwise.
+func (c *conn) watchLookup(key []byte) {
+	if c.srv.watching()&logFetchers != 0 {
+		c.logLookup(key)
+	}
+}
+
 // logLookup logs, for an operation whose lookup the store does not report
 // (touch, delete, incr, decr, md, me), the lookup of key it is about to
 // make: the item as it stands before the operation.

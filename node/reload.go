@@ -40,16 +40,13 @@ type reloadable struct {
 func (s *Server) reloadables() []reloadable {
 	var rs []reloadable
 	if s.tls != nil {
-		rs = append(rs, reloadable{"TLS certificates", s.tls.load})
+		rs = append(rs, reloadable{"TLS certificates", s.tls.Load})
 	}
-	if s.auth != nil && s.auth.sasl != nil && s.auth.sasl.file != "" {
-		rs = append(rs, reloadable{"SASL credentials", s.auth.sasl.load})
+	for _, r := range s.commands.Reloaders() {
+		rs = append(rs, reloadable{r.Name, r.Reload})
 	}
-	if s.auth != nil && s.auth.ascii != nil {
-		rs = append(rs, reloadable{"ASCII authentication file", s.auth.ascii.load})
-	}
-	if s.cluster.encrypted() {
-		rs = append(rs, reloadable{"gossip keys", s.cluster.reloadKeys})
+	if s.cluster.Encrypted() {
+		rs = append(rs, reloadable{"gossip keys", s.cluster.ReloadKeys})
 	}
 	return rs
 }

@@ -1,115 +1,113 @@
 // Package node is a memcluster node: a memcached-compatible server over the
-// store, speaking the text and binary protocols on TCP and unix sockets.
+// store, speaking the text and binary protocols on TCP and unix sockets,
+// and a member of a cluster. It is the wiring only: New composes the store
+// (node/store), the commands (node/command), the connection server
+// (node/netserve), TLS (node/tlsconf), the statistics (node/stats) and the
+// membership (node/cluster) from one Config; the Server starts, reloads and
+// shuts them down in order. Come here to change how the parts are put
+// together, not what any of them does.
 package node
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"os"
-	"slices"
-	"strconv"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/memcluster/memcluster/node/cluster"
+	"github.com/memcluster/memcluster/node/command"
+	"github.com/memcluster/memcluster/node/config"
+	"github.com/memcluster/memcluster/node/netserve"
+	"github.com/memcluster/memcluster/node/stats"
 	"github.com/memcluster/memcluster/node/store"
-	"golang.org/x/sys/unix"
+	"github.com/memcluster/memcluster/node/tlsconf"
 )
 
 // Version is the memcached protocol version the node reports to clients
 // ("version", "stats"): clients check it to know which commands exist.
-const Version = "1.6.18"
+const Version = command.Version
+
+// The node's configuration, and the errors and views it returns, are its
+// parts' own; these names let a program that runs a node use this package
+// alone.
+type (
+	// Config configures a node; see config.Config.
+	Config = config.Config
+	// ClusterConfig configures a node's membership; see cluster.Config.
+	ClusterConfig = cluster.Config
+	// TLSConfig configures TLS; see tlsconf.Config.
+	TLSConfig = tlsconf.Config
+	// TLSFileError reports a TLS file that could not be loaded; see
+	// tlsconf.FileError.
+	TLSFileError = tlsconf.FileError
+	// ClusterView is a node's view of the cluster; see cluster.View.
+	ClusterView = cluster.View
+	// Stat is one statistic; see stats.Stat.
+	Stat = stats.Stat
+)
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Shutdown.
-var ErrServerClosed = errors.New("node: server closed")
+var ErrServerClosed = netserve.ErrServerClosed
+
+// ErrClusterStarted is returned by StartCluster when it has already been
+// called.
+var ErrClusterStarted = cluster.ErrStarted
+
+// FileReserve is how many open files a node with threads worker threads
+// keeps for itself beyond its client connections (see netserve.FileReserve).
+func FileReserve(threads int) int { return netserve.FileReserve(threads) }
 
 // Server is one memcluster node. Create it with New; its methods are safe for
 // concurrent use.
 type Server struct {
-	cfg          Config
-	log          *slog.Logger
-	store        *store.Store
-	started      time.Time
-	cluster      *cluster
-	tls          *tlsState // nil without TLS
-	auth         *auth     // nil if authErr
-	authErr      error     // a bad authentication setting, returned by Listen and Serve
-	authWarnOnce sync.Once
+	cfg      Config
+	store    *store.Store
+	counters stats.Counters
+	tls      *tlsconf.State // nil without TLS
+	cluster  *cluster.Cluster
+	commands *command.Handler
+	net      *netserve.Server
 
-	counters   counters
-	compat     compatSettings // memcached's settings the node shows but has no use for
-	oldestLive atomic.Int64   // stats settings' oldest: memcached's oldest_live, set by flush_all
-	verbosity  atomic.Int32
-	currConns  atomic.Int64
-	// peakConns is the most connections and listeners ever open at once:
-	// memcached's connection_structures, the structures it allocated.
-	peakConns atomic.Int64
-	// maxClients is how many client connections are accepted at once:
-	// Config.MaxConns unless the open-file limit holds fewer (connLimit).
-	maxClients   int64
-	shuttingDown atomic.Bool
-	nextConnID   atomic.Uint64
-
-	mu        sync.Mutex // guards listeners and conns
-	listeners map[net.Listener]listenerInfo
-	conns     map[*conn]struct{}
-	connsWG   sync.WaitGroup
-	done      chan struct{} // closed by closeDone
-	doneOnce  sync.Once
-
-	crawler crawler // the LRU crawler's settings and jobs; see crawler.go
-
-	loops     []*eventLoop // serve connections between requests; see eventLoopFor
-	loopsOnce sync.Once
-
-	watch watchHub // the watch streams' watchers; see watch.go
+	done     chan struct{} // closed by closeDone
+	doneOnce sync.Once
 }
 
 // New returns a server for cfg. It does not listen until ListenAndServe or
 // Serve is called.
 func New(cfg Config) *Server {
-	cfg = cfg.withDefaults()
-	s := &Server{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		started:   time.Now(),
-		listeners: make(map[net.Listener]listenerInfo),
-		conns:     make(map[*conn]struct{}),
-		done:      make(chan struct{}),
-	}
-	s.cluster = newCluster(s)
-	n, fileLimit := connLimit(&cfg)
-	s.maxClients = int64(n)
-	if n < cfg.MaxConns {
-		s.log.Warn("the open-file limit holds fewer connections than the connection limit (-c); "+
-			"clients past them get \"ERROR Too many open connections\"",
-			"file_limit", fileLimit, "conn_limit", cfg.MaxConns, "connections", n)
-	}
+	cfg = cfg.WithDefaults()
+	started := time.Now()
+	s := &Server{cfg: cfg, done: make(chan struct{})}
+	s.cluster = cluster.New(cfg.Cluster, cfg.Port, cfg.Logger)
 	if cfg.TLS != nil {
-		s.tls = newTLSState(*cfg.TLS)
-	}
-	s.auth, s.authErr = newAuth(cfg)
-	s.verbosity.Store(int32(cfg.Verbosity))
-	s.compat.init()
-	s.counters.detail.delim = defaultPrefixDelimiter
-	if cfg.PrefixDelimiter != 0 {
-		s.counters.detail.delim = cfg.PrefixDelimiter
-		s.counters.detail.setEnabled(true)
+		s.tls = tlsconf.NewState(*cfg.TLS)
 	}
 	s.store = store.New(store.Config{
 		MaxBytes:    cfg.MemoryLimit,
 		ItemSizeMax: cfg.ItemSizeMax,
 		NoEvictions: cfg.NoEvictions,
 		NoCAS:       cfg.NoCAS,
-		Epoch:       s.started,
-		OnEvict:     s.logEviction,
+		Epoch:       started,
+		OnEvict:     func(ev store.Eviction) { s.commands.LogEviction(ev) },
 	})
-	s.initCrawler()
+	s.commands = command.New(cfg, command.Options{
+		Store:    s.store,
+		Counters: &s.counters,
+		Started:  started,
+		TLS:      s.tls,
+		Cluster:  s.cluster,
+		Done:     s.done,
+		Shutdown: s.closeDone,
+	})
+	s.net = netserve.New(cfg, netserve.Options{
+		Handler:  s.commands,
+		TLS:      s.tls,
+		Counters: &s.counters,
+		Clock:    s.store.CoarseNow,
+		Verbose:  func() bool { return s.commands.Verbosity() > 0 },
+	})
+	s.commands.SetConns(s.net)
 	return s
 }
 
@@ -117,96 +115,30 @@ func New(cfg Config) *Server {
 // by a client's "shutdown" command.
 func (s *Server) Done() <-chan struct{} { return s.done }
 
+// closeDone closes done once, however often it is called.
+func (s *Server) closeDone() { s.doneOnce.Do(func() { close(s.done) }) }
+
+// prepare loads what serving needs from files, the TLS certificates and
+// the credentials, if not loaded yet. An error loading the certificates is
+// a *TLSFileError.
+func (s *Server) prepare() error {
+	if s.tls != nil {
+		if err := s.tls.EnsureLoaded(); err != nil {
+			return fmt.Errorf("node: TLS: %w", err)
+		}
+	}
+	return s.commands.Prepare()
+}
+
 // Listen opens the listeners cfg names: the unix socket if one is set,
 // otherwise TCP on every -l address (all interfaces if none). With TLS on,
 // it first loads the certificates; an error loading them is a
 // *TLSFileError.
 func (s *Server) Listen() ([]net.Listener, error) {
-	if s.tls != nil {
-		if err := s.tls.ensureLoaded(); err != nil {
-			return nil, fmt.Errorf("node: TLS: %w", err)
-		}
-	}
-	if err := s.ensureAuth(); err != nil {
+	if err := s.prepare(); err != nil {
 		return nil, err
 	}
-	var ls []net.Listener
-	fail := func(err error) ([]net.Listener, error) {
-		for _, l := range ls {
-			l.Close()
-		}
-		return nil, err
-	}
-	if s.cfg.UnixSocket != "" {
-		_ = os.Remove(s.cfg.UnixSocket)
-		old := syscall.Umask(0o777 &^ int(s.cfg.UnixMask))
-		l, err := net.Listen("unix", s.cfg.UnixSocket)
-		syscall.Umask(old)
-		if err == nil {
-			err = setBacklog(l, s.cfg.Backlog)
-		}
-		if err != nil {
-			return fail(fmt.Errorf("listen on unix socket %s: %w", s.cfg.UnixSocket, err))
-		}
-		return append(ls, l), nil
-	}
-	if s.cfg.Port < 0 {
-		return nil, errors.New("node: no listener: TCP is off and no unix socket is set")
-	}
-	addrs := s.cfg.ListenAddrs
-	if len(addrs) == 0 {
-		addrs = []string{""}
-	}
-	for _, a := range addrs {
-		addr := withPort(a, s.cfg.Port)
-		l, err := net.Listen("tcp", addr)
-		if err == nil {
-			if err = setBacklog(l, s.cfg.Backlog); err != nil {
-				l.Close()
-			}
-		}
-		if err != nil {
-			return fail(fmt.Errorf("listen on %s: %w", addr, err))
-		}
-		if s.tls != nil && slices.Contains(s.cfg.TLS.NoTLSAddrs, a) {
-			l = plainListener{l}
-		}
-		ls = append(ls, l)
-	}
-	return ls, nil
-}
-
-// setBacklog sets the listen backlog of l, a TCP or unix listener, to n:
-// Go listens with the system's largest (net.core.somaxconn), and on Linux
-// listening again on a listening socket sets its backlog anew.
-func setBacklog(l net.Listener, n int) error {
-	sc, ok := l.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("backlog: %w", err)
-	}
-	var lerr error
-	if err := rc.Control(func(fd uintptr) { lerr = unix.Listen(int(fd), n) }); err != nil {
-		return fmt.Errorf("backlog: %w", err)
-	}
-	if lerr != nil {
-		return fmt.Errorf("backlog: %w", os.NewSyscallError("listen", lerr))
-	}
-	return nil
-}
-
-// withPort adds port to host unless host already names one.
-func withPort(host string, port int) string {
-	if _, _, err := net.SplitHostPort(host); err == nil {
-		return host
-	}
-	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
-		host = host[1 : len(host)-1]
-	}
-	return net.JoinHostPort(host, strconv.Itoa(port))
+	return s.net.Listen()
 }
 
 // ListenAndServe opens cfg's listeners, starts the cluster (StartCluster),
@@ -228,18 +160,13 @@ func (s *Server) ListenAndServe() error {
 // ServeListeners serves every listener in ls, each as Serve does, until
 // Shutdown, when it returns ErrServerClosed. It closes them all.
 func (s *Server) ServeListeners(ls []net.Listener) error {
-	errc := make(chan error, len(ls))
-	for _, l := range ls {
-		s.log.Info("listening", "addr", l.Addr().String(), "tls", s.servesTLS(l))
-		go func() { errc <- s.Serve(l) }()
-	}
-	var first error
-	for range ls {
-		if err := <-errc; first == nil || errors.Is(first, ErrServerClosed) {
-			first = err
+	if err := s.prepare(); err != nil {
+		for _, l := range ls {
+			l.Close()
 		}
+		return err
 	}
-	return first
+	return s.net.ServeListeners(ls)
 }
 
 // Serve accepts connections on l, each served on its own goroutine, until
@@ -250,126 +177,33 @@ func (s *Server) ServeListeners(ls []net.Listener) error {
 // handshake on its own goroutine. If the certificates are not loaded yet,
 // Serve loads them first, and returns the error if it cannot.
 func (s *Server) Serve(l net.Listener) error {
-	useTLS := s.servesTLS(l)
-	if useTLS {
-		if err := s.tls.ensureLoaded(); err != nil {
-			l.Close()
-			return fmt.Errorf("node: TLS: %w", err)
-		}
-	}
-	if err := s.ensureAuth(); err != nil {
+	if err := s.prepare(); err != nil {
 		l.Close()
 		return err
 	}
-	if !s.trackListener(l) {
-		l.Close()
-		return ErrServerClosed
-	}
-	defer s.untrackListener(l)
-	var delay time.Duration
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			if s.shuttingDown.Load() {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-				// Out of file descriptors or a passing fault: back off as
-				// net/http does rather than spin.
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
-				time.Sleep(delay)
-				continue
-			}
-			return fmt.Errorf("accept on %s: %w", l.Addr(), err)
-		}
-		delay = 0
-		if s.currConns.Load() >= s.maxClients {
-			s.counters.rejectedConns.Add(1)
-			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = nc.Write([]byte("ERROR Too many open connections\r\n"))
-			nc.Close()
-			continue
-		}
-		if useTLS {
-			nc = tls.Server(nc, s.tls.config) // the handshake waits for c.serve
-		}
-		c := newConn(s, nc)
-		if !s.trackConn(c) {
-			nc.Close()
-			return ErrServerClosed
-		}
-		if s.verbosity.Load() > 0 {
-			s.log.Info("connection opened", "conn", c.id, "remote", nc.RemoteAddr().String(), "listener", l.Addr().String())
-		}
-		go c.serve()
-	}
+	return s.net.Serve(l)
 }
 
-func (s *Server) trackListener(l net.Listener) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.shuttingDown.Load() {
-		return false
-	}
-	s.listeners[l] = listenerInfo{id: s.nextConnID.Add(1), opened: s.currentTime()}
-	s.counters.totalConns.Add(1) // memcached counts its listening connections too
-	s.notePeakLocked()
-	return true
+// StartCluster publishes the node under the memcached address of the first
+// TCP listener in ls and, when Config.Cluster turns gossip on, starts
+// memberlist and joins the seeds in the background (see cluster.Start).
+// ListenAndServe calls it between Listen and serving; a program that calls
+// Listen and Serve itself calls it in between too. Calling it a second
+// time returns ErrClusterStarted.
+func (s *Server) StartCluster(ctx context.Context, ls []net.Listener) error {
+	return s.cluster.Start(ctx, ls)
 }
 
-func (s *Server) untrackListener(l net.Listener) {
-	s.mu.Lock()
-	delete(s.listeners, l)
-	s.mu.Unlock()
-}
+// ClusterView returns the node's current view of the cluster. It is the
+// zero ClusterView until StartCluster, and for a single node listening on
+// every interface, whose entry depends on the address a client reached.
+func (s *Server) ClusterView() ClusterView { return s.cluster.View() }
 
-func (s *Server) listenerCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.listeners)
-}
+// Stats returns the general statistics of "stats", in memcached's order.
+func (s *Server) Stats() []Stat { return s.commands.Stats() }
 
-// notePeakLocked records the connections and listeners open now in
-// peakConns if there were never more. s.mu must be held.
-func (s *Server) notePeakLocked() {
-	if n := s.currConns.Load() + int64(len(s.listeners)); n > s.peakConns.Load() {
-		s.peakConns.Store(n)
-	}
-}
-
-// currConnections is memcached's curr_connections: the open connections,
-// counting the listeners as memcached counts its listening connections,
-// less one, as memcached prints it.
-func (s *Server) currConnections() int64 {
-	return s.currConns.Load() + int64(s.listenerCount()) - 1
-}
-
-func (s *Server) trackConn(c *conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.shuttingDown.Load() {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	s.connsWG.Add(1)
-	s.currConns.Add(1)
-	s.counters.totalConns.Add(1)
-	s.notePeakLocked()
-	return true
-}
-
-func (s *Server) untrackConn(c *conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	if s.verbosity.Load() > 0 {
-		s.log.Info("connection closed", "conn", c.id, "remote", c.nc.RemoteAddr().String())
-	}
-	s.currConns.Add(-1)
-	s.connsWG.Done()
-}
+// Settings returns the statistics of "stats settings", in memcached's order.
+func (s *Server) Settings() []Stat { return s.commands.Settings() }
 
 // Shutdown stops the server. A member of a cluster first leaves it, so that
 // its peers drop it at once (waiting at most Config.Cluster.LeaveTimeout for
@@ -377,44 +211,13 @@ func (s *Server) untrackConn(c *conn) {
 // connection finish the requests it has begun, closes idle connections, and
 // waits for all of them until ctx is done. It then stops the store.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.cluster.leave(ctx)
-	s.mu.Lock()
-	first := !s.shuttingDown.Swap(true)
+	s.cluster.Leave(ctx)
+	first := s.net.BeginShutdown()
 	s.closeDone()
-	for l := range s.listeners {
-		l.Close()
-	}
-	for c := range s.conns {
-		c.wakeIfIdle()
-	}
-	s.mu.Unlock()
-	s.stopEventLoops()
-	s.crawler.wg.Wait() // crawls stop at their next step once done is closed
-
-	finished := make(chan struct{})
-	go func() {
-		s.connsWG.Wait()
-		close(finished)
-	}()
-	select {
-	case <-finished:
-	case <-ctx.Done():
-		s.mu.Lock()
-		for c := range s.conns {
-			c.abort()
-		}
-		s.mu.Unlock()
-		<-finished
-		if first {
-			s.store.Close()
-		}
-		return ctx.Err()
-	}
+	s.commands.StopCrawls() // crawls stop at their next step once done is closed
+	err := s.net.Wait(ctx)
 	if first {
 		s.store.Close()
 	}
-	return nil
+	return err
 }
-
-// closeDone closes done once, however often it is called.
-func (s *Server) closeDone() { s.doneOnce.Do(func() { close(s.done) }) }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/memcluster/memcluster/node"
+	"github.com/memcluster/memcluster/node/cluster"
 )
 
 // clusterFlagDefs are memcluster's own options, for the cluster. They have
@@ -34,15 +35,15 @@ var clusterFlagDefs = []flagDef{
 // DefaultGossipAddr, every timing written out.
 func defaultClusterConfig() node.ClusterConfig {
 	return node.ClusterConfig{
-		GossipAddr:              node.DefaultGossipAddr,
-		RejoinInterval:          node.DefaultRejoinInterval,
-		ProbeInterval:           node.DefaultProbeInterval,
-		ProbeTimeout:            node.DefaultProbeTimeout,
-		SuspicionMult:           node.DefaultSuspicionMult,
-		SuspicionMaxTimeoutMult: node.DefaultSuspicionMaxTimeoutMult,
-		GossipInterval:          node.DefaultGossipInterval,
-		PushPullInterval:        node.DefaultPushPullInterval,
-		LeaveTimeout:            node.DefaultLeaveTimeout,
+		GossipAddr:              cluster.DefaultGossipAddr,
+		RejoinInterval:          cluster.DefaultRejoinInterval,
+		ProbeInterval:           cluster.DefaultProbeInterval,
+		ProbeTimeout:            cluster.DefaultProbeTimeout,
+		SuspicionMult:           cluster.DefaultSuspicionMult,
+		SuspicionMaxTimeoutMult: cluster.DefaultSuspicionMaxTimeoutMult,
+		GossipInterval:          cluster.DefaultGossipInterval,
+		PushPullInterval:        cluster.DefaultPushPullInterval,
+		LeaveTimeout:            cluster.DefaultLeaveTimeout,
 	}
 }
 
@@ -90,7 +91,7 @@ func addJoin(p *parser, opt, val string) error {
 			return err
 		}
 		if !hasPort {
-			s = net.JoinHostPort(strings.Trim(s, "[]"), strconv.Itoa(node.DefaultGossipPort))
+			s = net.JoinHostPort(strings.Trim(s, "[]"), strconv.Itoa(cluster.DefaultGossipPort))
 		}
 		p.o.cfg.Cluster.Join = append(p.o.cfg.Cluster.Join, s)
 	}
@@ -226,8 +227,8 @@ Durations are Go durations: 400ms, 2s, 1m.
 
 // clusterUsageText returns clusterUsage with the defaults filled in.
 func clusterUsageText() string {
-	return fmt.Sprintf(clusterUsage, node.DefaultGossipAddr, node.DefaultGossipPort,
-		node.DefaultRejoinInterval, node.DefaultProbeInterval, node.DefaultProbeTimeout,
-		node.DefaultSuspicionMult, node.DefaultSuspicionMaxTimeoutMult,
-		node.DefaultGossipInterval, node.DefaultPushPullInterval, node.DefaultLeaveTimeout)
+	return fmt.Sprintf(clusterUsage, cluster.DefaultGossipAddr, cluster.DefaultGossipPort,
+		cluster.DefaultRejoinInterval, cluster.DefaultProbeInterval, cluster.DefaultProbeTimeout,
+		cluster.DefaultSuspicionMult, cluster.DefaultSuspicionMaxTimeoutMult,
+		cluster.DefaultGossipInterval, cluster.DefaultPushPullInterval, cluster.DefaultLeaveTimeout)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/memcluster/memcluster/node"
+	"github.com/memcluster/memcluster/node/cluster"
 )
 
 func TestParseArgsCluster(t *testing.T) {
@@ -128,7 +129,7 @@ func TestRunGossipAddressTaken(t *testing.T) {
 	}
 
 	t.Run("default", func(t *testing.T) {
-		def, err := net.Listen("tcp", node.DefaultGossipAddr)
+		def, err := net.Listen("tcp", cluster.DefaultGossipAddr)
 		if err != nil {
 			t.Skipf("cannot hold the default gossip address: %v", err)
 		}

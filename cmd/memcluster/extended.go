@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/memcluster/memcluster/node"
+	"github.com/memcluster/memcluster/node/config"
 	"github.com/memcluster/memcluster/protocol"
 )
 
@@ -164,7 +165,7 @@ func (p *parser) subopt(item, key, v string, hasVal bool) error {
 		}
 		// memcached reads it with atoi: "x" is 0.
 		n := cAtoi(v)
-		if n < 0 || n > node.MaxLRUCrawlerSleep {
+		if n < 0 || n > config.MaxLRUCrawlerSleep {
 			return errors.New("LRU crawler sleep must be between 0 and 1 second")
 		}
 		cfg.LRUCrawlerSleep = n

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/memcluster/memcluster/node"
+	"github.com/memcluster/memcluster/node/config"
 )
 
 // options is the parsed command line: the node's configuration plus what only
@@ -193,14 +194,14 @@ type parser struct {
 // flags, with every default written out.
 func defaultConfig() node.Config {
 	return node.Config{
-		Port:            node.DefaultPort,
-		UnixMask:        node.DefaultUnixMask,
-		MaxConns:        node.DefaultMaxConns,
-		Threads:         node.DefaultThreads,
-		MaxReqsPerEvent: node.DefaultMaxReqsPerEvent,
-		Backlog:         node.DefaultBacklog,
-		MemoryLimit:     node.DefaultMemoryLimit,
-		ItemSizeMax:     node.DefaultItemSizeMax,
+		Port:            config.DefaultPort,
+		UnixMask:        config.DefaultUnixMask,
+		MaxConns:        config.DefaultMaxConns,
+		Threads:         config.DefaultThreads,
+		MaxReqsPerEvent: config.DefaultMaxReqsPerEvent,
+		Backlog:         config.DefaultBacklog,
+		MemoryLimit:     config.DefaultMemoryLimit,
+		ItemSizeMax:     config.DefaultItemSizeMax,
 		Protocol:        "auto",
 		Cluster:         defaultClusterConfig(),
 	}
@@ -226,7 +227,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	p := &parser{
 		o:        &o,
 		warned:   make(map[string]bool),
-		itemSize: node.DefaultItemSizeMax,
+		itemSize: config.DefaultItemSizeMax,
 	}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -384,11 +385,11 @@ func (p *parser) finish() error {
 
 	// -I, in memcached's order of checks.
 	switch {
-	case p.itemSize < node.MinItemSizeMax:
+	case p.itemSize < config.MinItemSizeMax:
 		return errors.New("Item max size cannot be less than 1024 bytes.")
 	case p.itemSize > cfg.MemoryLimit/2:
 		return errors.New("Cannot set item size limit higher than 1/2 of memory max.")
-	case p.itemSize > node.MaxItemSizeMax:
+	case p.itemSize > config.MaxItemSizeMax:
 		return errors.New("Cannot set item size limit higher than a gigabyte.")
 	}
 	cfg.ItemSizeMax = int(p.itemSize)

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/memcluster/memcluster/node"
+	"github.com/memcluster/memcluster/node/config"
 )
 
 // usageText is the -h output, laid out as memcached's: one option a line,
@@ -108,9 +108,9 @@ memcached's command lines keep working, but have no effect (a warning says so).
 
 // writeUsage writes the -h text to w.
 func writeUsage(w io.Writer) {
-	fmt.Fprintf(w, usageText, version, node.DefaultPort, node.DefaultUnixMask,
-		node.DefaultMemoryLimit>>20, node.DefaultMaxConns, node.DefaultThreads,
-		node.DefaultMaxReqsPerEvent, node.DefaultBacklog)
+	fmt.Fprintf(w, usageText, version, config.DefaultPort, config.DefaultUnixMask,
+		config.DefaultMemoryLimit>>20, config.DefaultMaxConns, config.DefaultThreads,
+		config.DefaultMaxReqsPerEvent, config.DefaultBacklog)
 	io.WriteString(w, clusterUsageText())
 	io.WriteString(w, authUsage)
 }

@@ -1,0 +1,620 @@
+// Package cluster is a node's membership: memberlist gossip with the other
+// nodes, the member metadata each publishes (its memcached address and
+// epoch), the cluster version, rejoining the seeds, the gossip keys and
+// their rotation, and the view of the cluster that "config get cluster" and
+// a key's owner are answered from. It is the only package that imports
+// memberlist. Come here for anything about which nodes are in the cluster.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/memcluster/memcluster/ring"
+)
+
+// ErrStarted is returned by Start when it has already been called.
+var ErrStarted = errors.New("cluster: already started")
+
+// View is a node's view of the cluster at one moment: the live
+// members, in the order the ring sorts them, and the cluster version.
+type View struct {
+	// Version rises on every change of membership a node sees, and once
+	// membership is stable it is the same on every node.
+	Version uint64
+	// Members are the live members (suspected ones included), sorted by
+	// Name, which is each member's host|ip|port entry, as the ring and
+	// every client name them.
+	Members []ring.Member
+}
+
+// view is an immutable snapshot of the cluster with everything a request
+// needs ready: the ring and the "config get cluster" reply.
+type view struct {
+	version uint64
+	ring    *ring.Ring
+	config  []byte // the whole reply to "config get cluster"
+	key     string // the member set it was built from, for refresh
+}
+
+func newView(version uint64, members []ring.Member) (*view, error) {
+	r, err := ring.New(members)
+	if err != nil {
+		return nil, err
+	}
+	return &view{version: version, ring: r, config: ring.FormatClusterConfig(version, r.Members())}, nil
+}
+
+// Cluster is a node's membership: its published memcached address and, when
+// gossip is on, memberlist, the members it reports, and the cluster version.
+//
+// The cluster version is a Lamport-style epoch. Every node publishes its own
+// epoch in its memberlist metadata. When a node sees the set of members
+// change, it sets its epoch to one more than the highest epoch it has ever
+// seen and republishes it; a change of another member's epoch alone is not a
+// change of membership. A node's version is the highest epoch among the
+// members it sees. It therefore rises with every change (a member that
+// leaves takes its epoch with it, but the change makes the survivors go
+// beyond it), never falls, and is a function of the member set and their
+// metadata, which memberlist makes the same on every node once membership is
+// stable.
+type Cluster struct {
+	cfg  Config
+	log  *slog.Logger
+	port int // the node's memcached port, for a view without a listener's
+
+	started atomic.Bool
+	// cur is the current view. It is nil until StartCluster, and stays nil
+	// for a single node listening on every interface: the view then
+	// depends on the address a client reached the node at.
+	cur atomic.Pointer[view]
+	// singleCache is the last view made for a single node from a
+	// connection's address.
+	singleCache atomic.Pointer[view]
+
+	// Set by StartCluster, then read-only.
+	self    ring.Member // this node's memcached address, Name empty
+	name    string      // this node's memberlist name
+	ml      *memberlist.Memberlist
+	seeds   []string // cfg.Join
+	epoch   atomic.Uint64
+	change  chan struct{} // a membership event happened; capacity 1
+	publish chan struct{} // the epoch changed; capacity 1
+	stop    chan struct{} // closed when the node leaves
+	wg      sync.WaitGroup
+	left    sync.Once
+
+	keyMu sync.Mutex // guards keyring; held by ReloadKeys throughout
+	// keyring is memberlist's when the gossip is encrypted, nil until
+	// then. ReloadKeys changes it in place while memberlist reads it.
+	keyring *memberlist.Keyring
+
+	pubMu   sync.Mutex // guards leaving; held while publishing
+	leaving bool       // Leave has begun: publish no more
+
+	mu sync.Mutex // guards members, gossipAddrs, gossipAddr, seen, lastKey and restarted
+	// members are the other live members, by memberlist name.
+	members map[string]remoteMember
+	// gossipAddrs are the gossip addresses of every live member, this
+	// node included, as ip:port.
+	gossipAddrs map[string]bool
+	gossipAddr  string // this node's
+	seen        uint64 // the highest epoch ever seen
+	lastKey     string // the member set the epoch was last bumped for
+	// restarted is set when a member's epoch fell: it restarted at the
+	// same address. That is a change too, or the version could fall.
+	restarted bool
+}
+
+// remoteMember is what a member publishes in its metadata.
+type remoteMember struct {
+	member ring.Member
+	epoch  uint64
+	gossip string // its gossip address, ip:port
+}
+
+// New returns the membership of a node configured by cfg, whose memcached
+// port is port; it gossips once Start is called. log receives its lines.
+func New(cfg Config, port int, log *slog.Logger) *Cluster {
+	c := &Cluster{cfg: cfg.WithDefaults(), port: port, log: log.With("component", "cluster")}
+	// Epochs start from the clock, so that the version after a restart of
+	// the whole cluster is still above every version clients saw before:
+	// clients take a new view only for a higher version.
+	c.seen = uint64(time.Now().Unix())
+	return c
+}
+
+// View returns the node's current view of the cluster. It is the
+// zero View until Start, and for a single node listening on
+// every interface, whose entry depends on the address a client reached.
+func (c *Cluster) View() View {
+	v := c.cur.Load()
+	if v == nil {
+		return View{}
+	}
+	return View{Version: v.version, Members: v.ring.Members()}
+}
+
+// Start publishes the node under the memcached address of the first TCP
+// listener in ls and, when its Config turns gossip on, starts
+// memberlist and joins the seeds in the background. The node's ListenAndServe calls it
+// between Listen and serving; a program that calls Listen and Serve itself
+// calls it in between too. Without it, "config get cluster" lists the node
+// alone at the address each client reached it at.
+//
+// If gossip cannot start (its address is in use, say), Start returns
+// the error and leaves the node a single node that lists itself; the caller
+// decides whether to go on. Calling it a second time returns
+// ErrStarted. ctx bounds the name lookups of the start; the seeds are
+// joined later.
+
+func (c *Cluster) Start(ctx context.Context, ls []net.Listener) error {
+	if c.started.Swap(true) {
+		return ErrStarted
+	}
+	var tcp *net.TCPAddr
+	for _, l := range ls {
+		if a, ok := l.Addr().(*net.TCPAddr); ok {
+			tcp = a
+			break
+		}
+	}
+	advHost, advIP, advPort, err := c.advertise(ctx)
+	if err != nil {
+		return err
+	}
+	if tcp == nil {
+		if c.cfg.Enabled() {
+			return errors.New("cluster: a cluster needs a TCP listener to publish")
+		}
+		return nil
+	}
+	self := ring.Member{Port: tcp.Port}
+	switch {
+	case advIP.IsValid():
+		self.Host, self.IP = advHost, advIP.String()
+	case !tcp.IP.IsUnspecified():
+		self.IP = tcp.IP.String()
+		self.Host = self.IP
+	}
+	if !c.cfg.Enabled() {
+		if self.IP != "" {
+			// A fixed address: one view for every client.
+			v, err := newView(1, []ring.Member{self})
+			if err != nil {
+				return fmt.Errorf("cluster: publishing %s: %w", self.Entry(), err)
+			}
+			c.cur.Store(v)
+		}
+		return nil
+	}
+
+	c.name = c.cfg.Name
+	if c.name == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "localhost"
+		}
+		c.name = net.JoinHostPort(host, strconv.Itoa(tcp.Port))
+	}
+	mc, err := c.memberlistConfig(advIP, advPort)
+	if err != nil {
+		return err
+	}
+	if self.IP == "" {
+		// Listening on every interface: publish the IP memberlist
+		// advertises, which the other members reach.
+		ip, err := gossipIP(mc)
+		if err != nil {
+			return err
+		}
+		self.IP, self.Host = ip, ip
+	}
+	if err := self.Validate(); err != nil {
+		return fmt.Errorf("cluster: publishing %s: %w", self.Entry(), err)
+	}
+	c.self = self
+	c.members = make(map[string]remoteMember)
+	c.gossipAddrs = make(map[string]bool)
+	c.change = make(chan struct{}, 1)
+	c.publish = make(chan struct{}, 1)
+	c.stop = make(chan struct{})
+	c.seeds = c.cfg.Join
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return fmt.Errorf("cluster: starting gossip on %s: %w", c.cfg.GossipAddr, err)
+	}
+	c.ml = ml
+	c.keyMu.Lock()
+	c.keyring = mc.Keyring
+	c.keyMu.Unlock()
+	c.refresh()
+	c.mu.Lock()
+	gossipAddr := c.gossipAddr
+	c.mu.Unlock()
+	c.log.Info("gossip started", "name", c.name, "gossip_addr", gossipAddr, "memcached", c.self.Entry(), "seeds", c.seeds,
+		"encrypted", mc.Keyring != nil)
+	c.wg.Add(3)
+	go c.loop()
+	go c.publishLoop()
+	go c.rejoinLoop()
+	return nil
+}
+
+// advertise parses cfg.AdvertiseAddr, resolving a host name. It returns a
+// zero IP when none is set.
+func (c *Cluster) advertise(ctx context.Context) (host string, ip netip.Addr, port int, err error) {
+	a := c.cfg.AdvertiseAddr
+	if a == "" {
+		return "", netip.Addr{}, 0, nil
+	}
+	host = a
+	if h, p, err := net.SplitHostPort(a); err == nil {
+		host = h
+		port, err = strconv.Atoi(p)
+		if err != nil || port < 1 || port > 65535 {
+			return "", netip.Addr{}, 0, fmt.Errorf("cluster: advertise address %q: bad port", a)
+		}
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "" {
+		return "", netip.Addr{}, 0, fmt.Errorf("cluster: advertise address %q: no host", a)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.String(), ip.Unmap(), port, nil
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(ips) == 0 {
+		return "", netip.Addr{}, 0, fmt.Errorf("cluster: advertise address %q: %w", a, err)
+	}
+	// Prefer IPv4, as memberlist does for its own choice.
+	slices.SortStableFunc(ips, func(x, y netip.Addr) int {
+		switch {
+		case x.Unmap().Is4() && !y.Unmap().Is4():
+			return -1
+		case !x.Unmap().Is4() && y.Unmap().Is4():
+			return 1
+		}
+		return 0
+	})
+	return host, ips[0].Unmap(), port, nil
+}
+
+// Leave tells the cluster this node is going and stops gossip: peers drop
+// it at once instead of waiting to detect a failure. It waits at most
+// LeaveTimeout, or until ctx is done, for the leave message to go out.
+func (c *Cluster) Leave(ctx context.Context) {
+	if c.ml == nil {
+		return
+	}
+	c.left.Do(func() {
+		close(c.stop)
+		// No alive message may follow the leave: it would bring the
+		// node back to life in its peers' eyes.
+		c.pubMu.Lock()
+		c.leaving = true
+		c.pubMu.Unlock()
+		timeout := c.cfg.LeaveTimeout
+		if d, ok := ctx.Deadline(); ok {
+			timeout = min(timeout, time.Until(d))
+		}
+		if timeout > 0 {
+			if err := c.ml.Leave(timeout); err != nil {
+				// Every peer may be leaving too; otherwise they
+				// will detect the failure instead.
+				c.log.Warn("the leave message may not have gone out", "err", err)
+			} else {
+				c.log.Info("left the cluster")
+			}
+		}
+		if err := c.ml.Shutdown(); err != nil {
+			c.log.Warn("stopping gossip", "err", err)
+		}
+		// A join under way may take its TCP timeout to give up.
+		done := make(chan struct{})
+		go func() {
+			c.wg.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+	})
+}
+
+// currentView returns the view to answer a client that reached the node at
+// local.
+func (c *Cluster) currentView(local net.Addr) *view {
+	if v := c.cur.Load(); v != nil {
+		return v
+	}
+	// A single node without a fixed address: list it at the address the
+	// client reached.
+	self := ring.Member{Host: "localhost", IP: "127.0.0.1", Port: defaultMemcachedPort}
+	if a, ok := local.(*net.TCPAddr); ok {
+		ip := a.IP.String()
+		self = ring.Member{Host: ip, IP: ip, Port: a.Port}
+	} else if c.port > 0 {
+		self.Port = c.port
+	}
+	if v := c.singleCache.Load(); v != nil && v.ring.Len() == 1 && v.ring.Member(0).Entry() == self.Entry() {
+		return v
+	}
+	v, err := newView(1, []ring.Member{self})
+	if err != nil {
+		v, _ = newView(1, nil)
+	}
+	c.singleCache.Store(v)
+	return v
+}
+
+// publishLoop republishes the node's metadata, with its current epoch,
+// whenever refresh asks, until the node leaves. memberlist's UpdateNode must
+// not run concurrently with itself, hence one goroutine.
+func (c *Cluster) publishLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.publish:
+		}
+		c.pubMu.Lock()
+		if !c.leaving {
+			// The new epoch goes out with the next gossip. UpdateNode
+			// waits for that, but no longer than this.
+			if err := c.ml.UpdateNode(c.cfg.GossipInterval); err != nil {
+				c.log.Debug("publishing the epoch", "err", err)
+			}
+		}
+		c.pubMu.Unlock()
+	}
+}
+
+// notify wakes the loop after a membership event.
+func (c *Cluster) notify() {
+	select {
+	case c.change <- struct{}{}:
+	default:
+	}
+}
+
+// loop rebuilds the view after membership events until the node leaves.
+func (c *Cluster) loop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.change:
+			c.refresh()
+		}
+	}
+}
+
+// refresh rebuilds the view from the members and, if the set of members
+// changed, bumps and republishes this node's epoch. One goroutine calls it
+// at a time: start, then loop.
+func (c *Cluster) refresh() {
+	c.mu.Lock()
+	members, version, key, bumped := c.snapshotLocked()
+	c.mu.Unlock()
+	if bumped {
+		select {
+		case c.publish <- struct{}{}:
+		default: // a publication is pending and will carry the new epoch
+		}
+	}
+	if old := c.cur.Load(); old != nil && old.version == version && old.key == key {
+		return
+	}
+	v, err := newView(version, members)
+	if err != nil {
+		// Two members publishing one address: keep one of each.
+		c.log.Warn("members publish conflicting addresses", "err", err)
+		slices.SortFunc(members, func(a, b ring.Member) int { return strings.Compare(a.Entry(), b.Entry()) })
+		members = slices.CompactFunc(members, func(a, b ring.Member) bool { return a.Entry() == b.Entry() })
+		if v, err = newView(version, members); err != nil {
+			c.log.Error("cannot build the ring", "err", err)
+			return
+		}
+	}
+	v.key = key
+	c.log.Info("cluster view", "version", v.version, "members", v.ring.Len())
+	c.cur.Store(v)
+}
+
+// snapshotLocked returns the live members, this node first, the version,
+// and the member set as a string; it bumps this node's epoch, and reports
+// so, if that set is not the one it was last bumped for. c.mu must be held.
+func (c *Cluster) snapshotLocked() (members []ring.Member, version uint64, key string, bumped bool) {
+	members = make([]ring.Member, 0, len(c.members)+1)
+	members = append(members, c.self)
+	maxEpoch := uint64(0)
+	for _, m := range c.members {
+		members = append(members, m.member)
+		maxEpoch = max(maxEpoch, m.epoch)
+	}
+	c.seen = max(c.seen, maxEpoch)
+	entries := make([]string, len(members))
+	for i, m := range members {
+		entries[i] = m.Entry()
+	}
+	slices.Sort(entries)
+	key = strings.Join(entries, " ")
+	if key != c.lastKey || c.restarted {
+		c.lastKey, c.restarted = key, false
+		c.seen++
+		c.epoch.Store(c.seen)
+		bumped = true
+	}
+	return members, max(c.epoch.Load(), maxEpoch), key, bumped
+}
+
+// rejoinLoop joins the seeds at once and then, until the node leaves,
+// those that are not live members: every RejoinInterval, and more often
+// (from firstRejoinDelay, doubling) while a join has just failed, so that
+// nodes started together find each other within moments.
+func (c *Cluster) rejoinLoop() {
+	defer c.wg.Done()
+	if len(c.seeds) == 0 {
+		return
+	}
+	delay := firstRejoinDelay
+	for {
+		if c.rejoin() {
+			delay = c.cfg.RejoinInterval
+		} else {
+			delay = min(2*delay, c.cfg.RejoinInterval)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-c.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// firstRejoinDelay is the first pause after a failed join.
+const firstRejoinDelay = 100 * time.Millisecond
+
+// rejoin joins the seeds that are not live members. It reports whether
+// every seed is now a member.
+func (c *Cluster) rejoin() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RejoinInterval)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	addrs := resolveSeeds(ctx, c.seeds, c.log)
+	c.mu.Lock()
+	missing := addrs[:0]
+	for _, a := range addrs {
+		if !c.gossipAddrs[a] {
+			missing = append(missing, a)
+		}
+	}
+	c.mu.Unlock()
+	if len(missing) == 0 {
+		return len(addrs) > 0
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+	n, err := c.ml.Join(missing)
+	if err != nil || n < len(missing) {
+		c.log.Debug("joining seeds", "seeds", missing, "joined", n, "err", err)
+		return false
+	}
+	c.log.Debug("joined seeds", "seeds", missing, "joined", n)
+	return true
+}
+
+// resolveSeeds turns host:port seeds into ip:port addresses, every address
+// of each name (a headless service names all its pods). Seeds that do not
+// resolve are logged and skipped.
+func resolveSeeds(ctx context.Context, seeds []string, log *slog.Logger) []string {
+	var out []string
+	for _, s := range seeds {
+		host, port, err := net.SplitHostPort(s)
+		if err != nil {
+			host, port = s, strconv.Itoa(DefaultGossipPort)
+		}
+		if ip, err := netip.ParseAddr(host); err == nil {
+			out = append(out, net.JoinHostPort(ip.Unmap().String(), port))
+			continue
+		}
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			log.Debug("resolving a seed", "seed", s, "err", err)
+			continue
+		}
+		for _, ip := range ips {
+			out = append(out, net.JoinHostPort(ip.Unmap().String(), port))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// setMember records a member from memberlist's event.
+func (c *Cluster) setMember(n *memberlist.Node) {
+	addr := net.JoinHostPort(netipString(n.Addr), strconv.Itoa(int(n.Port)))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.members[n.Name]; ok {
+		delete(c.gossipAddrs, old.gossip)
+	}
+	if n.Name == c.name && c.gossipAddr != "" {
+		delete(c.gossipAddrs, c.gossipAddr)
+	}
+	if n.Name == c.name {
+		c.gossipAddr = addr
+		c.gossipAddrs[addr] = true
+		return
+	}
+	m, epoch, err := decodeMeta(n.Meta)
+	if err != nil {
+		c.log.Debug("ignoring a member with bad metadata", "member", n.Name, "err", err)
+		delete(c.members, n.Name)
+		return
+	}
+	if old, ok := c.members[n.Name]; ok && epoch < old.epoch {
+		c.restarted = true
+	}
+	c.members[n.Name] = remoteMember{member: m, epoch: epoch, gossip: addr}
+	c.gossipAddrs[addr] = true
+}
+
+// removeMember forgets a member that left or died.
+func (c *Cluster) removeMember(n *memberlist.Node) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.members[n.Name]; ok {
+		delete(c.gossipAddrs, old.gossip)
+		delete(c.members, n.Name)
+	}
+}
+
+// netipString renders an IP as netip does (no IPv4-in-IPv6 form).
+func netipString(ip net.IP) string {
+	if a, ok := netip.AddrFromSlice(ip); ok {
+		return a.Unmap().String()
+	}
+	return ip.String()
+}
+
+// defaultMemcachedPort is memcached's port, listed for a node that serves
+// no TCP listener.
+const defaultMemcachedPort = 11211
+
+// ConfigReply returns the reply to "config get cluster" for a client that
+// reached the node at local, in ElastiCache's Auto Discovery format. The
+// caller must not modify it.
+func (c *Cluster) ConfigReply(local net.Addr) []byte { return c.currentView(local).config }
+
+// Owner returns the member the ring of the view for a client that reached
+// the node at local gives key to.
+func (c *Cluster) Owner(local net.Addr, key []byte) ring.Member {
+	return c.currentView(local).ring.Owner(key)
+}

@@ -1,0 +1,83 @@
+package cluster
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/memcluster/memcluster/ring"
+)
+
+func TestMetaRoundTrip(t *testing.T) {
+	tests := []struct {
+		m     ring.Member
+		epoch uint64
+	}{
+		{ring.Member{Host: "127.0.0.1", IP: "127.0.0.1", Port: 11211}, 1},
+		{ring.Member{Host: "cache-0.cache.default.svc.cluster.local", IP: "10.1.2.3", Port: 1}, 1 << 63},
+		{ring.Member{Host: strings.Repeat("h", ring.MaxHostLen), IP: "2001:db8::1", Port: 65535}, 0},
+		{ring.Member{Host: "only-a-host", Port: 7}, 42},
+	}
+	for _, tt := range tests {
+		b := encodeMeta(tt.m, tt.epoch)
+		if len(b) > 512 {
+			t.Errorf("%v: %d bytes of metadata, over memberlist's 512", tt.m, len(b))
+		}
+		m, epoch, err := decodeMeta(b)
+		if err != nil || m != tt.m || epoch != tt.epoch {
+			t.Errorf("decodeMeta(encodeMeta(%v, %d)) = %v, %d, %v", tt.m, tt.epoch, m, epoch, err)
+		}
+		// Every strict prefix and any trailing byte is refused.
+		for i := range len(b) {
+			if _, _, err := decodeMeta(b[:i]); err == nil {
+				t.Errorf("%v: prefix of %d bytes accepted", tt.m, i)
+			}
+		}
+		if _, _, err := decodeMeta(append(b, 0)); err == nil {
+			t.Errorf("%v: trailing byte accepted", tt.m)
+		}
+	}
+	for _, bad := range []ring.Member{
+		{Host: "a b", IP: "127.0.0.1", Port: 1},
+		{Host: "h", IP: "not-an-ip", Port: 1},
+		{Host: "h", IP: "127.0.0.1", Port: 0},
+		{},
+	} {
+		if _, _, err := decodeMeta(encodeMeta(bad, 1)); err == nil {
+			t.Errorf("invalid member %v accepted", bad)
+		}
+	}
+}
+
+func FuzzDecodeMeta(f *testing.F) {
+	f.Add(encodeMeta(ring.Member{Host: "127.0.0.1", IP: "127.0.0.1", Port: 11211}, 3))
+	f.Add(encodeMeta(ring.Member{Host: "node", Port: 1}, 0))
+	f.Add([]byte{})
+	f.Add([]byte{metaFormat, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, epoch, err := decodeMeta(b)
+		if err != nil {
+			return
+		}
+		if err := m.Validate(); err != nil {
+			t.Fatalf("decoded an invalid member %v: %v", m, err)
+		}
+		m2, epoch2, err := decodeMeta(encodeMeta(m, epoch))
+		if err != nil || m2 != m || epoch2 != epoch {
+			t.Fatalf("round trip of %v, %d: %v, %d, %v", m, epoch, m2, epoch2, err)
+		}
+	})
+}
+
+func TestMemberlistLogGoesToDebug(t *testing.T) {
+	var b bytes.Buffer
+	w := memberlistLog{slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	w.Write([]byte("[WARN] memberlist: Was able to connect to n2 over TCP but UDP probes failed\n"))
+	got := b.String()
+	for _, want := range []string{"level=DEBUG", `msg="Was able to connect to n2 over TCP but UDP probes failed"`, "memberlist_level=WARN"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("logged %q, want it to hold %q", got, want)
+		}
+	}
+}

@@ -1,0 +1,205 @@
+package cluster
+
+// What memberlist is told and tells: its configuration for this node, the
+// metadata each member publishes, the delegate and event handlers it calls,
+// and its log lines.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-sockaddr"
+	"github.com/hashicorp/memberlist"
+	"github.com/memcluster/memcluster/ring"
+)
+
+// gossipIP returns the IP memberlist will advertise with mc, chosen as
+// memberlist chooses it.
+func gossipIP(mc *memberlist.Config) (string, error) {
+	if mc.AdvertiseAddr != "" {
+		return mc.AdvertiseAddr, nil
+	}
+	if mc.Transport != nil {
+		ip, _, err := mc.Transport.FinalAdvertiseAddr("", 0)
+		if err != nil {
+			return "", fmt.Errorf("cluster: gossip transport's address: %w", err)
+		}
+		return netipString(ip), nil
+	}
+	if ip, err := netip.ParseAddr(mc.BindAddr); err == nil && !ip.IsUnspecified() {
+		return ip.Unmap().String(), nil
+	}
+	ip, err := sockaddr.GetPrivateIP()
+	if err != nil {
+		return "", fmt.Errorf("cluster: finding a private IP to advertise: %w", err)
+	}
+	if ip == "" {
+		return "", errors.New("cluster: no private IP to advertise: set the advertise address")
+	}
+	return ip, nil
+}
+
+// memberlistConfig returns memberlist's configuration for this node.
+func (c *Cluster) memberlistConfig(advIP netip.Addr, advPort int) (*memberlist.Config, error) {
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = c.name
+	if c.cfg.Transport != nil {
+		mc.Transport = c.cfg.Transport
+	} else {
+		host, port, err := net.SplitHostPort(c.cfg.GossipAddr)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: gossip address %q: %w", c.cfg.GossipAddr, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil || p < 0 || p > 65535 {
+			return nil, fmt.Errorf("cluster: gossip address %q: bad port", c.cfg.GossipAddr)
+		}
+		if host == "" {
+			host = "0.0.0.0"
+		}
+		mc.BindAddr, mc.BindPort, mc.AdvertisePort = host, p, p
+	}
+	if advIP.IsValid() {
+		mc.AdvertiseAddr = advIP.String()
+		if advPort != 0 {
+			mc.AdvertisePort = advPort
+		}
+	}
+	mc.ProbeInterval = c.cfg.ProbeInterval
+	mc.ProbeTimeout = c.cfg.ProbeTimeout
+	mc.SuspicionMult = c.cfg.SuspicionMult
+	mc.SuspicionMaxTimeoutMult = c.cfg.SuspicionMaxTimeoutMult
+	mc.GossipInterval = c.cfg.GossipInterval
+	mc.PushPullInterval = c.cfg.PushPullInterval
+	mc.GossipToTheDeadTime = 2 * c.cfg.PushPullInterval
+	mc.TCPTimeout = 3 * time.Second
+	// A member restarted under its name with a new address takes the
+	// name back as soon as the old one is known to be dead.
+	mc.DeadNodeReclaimTime = time.Millisecond
+	if c.cfg.GossipKeyFile != "" {
+		keys, err := readGossipKeys(c.cfg.GossipKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		kr, err := memberlist.NewKeyring(keys, keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("cluster: gossip key file %s: %w", c.cfg.GossipKeyFile, err)
+		}
+		// Drop whatever is not encrypted with one of the keys, and
+		// send nothing in the clear.
+		mc.Keyring = kr
+		mc.GossipVerifyIncoming = true
+		mc.GossipVerifyOutgoing = true
+	}
+	mc.Delegate = delegate{c}
+	mc.Events = events{c}
+	mc.Logger = log.New(memberlistLog{c.log}, "", 0)
+	return mc, nil
+}
+
+// Metadata: what a node publishes to the others. Compact, versioned, and
+// bounded well within memberlist's MetaMaxSize (512 bytes): 1 format byte,
+// the epoch and port as uvarints, then the host and the IP, each a length
+// byte and the text.
+const metaFormat = 1
+
+func encodeMeta(m ring.Member, epoch uint64) []byte {
+	b := make([]byte, 0, 2*binary.MaxVarintLen64+2+len(m.Host)+len(m.IP))
+	b = append(b, metaFormat)
+	b = binary.AppendUvarint(b, epoch)
+	b = binary.AppendUvarint(b, uint64(m.Port))
+	b = append(b, byte(len(m.Host)))
+	b = append(b, m.Host...)
+	b = append(b, byte(len(m.IP)))
+	b = append(b, m.IP...)
+	return b
+}
+
+var errBadMeta = errors.New("bad metadata")
+
+// decodeMeta reads what encodeMeta wrote. It does not keep b.
+func decodeMeta(b []byte) (ring.Member, uint64, error) {
+	if len(b) == 0 || b[0] != metaFormat {
+		return ring.Member{}, 0, errBadMeta
+	}
+	b = b[1:]
+	epoch, n := binary.Uvarint(b)
+	if n <= 0 {
+		return ring.Member{}, 0, errBadMeta
+	}
+	b = b[n:]
+	port, n := binary.Uvarint(b)
+	if n <= 0 || port > 65535 {
+		return ring.Member{}, 0, errBadMeta
+	}
+	b = b[n:]
+	var fields [2]string
+	for i := range fields {
+		if len(b) == 0 || int(b[0]) > len(b)-1 {
+			return ring.Member{}, 0, errBadMeta
+		}
+		n := 1 + int(b[0])
+		fields[i] = string(b[1:n])
+		b = b[n:]
+	}
+	if len(b) != 0 {
+		return ring.Member{}, 0, errBadMeta
+	}
+	m := ring.Member{Host: fields[0], IP: fields[1], Port: int(port)}
+	if err := m.Validate(); err != nil {
+		return ring.Member{}, 0, fmt.Errorf("%w: %w", errBadMeta, err)
+	}
+	return m, epoch, nil
+}
+
+// delegate publishes the node's metadata. memberlist calls it concurrently.
+type delegate struct{ c *Cluster }
+
+func (d delegate) NodeMeta(limit int) []byte {
+	b := encodeMeta(d.c.self, d.c.epoch.Load())
+	if len(b) > limit {
+		return nil
+	}
+	return b
+}
+func (delegate) NotifyMsg([]byte)                {}
+func (delegate) GetBroadcasts(int, int) [][]byte { return nil }
+func (delegate) LocalState(bool) []byte          { return nil }
+func (delegate) MergeRemoteState([]byte, bool)   {}
+
+// events follows membership. memberlist calls it from one goroutine at a
+// time, with its own locks held: it records the change and wakes the loop.
+type events struct{ c *Cluster }
+
+func (e events) NotifyJoin(n *memberlist.Node)   { e.c.setMember(n); e.c.notify() }
+func (e events) NotifyUpdate(n *memberlist.Node) { e.c.setMember(n); e.c.notify() }
+func (e events) NotifyLeave(n *memberlist.Node)  { e.c.removeMember(n); e.c.notify() }
+
+// memberlistLog routes memberlist's log lines ("[LEVEL] memberlist: text")
+// into slog at debug level: memberlist reports every failed probe and
+// join as a warning, which is news only when debugging.
+type memberlistLog struct{ log *slog.Logger }
+
+func (w memberlistLog) Write(p []byte) (int, error) {
+	line := strings.TrimRight(string(p), "\n")
+	level := ""
+	if strings.HasPrefix(line, "[") {
+		if i := strings.IndexByte(line, ']'); i > 0 {
+			level, line = line[1:i], strings.TrimSpace(line[i+1:])
+		}
+	}
+	line = strings.TrimPrefix(line, "memberlist: ")
+	w.log.Debug(line, "source", "memberlist", "memberlist_level", level)
+	return len(p), nil
+}
+
+var _ io.Writer = memberlistLog{}

@@ -1,0 +1,221 @@
+package command
+
+import (
+	"errors"
+
+	"github.com/memcluster/memcluster/node/netserve"
+	"github.com/memcluster/memcluster/protocol"
+)
+
+// binaryRequestMagic is the first byte of every binary-protocol request; in
+// auto mode it selects the binary protocol for the connection.
+const binaryRequestMagic = 0x80
+
+// session is one connection's state for memcached's commands: the
+// connection, the text decoder once the protocol is known, and a request
+// the event loop decoded but left to the connection's goroutine.
+type session struct {
+	*netserve.Conn
+	h *Handler
+
+	// scratch receives values read from the store before they are framed.
+	scratch []byte
+
+	text *protocol.TextReader
+
+	// pendingReq and pendingErr are a text request the loop decoded but
+	// left to the goroutine, as Next returned them; both nil if none.
+	pendingReq *protocol.Request
+	pendingErr error
+}
+
+// ServeConn serves memcached's commands on c until the client leaves, an
+// error, or shutdown. It chooses the protocol from the first byte, as
+// memcached's -B auto does, unless the settings fix it. It satisfies
+// netserve.Handler.
+func (s *Handler) ServeConn(nc *netserve.Conn) {
+	c := &session{Conn: nc, h: s}
+	if s.watching()&logConnEvents != 0 {
+		c.logConn(false)
+	}
+	defer func() {
+		if s.watching()&logConnEvents != 0 {
+			c.logConn(true)
+		}
+	}()
+	if !c.WaitForRequest() {
+		return
+	}
+	first, err := c.In.Peek(1)
+	if err != nil {
+		return
+	}
+	isBinary := first[0] == binaryRequestMagic
+	switch s.cfg.Protocol {
+	case "ascii":
+		isBinary = false
+	case "binary":
+		isBinary = true
+	}
+	switch cfg := &s.cfg; {
+	case cfg.SASL && cfg.AuthFile == "":
+		// memcached's SASL is binary-only: no text request may bypass it.
+		isBinary = true
+	case cfg.AuthFile != "" && !cfg.SASL:
+		// ASCII authentication is text-only: a binary request is read
+		// as lines, which it cannot authenticate, as memcached does.
+		isBinary = false
+	}
+	if isBinary {
+		c.serveBinary()
+	} else {
+		c.serveText()
+	}
+}
+
+// serveText serves the text protocol until the connection ends.
+func (c *session) serveText() {
+	c.text = protocol.NewTextReader(c.In)
+	c.text.MaxValue = c.h.cfg.ItemSizeMax
+	if c.h.auth.ascii != nil && !c.asciiAuth() {
+		return
+	}
+	c.ServeOnLoop(c.answerTextReady, c.hasPending)
+	for c.WaitForRequest() {
+		req, err := c.nextText()
+		if !c.answerText(req, err) || !c.AfterRequest() {
+			return
+		}
+	}
+}
+
+// nextText returns the request the event loop left to the goroutine, if
+// any, else the next request read.
+func (c *session) nextText() (*protocol.Request, error) {
+	if !c.hasPending() {
+		return c.text.Next()
+	}
+	req, err := c.pendingReq, c.pendingErr
+	c.pendingReq, c.pendingErr = nil, nil
+	return req, err
+}
+
+// hasPending reports whether the event loop left a decoded text request to
+// the goroutine.
+func (c *session) hasPending() bool { return c.pendingReq != nil || c.pendingErr != nil }
+
+// answerText answers what the text decoder returned, and reports whether
+// the connection goes on: false after an I/O error or ErrClose.
+func (c *session) answerText(req *protocol.Request, err error) bool {
+	if err != nil {
+		var te *protocol.TextError
+		if !errors.As(err, &te) {
+			c.ReadEnded(err)
+			_ = c.Flush()
+			return false
+		}
+		if te == protocol.ErrTooLarge && req != nil {
+			c.logTooLarge(req)
+		}
+		c.textError(req, te)
+	} else {
+		if c.h.verbosity.Load() >= 2 {
+			c.h.log.Debug("text command", "conn", c.ID(), "cmd", req.Command.String(), "keys", len(req.Keys), "key", string(req.Key()))
+		}
+		c.handleText(req)
+	}
+	c.SetOwed(err != nil || !writesOwed(req.Command))
+	c.text.ReleaseLarge(netserve.KeepBuffer)
+	if cap(c.scratch) > netserve.KeepBuffer {
+		c.scratch = nil
+	}
+	return true
+}
+
+// writesOwed reports whether memcached writes the replies it owes once it
+// has answered cmd: after the commands of its process_get_command (get,
+// gets, gat, gats) and mn.
+func writesOwed(cmd protocol.Command) bool {
+	switch cmd {
+	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats, protocol.CmdMetaNoop:
+		return true
+	}
+	return false
+}
+
+// answerTextReady answers, on the event loop, the requests the loop's read
+// completed, and reports whether the connection may stay on the loop. A
+// request the loop must not answer (see textOnLoop) is left pending for the
+// goroutine; a request not yet wholly arrived stays buffered, for flushReady
+// to find. The replies stay in c.Out unless enough gather to write at once.
+func (c *session) answerTextReady() bool {
+	for n := 0; c.text.NextBuffered(); n++ {
+		if n == c.h.cfg.MaxReqsPerEvent {
+			// Served -R requests: the others' turn, this one's
+			// again in the loop's next round.
+			c.YieldOnLoop()
+			return true
+		}
+		req, err := c.text.Next()
+		if !textOnLoop(req, err) {
+			c.pendingReq, c.pendingErr = req, err
+			return false
+		}
+		c.answerText(req, err)
+		if !c.AfterRequestNow() {
+			return false
+		}
+	}
+	return true
+}
+
+// textOnLoop reports whether the event loop may answer what the text
+// decoder returned: a refusal, or a command answered at once from the
+// store. Commands that may take long (stats, config, refresh_certs), end
+// the connection (quit) or the server (shutdown), and the errors that close
+// the connection are the goroutine's.
+func textOnLoop(req *protocol.Request, err error) bool {
+	if err != nil {
+		var te *protocol.TextError
+		return errors.As(err, &te)
+	}
+	switch req.Command {
+	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats,
+		protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdAppend, protocol.CmdPrepend, protocol.CmdCas,
+		protocol.CmdDelete, protocol.CmdIncr, protocol.CmdDecr, protocol.CmdTouch,
+		protocol.CmdFlushAll, protocol.CmdVersion, protocol.CmdVerbosity,
+		protocol.CmdMetaNoop, protocol.CmdMetaGet, protocol.CmdMetaSet, protocol.CmdMetaDelete, protocol.CmdMetaArith, protocol.CmdMetaDebug:
+		return true
+	}
+	return false
+}
+
+// asciiAuth runs memcached's ASCII authentication (-Y) until the connection
+// authenticates, answering every other command "CLIENT_ERROR
+// unauthenticated" without executing it. It reports whether the connection
+// authenticated; false means it must close.
+func (c *session) asciiAuth() bool {
+	for c.WaitForRequest() {
+		user, password, err := c.text.NextAuth()
+		var te *protocol.TextError
+		switch {
+		case err == nil:
+			c.h.counters.AuthCmds.Add(1)
+			if c.h.auth.checkASCII(user, password) {
+				c.Out = protocol.AppendLine(c.Out, "STORED")
+				return true
+			}
+			c.h.counters.AuthErrors.Add(1)
+			c.Out = protocol.AppendLine(c.Out, protocol.ErrAuthFailure.Line)
+		case errors.As(err, &te):
+			c.Out = protocol.AppendLine(c.Out, te.Line)
+		default:
+			_ = c.Flush()
+			return false
+		}
+		if !c.AfterRequest() {
+			return false
+		}
+	}
+	return false
+}

@@ -1,0 +1,435 @@
+package command
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/memcluster/memcluster/node/netserve"
+	"github.com/memcluster/memcluster/node/stats"
+	"github.com/memcluster/memcluster/node/store"
+	"github.com/memcluster/memcluster/protocol"
+	"github.com/memcluster/memcluster/ring"
+)
+
+// maxRelativeExptime is memcached's REALTIME_MAXDELTA: exptimes up to 30 days
+// are relative, larger ones are unix times.
+const maxRelativeExptime = 60 * 60 * 24 * 30
+
+// maxVerbosity is memcached's MAX_VERBOSITY_LEVEL.
+const maxVerbosity = 2
+
+// deadline converts a client's exptime to the store's absolute deadline as
+// memcached's realtime() does: 0 never expires; up to 30 days is relative;
+// larger is a unix time, already past if before the server started; negative
+// is already past.
+func (s *Handler) deadline(exptime int64) int64 {
+	switch {
+	case exptime == 0:
+		return 0
+	case exptime < 0:
+		return 1
+	case exptime > maxRelativeExptime:
+		if exptime <= s.started.Unix() {
+			return 1
+		}
+		return exptime
+	default:
+		return s.currentTime() + exptime
+	}
+}
+
+// currentTime is the unix second memcached's current_time stands for:
+// memcached's clock ticks once a second from the moment it started, so the
+// second it reads lags the wall clock's by up to one. It is the store's
+// clock, which counts from the server's start (store.Config.Epoch):
+// deadlines and the seconds left that meta commands show are reckoned from
+// the very clock the store checks items against, so an item given n
+// seconds lives at least n-1, as in memcached, at any phase of the second.
+func (s *Handler) currentTime() int64 { return s.store.Now() }
+
+// flushAll invalidates what the store holds, at once or, with a positive
+// exptime, once that time comes. memcached with CAS on flushes a second
+// early (its oldest_live is realtime(exptime) - 1), and so do we.
+func (s *Handler) flushAll(exptime int64) {
+	// 0 is "now" on the store's own clock, which may lag the wall clock by
+	// its tick; the wall clock's second could read as a delay.
+	var at int64
+	oldest := s.relTime(s.currentTime())
+	if exptime > 0 {
+		at = s.deadline(exptime)
+		oldest = s.relTime(at)
+		if !s.cfg.NoCAS {
+			at--
+		}
+	}
+	if !s.cfg.NoCAS {
+		oldest--
+	}
+	s.oldestLive.Store(oldest) // as memcached's settings.oldest_live
+	s.store.Flush(at)
+}
+
+// storageMode returns the store's mode for a storage command.
+func storageMode(cmd protocol.Command) store.Mode {
+	switch cmd {
+	case protocol.CmdAdd:
+		return store.ModeAdd
+	case protocol.CmdReplace:
+		return store.ModeReplace
+	case protocol.CmdAppend:
+		return store.ModeAppend
+	case protocol.CmdPrepend:
+		return store.ModePrepend
+	case protocol.CmdCas:
+		return store.ModeCAS
+	}
+	return store.ModeSet
+}
+
+// reply appends a reply line unless the request asked for none.
+func (c *session) reply(req *protocol.Request, line []byte) {
+	if !req.Noreply {
+		c.Out = append(c.Out, line...)
+	}
+}
+
+// textError answers a request the decoder refused.
+func (c *session) textError(req *protocol.Request, te *protocol.TextError) {
+	if req == nil {
+		c.Out = protocol.AppendLine(c.Out, te.Line)
+		return
+	}
+	if te == protocol.ErrTooLarge {
+		c.h.counters.StoreTooLarge.Add(1)
+		c.h.counters.Detail.RecordSet(req.Key())
+		if req.Command == protocol.CmdSet || req.Command == protocol.CmdMetaSet {
+			// The store never saw this set; drop the old value as
+			// memcached does, so no stale data outlives a failed update.
+			c.h.store.Drop(req.Key())
+		}
+	}
+	if !req.Noreply {
+		c.Out = protocol.AppendLine(c.Out, te.Line)
+	}
+}
+
+// handleText executes one decoded text request, appending its reply.
+func (c *session) handleText(req *protocol.Request) {
+	s := c.h
+	switch req.Command {
+	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
+		c.retrieve(req)
+	case protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdAppend, protocol.CmdPrepend, protocol.CmdCas:
+		c.storeText(req)
+	case protocol.CmdDelete:
+		s.counters.Detail.RecordDelete(req.Key())
+		c.watchLookup(req.Key())
+		if s.store.Delete(req.Key(), 0) == store.OK { // the store counts the hit
+			c.reply(req, protocol.ReplyDeleted)
+		} else {
+			s.counters.DeleteMisses.Add(1)
+			c.reply(req, protocol.ReplyNotFound)
+		}
+	case protocol.CmdIncr, protocol.CmdDecr:
+		c.arithmetic(req)
+	case protocol.CmdTouch:
+		s.counters.CmdTouch.Add(1)
+		c.watchLookup(req.Key())
+		if s.store.Touch(req.Key(), s.deadline(req.Exptime)) == store.OK { // the store counts the hit
+			c.reply(req, protocol.ReplyTouched)
+		} else {
+			s.counters.TouchMisses.Add(1)
+			c.reply(req, protocol.ReplyNotFound)
+		}
+	case protocol.CmdFlushAll:
+		s.counters.CmdFlush.Add(1)
+		if s.cfg.DisableFlushAll {
+			c.textError(req, protocol.ErrFlushDisabled)
+			return
+		}
+		s.flushAll(req.Exptime)
+		c.reply(req, protocol.ReplyOK)
+	case protocol.CmdVersion:
+		c.Out = protocol.AppendLine(c.Out, "VERSION "+Version)
+	case protocol.CmdVerbosity:
+		s.verbosity.Store(int32(min(req.Verbosity, maxVerbosity)))
+		c.reply(req, protocol.ReplyOK)
+	case protocol.CmdQuit:
+		c.CloseAfterReplies(netserve.CloseNormal)
+	case protocol.CmdShutdown:
+		c.shutdownCommand(req)
+	case protocol.CmdStats:
+		c.statsCommand(req)
+	case protocol.CmdLruCrawler:
+		c.lruCrawlerCommand(req)
+	case protocol.CmdMetaNoop:
+		c.Out = append(c.Out, protocol.ReplyMetaNoop...)
+	case protocol.CmdMetaGet:
+		c.metaGet(req)
+	case protocol.CmdMetaSet:
+		c.metaSet(req)
+	case protocol.CmdMetaDelete:
+		c.metaDelete(req)
+	case protocol.CmdMetaArith:
+		c.metaArith(req)
+	case protocol.CmdMetaDebug:
+		c.metaDebug(req)
+	case protocol.CmdConfig:
+		c.configCommand(req)
+	case protocol.CmdRefreshCerts:
+		c.refreshCerts(req)
+	case protocol.CmdWatch:
+		c.watchCommand(req)
+	case protocol.CmdCacheMemlimit:
+		c.cacheMemlimit(req)
+	case protocol.CmdSlabs:
+		c.slabsCommand(req)
+	case protocol.CmdLru:
+		c.lruCommand(req)
+	default:
+		c.textError(req, protocol.ErrUnknownCommand)
+	}
+}
+
+// retrieve answers get, gets, gat and gats.
+func (c *session) retrieve(req *protocol.Request) {
+	s := c.h
+	touch := req.Command == protocol.CmdGat || req.Command == protocol.CmdGats
+	withCAS := req.Command == protocol.CmdGets || req.Command == protocol.CmdGats
+	var deadline int64
+	if touch {
+		deadline = s.deadline(req.Exptime)
+	}
+	for _, key := range req.Keys {
+		var (
+			value  []byte
+			meta   store.Meta
+			lookup store.Lookup
+		)
+		if touch {
+			value, meta, lookup = s.store.GetAndTouch(key, deadline, c.scratch[:0])
+			s.counters.CmdTouch.Add(1)
+		} else {
+			value, meta, lookup = s.store.Get(key, c.scratch[:0])
+			s.counters.CmdGet.Add(1)
+		}
+		c.scratch = value
+		s.counters.Detail.RecordGet(key, lookup == store.Hit)
+		if s.watching()&logFetchers != 0 {
+			c.logFetch(key, lookup, len(value), meta.Flags)
+		}
+		switch lookup {
+		case store.Hit: // the store counted the hit in the item's class
+			c.Out = protocol.AppendValueHeader(c.Out, key, meta.Flags, len(value), meta.CAS, withCAS)
+			c.Out = append(c.Out, value...)
+			c.Out = append(c.Out, '\r', '\n')
+			continue
+		case store.MissExpired:
+			s.counters.GetExpired.Add(1)
+		case store.MissFlushed:
+			s.counters.GetFlushed.Add(1)
+		}
+		if touch {
+			s.counters.TouchMisses.Add(1)
+		} else {
+			s.counters.GetMisses.Add(1)
+		}
+	}
+	c.Out = append(c.Out, protocol.ReplyEnd...)
+}
+
+// storeText answers set, add, replace, append, prepend and cas.
+func (c *session) storeText(req *protocol.Request) {
+	s := c.h
+	s.counters.Detail.RecordSet(req.Key())
+	var cas uint64
+	if req.Command == protocol.CmdCas {
+		cas = req.CAS
+	}
+	mode, deadline := storageMode(req.Command), s.deadline(req.Exptime)
+	var status store.Status
+	if w := s.watching(); w&(logFetchers|logMutations) != 0 {
+		e := storeEvent{key: req.Key(), cmd: storeCmd(mode, 0), size: len(req.Data), flags: req.Flags, deadline: deadline}
+		status, _ = c.storeWatched(w, e, allocText, req.Command == protocol.CmdSet, func() (store.Status, uint64) {
+			return s.store.Set(mode, req.Key(), req.Data, req.Flags, deadline, cas)
+		})
+	} else {
+		status, _ = s.store.Set(mode, req.Key(), req.Data, req.Flags, deadline, cas)
+	}
+	if req.Command == protocol.CmdCas {
+		s.countCASMiss(status)
+	}
+	switch status {
+	case store.OK:
+		c.reply(req, protocol.ReplyStored)
+	case store.NotStored:
+		c.reply(req, protocol.ReplyNotStored)
+	case store.Exists:
+		c.reply(req, protocol.ReplyExists)
+	case store.NotFound:
+		c.reply(req, protocol.ReplyNotFound)
+	case store.TooLarge:
+		c.textError(req, protocol.ErrTooLarge)
+	default:
+		s.counters.StoreNoMemory.Add(1)
+		c.textError(req, protocol.ErrOutOfMemory)
+	}
+}
+
+// arithmetic answers incr and decr.
+func (c *session) arithmetic(req *protocol.Request) {
+	s := c.h
+	incr := req.Command == protocol.CmdIncr
+	c.watchLookup(req.Key())
+	v, _, status := s.store.Arith(req.Key(), incr, req.Delta, 0, false, 0, 0)
+	misses := &s.counters.DecrMisses
+	if incr {
+		misses = &s.counters.IncrMisses
+	}
+	switch status {
+	case store.OK: // a hit, counted by the store
+		if !req.Noreply {
+			c.Out = protocol.AppendNumber(c.Out, v)
+		}
+	case store.NotFound:
+		misses.Add(1)
+		c.reply(req, protocol.ReplyNotFound)
+	case store.NonNumeric:
+		c.textError(req, protocol.ErrNonNumeric)
+	default:
+		c.textError(req, &protocol.TextError{Line: "SERVER_ERROR out of memory"})
+	}
+}
+
+// shutdownCommand answers "shutdown [graceful]": refused unless -A.
+func (c *session) shutdownCommand(req *protocol.Request) {
+	if !c.h.cfg.EnableShutdown {
+		c.textError(req, protocol.ErrShutdownDisabled)
+		return
+	}
+	if len(req.Args) == 0 || (len(req.Args) == 1 && string(req.Args[0]) == "graceful") {
+		c.h.log.Info("shutdown requested by a client", "remote", c.RemoteAddr().String())
+		c.CloseAfterReplies(netserve.CloseShutdown)
+		c.h.shutdown()
+		return
+	}
+	c.textError(req, protocol.ErrShutdownMode)
+}
+
+// statsCommand answers "stats" and its groups.
+func (c *session) statsCommand(req *protocol.Request) {
+	s := c.h
+	if len(req.Args) == 0 {
+		c.Out = stats.Append(c.Out, s.Stats())
+		return
+	}
+	switch string(req.Args[0]) {
+	case "reset":
+		s.resetStats()
+		c.Out = append(c.Out, protocol.ReplyReset...)
+	case "detail":
+		c.statsDetail(req)
+	case "settings":
+		c.Out = stats.Append(c.Out, s.Settings())
+	case "items":
+		c.Out = stats.Append(c.Out, s.itemStats())
+	case "slabs":
+		c.Out = stats.Append(c.Out, s.slabStats())
+	case "sizes":
+		c.Out = stats.Append(c.Out, []stats.Stat{{Name: "sizes_status", Value: "disabled"}})
+	case "conns":
+		c.Out = stats.Append(c.Out, s.conns.ConnStats())
+	case "cachedump":
+		c.cachedump(req)
+	case "extstore":
+		// memcached without extstore configured: an empty block.
+		c.Out = append(c.Out, protocol.ReplyEnd...)
+	default:
+		c.textError(req, protocol.ErrUnknownCommand)
+	}
+}
+
+// statsDetail answers "stats detail on|off|dump" as memcached: words after
+// the first are ignored, and a missing or unknown one is a usage error.
+func (c *session) statsDetail(req *protocol.Request) {
+	d := &c.h.counters.Detail
+	sub := ""
+	if len(req.Args) > 1 {
+		sub = string(req.Args[1])
+	}
+	switch sub {
+	case "on":
+		d.SetEnabled(true)
+		c.Out = append(c.Out, protocol.ReplyOK...)
+	case "off":
+		d.SetEnabled(false)
+		c.Out = append(c.Out, protocol.ReplyOK...)
+	case "dump":
+		c.Out = d.AppendDump(c.Out)
+	default:
+		c.Out = protocol.AppendLine(c.Out, "CLIENT_ERROR usage: stats detail on|off|dump")
+	}
+}
+
+// configCommand answers "config get cluster" in ElastiCache's Auto Discovery
+// format and "config get owner <key>" in the same framing:
+//
+//	CONFIG owner 0 <bytes>\r\n<host>|<ip>|<port>\r\nEND\r\n
+//
+// where <bytes> counts the entry alone, as ElastiCache's count covers the
+// block between the header and its closing \r\n. Any other "config" command
+// is unknown, as it is to memcached.
+func (c *session) configCommand(req *protocol.Request) {
+	args := req.Args
+	if len(args) < 2 || string(args[0]) != "get" {
+		c.textError(req, protocol.ErrUnknownCommand)
+		return
+	}
+	switch {
+	case len(args) == 2 && string(args[1]) == "cluster":
+		c.Out = append(c.Out, c.h.cluster.ConfigReply(c.LocalAddr())...)
+	case len(args) == 3 && string(args[1]) == "owner":
+		if len(args[2]) > protocol.MaxKeyLen {
+			c.textError(req, protocol.ErrBadFormat)
+			return
+		}
+		c.Out = appendOwner(c.Out, c.h.cluster.Owner(c.LocalAddr(), args[2]))
+	default:
+		c.textError(req, protocol.ErrUnknownCommand)
+	}
+}
+
+// appendOwner appends the reply to "config get owner" naming m.
+func appendOwner(b []byte, m ring.Member) []byte {
+	entry := m.Entry()
+	b = append(b, "CONFIG owner 0 "...)
+	b = strconv.AppendInt(b, int64(len(entry)), 10)
+	b = append(b, "\r\n"...)
+	b = append(b, entry...)
+	return append(b, "\r\nEND\r\n"...)
+}
+
+// refreshCerts answers memcached's refresh_certs: the TLS certificate, key
+// and CAs are read again now, as on SIGHUP. As memcached: "OK" (not with
+// noreply) when they load; otherwise the error, which noreply does not
+// silence, and the old material stays.
+func (c *session) refreshCerts(req *protocol.Request) {
+	s := c.h
+	if s.tls == nil {
+		c.Out = protocol.AppendLine(c.Out, "Error TLS not enabled")
+		return
+	}
+	if err := s.tls.Load(); err != nil {
+		s.log.Error("refresh_certs: keeping the certificates loaded before", "err", err)
+		msg := strings.Map(func(r rune) rune {
+			if r == '\r' || r == '\n' {
+				return ' '
+			}
+			return r
+		}, err.Error())
+		c.Out = protocol.AppendLine(c.Out, msg)
+		return
+	}
+	s.log.Info("refresh_certs: certificates reloaded")
+	c.reply(req, protocol.ReplyOK)
+}

@@ -1,0 +1,494 @@
+package netserve
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"syscall" // for syscall.Conn, the net package's access to a descriptor
+	"time"
+)
+
+const (
+	// readBufferSize is a connection's read buffer, as memcached's 16 KiB.
+	readBufferSize = 16 << 10
+	// FlushThreshold is how much reply a connection gathers before it
+	// writes even though more requests are buffered.
+	FlushThreshold = 64 << 10
+	// KeepBuffer is the most a connection keeps of buffers that grew for
+	// one large request.
+	KeepBuffer = 1 << 20
+)
+
+// Conn is one client connection, served by one goroutine, and between its
+// requests, when it is a plain socket, by an event loop (see eventLoop).
+//
+// The Handler reads requests from In and appends replies to Out; the Conn
+// writes Out when the handler calls Flush, AfterRequest or WaitForRequest,
+// and before In reads from the socket. Only the connection's goroutine, or
+// the event loop while it holds the connection, may use a Conn, except for
+// the methods that say otherwise.
+type Conn struct {
+	// In is the read buffer requests are decoded from.
+	In *bufio.Reader
+	// Out holds the replies not yet written.
+	Out []byte
+
+	srv *Server
+	nc  net.Conn // the connection requests and replies go through
+	raw net.Conn // the socket under nc: nc itself, or the one under TLS
+	// sock is what requests are read from and replies written to: nc, or
+	// for a plain socket its descriptor, read and written directly (see
+	// socketOf). Only this connection's goroutine may close nc; others
+	// call abort.
+	sock io.ReadWriter
+	// socket is sock if the connection reads and writes its descriptor
+	// directly, else nil.
+	socket *socket
+	id     uint64
+
+	idle        atomic.Bool  // blocked waiting for a new request
+	lastCmd     atomic.Int64 // unix second of the last request
+	closeAfter  bool         // close once the replies are written
+	deadlineSet bool         // a read deadline is pending
+	// servedInEvent counts the requests served since the connection last
+	// waited for one, up to -R (Config.MaxReqsPerEvent).
+	servedInEvent int
+	// yielded is set by the event loop's answer pass when it stopped
+	// after -R requests with more buffered, and carried while the loop
+	// holds the connection over to its next round (see eventLoop.carry).
+	yielded, carried bool
+	// closeReason is why the connection ends, for its conn_close line.
+	closeReason CloseReason
+
+	// owed says replies to requests of the read being served are owed,
+	// as memcached's resp_has_stack (see Owed).
+	owed bool
+
+	// loop serves the connection between its requests (see eventLoop),
+	// or is nil; answerReady is how the loop answers the requests a read
+	// completed and pending whether the handler holds a request it
+	// decoded, both set by ServeOnLoop; released wakes hold.
+	loop        *eventLoop
+	answerReady func() bool
+	pending     func() bool
+	released    chan struct{}
+}
+
+func newConn(s *Server, nc net.Conn) *Conn {
+	c := &Conn{srv: s, nc: nc, raw: nc, id: s.nextConnID.Add(1)}
+	c.sock, c.socket = socketOf(nc)
+	if tc, ok := nc.(*tls.Conn); ok {
+		c.raw = tc.NetConn()
+	}
+	if c.loop = s.eventLoopFor(c); c.loop != nil {
+		c.released = make(chan struct{}, 1)
+	}
+	c.In = bufio.NewReaderSize(connReader{c}, readBufferSize)
+	c.lastCmd.Store(s.clock())
+	return c
+}
+
+// connReader is what a connection's read buffer reads from: its socket,
+// counting the bytes read into bytes_read. Before it reads, it writes the
+// replies gathered, as memcached writes what it owes before it waits for
+// more of a request: the read buffer reads only when it lacks a whole
+// request, and a client may wait for those replies before it sends the
+// rest.
+type connReader struct{ c *Conn }
+
+func (r connReader) Read(p []byte) (int, error) {
+	c := r.c
+	c.owed = false
+	// On the event loop nothing is owed when it reads (see
+	// eventLoop.serve); and it must not wait on a write.
+	if len(c.Out) > 0 && (c.socket == nil || !c.socket.held) {
+		if err := c.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := c.sock.Read(p)
+	c.srv.counters.BytesRead.Add(uint64(n))
+	return n, err
+}
+
+// ID returns the connection's number: listeners and connections are
+// numbered in the order they opened, from 1. Any goroutine may call ID,
+// RemoteAddr, LocalAddr and FD.
+func (c *Conn) ID() uint64 { return c.id }
+
+// RemoteAddr returns the client's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// LocalAddr returns the address the client reached.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// FD returns the connection's socket descriptor, as memcached's log lines
+// name a connection; 0 if it has none.
+func (c *Conn) FD() int {
+	if c.socket != nil {
+		return c.socket.fd
+	}
+	fd := 0
+	if sc, ok := c.raw.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			_ = rc.Control(func(f uintptr) { fd = int(f) })
+		}
+	}
+	return fd
+}
+
+// Owed reports whether replies to requests of the read being served are
+// owed, as memcached's resp_has_stack: watch and metadump refuse to follow
+// them. memcached writes what it owes after a get and an mn, and before it
+// reads more, which clears it.
+func (c *Conn) Owed() bool { return c.owed }
+
+// SetOwed records whether replies are owed once the handler has answered a
+// request (see Owed).
+func (c *Conn) SetOwed(owed bool) { c.owed = owed }
+
+// ServeOnLoop lets the event loop serve the connection between its
+// requests, once the handler knows its protocol: answer answers, on the
+// loop, the requests a read completed, and reports whether the connection
+// may stay on the loop; pending reports whether the handler holds a request
+// it decoded but left to the goroutine.
+func (c *Conn) ServeOnLoop(answer, pending func() bool) {
+	c.answerReady, c.pending = answer, pending
+}
+
+// WaitForRequest blocks until a request's first byte is buffered. It
+// returns false when the connection should close instead: shutdown, idle
+// timeout, the client gone. Replies gathered so far are flushed first.
+func (c *Conn) WaitForRequest() bool {
+	if c.requestWaiting() {
+		// Another request arrived with the one just served: one event,
+		// as memcached counts, until -R of them have been served.
+		if c.servedInEvent++; c.servedInEvent >= c.srv.cfg.MaxReqsPerEvent {
+			return c.yield()
+		}
+		return true
+	}
+	c.servedInEvent = 0
+	if c.loop != nil && c.answerReady != nil {
+		if c.Flush() != nil || c.srv.shuttingDown.Load() {
+			return false
+		}
+		c.idle.Store(true)
+		held := c.loop.hold(c)
+		c.idle.Store(false)
+		if held {
+			if c.closeAfter {
+				_ = c.Flush()
+				return false
+			}
+			if c.Flush() != nil {
+				return false
+			}
+			if c.requestWaiting() {
+				return true
+			}
+			// Given back with nothing to serve: the end of the
+			// stream, an error or shutdown, which what follows finds.
+		}
+	}
+	if len(c.Out) > 0 {
+		if c.srv.currConns.Load() > 1 {
+			runtime.Gosched()
+		}
+		if err := c.Flush(); err != nil {
+			return false
+		}
+		// The client is likely to answer the reply with its next
+		// request soon: let the other connections run first, so that
+		// the read finds it instead of failing with EAGAIN and parking,
+		// which costs a system call per request. A lone connection
+		// has no one to let run, and would only wait.
+		if c.srv.currConns.Load() > 1 {
+			runtime.Gosched()
+		}
+	}
+	c.idle.Store(true)
+	defer c.idle.Store(false)
+	if c.srv.shuttingDown.Load() {
+		return false
+	}
+	if t := c.srv.cfg.IdleTimeout; t > 0 {
+		_ = c.nc.SetReadDeadline(time.Now().Add(t))
+		c.deadlineSet = true
+	}
+	if _, err := c.In.Peek(1); err != nil {
+		c.ReadEnded(err)
+		return false
+	}
+	if c.deadlineSet {
+		_ = c.nc.SetReadDeadline(time.Time{})
+		c.deadlineSet = false
+	}
+	c.lastCmd.Store(c.srv.clock()) // a coarse clock: cheaper than time.Now per request
+	return true
+}
+
+// requestWaiting reports whether a request is there to serve without
+// waiting: buffered, or held by the handler.
+func (c *Conn) requestWaiting() bool {
+	return c.In.Buffered() > 0 || c.pending != nil && c.pending()
+}
+
+// CloseReason is why a connection closed, as memcached's conn_close lines
+// say it.
+type CloseReason uint8
+
+// memcached's close reasons, and CloseUnknown before one is known, which
+// the conn_close line gives as memcached's default, an error (or shutdown,
+// when the node is shutting down).
+const (
+	CloseUnknown CloseReason = iota
+	CloseError
+	CloseNormal
+	CloseIdleTimeout
+	CloseShutdown
+)
+
+var closeReasonNames = [...]string{"error", "error", "normal", "idle_timeout", "shutdown"}
+
+// String returns memcached's name for the reason.
+func (r CloseReason) String() string { return closeReasonNames[r] }
+
+// CloseReason returns why the connection ends, CloseUnknown until known.
+func (c *Conn) CloseReason() CloseReason { return c.closeReason }
+
+// SetCloseReason records why the connection ends.
+func (c *Conn) SetCloseReason(r CloseReason) { c.closeReason = r }
+
+// CloseAfterReplies closes the connection once the replies gathered are
+// written: after the request being answered, the goroutine writes Out and
+// closes; on the event loop, the loop gives the connection back to it to do
+// so. A reason other than CloseUnknown is recorded as why it closes.
+func (c *Conn) CloseAfterReplies(reason CloseReason) {
+	c.closeAfter = true
+	if reason != CloseUnknown {
+		c.closeReason = reason
+	}
+}
+
+// ReadEnded records why the connection's reads ended, for its conn_close
+// line, unless a reason is known already: the first failed read tells (a
+// reset is reported once; the reads after it find the end of the stream).
+// The client closing the connection is a normal close, as are the idle
+// timeout and shutdown their own. An idle timeout counts idle_kicks.
+func (c *Conn) ReadEnded(err error) {
+	if c.closeReason != CloseUnknown {
+		return
+	}
+	switch {
+	case c.srv.shuttingDown.Load():
+		c.closeReason = CloseShutdown
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		c.closeReason = CloseNormal
+	case c.srv.cfg.IdleTimeout > 0 && os.IsTimeout(err):
+		c.closeReason = CloseIdleTimeout
+		c.srv.counters.IdleKicks.Add(1)
+		if c.srv.verbose() {
+			c.srv.log.Info("closing an idle connection", "conn", c.id, "remote", c.nc.RemoteAddr().String(), "idle_timeout", c.srv.cfg.IdleTimeout)
+		}
+	default:
+		c.closeReason = CloseError
+	}
+}
+
+// yield lets the other connections run after this one has been served -R
+// requests in one event, as memcached's connections yield: it writes the
+// replies owed, counts conn_yields, and gives up the processor. It reports
+// false if the write failed.
+func (c *Conn) yield() bool {
+	c.servedInEvent = 0
+	if c.Flush() != nil {
+		return false
+	}
+	c.srv.counters.ConnYields.Add(1)
+	if c.srv.currConns.Load() > 1 { // a lone connection has no one to let run
+		runtime.Gosched()
+	}
+	return true
+}
+
+// YieldOnLoop ends the event loop's answers to the connection for this
+// round, after -R requests with more buffered: the others' turn, this one's
+// again in the loop's next round (see eventLoop.serve). It counts
+// conn_yields.
+func (c *Conn) YieldOnLoop() {
+	c.srv.counters.ConnYields.Add(1)
+	c.yielded = true
+}
+
+// wakeIfIdle interrupts a connection blocked waiting for a request, so that
+// it sees the server is shutting down. A connection in mid-request is left
+// to finish. Any goroutine may call it.
+func (c *Conn) wakeIfIdle() {
+	if c.idle.Load() {
+		_ = c.nc.SetReadDeadline(time.Now())
+	}
+}
+
+// abort ends the connection from another goroutine, as a forced shutdown
+// must: it wakes the connection from any wait and shuts its socket down, so
+// that its next read finds the end of the stream and its next write fails.
+// The connection's goroutine then closes it: closing it here could let the
+// descriptor be reused while that goroutine still reads it directly.
+func (c *Conn) abort() {
+	_ = c.raw.SetDeadline(time.Now())
+	if hc, ok := c.raw.(interface {
+		CloseRead() error
+		CloseWrite() error
+	}); ok {
+		_ = hc.CloseRead()
+		_ = hc.CloseWrite()
+		return
+	}
+	_ = c.raw.Close()
+}
+
+// Flush writes the gathered replies.
+func (c *Conn) Flush() error {
+	if len(c.Out) == 0 {
+		return nil
+	}
+	n, err := c.sock.Write(c.Out)
+	c.srv.counters.BytesWritten.Add(uint64(n))
+	if cap(c.Out) > KeepBuffer {
+		c.Out = nil
+	} else {
+		c.Out = c.Out[:0]
+	}
+	return err
+}
+
+// AfterRequest flushes if enough replies have gathered, and reports whether
+// the connection should go on.
+func (c *Conn) AfterRequest() bool {
+	if c.closeAfter {
+		_ = c.Flush()
+		return false
+	}
+	if len(c.Out) >= FlushThreshold {
+		if err := c.Flush(); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// AfterRequestNow is AfterRequest on the event loop: it writes, if enough
+// replies have gathered, only what the socket takes without waiting, and
+// reports whether the loop may go on serving the connection.
+func (c *Conn) AfterRequestNow() bool {
+	return !c.closeAfter && (len(c.Out) < FlushThreshold || c.TryFlush())
+}
+
+// Stream turns the connection into a one-way stream, as memcached's watch
+// does: it writes what take returns each time ready fires, until the client
+// closes the connection, a write fails, or done is closed. What the client
+// sends meanwhile is read and dropped. take is given spare, and then the
+// buffer it returned last, once written, to reuse.
+func (c *Conn) Stream(done, ready <-chan struct{}, spare []byte, take func(spare []byte) []byte) {
+	if c.Flush() != nil { // replies owed before the stream: a get's
+		return
+	}
+	stop, gone, kicked := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go c.discardInput(stop, gone)
+	go func() {
+		defer close(kicked)
+		select {
+		case <-done:
+			_ = c.raw.SetDeadline(time.Now())
+		case <-stop:
+		}
+	}()
+	defer func() {
+		// The reader must be gone before the connection closes: it
+		// reads the descriptor directly.
+		close(stop)
+		_ = c.raw.SetReadDeadline(time.Now())
+		<-gone
+		<-kicked
+	}()
+	for {
+		select {
+		case <-ready:
+		case <-gone:
+			return
+		case <-done:
+			return
+		}
+		out := take(spare)
+		if len(out) > 0 {
+			if _, err := c.sock.Write(out); err != nil {
+				return
+			}
+		}
+		spare = out
+	}
+}
+
+// discardInput reads and drops what a stream's client sends until it
+// closes the connection, a read fails or stop is closed; it then closes
+// gone, and ends a write that waits on the client.
+func (c *Conn) discardInput(stop <-chan struct{}, gone chan<- struct{}) {
+	defer close(gone)
+	defer func() { _ = c.raw.SetWriteDeadline(time.Now()) }()
+	buf := make([]byte, 512)
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		if _, err := c.sock.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// serve runs the connection until the handler returns, then closes it.
+func (c *Conn) serve() {
+	defer c.srv.untrackConn(c)
+	defer c.nc.Close()
+	if tc, ok := c.nc.(*tls.Conn); ok && !c.handshake(tc) {
+		return
+	}
+	c.srv.handler.ServeConn(c)
+}
+
+// handshake runs the TLS handshake of the connection, bounded by the
+// handshake timeout, and reports whether it succeeded. A failure is counted
+// in ssl_handshake_errors, unless the client left before sending anything.
+// Shutdown may interrupt a handshake, as it does an idle connection: no
+// request has begun.
+func (c *Conn) handshake(tc *tls.Conn) bool {
+	s := c.srv
+	_ = c.raw.SetDeadline(time.Now().Add(s.tls.HandshakeTimeout()))
+	c.idle.Store(true)
+	if s.shuttingDown.Load() {
+		c.idle.Store(false)
+		return false
+	}
+	err := tc.Handshake()
+	c.idle.Store(false)
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			s.counters.SSLHandshakeErrors.Add(1)
+			s.log.Info("TLS handshake failed", "remote", c.raw.RemoteAddr().String(), "err", err)
+		}
+		return false
+	}
+	_ = c.raw.SetDeadline(time.Time{})
+	if s.tls.SessionCache() && !tc.ConnectionState().DidResume {
+		s.counters.SSLNewSessions.Add(1)
+	}
+	return true
+}

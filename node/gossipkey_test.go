@@ -17,6 +17,7 @@ import (
 
 	"github.com/memcluster/memcluster/internal/clustertest"
 	"github.com/memcluster/memcluster/node"
+	"github.com/memcluster/memcluster/node/cluster"
 )
 
 // gossipKey returns a random AES-256 gossip key.
@@ -269,7 +270,7 @@ func startWithKeyFile(t *testing.T, path string) error {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	var mem clustertest.Network
+	var mem cluster.Network
 	tr := mem.NewTransport()
 	defer tr.Shutdown()
 	s := node.New(node.Config{Logger: slog.New(slog.DiscardHandler),

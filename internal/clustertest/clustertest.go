@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/memcluster/memcluster/node"
+	"github.com/memcluster/memcluster/node/cluster"
 	"github.com/memcluster/memcluster/ring"
 )
 
@@ -37,7 +38,7 @@ var FastTiming = node.ClusterConfig{
 
 // Cluster is a set of in-process nodes on one in-memory network.
 type Cluster struct {
-	Net   Network
+	Net   cluster.Network
 	Nodes []*Node // in the order started, stopped ones included
 	t     testing.TB
 	seq   int
@@ -54,7 +55,7 @@ type Node struct {
 	// Server is the node.
 	Server *node.Server
 	// Transport is the node's end of the in-memory network.
-	Transport *Transport
+	Transport *cluster.Transport
 
 	served  chan error
 	stopped bool

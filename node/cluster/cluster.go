@@ -27,7 +27,7 @@ import (
 )
 
 // ErrStarted is returned by Start when it has already been called.
-var ErrStarted = errors.New("cluster: already started")
+var ErrStarted = errors.New("node: cluster already started")
 
 // View is a node's view of the cluster at one moment: the live
 // members, in the order the ring sorts them, and the cluster version.
@@ -178,7 +178,7 @@ func (c *Cluster) Start(ctx context.Context, ls []net.Listener) error {
 	}
 	if tcp == nil {
 		if c.cfg.Enabled() {
-			return errors.New("cluster: a cluster needs a TCP listener to publish")
+			return errors.New("node: a cluster needs a TCP listener to publish")
 		}
 		return nil
 	}
@@ -195,7 +195,7 @@ func (c *Cluster) Start(ctx context.Context, ls []net.Listener) error {
 			// A fixed address: one view for every client.
 			v, err := newView(1, []ring.Member{self})
 			if err != nil {
-				return fmt.Errorf("cluster: publishing %s: %w", self.Entry(), err)
+				return fmt.Errorf("node: publishing %s: %w", self.Entry(), err)
 			}
 			c.cur.Store(v)
 		}
@@ -224,7 +224,7 @@ func (c *Cluster) Start(ctx context.Context, ls []net.Listener) error {
 		self.IP, self.Host = ip, ip
 	}
 	if err := self.Validate(); err != nil {
-		return fmt.Errorf("cluster: publishing %s: %w", self.Entry(), err)
+		return fmt.Errorf("node: publishing %s: %w", self.Entry(), err)
 	}
 	c.self = self
 	c.members = make(map[string]remoteMember)
@@ -235,7 +235,7 @@ func (c *Cluster) Start(ctx context.Context, ls []net.Listener) error {
 	c.seeds = c.cfg.Join
 	ml, err := memberlist.Create(mc)
 	if err != nil {
-		return fmt.Errorf("cluster: starting gossip on %s: %w", c.cfg.GossipAddr, err)
+		return fmt.Errorf("node: starting gossip on %s: %w", c.cfg.GossipAddr, err)
 	}
 	c.ml = ml
 	c.keyMu.Lock()
@@ -266,19 +266,19 @@ func (c *Cluster) advertise(ctx context.Context) (host string, ip netip.Addr, po
 		host = h
 		port, err = strconv.Atoi(p)
 		if err != nil || port < 1 || port > 65535 {
-			return "", netip.Addr{}, 0, fmt.Errorf("cluster: advertise address %q: bad port", a)
+			return "", netip.Addr{}, 0, fmt.Errorf("node: advertise address %q: bad port", a)
 		}
 	}
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 	if host == "" {
-		return "", netip.Addr{}, 0, fmt.Errorf("cluster: advertise address %q: no host", a)
+		return "", netip.Addr{}, 0, fmt.Errorf("node: advertise address %q: no host", a)
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		return ip.String(), ip.Unmap(), port, nil
 	}
 	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	if err != nil || len(ips) == 0 {
-		return "", netip.Addr{}, 0, fmt.Errorf("cluster: advertise address %q: %w", a, err)
+		return "", netip.Addr{}, 0, fmt.Errorf("node: advertise address %q: %w", a, err)
 	}
 	// Prefer IPv4, as memberlist does for its own choice.
 	slices.SortStableFunc(ips, func(x, y netip.Addr) int {

@@ -31,7 +31,7 @@ func gossipIP(mc *memberlist.Config) (string, error) {
 	if mc.Transport != nil {
 		ip, _, err := mc.Transport.FinalAdvertiseAddr("", 0)
 		if err != nil {
-			return "", fmt.Errorf("cluster: gossip transport's address: %w", err)
+			return "", fmt.Errorf("node: gossip transport's address: %w", err)
 		}
 		return netipString(ip), nil
 	}
@@ -40,10 +40,10 @@ func gossipIP(mc *memberlist.Config) (string, error) {
 	}
 	ip, err := sockaddr.GetPrivateIP()
 	if err != nil {
-		return "", fmt.Errorf("cluster: finding a private IP to advertise: %w", err)
+		return "", fmt.Errorf("node: finding a private IP to advertise: %w", err)
 	}
 	if ip == "" {
-		return "", errors.New("cluster: no private IP to advertise: set the advertise address")
+		return "", errors.New("node: no private IP to advertise: set the advertise address")
 	}
 	return ip, nil
 }
@@ -57,11 +57,11 @@ func (c *Cluster) memberlistConfig(advIP netip.Addr, advPort int) (*memberlist.C
 	} else {
 		host, port, err := net.SplitHostPort(c.cfg.GossipAddr)
 		if err != nil {
-			return nil, fmt.Errorf("cluster: gossip address %q: %w", c.cfg.GossipAddr, err)
+			return nil, fmt.Errorf("node: gossip address %q: %w", c.cfg.GossipAddr, err)
 		}
 		p, err := strconv.Atoi(port)
 		if err != nil || p < 0 || p > 65535 {
-			return nil, fmt.Errorf("cluster: gossip address %q: bad port", c.cfg.GossipAddr)
+			return nil, fmt.Errorf("node: gossip address %q: bad port", c.cfg.GossipAddr)
 		}
 		if host == "" {
 			host = "0.0.0.0"
@@ -88,11 +88,11 @@ func (c *Cluster) memberlistConfig(advIP netip.Addr, advPort int) (*memberlist.C
 	if c.cfg.GossipKeyFile != "" {
 		keys, err := readGossipKeys(c.cfg.GossipKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("cluster: %w", err)
+			return nil, fmt.Errorf("node: %w", err)
 		}
 		kr, err := memberlist.NewKeyring(keys, keys[0])
 		if err != nil {
-			return nil, fmt.Errorf("cluster: gossip key file %s: %w", c.cfg.GossipKeyFile, err)
+			return nil, fmt.Errorf("node: gossip key file %s: %w", c.cfg.GossipKeyFile, err)
 		}
 		// Drop whatever is not encrypted with one of the keys, and
 		// send nothing in the clear.

@@ -163,7 +163,7 @@ func NewState(cfg Config) *State {
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			m := t.current.Load()
 			if m == nil {
-				return nil, errors.New("tlsconf: certificates not loaded")
+				return nil, errors.New("node: TLS certificates not loaded")
 			}
 			return m.config, nil
 		},

@@ -1,4 +1,4 @@
-package clustertest
+package cluster
 
 import (
 	"errors"
@@ -11,7 +11,8 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// Network is an in-memory network for memberlist: every Transport it makes
+// Network is an in-memory network for memberlist, for tests and
+// simulations of a cluster in one process: every Transport it makes
 // reaches every other one that is open and not cut off from it. Unlike
 // memberlist's MockNetwork it is safe for concurrent use, never blocks a
 // sender on a busy or closed receiver (a packet that cannot be delivered at
@@ -29,7 +30,7 @@ type Network struct {
 
 // ErrUnreachable is returned by Dial for an address that is closed, unknown
 // or on the other side of a partition.
-var ErrUnreachable = errors.New("clustertest: address unreachable")
+var ErrUnreachable = errors.New("cluster: address unreachable")
 
 // NewTransport returns a transport with an address of its own,
 // "127.0.0.1:<n>", wired to the other transports of the network.

@@ -80,11 +80,13 @@ type pipeConn struct {
 	out bytes.Buffer
 }
 
-func (p *pipeConn) Read(b []byte) (int, error)       { return p.in.Read(b) }
-func (p *pipeConn) Write(b []byte) (int, error)      { return p.out.Write(b) }
-func (p *pipeConn) Close() error                     { return nil }
-func (p *pipeConn) LocalAddr() net.Addr              { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 11211} }
-func (p *pipeConn) RemoteAddr() net.Addr             { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000} }
+func (p *pipeConn) Read(b []byte) (int, error)  { return p.in.Read(b) }
+func (p *pipeConn) Write(b []byte) (int, error) { return p.out.Write(b) }
+func (p *pipeConn) Close() error                { return nil }
+func (p *pipeConn) LocalAddr() net.Addr         { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 11211} }
+func (p *pipeConn) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+}
 func (p *pipeConn) SetDeadline(time.Time) error      { return nil }
 func (p *pipeConn) SetReadDeadline(time.Time) error  { return nil }
 func (p *pipeConn) SetWriteDeadline(time.Time) error { return nil }
@@ -197,7 +199,7 @@ func FuzzDispatchText(f *testing.F) {
 		[]byte("cas a 0 0 1 1\r\ny\r\ndelete a\r\nflush_all 0\r\nversion\r\nverbosity 1\r\nstats\r\nstats settings\r\nstats items\r\n"),
 		[]byte("gat 10 a b\r\ngats 0 a\r\nstats detail on\r\nstats detail dump\r\nlru_crawler metadump all\r\nconfig get cluster\r\n"),
 		[]byte("user secret\r\nset a 0 0 1\r\nx\r\nget a\r\nquit\r\n"),
-		[]byte("set a 0 0 5\r\nabc\r\nget " + string(bytes.Repeat([]byte("k"), 300)) + "\r\n"),
+		[]byte("set a 0 0 5\r\nabc\r\nget "+string(bytes.Repeat([]byte("k"), 300))+"\r\n"),
 		[]byte("watch fetchers\r\n"),
 		[]byte("slabs automove 1\r\nlru tune 10 20 0.5 2\r\ncache_memlimit 100\r\nstats cachedump 1 1\r\n"),
 	)

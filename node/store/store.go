@@ -254,44 +254,6 @@ func (s *Store) stamp(h *hdr, nc NewCAS) {
 	}
 }
 
-// op is one operation's view of a key: its hash, shard and clock.
-type op struct {
-	hash uint64
-	sh   *shard
-	now  int64
-	fl   *flushState
-}
-
-// begin hashes key and reads the clock and the flushes for an operation.
-// The caller then locks o.sh.
-func (s *Store) begin(key []byte) op {
-	h := xxhash.Sum64(key)
-	now := s.now()
-	return op{hash: h, sh: s.shardOf(h), now: now, fl: s.flushAt(now)}
-}
-
-// again rereads the clock and the flushes for an operation that retries.
-func (s *Store) again(o *op) {
-	o.now = s.now()
-	o.fl = s.flushAt(o.now)
-}
-
-// findLocked looks key up in o.sh: the live record's slot, location and
-// header (with its CAS unique), or why there is none. A dead (expired or
-// flushed) record it finds is removed. o.sh.mu must be held.
-func (s *Store) findLocked(o *op, key []byte) (int, uint64, hdr, Lookup) {
-	slot, loc, ok := o.sh.lookupSlot(o.hash, key)
-	if !ok {
-		return slot, 0, hdr{}, Miss
-	}
-	h := readHdrCAS(o.sh.record(loc))
-	if lk := o.fl.check(&h, o.now); lk != Hit {
-		s.killLocked(o.sh, slot, loc, &h)
-		return 0, 0, hdr{}, lk
-	}
-	return slot, loc, h, Hit
-}
-
 // valueOf returns the value of the record rec with header h: its bytes in
 // the page or its external buffer. It aliases the Store's memory.
 func (sh *shard) valueOf(rec []byte, h *hdr) []byte {
@@ -347,27 +309,27 @@ func (s *Store) GetAndTouch(key []byte, deadline int64, dst []byte) ([]byte, Met
 
 func (s *Store) get(key, dst []byte, touch bool, deadline int64) ([]byte, Meta, Lookup) {
 	o := s.begin(key)
-	sh := o.sh
-	sh.mu.Lock()
-	_, loc, h, lk := s.findLocked(&o, key)
-	if lk != Hit {
-		sh.mu.Unlock()
-		return dst, Meta{}, lk
-	}
-	rec := sh.record(loc)
-	c := s.classLocked(sh, &h)
-	if touch {
-		h.deadline = toDeadline(deadline)
-		setDeadline(rec, h.deadline)
-		c.touchHits++
-	} else {
-		c.getHits[sh.queueOf(loc)]++
-	}
-	bump(rec, &h, o.now)
-	dst = append(dst, sh.valueOf(rec, &h)...)
-	m := s.metaOf(&h)
-	sh.mu.Unlock()
-	return dst, m, Hit
+	var m Meta
+	var lk Lookup
+	s.withKey(&o, key, func(f found) {
+		if lk = f.lk; lk != Hit {
+			return
+		}
+		sh := o.sh
+		rec := sh.record(f.loc)
+		c := s.classLocked(sh, &f.h)
+		if touch {
+			f.h.deadline = toDeadline(deadline)
+			setDeadline(rec, f.h.deadline)
+			c.touchHits++
+		} else {
+			c.getHits[sh.queueOf(f.loc)]++
+		}
+		bump(rec, &f.h, o.now)
+		dst = append(dst, sh.valueOf(rec, &f.h)...)
+		m = s.metaOf(&f.h)
+	})
+	return dst, m, lk
 }
 
 // Touch sets the deadline of key's item and marks it fetched, as memcached's
@@ -385,19 +347,20 @@ func (s *Store) SetDeadline(key []byte, deadline int64) Status {
 
 func (s *Store) touch(key []byte, deadline int64, count bool) Status {
 	o := s.begin(key)
-	o.sh.mu.Lock()
-	defer o.sh.mu.Unlock()
-	_, loc, h, lk := s.findLocked(&o, key)
-	if lk != Hit {
-		return NotFound
-	}
-	if count {
-		s.classLocked(o.sh, &h).touchHits++
-	}
-	rec := o.sh.record(loc)
-	setDeadline(rec, toDeadline(deadline))
-	bump(rec, &h, o.now)
-	return OK
+	st := NotFound
+	s.withKey(&o, key, func(f found) {
+		if f.lk != Hit {
+			return
+		}
+		if count {
+			s.classLocked(o.sh, &f.h).touchHits++
+		}
+		rec := o.sh.record(f.loc)
+		setDeadline(rec, toDeadline(deadline))
+		bump(rec, &f.h, o.now)
+		st = OK
+	})
+	return st
 }
 
 // Delete removes key's item and counts a delete hit in its class. If cas
@@ -417,20 +380,22 @@ func (s *Store) Drop(key []byte) {
 
 func (s *Store) remove(key []byte, cas uint64, count bool) Status {
 	o := s.begin(key)
-	o.sh.mu.Lock()
-	defer o.sh.mu.Unlock()
-	slot, loc, h, lk := s.findLocked(&o, key)
-	if lk != Hit {
-		return NotFound
-	}
-	if cas != 0 && cas != s.casOf(&h) {
-		return Exists
-	}
-	c := s.killLocked(o.sh, slot, loc, &h)
-	if count {
-		c.deleteHits++
-	}
-	return OK
+	st := NotFound
+	s.withKey(&o, key, func(f found) {
+		if f.lk != Hit {
+			return
+		}
+		if cas != 0 && cas != s.casOf(&f.h) {
+			st = Exists
+			return
+		}
+		c := s.killLocked(o.sh, f.slot, f.loc, &f.h)
+		if count {
+			c.deleteHits++
+		}
+		st = OK
+	})
+	return st
 }
 
 // Set stores value under key by mode, copying key and value, and returns OK
@@ -510,83 +475,79 @@ func (s *Store) SetCAS(mode Mode, key, value []byte, flags uint32, deadline int6
 	o := s.begin(key)
 	sh := o.sh
 	var r room
-	defer s.release(&r)
-	for {
-		sh.mu.Lock()
-		_, loc, old, lk := s.findLocked(&o, key)
+	var st Status
+	var newCAS uint64
+	s.writeKey(&o, key, &r, func(f found) roomResult {
+		old := &f.h
 		switch mode {
 		case ModeAdd:
-			if lk == Hit {
-				promote(sh.record(loc), &old, o.now)
+			if f.lk == Hit {
+				promote(sh.record(f.loc), old, o.now)
 				sh.classes[class].setCmds++
-				sh.mu.Unlock()
-				return NotStored, 0
+				st = NotStored
+				return roomOK
 			}
 		case ModeReplace:
-			if lk != Hit {
+			if f.lk != Hit {
 				sh.classes[class].setCmds++
-				sh.mu.Unlock()
-				return NotStored, 0
+				st = NotStored
+				return roomOK
 			}
 		case ModeCAS:
-			if lk != Hit {
+			if f.lk != Hit {
 				sh.classes[class].setCmds++
-				sh.mu.Unlock()
-				return NotFound, 0
+				st = NotFound
+				return roomOK
 			}
-			if cas == 0 || cas != s.casOf(&old) {
+			if cas == 0 || cas != s.casOf(old) {
 				sh.classes[class].setCmds++
-				s.classLocked(sh, &old).casBadval++
-				sh.mu.Unlock()
-				return Exists, 0
+				s.classLocked(sh, old).casBadval++
+				st = Exists
+				return roomOK
 			}
 		}
 		h := hdr{flags: flags, deadline: toDeadline(deadline), access: toSecs(o.now)}
 		s.stamp(&h, nc)
 		var oldClass *classCounters
 		if mode == ModeCAS {
-			oldClass = s.classLocked(sh, &old)
+			oldClass = s.classLocked(sh, old)
 		}
-		if lk == Hit && s.overwriteLocked(sh, key, loc, &old, &h, value) {
+		if f.lk == Hit && s.overwriteLocked(sh, key, f.loc, old, &h, value) {
 			sh.totalItems++
 			sh.classes[class].setCmds++
 			if oldClass != nil {
 				oldClass.casHits++
 			}
-			newCAS := s.casOf(&h)
-			sh.mu.Unlock()
-			return OK, newCAS
+			st, newCAS = OK, s.casOf(&h)
+			return roomOK
 		}
 		switch _, res := s.putLocked(&o, key, &h, value, nil, &r); res {
 		case roomRetry:
-			s.again(&o)
-			continue
+			return roomRetry
 		case roomFail:
 			if mode == ModeSet {
-				if slot, loc, old, lk := s.findLocked(&o, key); lk == Hit {
-					s.killLocked(sh, slot, loc, &old)
+				if f := s.findLocked(&o, key); f.lk == Hit {
+					s.killLocked(sh, f.slot, f.loc, &f.h)
 				}
 			}
-			sh.mu.Unlock()
-			return NoMemory, 0
+			st = NoMemory
+			return roomFail
 		}
 		sh.classes[class].setCmds++
 		if oldClass != nil {
 			oldClass.casHits++
 		}
-		newCAS := s.casOf(&h)
-		sh.mu.Unlock()
-		return OK, newCAS
-	}
+		st, newCAS = OK, s.casOf(&h)
+		return roomOK
+	})
+	return st, newCAS
 }
 
 // countOutOfMemory counts, in the shard of key, a write of an item of size
 // bytes (limitSize) that could not be given room.
 func (s *Store) countOutOfMemory(key []byte, size int) {
 	sh := s.shardOf(xxhash.Sum64(key))
-	sh.mu.Lock()
-	sh.classes[s.classOf(size)].outOfMemory++
-	sh.mu.Unlock()
+	sh.with(func() { sh.classes[s.classOf(size)].outOfMemory++ })
 }
 
 // fits reports whether an item of these sizes could ever be stored: whether
@@ -626,7 +587,7 @@ func (s *Store) overwriteLocked(sh *shard, key []byte, loc uint64, old, h *hdr, 
 // the small queue, or to the main one if the ghost table remembers it
 // (with NoEvictions every record goes to the main queue). It
 // counts the item stored. Neither v1 nor v2 may alias the Store's memory.
-// o.sh.mu must be held; on roomRetry it has been released.
+// o.sh.mu must be held.
 func (s *Store) putLocked(o *op, key []byte, h *hdr, v1, v2 []byte, r *room) (uint64, roomResult) {
 	loc, res := s.putRecordLocked(o, key, h, v1, v2, r)
 	if res != roomRetry {
@@ -676,7 +637,14 @@ func (s *Store) putRecordLocked(o *op, key []byte, h *hdr, v1, v2 []byte, r *roo
 	}
 	loc, res := s.appendLocked(sh, q, recordLen(len(key), vlen, h.bits), r, o.now, o.fl)
 	if res != roomOK {
-		if ext != nil {
+		switch {
+		case ext == nil:
+		case res == roomRetry:
+			// The value's memory stays reserved while the write takes
+			// memory from other shards for the page it lacks, and is
+			// given back before the write reserves it anew (stealFor).
+			r.pending += int64(vlen)
+		default:
 			s.used.Add(-int64(vlen))
 		}
 		return 0, res
@@ -713,32 +681,32 @@ func (s *Store) concat(mode Mode, key, value []byte, flags uint32, cas uint64, n
 	o := s.begin(key)
 	sh := o.sh
 	var r room
-	defer s.release(&r)
-	for {
-		sh.mu.Lock()
-		_, loc, old, lk := s.findLocked(&o, key)
-		if lk != Hit {
+	var st Status
+	var newCAS uint64
+	s.writeKey(&o, key, &r, func(f found) roomResult {
+		old := &f.h
+		if f.lk != Hit {
 			sh.classes[class].setCmds++
-			sh.mu.Unlock()
-			return NotStored, 0
+			st = NotStored
+			return roomOK
 		}
-		if cas != 0 && cas != s.casOf(&old) {
+		if cas != 0 && cas != s.casOf(old) {
 			sh.classes[class].setCmds++
-			sh.mu.Unlock()
-			return Exists, 0
+			st = Exists
+			return roomOK
 		}
 		n := old.valueLen + len(value)
 		if size := s.limitSize(len(key), n, old.flags); size > s.itemMax {
 			sh.classes[class].setCmds++
-			sh.mu.Unlock()
-			return NotStored, 0
+			st = NotStored
+			return roomOK
 		} else if !s.fits(len(key), n) {
 			sh.classes[s.classOf(size)].outOfMemory++
-			sh.mu.Unlock()
-			return NoMemory, 0
+			st = NoMemory
+			return roomOK
 		}
 		// The present value may move while room is made: copy it out.
-		present := append([]byte(nil), sh.valueOf(sh.record(loc), &old)...)
+		present := append([]byte(nil), sh.valueOf(sh.record(f.loc), old)...)
 		h := hdr{flags: old.flags, deadline: old.deadline, access: toSecs(o.now)}
 		s.stamp(&h, nc)
 		v1, v2 := present, value
@@ -747,17 +715,16 @@ func (s *Store) concat(mode Mode, key, value []byte, flags uint32, cas uint64, n
 		}
 		switch _, res := s.putLocked(&o, key, &h, v1, v2, &r); res {
 		case roomRetry:
-			s.again(&o)
-			continue
+			return roomRetry
 		case roomFail:
-			sh.mu.Unlock()
-			return NoMemory, 0
+			st = NoMemory
+			return roomFail
 		}
 		sh.classes[class].setCmds++
-		newCAS := s.casOf(&h)
-		sh.mu.Unlock()
-		return OK, newCAS
-	}
+		st, newCAS = OK, s.casOf(&h)
+		return roomOK
+	})
+	return st, newCAS
 }
 
 // Flush invalidates items, as memcached's flush_all. If at <= now, every item
@@ -789,37 +756,37 @@ func (s *Store) Stats() Stats {
 	ps := int64(s.pageSize)
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.mu.Lock()
-		st.TotalItems += sh.totalItems
-		st.PageBytes += int64(len(sh.pages)-len(sh.released)) * ps
-		st.FreePageBytes += int64(len(sh.free)) * ps
-		st.ExternBytes += sh.externBytes
-		st.IndexBytes += sh.indexBytes()
-		st.IndexSlots += int64(len(sh.slots))
-		for j := range sh.classes {
-			c := &sh.classes[j]
-			st.Bytes += c.bytes
-			st.CurrItems += c.items
-			st.Evictions += c.evictions
-			st.EvictedActive += c.evictedActive
-			st.EvictedUnfetched += c.evictedUnfetched
-			st.Reclaimed += c.reclaimed
-			st.ExpiredUnfetched += c.expiredUnfetched
-			st.MovesToMain += c.movesToMain
-			st.MovesWithinMain += c.movesWithinMain
-			st.DirectReclaims += c.directReclaims
-			st.GetHits += c.getHits[qSmall] + c.getHits[qMain]
-			st.TouchHits += c.touchHits
-			st.SetCmds += c.setCmds
-			st.DeleteHits += c.deleteHits
-			st.IncrHits += c.incrHits
-			st.DecrHits += c.decrHits
-			st.CASHits += c.casHits
-			st.CASBadval += c.casBadval
-			st.CrawlerChecked += c.crawlerChecked
-			st.CrawlerReclaimed += c.crawlerReclaimed
-		}
-		sh.mu.Unlock()
+		sh.with(func() {
+			st.TotalItems += sh.totalItems
+			st.PageBytes += int64(len(sh.pages)-len(sh.released)) * ps
+			st.FreePageBytes += int64(len(sh.free)) * ps
+			st.ExternBytes += sh.externBytes
+			st.IndexBytes += sh.indexBytes()
+			st.IndexSlots += int64(len(sh.slots))
+			for j := range sh.classes {
+				c := &sh.classes[j]
+				st.Bytes += c.bytes
+				st.CurrItems += c.items
+				st.Evictions += c.evictions
+				st.EvictedActive += c.evictedActive
+				st.EvictedUnfetched += c.evictedUnfetched
+				st.Reclaimed += c.reclaimed
+				st.ExpiredUnfetched += c.expiredUnfetched
+				st.MovesToMain += c.movesToMain
+				st.MovesWithinMain += c.movesWithinMain
+				st.DirectReclaims += c.directReclaims
+				st.GetHits += c.getHits[qSmall] + c.getHits[qMain]
+				st.TouchHits += c.touchHits
+				st.SetCmds += c.setCmds
+				st.DeleteHits += c.deleteHits
+				st.IncrHits += c.incrHits
+				st.DecrHits += c.decrHits
+				st.CASHits += c.casHits
+				st.CASBadval += c.casBadval
+				st.CrawlerChecked += c.crawlerChecked
+				st.CrawlerReclaimed += c.crawlerReclaimed
+			}
+		})
 	}
 	return st
 }

@@ -150,8 +150,9 @@ func (sh *shard) releasePage(p int32) {
 // and returns its location. A full head gets a new page: a free one, a new
 // one from the budget, or one emptied by eviction (sh keeps one free page
 // spare for moving records while it has pages in its queues). If sh has
-// nothing to evict, appendLocked releases sh.mu, takes memory from other
-// shards into r and returns roomRetry. roomFail means there is no room.
+// nothing to evict, appendLocked returns roomRetry, asking in r.need for a
+// page's worth of memory from other shards. roomFail means there is no
+// room.
 func (s *Store) appendLocked(sh *shard, q, n int, r *room, now int64, fl *flushState) (uint64, roomResult) {
 	ps := int64(s.pageSize)
 	for {
@@ -183,18 +184,15 @@ func (s *Store) appendLocked(sh *shard, q, n int, r *room, now int64, fl *flushS
 			return 0, roomFail
 		default:
 			r.rounds++
-			sh.mu.Unlock()
-			if !s.steal(sh, ps, r) {
-				r.exhausted = true
-			}
+			r.need = ps
 			return 0, roomRetry
 		}
 	}
 }
 
 // reserveLocked makes r hold n bytes of the budget for sh: free memory,
-// then sh's free pages and pages it empties, then (releasing sh.mu and
-// returning roomRetry) other shards' memory.
+// then sh's free pages and pages it empties, then (returning roomRetry,
+// with n in r.need) other shards' memory.
 func (s *Store) reserveLocked(sh *shard, n int64, r *room, now int64, fl *flushState) roomResult {
 	for r.got < n {
 		if s.tryReserve(n - r.got) {
@@ -208,10 +206,7 @@ func (s *Store) reserveLocked(sh *shard, n int64, r *room, now int64, fl *flushS
 			return roomFail
 		}
 		r.rounds++
-		sh.mu.Unlock()
-		if !s.steal(sh, n, r) {
-			r.exhausted = true
-		}
+		r.need = n
 		return roomRetry
 	}
 	return roomOK
@@ -231,8 +226,23 @@ func (s *Store) giveLocked(sh *shard, r *room, now int64, fl *flushState) bool {
 	return true
 }
 
+// stealFor takes the memory a write asked for by roomRetry (r.need bytes)
+// from shards other than own, then gives back what r held only for the
+// steal (r.pending). own.mu must not be held.
+func (s *Store) stealFor(own *shard, r *room) {
+	if !s.steal(own, r.need, r) {
+		r.exhausted = true
+	}
+	if r.pending != 0 {
+		s.used.Add(-r.pending)
+		r.pending = 0
+	}
+}
+
 // steal frees memory of shards other than own, locking one at a time, until
 // r holds need bytes. It reports whether it freed or reserved anything.
+// own.mu must not be held: two writers stealing from each other's shards
+// would wait for each other.
 func (s *Store) steal(own *shard, need int64, r *room) bool {
 	progress := false
 	for range s.shards {
@@ -242,16 +252,16 @@ func (s *Store) steal(own *shard, need int64, r *room) bool {
 		}
 		now := s.now()
 		fl := s.flushAt(now)
-		sh.mu.Lock()
-		for r.got < need {
-			if s.tryReserve(need - r.got) {
-				r.got = need
-			} else if !s.giveLocked(sh, r, now, fl) {
-				break
+		sh.with(func() {
+			for r.got < need {
+				if s.tryReserve(need - r.got) {
+					r.got = need
+				} else if !s.giveLocked(sh, r, now, fl) {
+					break
+				}
+				progress = true
 			}
-			progress = true
-		}
-		sh.mu.Unlock()
+		})
 		if r.got >= need {
 			return true
 		}
@@ -518,6 +528,8 @@ func (s *Store) growLocked(sh *shard, r *room, now int64, fl *flushState) roomRe
 // used: bytes added to Store.used, or freed from pages and kept there.
 type room struct {
 	got       int64
+	need      int64 // with roomRetry: the bytes to take from other shards
+	pending   int64 // with roomRetry: bytes reserved until the steal is done, then given back
 	rounds    int
 	exhausted bool   // a round of stealing freed nothing
 	evicted   uint64 // pages emptied for the write, not yet counted in its class
@@ -527,9 +539,9 @@ type room struct {
 type roomResult uint8
 
 const (
-	roomOK    roomResult = iota // the room is had; sh.mu is held
-	roomRetry                   // sh.mu was released; lock it and re-evaluate
-	roomFail                    // there is no room; sh.mu is held
+	roomOK    roomResult = iota // the room is had
+	roomRetry                   // sh has none to give: take r.need from other shards with sh.mu released (stealFor), then re-evaluate (see writeKey)
+	roomFail                    // there is no room
 )
 
 // tryReserve adds n bytes to Store.used if that keeps it within MaxBytes.
@@ -547,8 +559,8 @@ func (s *Store) tryReserve(n int64) bool {
 
 // release gives back whatever r still holds.
 func (s *Store) release(r *room) {
-	if r.got != 0 {
-		s.used.Add(-r.got)
-		r.got = 0
+	if n := r.got + r.pending; n != 0 {
+		s.used.Add(-n)
+		r.got, r.pending = 0, 0
 	}
 }

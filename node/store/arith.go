@@ -36,53 +36,50 @@ func (s *Store) ArithCAS(key []byte, incr bool, delta, initial uint64, create bo
 	o := s.begin(key)
 	sh := o.sh
 	var r room
-	defer s.release(&r)
 	var buf [20]byte
-	for {
-		sh.mu.Lock()
-		slot, loc, h, lk := s.findLocked(&o, key)
-		if lk != Hit {
+	var num, newCAS uint64
+	var st Status
+	s.writeKey(&o, key, &r, func(f found) roomResult {
+		if f.lk != Hit {
 			if !create {
-				sh.mu.Unlock()
-				return 0, 0, NotFound
+				st = NotFound
+				return roomOK
 			}
 			digits := strconv.AppendUint(buf[:0], initial, 10)
 			if s.limitSize(len(key), len(digits), 0) > s.itemMax || len(key) > MaxKeyLen {
-				sh.mu.Unlock()
-				return 0, 0, TooLarge
+				st = TooLarge
+				return roomOK
 			}
 			if !s.fits(len(key), len(digits)) {
-				sh.mu.Unlock()
-				return 0, 0, NoMemory
+				st = NoMemory
+				return roomOK
 			}
 			nh := hdr{deadline: toDeadline(deadline), access: toSecs(o.now)}
 			s.stamp(&nh, nc)
-			switch _, res := s.putLocked(&o, key, &nh, digits, nil, &r); res {
-			case roomRetry:
-				s.again(&o)
-				continue
+			_, res := s.putLocked(&o, key, &nh, digits, nil, &r)
+			switch res {
+			case roomOK:
+				num, newCAS, st = initial, s.casOf(&nh), OK
 			case roomFail:
-				sh.mu.Unlock()
-				return 0, 0, NoMemory
+				st = NoMemory
 			}
-			newCAS := s.casOf(&nh)
-			sh.mu.Unlock()
-			return initial, newCAS, OK
+			return res
 		}
 
-		value := sh.valueOf(sh.record(loc), &h)
+		h := &f.h
+		value := sh.valueOf(sh.record(f.loc), h)
 		if len(value) == 0 || ItemSize(h.keyLen, len(value)) > s.chunkMax {
-			sh.mu.Unlock()
-			return 0, 0, NonNumeric
+			st = NonNumeric
+			return roomOK
 		}
-		if cas != 0 && cas != s.casOf(&h) {
-			sh.mu.Unlock()
-			return 0, 0, Exists
+		if cas != 0 && cas != s.casOf(h) {
+			st = Exists
+			return roomOK
 		}
 		v, ok := parseNumber(value)
 		if !ok {
-			sh.mu.Unlock()
-			return 0, 0, NonNumeric
+			st = NonNumeric
+			return roomOK
 		}
 		switch {
 		case incr:
@@ -93,8 +90,8 @@ func (s *Store) ArithCAS(key []byte, incr bool, delta, initial uint64, create bo
 			v -= delta
 		}
 		digits := strconv.AppendUint(buf[:0], v, 10)
-		hits := s.classLocked(sh, &h) // the hit counts in the class of the number found
-		nh := h
+		hits := s.classLocked(sh, h) // the hit counts in the class of the number found
+		nh := *h
 		var res roomResult
 		if len(digits) <= len(value) {
 			// In place, padded with spaces to the old length; the item
@@ -108,7 +105,7 @@ func (s *Store) ArithCAS(key []byte, incr bool, delta, initial uint64, create bo
 			for i := n; i < len(padded); i++ {
 				padded[i] = ' '
 			}
-			res = s.rewriteLocked(&o, key, slot, loc, &h, &nh, padded, &r)
+			res = s.rewriteLocked(&o, key, f.slot, f.loc, h, &nh, padded, &r)
 		} else {
 			// A longer value: a new item with the old flags and deadline.
 			nh = hdr{flags: h.flags, deadline: h.deadline, access: toSecs(o.now)}
@@ -117,21 +114,20 @@ func (s *Store) ArithCAS(key []byte, incr bool, delta, initial uint64, create bo
 		}
 		switch res {
 		case roomRetry:
-			s.again(&o)
-			continue
+			return roomRetry
 		case roomFail:
-			sh.mu.Unlock()
-			return 0, 0, NoMemory
+			st = NoMemory
+			return roomFail
 		}
 		if incr {
 			hits.incrHits++
 		} else {
 			hits.decrHits++
 		}
-		newCAS := s.casOf(&nh)
-		sh.mu.Unlock()
-		return v, newCAS, OK
-	}
+		num, newCAS, st = v, s.casOf(&nh), OK
+		return roomOK
+	})
+	return num, newCAS, st
 }
 
 // isSpace reports whether c is white space to C's isspace.

@@ -71,46 +71,46 @@ func (s *Store) ClassStats() []ClassStats {
 	}
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.mu.Lock()
-		for j := range sh.classes {
-			c, o := &sh.classes[j], &out[j]
-			seen[j] = seen[j] || c.seen
-			o.Items += c.items
-			o.SmallItems += c.queued[qSmall]
-			o.MainItems += c.queued[qMain]
-			o.Bytes += c.bytes
-			o.RequestedBytes += c.requested
-			o.Evictions += c.evictions
-			o.EvictedUnfetched += c.evictedUnfetched
-			o.EvictedNonzero += c.evictedNonzero
-			o.EvictedActive += c.evictedActive
-			if c.evictions > 0 && c.evictedAt >= evictedAt[j] {
-				evictedAt[j], o.EvictedAge = c.evictedAt, c.evictedAge
-			}
-			o.Reclaimed += c.reclaimed
-			o.ExpiredUnfetched += c.expiredUnfetched
-			o.OutOfMemory += c.outOfMemory
-			o.MovesToMain += c.movesToMain
-			o.MovesWithinMain += c.movesWithinMain
-			o.DirectReclaims += c.directReclaims
-			o.SmallHits += c.getHits[qSmall]
-			o.MainHits += c.getHits[qMain]
-			o.TouchHits += c.touchHits
-			o.SetCmds += c.setCmds
-			o.DeleteHits += c.deleteHits
-			o.IncrHits += c.incrHits
-			o.DecrHits += c.decrHits
-			o.CrawlerChecked += c.crawlerChecked
-			o.CrawlerReclaimed += c.crawlerReclaimed
-			o.CASHits += c.casHits
-			o.CASBadval += c.casBadval
-			for q, t := range c.oldest {
-				if t != 0 && (oldest[j][q] == 0 || t < oldest[j][q]) {
-					oldest[j][q] = t
+		sh.with(func() {
+			for j := range sh.classes {
+				c, o := &sh.classes[j], &out[j]
+				seen[j] = seen[j] || c.seen
+				o.Items += c.items
+				o.SmallItems += c.queued[qSmall]
+				o.MainItems += c.queued[qMain]
+				o.Bytes += c.bytes
+				o.RequestedBytes += c.requested
+				o.Evictions += c.evictions
+				o.EvictedUnfetched += c.evictedUnfetched
+				o.EvictedNonzero += c.evictedNonzero
+				o.EvictedActive += c.evictedActive
+				if c.evictions > 0 && c.evictedAt >= evictedAt[j] {
+					evictedAt[j], o.EvictedAge = c.evictedAt, c.evictedAge
+				}
+				o.Reclaimed += c.reclaimed
+				o.ExpiredUnfetched += c.expiredUnfetched
+				o.OutOfMemory += c.outOfMemory
+				o.MovesToMain += c.movesToMain
+				o.MovesWithinMain += c.movesWithinMain
+				o.DirectReclaims += c.directReclaims
+				o.SmallHits += c.getHits[qSmall]
+				o.MainHits += c.getHits[qMain]
+				o.TouchHits += c.touchHits
+				o.SetCmds += c.setCmds
+				o.DeleteHits += c.deleteHits
+				o.IncrHits += c.incrHits
+				o.DecrHits += c.decrHits
+				o.CrawlerChecked += c.crawlerChecked
+				o.CrawlerReclaimed += c.crawlerReclaimed
+				o.CASHits += c.casHits
+				o.CASBadval += c.casBadval
+				for q, t := range c.oldest {
+					if t != 0 && (oldest[j][q] == 0 || t < oldest[j][q]) {
+						oldest[j][q] = t
+					}
 				}
 			}
-		}
-		sh.mu.Unlock()
+		})
 	}
 	age := func(t secs) uint32 {
 		if t == 0 || int64(t) >= now {
@@ -137,12 +137,12 @@ func (s *Store) ClassStats() []ClassStats {
 func (s *Store) ResetStats() {
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.mu.Lock()
-		sh.totalItems = 0
-		for j := range sh.classes {
-			sh.classes[j].resetCounters()
-		}
-		sh.mu.Unlock()
+		sh.with(func() {
+			sh.totalItems = 0
+			for j := range sh.classes {
+				sh.classes[j].resetCounters()
+			}
+		})
 	}
 }
 

@@ -130,36 +130,35 @@ func (s *Store) DumpNext(d *Dump, budget int, b *Batch) bool {
 	if d.pos.done {
 		return false
 	}
-	sh, lo, hi, now, fl := s.stepLocked(&d.pos, budget)
-	sh.scanLocked(lo, hi, func(loc uint64) {
-		rec := sh.record(loc)
-		h := readHdrCAS(rec)
-		dead := fl.check(&h, now) != Hit
-		if dead && !d.Dead {
-			return
-		}
-		size := s.limitSize(h.keyLen, h.valueLen, h.flags)
-		class := int(s.classOf(size)) + 1
-		if d.Classes != 0 && d.Classes&(1<<class) == 0 {
-			return
-		}
-		b.Items = append(b.Items, ItemInfo{
-			Class:    class,
-			Size:     size,
-			ValueLen: h.valueLen,
-			Flags:    h.flags,
-			Deadline: int64(h.deadline),
-			Access:   int64(h.access),
-			CAS:      s.casOf(&h),
-			Fetched:  h.bits&bitFetched != 0,
-			Dead:     dead,
-			keyOff:   uint32(len(b.keys)),
-			keyLen:   uint32(h.keyLen),
+	return s.step(&d.pos, budget, func(sh *shard, lo, hi uint64, now int64, fl *flushState) {
+		sh.scanLocked(lo, hi, func(loc uint64) {
+			rec := sh.record(loc)
+			h := readHdrCAS(rec)
+			dead := fl.check(&h, now) != Hit
+			if dead && !d.Dead {
+				return
+			}
+			size := s.limitSize(h.keyLen, h.valueLen, h.flags)
+			class := int(s.classOf(size)) + 1
+			if d.Classes != 0 && d.Classes&(1<<class) == 0 {
+				return
+			}
+			b.Items = append(b.Items, ItemInfo{
+				Class:    class,
+				Size:     size,
+				ValueLen: h.valueLen,
+				Flags:    h.flags,
+				Deadline: int64(h.deadline),
+				Access:   int64(h.access),
+				CAS:      s.casOf(&h),
+				Fetched:  h.bits&bitFetched != 0,
+				Dead:     dead,
+				keyOff:   uint32(len(b.keys)),
+				keyLen:   uint32(h.keyLen),
+			})
+			b.keys = append(b.keys, keyOf(rec)...)
 		})
-		b.keys = append(b.keys, keyOf(rec)...)
 	})
-	sh.mu.Unlock()
-	return d.pos.advance(hi, len(s.shards))
 }
 
 // Crawl is a pass of memcached's LRU crawler ("lru_crawler crawl") over the
@@ -197,55 +196,59 @@ func (s *Store) CrawlNext(c *Crawl, budget int) bool {
 	if c.pos.done {
 		return false
 	}
-	sh, lo, hi, now, fl := s.stepLocked(&c.pos, budget)
-	c.dead = c.dead[:0]
-	sh.scanLocked(lo, hi, func(loc uint64) {
-		rec := sh.record(loc)
-		h := readHdr(rec)
-		class := s.ClassOf(h.keyLen, h.valueLen, h.flags)
-		if c.Classes != 0 && c.Classes&(1<<class) == 0 {
-			return
-		}
-		if c.Limit != 0 {
-			if c.perClass[class] >= c.Limit {
+	return s.step(&c.pos, budget, func(sh *shard, lo, hi uint64, now int64, fl *flushState) {
+		c.dead = c.dead[:0]
+		sh.scanLocked(lo, hi, func(loc uint64) {
+			rec := sh.record(loc)
+			h := readHdr(rec)
+			class := s.ClassOf(h.keyLen, h.valueLen, h.flags)
+			if c.Classes != 0 && c.Classes&(1<<class) == 0 {
 				return
 			}
-			c.perClass[class]++
-		}
-		c.Examined++
-		sh.classes[class-1].crawlerChecked++
-		if fl.check(&h, now) != Hit {
-			c.dead = append(c.dead, loc)
+			if c.Limit != 0 {
+				if c.perClass[class] >= c.Limit {
+					return
+				}
+				c.perClass[class]++
+			}
+			c.Examined++
+			sh.classes[class-1].crawlerChecked++
+			if fl.check(&h, now) != Hit {
+				c.dead = append(c.dead, loc)
+			}
+		})
+		// Removing an entry shifts others in the index: remove only once
+		// the range has been scanned.
+		for _, loc := range c.dead {
+			rec := sh.record(loc)
+			h := readHdr(rec)
+			slot := sh.slotAt(xxhash.Sum64(keyOf(rec)), loc)
+			counts := s.killLocked(sh, slot, loc, &h)
+			counts.crawlerReclaimed++
+			if h.bits&bitFetched == 0 && fl.check(&h, now) != MissFlushed {
+				counts.expiredUnfetched++ // as memcached's crawler, not for a flushed item
+			}
+			c.Reclaimed++
 		}
 	})
-	// Removing an entry shifts others in the index: remove only once the
-	// range has been scanned.
-	for _, loc := range c.dead {
-		rec := sh.record(loc)
-		h := readHdr(rec)
-		slot := sh.slotAt(xxhash.Sum64(keyOf(rec)), loc)
-		counts := s.killLocked(sh, slot, loc, &h)
-		counts.crawlerReclaimed++
-		if h.bits&bitFetched == 0 && fl.check(&h, now) != MissFlushed {
-			counts.expiredUnfetched++ // as memcached's crawler, not for a flushed item
-		}
-		c.Reclaimed++
-	}
-	sh.mu.Unlock()
-	return c.pos.advance(hi, len(s.shards))
 }
 
-// stepLocked locks the shard of the next range of pos's walk, about budget
-// index slots, and returns it with the range and the clock and flushes to
-// judge its items by. The caller scans the range, unlocks the shard and
-// advances pos past hi.
-func (s *Store) stepLocked(pos *walkPos, budget int) (sh *shard, lo, hi uint64, now int64, fl *flushState) {
-	sh = &s.shards[pos.shard]
-	now = s.now()
-	fl = s.flushAt(now)
-	sh.mu.Lock()
-	lo, hi = pos.span(len(sh.slots), budget)
-	return sh, lo, hi, now, fl
+// step calls visit with the shard of the next range of pos's walk, about
+// budget index slots, locked, and with the range and the clock and flushes
+// to judge its items by; the shard is unlocked when visit returns or
+// panics. Then it advances pos past the range and reports whether the walk
+// goes on.
+func (s *Store) step(pos *walkPos, budget int, visit func(sh *shard, lo, hi uint64, now int64, fl *flushState)) bool {
+	sh := &s.shards[pos.shard]
+	now := s.now()
+	fl := s.flushAt(now)
+	var hi uint64
+	sh.with(func() {
+		var lo uint64
+		lo, hi = pos.span(len(sh.slots), budget)
+		visit(sh, lo, hi, now, fl)
+	})
+	return pos.advance(hi, len(s.shards))
 }
 
 // PauseReclaimer stops (paused true) or restarts the background reclaimer's

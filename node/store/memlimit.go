@@ -25,11 +25,11 @@ func (s *Store) SetMaxBytes(n int64) {
 			sh := &s.shards[i]
 			now := s.now()
 			fl := s.flushAt(now)
-			sh.mu.Lock()
-			if s.shrinkLocked(sh, now, fl) {
-				progress = true
-			}
-			sh.mu.Unlock()
+			sh.with(func() {
+				if s.shrinkLocked(sh, now, fl) {
+					progress = true
+				}
+			})
 		}
 		if !progress || s.maxBytes.Load() != n {
 			// Nothing left to give, or another call took over.

@@ -57,30 +57,25 @@ func (s *Store) MetaGet(key []byte, opt MetaGetOptions, dst []byte) ([]byte, Met
 	o := s.begin(key)
 	sh := o.sh
 	var r room
-	defer s.release(&r)
-	for {
-		sh.mu.Lock()
-		_, loc, h, lk := s.findLocked(&o, key)
+	var it MetaItem
+	var lk Lookup
+	s.writeKey(&o, key, &r, func(f found) roomResult {
+		h, loc := &f.h, f.loc
 		created := false
-		if lk != Hit {
+		if lk = f.lk; lk != Hit {
 			if !opt.Vivify || !s.fits(len(key), 0) || len(key) > MaxKeyLen {
-				sh.mu.Unlock()
-				return dst, MetaItem{}, lk
+				return roomOK
 			}
-			h = hdr{access: toSecs(o.now)}
-			s.stamp(&h, opt.VivifyCAS)
+			*h = hdr{access: toSecs(o.now)}
+			s.stamp(h, opt.VivifyCAS)
 			var res roomResult
-			if loc, res = s.putLocked(&o, key, &h, nil, nil, &r); res == roomRetry {
-				s.again(&o)
-				continue
-			} else if res == roomFail {
-				sh.mu.Unlock()
-				return dst, MetaItem{}, lk
+			if loc, res = s.putLocked(&o, key, h, nil, nil, &r); res != roomOK {
+				return res
 			}
 			created = true
 		}
 		rec := sh.record(loc)
-		it := MetaItem{
+		it = MetaItem{
 			OldDeadline: int64(h.deadline), Size: h.valueLen, Fetched: h.bits&bitFetched != 0,
 			Access: int64(h.access), Now: o.now, Stale: h.bits&bitStale != 0,
 			TokenSent: h.bits&bitTokenSent != 0, Created: created,
@@ -100,21 +95,25 @@ func (s *Store) MetaGet(key []byte, opt MetaGetOptions, dst []byte) ([]byte, Met
 		if it.Won {
 			rec[offBits] |= bitTokenSent
 		}
-		if c := s.classLocked(sh, &h); opt.Touch {
+		if c := s.classLocked(sh, h); opt.Touch {
 			c.touchHits++
 		} else {
 			c.getHits[sh.queueOf(loc)]++
 		}
 		setDeadline(rec, h.deadline)
 		if !opt.NoBump {
-			bump(rec, &h, o.now)
+			bump(rec, h, o.now)
 		}
-		dst = append(dst, sh.valueOf(rec, &h)...)
-		it.Meta = s.metaOf(&h)
-		it.Class, it.ItemSize = s.classAndSize(&h)
-		sh.mu.Unlock()
-		return dst, it, Hit
+		dst = append(dst, sh.valueOf(rec, h)...)
+		it.Meta = s.metaOf(h)
+		it.Class, it.ItemSize = s.classAndSize(h)
+		lk = Hit
+		return roomOK
+	})
+	if lk != Hit {
+		return dst, MetaItem{}, lk
 	}
+	return dst, it, Hit
 }
 
 // classAndSize is memcached's slab class number (from 1) of an item with
@@ -128,19 +127,22 @@ func (s *Store) classAndSize(h *hdr) (int, int) {
 // me command. ok is false if no live item has the key.
 func (s *Store) MetaDebug(key []byte) (MetaItem, bool) {
 	o := s.begin(key)
-	o.sh.mu.Lock()
-	defer o.sh.mu.Unlock()
-	_, _, h, lk := s.findLocked(&o, key)
-	if lk != Hit {
-		return MetaItem{}, false
-	}
-	it := MetaItem{
-		Meta: s.metaOf(&h), OldDeadline: int64(h.deadline), Size: h.valueLen,
-		Fetched: h.bits&bitFetched != 0, Access: int64(h.access), Now: o.now,
-		Stale: h.bits&bitStale != 0, TokenSent: h.bits&bitTokenSent != 0,
-	}
-	it.Class, it.ItemSize = s.classAndSize(&h)
-	return it, true
+	var it MetaItem
+	ok := false
+	s.withKey(&o, key, func(f found) {
+		if f.lk != Hit {
+			return
+		}
+		h := &f.h
+		it = MetaItem{
+			Meta: s.metaOf(h), OldDeadline: int64(h.deadline), Size: h.valueLen,
+			Fetched: h.bits&bitFetched != 0, Access: int64(h.access), Now: o.now,
+			Stale: h.bits&bitStale != 0, TokenSent: h.bits&bitTokenSent != 0,
+		}
+		it.Class, it.ItemSize = s.classAndSize(h)
+		ok = true
+	})
+	return it, ok
 }
 
 // MetaDeleteOptions are what a meta delete (md) asks of MetaDelete.
@@ -185,27 +187,26 @@ func (s *Store) MetaDelete(key []byte, opt MetaDeleteOptions) Status {
 	o := s.begin(key)
 	sh := o.sh
 	var r room
-	defer s.release(&r)
-	for {
-		sh.mu.Lock()
-		slot, loc, h, lk := s.findLocked(&o, key)
-		if lk != Hit {
-			sh.mu.Unlock()
-			return NotFound
+	var st Status
+	s.writeKey(&o, key, &r, func(f found) roomResult {
+		h := &f.h
+		if f.lk != Hit {
+			st = NotFound
+			return roomOK
 		}
-		if opt.HasCAS && opt.CAS != s.casOf(&h) {
-			sh.mu.Unlock()
-			return Exists
+		if opt.HasCAS && opt.CAS != s.casOf(h) {
+			st = Exists
+			return roomOK
 		}
 		if !opt.Invalidate {
-			s.classLocked(sh, &h).deleteHits++
+			s.classLocked(sh, h).deleteHits++
 		}
+		st = OK
 		if !opt.Invalidate && !opt.RemoveValue {
-			s.killLocked(sh, slot, loc, &h)
-			sh.mu.Unlock()
-			return OK
+			s.killLocked(sh, f.slot, f.loc, h)
+			return roomOK
 		}
-		nh := h
+		nh := *h
 		if opt.RemoveValue {
 			// A new, empty item in the old one's place: it keeps the
 			// old CAS unique unless told otherwise, and is a mutation
@@ -229,27 +230,24 @@ func (s *Store) MetaDelete(key []byte, opt MetaDeleteOptions) Status {
 		}
 		var value []byte
 		if !opt.RemoveValue {
-			value = sh.valueOf(sh.record(loc), &h)
+			value = sh.valueOf(sh.record(f.loc), h)
 		}
-		switch s.rewriteLocked(&o, key, slot, loc, &h, &nh, value, &r) {
-		case roomRetry:
-			s.again(&o)
-			continue
-		case roomFail:
+		res := s.rewriteLocked(&o, key, f.slot, f.loc, h, &nh, value, &r)
+		if res == roomFail {
 			// No room for the changed item: it goes, as its value would.
-			if slot, loc, h, lk := s.findLocked(&o, key); lk == Hit {
-				s.killLocked(sh, slot, loc, &h)
+			if f := s.findLocked(&o, key); f.lk == Hit {
+				s.killLocked(sh, f.slot, f.loc, &f.h)
 			}
 		}
-		sh.mu.Unlock()
-		return OK
-	}
+		return res
+	})
+	return st
 }
 
 // rewriteLocked gives the live record at loc (in slot, header old) the
 // header h and value, in place if the record keeps its length, else as a
 // new record (see putLocked). value may alias the record. o.sh.mu must be
-// held; on roomRetry it has been released.
+// held.
 func (s *Store) rewriteLocked(o *op, key []byte, slot int, loc uint64, old, h *hdr, value []byte, r *room) roomResult {
 	sh := o.sh
 	h.keyLen, h.valueLen = old.keyLen, len(value)
@@ -288,12 +286,15 @@ func (s *Store) SetStale(key, value []byte, flags uint32, deadline int64, cas ui
 		return s.SetCAS(ModeCAS, key, value, flags, deadline, cas, nc)
 	}
 	o := s.begin(key)
-	sh := o.sh
-	sh.mu.Lock()
-	_, _, h, lk := s.findLocked(&o, key)
-	older := lk == Hit && cas != 0 && cas < s.casOf(&h)
-	keep, sent := int64(h.deadline), h.bits&bitTokenSent
-	sh.mu.Unlock()
+	var h hdr
+	older := false
+	var keep int64
+	var sent uint8
+	s.withKey(&o, key, func(f found) {
+		h = f.h
+		older = f.lk == Hit && cas != 0 && cas < s.casOf(&h)
+		keep, sent = int64(h.deadline), h.bits&bitTokenSent
+	})
 	if !older {
 		return s.SetCAS(ModeCAS, key, value, flags, deadline, cas, nc)
 	}
@@ -304,14 +305,14 @@ func (s *Store) SetStale(key, value []byte, flags uint32, deadline int64, cas ui
 		return st, newCAS
 	}
 	s.again(&o)
-	sh.mu.Lock()
-	// The compare-and-swap stored, as a stale value: it counts in the
-	// class of the item it compared with.
-	s.classLocked(sh, &h).casHits++
-	if _, loc, h, lk := s.findLocked(&o, key); lk == Hit && s.casOf(&h) == newCAS {
-		rec := sh.record(loc)
-		rec[offBits] = rec[offBits]&^bitTokenSent | bitStale | sent
-	}
-	sh.mu.Unlock()
+	s.withKey(&o, key, func(f found) {
+		// The compare-and-swap stored, as a stale value: it counts in
+		// the class of the item it compared with.
+		s.classLocked(o.sh, &h).casHits++
+		if f.lk == Hit && s.casOf(&f.h) == newCAS {
+			rec := o.sh.record(f.loc)
+			rec[offBits] = rec[offBits]&^bitTokenSent | bitStale | sent
+		}
+	})
 	return st, newCAS
 }

@@ -24,17 +24,19 @@ func (s *Store) Peek(key []byte) (Peeked, Lookup) {
 		return Peeked{}, Miss
 	}
 	o := s.begin(key)
-	o.sh.mu.Lock()
-	defer o.sh.mu.Unlock()
-	_, loc, ok := o.sh.lookupSlot(o.hash, key)
-	if !ok {
-		return Peeked{}, Miss
-	}
-	h := readHdr(o.sh.record(loc))
-	if lk := o.fl.check(&h, o.now); lk != Hit {
-		return Peeked{}, lk
-	}
-	return Peeked{Size: h.valueLen, Flags: h.flags, Deadline: int64(h.deadline)}, Hit
+	var p Peeked
+	lk := Miss
+	o.sh.with(func() {
+		_, loc, ok := o.sh.lookupSlot(o.hash, key)
+		if !ok {
+			return
+		}
+		h := readHdr(o.sh.record(loc))
+		if lk = o.fl.check(&h, o.now); lk == Hit {
+			p = Peeked{Size: h.valueLen, Flags: h.flags, Deadline: int64(h.deadline)}
+		}
+	})
+	return p, lk
 }
 
 // ClassOf is memcached's slab class number (from 1) of an item with a key of

@@ -44,9 +44,7 @@ func (s *Store) reclaimTick(budget int) {
 		sh := &s.shards[i]
 		now := s.now()
 		fl := s.flushAt(now)
-		sh.mu.Lock()
-		s.crawlLocked(sh, budget, now, fl)
-		sh.mu.Unlock()
+		sh.with(func() { s.crawlLocked(sh, budget, now, fl) })
 	}
 }
 

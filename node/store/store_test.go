@@ -91,95 +91,95 @@ func checkInvariants(t testing.TB, s *Store) {
 	var bytes, used int64
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.mu.Lock()
-		counted := make([]classCounters, len(sh.classes))
-		held := make(map[int32]bool)
-		live := 0
-		var extern int64
-		for q := range sh.queues {
-			n, last := 0, int32(-1)
-			for p := sh.queues[q].tail; p >= 0; p = sh.meta[p].next {
-				if held[p] {
-					t.Fatalf("shard %d: page %d listed twice", i, p)
-				}
-				held[p], n, last = true, n+1, p
-				m := sh.meta[p]
-				if int(m.queue) != q || sh.pages[p] == nil || int(m.used) > s.pageSize {
-					t.Fatalf("shard %d: page %d in queue %d has %+v", i, p, q, m)
-				}
-				var dead int32
-				for off := 0; off < int(m.used); {
-					rec := sh.pages[p][off:]
-					ln := lenOf(rec)
-					loc := uint64(p)<<pageShift | uint64(off)
-					off += ln
-					if rec[offBits]&bitDead != 0 {
-						dead += int32(ln)
-						continue
+		sh.with(func() { // unlocked by a defer when a check fails and ends the test
+			counted := make([]classCounters, len(sh.classes))
+			held := make(map[int32]bool)
+			live := 0
+			var extern int64
+			for q := range sh.queues {
+				n, last := 0, int32(-1)
+				for p := sh.queues[q].tail; p >= 0; p = sh.meta[p].next {
+					if held[p] {
+						t.Fatalf("shard %d: page %d listed twice", i, p)
 					}
-					h := readHdrCAS(rec)
-					key := keyOf(rec)
-					if _, at, ok := sh.lookupSlot(xxhash.Sum64(key), key); !ok || at != loc {
-						t.Fatalf("shard %d: record %q at %x indexed at %x (%v)", i, key, loc, at, ok)
+					held[p], n, last = true, n+1, p
+					m := sh.meta[p]
+					if int(m.queue) != q || sh.pages[p] == nil || int(m.used) > s.pageSize {
+						t.Fatalf("shard %d: page %d in queue %d has %+v", i, p, q, m)
 					}
-					if h.bits&bitExternal != 0 {
-						if v := sh.valueOf(rec, &h); v == nil || len(v) != h.valueLen {
-							t.Fatalf("shard %d: record %q: external value of %d bytes, want %d", i, key, len(v), h.valueLen)
+					var dead int32
+					for off := 0; off < int(m.used); {
+						rec := sh.pages[p][off:]
+						ln := lenOf(rec)
+						loc := uint64(p)<<pageShift | uint64(off)
+						off += ln
+						if rec[offBits]&bitDead != 0 {
+							dead += int32(ln)
+							continue
 						}
-						used += int64(h.valueLen)
-						extern += int64(h.valueLen)
+						h := readHdrCAS(rec)
+						key := keyOf(rec)
+						if _, at, ok := sh.lookupSlot(xxhash.Sum64(key), key); !ok || at != loc {
+							t.Fatalf("shard %d: record %q at %x indexed at %x (%v)", i, key, loc, at, ok)
+						}
+						if h.bits&bitExternal != 0 {
+							if v := sh.valueOf(rec, &h); v == nil || len(v) != h.valueLen {
+								t.Fatalf("shard %d: record %q: external value of %d bytes, want %d", i, key, len(v), h.valueLen)
+							}
+							used += int64(h.valueLen)
+							extern += int64(h.valueLen)
+						}
+						size := s.limitSize(h.keyLen, h.valueLen, h.flags)
+						c := &counted[s.classOf(size)]
+						c.items++
+						c.queued[q]++
+						c.bytes += charge(h.keyLen, h.valueLen, h.bits)
+						c.requested += int64(size)
+						bytes += charge(h.keyLen, h.valueLen, h.bits)
+						live++
 					}
-					size := s.limitSize(h.keyLen, h.valueLen, h.flags)
-					c := &counted[s.classOf(size)]
-					c.items++
-					c.queued[q]++
-					c.bytes += charge(h.keyLen, h.valueLen, h.bits)
-					c.requested += int64(size)
-					bytes += charge(h.keyLen, h.valueLen, h.bits)
-					live++
+					if dead != m.dead {
+						t.Fatalf("shard %d: page %d has %d dead bytes, meta says %d", i, p, dead, m.dead)
+					}
 				}
-				if dead != m.dead {
-					t.Fatalf("shard %d: page %d has %d dead bytes, meta says %d", i, p, dead, m.dead)
+				if n != sh.queues[q].pages || last != sh.queues[q].head {
+					t.Fatalf("shard %d: queue %d lists %d pages to %d, says %+v", i, q, n, last, sh.queues[q])
 				}
 			}
-			if n != sh.queues[q].pages || last != sh.queues[q].head {
-				t.Fatalf("shard %d: queue %d lists %d pages to %d, says %+v", i, q, n, last, sh.queues[q])
+			for _, p := range sh.free {
+				if held[p] || sh.meta[p].queue != -1 || sh.pages[p] == nil {
+					t.Fatalf("shard %d: free page %d also held or marked %+v", i, p, sh.meta[p])
+				}
+				held[p] = true
 			}
-		}
-		for _, p := range sh.free {
-			if held[p] || sh.meta[p].queue != -1 || sh.pages[p] == nil {
-				t.Fatalf("shard %d: free page %d also held or marked %+v", i, p, sh.meta[p])
+			for _, p := range sh.released {
+				if held[p] || sh.pages[p] != nil {
+					t.Fatalf("shard %d: released page %d still held", i, p)
+				}
 			}
-			held[p] = true
-		}
-		for _, p := range sh.released {
-			if held[p] || sh.pages[p] != nil {
-				t.Fatalf("shard %d: released page %d still held", i, p)
+			if len(held)+len(sh.released) != len(sh.pages) {
+				t.Fatalf("shard %d: %d pages held, %d released, of %d", i, len(held), len(sh.released), len(sh.pages))
 			}
-		}
-		if len(held)+len(sh.released) != len(sh.pages) {
-			t.Fatalf("shard %d: %d pages held, %d released, of %d", i, len(held), len(sh.released), len(sh.pages))
-		}
-		slots := 0
-		for _, v := range sh.slots {
-			if v != 0 {
-				slots++
+			slots := 0
+			for _, v := range sh.slots {
+				if v != 0 {
+					slots++
+				}
 			}
-		}
-		if slots != live || sh.count != live {
-			t.Fatalf("shard %d: %d live records, %d slots used, count %d", i, live, slots, sh.count)
-		}
-		for j := range counted {
-			if c, g := counted[j], sh.classes[j]; c.items != g.items || c.queued != g.queued || c.bytes != g.bytes || c.requested != g.requested {
-				t.Fatalf("shard %d class %d: counted %d items (%v by queue) %d bytes %d requested, gauges say %d (%v), %d, %d", i, j,
-					c.items, c.queued, c.bytes, c.requested, g.items, g.queued, g.bytes, g.requested)
+			if slots != live || sh.count != live {
+				t.Fatalf("shard %d: %d live records, %d slots used, count %d", i, live, slots, sh.count)
 			}
-		}
-		if extern != sh.externBytes {
-			t.Fatalf("shard %d: external values hold %d bytes, externBytes says %d", i, extern, sh.externBytes)
-		}
-		used += int64(len(held))*int64(s.pageSize) + sh.indexBytes()
-		sh.mu.Unlock()
+			for j := range counted {
+				if c, g := counted[j], sh.classes[j]; c.items != g.items || c.queued != g.queued || c.bytes != g.bytes || c.requested != g.requested {
+					t.Fatalf("shard %d class %d: counted %d items (%v by queue) %d bytes %d requested, gauges say %d (%v), %d, %d", i, j,
+						c.items, c.queued, c.bytes, c.requested, g.items, g.queued, g.bytes, g.requested)
+				}
+			}
+			if extern != sh.externBytes {
+				t.Fatalf("shard %d: external values hold %d bytes, externBytes says %d", i, extern, sh.externBytes)
+			}
+			used += int64(len(held))*int64(s.pageSize) + sh.indexBytes()
+		})
 	}
 	if got := s.used.Load(); got != used {
 		t.Fatalf("used: got %d, want %d (pages, tables and external values)", got, used)

@@ -82,7 +82,7 @@ type Config struct {
 	// primary, which encrypts, the others accepted for decryption. Messages
 	// not encrypted with one of the keys are dropped, so a node without
 	// them can neither join nor change the cluster. StartCluster fails on
-	// a file it cannot read or parse; Server.Reload re-reads it, to rotate
+	// a file it cannot read or parse; node.Server.Reload re-reads it, to rotate
 	// keys. If empty, the gossip is not encrypted.
 	GossipKeyFile string
 

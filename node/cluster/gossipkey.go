@@ -23,7 +23,7 @@ import (
 // cluster's key can neither join nor change anyone's view of the cluster.
 //
 // Keys rotate without downtime in three reloads of every node (see
-// Server.Reload): add the new key as a second line, then move it to the
+// node.Server.Reload): add the new key as a second line, then move it to the
 // first, then remove the old one. At every moment each node's primary is a
 // key every other node holds.
 

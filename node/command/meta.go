@@ -24,7 +24,7 @@ func (s *Handler) metaDeadline(exptime int64) int64 { return s.deadline(exptime)
 // appendMetaTTL appends the TTL memcached's t flag shows: -1 for an item that
 // never expires, else the seconds left as an unsigned 32-bit number, as
 // memcached's itoa_u32 renders it. Deadlines are computed from
-// Server.currentTime, and so are the seconds left.
+// Handler.currentTime, and so are the seconds left.
 func (s *Handler) appendMetaTTL(dst []byte, deadline int64) []byte {
 	if deadline == 0 {
 		return append(dst, "-1"...)

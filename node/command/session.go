@@ -146,8 +146,8 @@ func writesOwed(cmd protocol.Command) bool {
 // answerTextReady answers, on the event loop, the requests the loop's read
 // completed, and reports whether the connection may stay on the loop. A
 // request the loop must not answer (see textOnLoop) is left pending for the
-// goroutine; a request not yet wholly arrived stays buffered, for flushReady
-// to find. The replies stay in c.Out unless enough gather to write at once.
+// goroutine; a request not yet wholly arrived stays buffered, and the loop
+// then gives the connection back to its goroutine. The replies stay in c.Out unless enough gather to write at once.
 func (c *session) answerTextReady() bool {
 	for n := 0; c.text.NextBuffered(); n++ {
 		if n == c.h.cfg.MaxReqsPerEvent {

@@ -29,7 +29,7 @@ package command
 // # Cost
 //
 // A watcher must never slow the node. With no watcher, the request path pays
-// one atomic load per event site (Server.watching), and nothing else: no
+// one atomic load per event site (Handler.watching), and nothing else: no
 // lock, no allocation, no time read. With watchers, an event is formatted on
 // the stack of the goroutine that serves the request and copied into each
 // interested watcher's buffer under that watcher's own short lock; nothing

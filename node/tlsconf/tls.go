@@ -35,7 +35,7 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // memcached.
 //
 // The files are read when the node first listens or serves, and again by
-// Server.Reload: new connections get the certificates loaded last, and
+// node.Server.Reload: new connections get the certificates loaded last, and
 // established ones keep those they began with.
 type Config struct {
 	// CertFile is the server's certificate chain in PEM (ssl_chain_cert):

@@ -86,7 +86,7 @@ func lastIsNoreply(args [][]byte) bool {
 // store.SetMaxBytes); stats' limit_maxbytes and stats settings' maxbytes
 // follow.
 func (c *session) cacheMemlimit(req *protocol.Request) {
-	s := c.h
+	h := c.h
 	mb, ok := protocol.ParseUint32(req.Args[0])
 	switch {
 	case !ok:
@@ -96,9 +96,9 @@ func (c *session) cacheMemlimit(req *protocol.Request) {
 	case mb > memlimitMax:
 		c.adminReply(req.Noreply, "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes")
 	default:
-		s.store.SetMaxBytes(int64(mb) << 20)
-		if s.verbosity.Load() > 0 {
-			s.log.Info("maxbytes adjusted", "mb", mb)
+		h.store.SetMaxBytes(int64(mb) << 20)
+		if h.verbosity.Load() > 0 {
+			h.log.Info("maxbytes adjusted", "mb", mb)
 		}
 		c.adminReply(req.Noreply, "OK")
 	}
@@ -156,16 +156,16 @@ func (c *session) slabsCommand(req *protocol.Request) {
 // pages "stats slabs" reports: class 0 is memcached's global page pool
 // (slab_global_page_pool), -1 as src picks any class with a page to spare.
 // It returns the reply line.
-func (s *Handler) reassign(src, dst int) string {
+func (h *Handler) reassign(src, dst int) string {
 	if src == dst {
 		return "SAME src and dst class are identical"
 	}
-	largest := len(s.store.ChunkSizes())
+	largest := len(h.store.ChunkSizes())
 	pages := make([]int64, largest+1)
-	for _, c := range s.store.ClassStats() {
+	for _, c := range h.store.ClassStats() {
 		pages[c.ID] = c.Bytes / slabPageSize
 	}
-	pages[0] = s.store.Stats().FreePageBytes / slabPageSize
+	pages[0] = h.store.Stats().FreePageBytes / slabPageSize
 	if src == -1 {
 		for id := 1; id <= largest; id++ {
 			if id != dst && pages[id] > 1 {

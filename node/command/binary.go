@@ -566,13 +566,13 @@ func (b *binaryConn) arith() {
 // flushAll answers Flush and FlushQ: with 4 bytes of extras, a delay or
 // time as flush_all's; refused with Auth failure under -F.
 func (b *binaryConn) flushAll() {
-	s := b.h
-	if s.cfg.DisableFlushAll {
+	h := b.h
+	if h.cfg.DisableFlushAll {
 		// memcached's answer, uncounted.
 		b.fail(protocol.StatusAuthError)
 		return
 	}
-	s.counters.CmdFlush.Add(1)
-	s.flushAll(int64(b.req.Exptime()))
+	h.counters.CmdFlush.Add(1)
+	h.flushAll(int64(b.req.Exptime()))
 	b.ok(0)
 }

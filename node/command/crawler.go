@@ -77,8 +77,8 @@ type crawler struct {
 // StopCrawls waits for the background crawls, which stop at their next
 // step once the node's done channel is closed, and refuses new ones. The
 // node calls it as it shuts down.
-func (s *Handler) StopCrawls() {
-	cr := &s.crawler
+func (h *Handler) StopCrawls() {
+	cr := &h.crawler
 	cr.jobsMu.Lock()
 	cr.stopped = true
 	cr.jobsMu.Unlock()
@@ -97,34 +97,34 @@ type crawlerState struct {
 }
 
 // crawlerState returns the LRU crawler's settings and state now.
-func (s *Handler) crawlerState() crawlerState {
-	cr := &s.crawler
+func (h *Handler) crawlerState() crawlerState {
+	cr := &h.crawler
 	return crawlerState{
 		Enabled:     cr.enabled.Load(),
 		Sleep:       cr.sleep.Load(),
 		ToCrawl:     cr.tocrawl.Load(),
-		DumpEnabled: !s.cfg.DisableDumping,
+		DumpEnabled: !h.cfg.DisableDumping,
 		Running:     cr.running.Load(),
 		Starts:      cr.starts.Load(),
 	}
 }
 
 // initCrawler sets the crawler up from the configuration.
-func (s *Handler) initCrawler() {
-	s.crawler.enabled.Store(!s.cfg.NoLRUCrawler)
-	s.crawler.sleep.Store(uint32(s.cfg.LRUCrawlerSleep))
-	s.crawler.tocrawl.Store(s.cfg.LRUCrawlerToCrawl)
-	s.store.PauseReclaimer(s.cfg.NoLRUCrawler)
+func (h *Handler) initCrawler() {
+	h.crawler.enabled.Store(!h.cfg.NoLRUCrawler)
+	h.crawler.sleep.Store(uint32(h.cfg.LRUCrawlerSleep))
+	h.crawler.tocrawl.Store(h.cfg.LRUCrawlerToCrawl)
+	h.store.PauseReclaimer(h.cfg.NoLRUCrawler)
 }
 
 // crawlerRest waits lru_crawler_sleep microseconds on t, a rest of the
 // crawler between two stretches of a job. It reports false if the server
 // began to shut down.
-func (s *Handler) crawlerRest(t *time.Timer) bool {
-	d := time.Duration(s.crawler.sleep.Load()) * time.Microsecond
+func (h *Handler) crawlerRest(t *time.Timer) bool {
+	d := time.Duration(h.crawler.sleep.Load()) * time.Microsecond
 	if d == 0 {
 		select {
-		case <-s.done:
+		case <-h.done:
 			return false
 		default:
 			return true
@@ -132,7 +132,7 @@ func (s *Handler) crawlerRest(t *time.Timer) bool {
 	}
 	t.Reset(d)
 	select {
-	case <-s.done:
+	case <-h.done:
 		t.Stop()
 		return false
 	case <-t.C:
@@ -143,12 +143,12 @@ func (s *Handler) crawlerRest(t *time.Timer) bool {
 // lruCrawlerCommand answers "lru_crawler …" as memcached's
 // process_lru_crawler_command does.
 func (c *session) lruCrawlerCommand(req *protocol.Request) {
-	s := c.h
+	h := c.h
 	args := req.Args
 	word := func(i int, w string) bool { return len(args) > i && string(args[i]) == w }
 	switch {
 	case len(args) == 2 && word(0, "crawl"):
-		c.Out = protocol.AppendLine(c.Out, s.startCrawl(args[1]))
+		c.Out = protocol.AppendLine(c.Out, h.startCrawl(args[1]))
 	case len(args) == 2 && word(0, "metadump"):
 		c.metadump(args[1])
 	case len(args) == 2 && word(0, "tocrawl"):
@@ -157,7 +157,7 @@ func (c *session) lruCrawlerCommand(req *protocol.Request) {
 			c.Out = protocol.AppendLine(c.Out, crawlerBadFormat)
 			return
 		}
-		s.crawler.tocrawl.Store(n)
+		h.crawler.tocrawl.Store(n)
 		c.Out = append(c.Out, protocol.ReplyOK...)
 	case len(args) == 2 && word(0, "sleep"):
 		n, ok := protocol.ParseUint32(args[1])
@@ -167,17 +167,17 @@ func (c *session) lruCrawlerCommand(req *protocol.Request) {
 		case n > config.MaxLRUCrawlerSleep:
 			c.Out = protocol.AppendLine(c.Out, "CLIENT_ERROR sleep must be one second or less")
 		default:
-			s.crawler.sleep.Store(n)
+			h.crawler.sleep.Store(n)
 			c.Out = append(c.Out, protocol.ReplyOK...)
 		}
 	case len(args) == 1 && word(0, "enable"):
-		if !s.setCrawler(true) {
+		if !h.setCrawler(true) {
 			c.Out = protocol.AppendLine(c.Out, "ERROR failed to start lru crawler thread")
 			return
 		}
 		c.Out = append(c.Out, protocol.ReplyOK...)
 	case len(args) == 1 && word(0, "disable"):
-		s.setCrawler(false)
+		h.setCrawler(false)
 		c.Out = append(c.Out, protocol.ReplyOK...)
 	default:
 		c.textError(req, protocol.ErrUnknownCommand)
@@ -187,15 +187,15 @@ func (c *session) lruCrawlerCommand(req *protocol.Request) {
 // setCrawler turns the crawler on or off, with the store's reclaimer. It
 // reports false when asked to turn on a crawler already on, which
 // memcached refuses; turning off one already off is no fault.
-func (s *Handler) setCrawler(on bool) bool {
-	cr := &s.crawler
+func (h *Handler) setCrawler(on bool) bool {
+	cr := &h.crawler
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
 	if on && cr.enabled.Load() {
 		return false
 	}
 	cr.enabled.Store(on)
-	s.store.PauseReclaimer(!on)
+	h.store.PauseReclaimer(!on)
 	return true
 }
 
@@ -233,8 +233,8 @@ func parseCrawlTarget(arg []byte) (t crawlTarget, ok bool) {
 // startCrawl answers "lru_crawler crawl <arg>": it starts a crawl that
 // removes the dead items of the classes named, in the background, and
 // returns the reply line.
-func (s *Handler) startCrawl(arg []byte) string {
-	cr := &s.crawler
+func (h *Handler) startCrawl(arg []byte) string {
+	cr := &h.crawler
 	if !cr.enabled.Load() {
 		return crawlerDisabled
 	}
@@ -260,7 +260,7 @@ func (s *Handler) startCrawl(arg []byte) string {
 	// crawled before the OK, so that a command that follows it does not
 	// find the crawler busy for want of the scheduler's attention.
 	for range inlineCrawlSteps {
-		if !s.store.CrawlNext(&c, crawlStep) {
+		if !h.store.CrawlNext(&c, crawlStep) {
 			cr.running.Store(false)
 			return "OK"
 		}
@@ -273,7 +273,7 @@ func (s *Handler) startCrawl(arg []byte) string {
 	}
 	cr.wg.Add(1)
 	cr.jobsMu.Unlock()
-	go s.crawl(c)
+	go h.crawl(c)
 	return "OK"
 }
 
@@ -282,23 +282,23 @@ func (s *Handler) startCrawl(arg []byte) string {
 const inlineCrawlSteps = 64
 
 // crawl runs a crawl to its end, or until the server shuts down.
-func (s *Handler) crawl(c store.Crawl) {
-	defer s.crawler.wg.Done()
-	defer s.crawler.running.Store(false)
+func (h *Handler) crawl(c store.Crawl) {
+	defer h.crawler.wg.Done()
+	defer h.crawler.running.Store(false)
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	rested := 0 // items examined at the last rest
-	for s.store.CrawlNext(&c, crawlStep) {
+	for h.store.CrawlNext(&c, crawlStep) {
 		if c.Examined-rested < crawlStep {
 			continue
 		}
 		rested = c.Examined
-		if !s.crawlerRest(t) {
+		if !h.crawlerRest(t) {
 			return
 		}
 	}
-	if s.verbosity.Load() >= 2 {
-		s.log.Debug("lru crawler pass done", "examined", c.Examined, "reclaimed", c.Reclaimed)
+	if h.verbosity.Load() >= 2 {
+		h.log.Debug("lru crawler pass done", "examined", c.Examined, "reclaimed", c.Reclaimed)
 	}
 }
 
@@ -306,13 +306,13 @@ func (s *Handler) crawl(c store.Crawl) {
 // of the classes named, in memcached's format, then END. The lines are
 // written to the client as the walk produces them.
 func (c *session) metadump(arg []byte) {
-	s := c.h
-	cr := &s.crawler
+	h := c.h
+	cr := &h.crawler
 	if !cr.enabled.Load() {
 		c.Out = protocol.AppendLine(c.Out, crawlerDisabled)
 		return
 	}
-	if s.cfg.DisableDumping {
+	if h.cfg.DisableDumping {
 		c.Out = protocol.AppendLine(c.Out, "ERROR metadump not allowed")
 		return
 	}
@@ -345,7 +345,7 @@ func (c *session) metadump(arg []byte) {
 	timer.Stop()
 	unrested := 0 // items listed since the last rest
 	for more := true; more; {
-		more = s.store.DumpNext(&d, crawlStep, &b)
+		more = h.store.DumpNext(&d, crawlStep, &b)
 		for i := range b.Items {
 			c.Out = appendMetadumpLine(c.Out, b.Key(i), &b.Items[i])
 		}
@@ -357,7 +357,7 @@ func (c *session) metadump(arg []byte) {
 			continue
 		}
 		unrested = 0
-		if more && !s.crawlerRest(timer) {
+		if more && !h.crawlerRest(timer) {
 			// Shutting down: end the connection rather than let an
 			// END claim the listing whole.
 			c.CloseAfterReplies(netserve.CloseUnknown)
@@ -401,8 +401,8 @@ func appendMetadumpLine(dst, key []byte, it *store.ItemInfo) []byte {
 // the keys no text command could name (holding a space, a newline or a
 // NUL), which would break the line, are skipped instead.
 func (c *session) cachedump(req *protocol.Request) {
-	s := c.h
-	if s.cfg.DisableDumping {
+	h := c.h
+	if h.cfg.DisableDumping {
 		c.Out = protocol.AppendLine(c.Out, "CLIENT_ERROR stats cachedump not allowed")
 		return
 	}
@@ -420,7 +420,7 @@ func (c *session) cachedump(req *protocol.Request) {
 		c.Out = protocol.AppendLine(c.Out, "CLIENT_ERROR Illegal slab id")
 		return
 	}
-	if classHolds(s.store.ClassStats(), int(id)) {
+	if classHolds(h.store.ClassStats(), int(id)) {
 		c.cachedumpClass(int(id), limit)
 	}
 	c.Out = append(c.Out, protocol.ReplyEnd...)
@@ -438,12 +438,12 @@ func classHolds(classes []store.ClassStats, id int) bool {
 
 // cachedumpClass writes the ITEM lines of a cachedump of class id.
 func (c *session) cachedumpClass(id int, limit uint32) {
-	s := c.h
+	h := c.h
 	d := store.Dump{Classes: 1 << id, Dead: true}
 	var b store.Batch
 	written, shown := 0, uint32(0)
 	for more := true; more; {
-		more = s.store.DumpNext(&d, crawlStep, &b)
+		more = h.store.DumpNext(&d, crawlStep, &b)
 		for i := range b.Items {
 			if limit != 0 && shown >= limit {
 				return

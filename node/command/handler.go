@@ -127,26 +127,26 @@ func New(cfg config.Config, opts Options) *Handler {
 
 // SetConns sets Options.Conns, for a node that makes its connection server
 // after the handler; it must be called before any connection is served.
-func (s *Handler) SetConns(c Conns) { s.conns = c }
+func (h *Handler) SetConns(c Conns) { h.conns = c }
 
 // Verbosity returns the verbosity -v set and the "verbosity" command
 // changes: 0, 1 or 2.
-func (s *Handler) Verbosity() int { return int(s.verbosity.Load()) }
+func (h *Handler) Verbosity() int { return int(h.verbosity.Load()) }
 
 // Prepare checks the authentication settings and reads the credentials
 // files not read yet; the node calls it before it serves. SASL without a
 // credentials file is allowed, as in memcached, but lets no one in, so it
 // is worth a warning.
-func (s *Handler) Prepare() error {
-	if s.authErr != nil {
-		return s.authErr
+func (h *Handler) Prepare() error {
+	if h.authErr != nil {
+		return h.authErr
 	}
-	if err := s.auth.ensureLoaded(); err != nil {
+	if err := h.auth.ensureLoaded(); err != nil {
 		return fmt.Errorf("node: credentials: %w", err)
 	}
-	if s.auth.sasl != nil && s.auth.sasl.file == "" {
-		s.authWarnOnce.Do(func() {
-			s.log.Warn("SASL is on (-S) but no credentials file is set ($MEMCACHED_SASL_PWDB or --sasl-pwdb): no client can authenticate")
+	if h.auth.sasl != nil && h.auth.sasl.file == "" {
+		h.authWarnOnce.Do(func() {
+			h.log.Warn("SASL is on (-S) but no credentials file is set ($MEMCACHED_SASL_PWDB or --sasl-pwdb): no client can authenticate")
 		})
 	}
 	return nil
@@ -160,13 +160,13 @@ type Reloader struct {
 
 // Reloaders returns what the handler reloads on SIGHUP: the credentials
 // files of SASL and of ASCII authentication, when set.
-func (s *Handler) Reloaders() []Reloader {
+func (h *Handler) Reloaders() []Reloader {
 	var rs []Reloader
-	if s.auth != nil && s.auth.sasl != nil && s.auth.sasl.file != "" {
-		rs = append(rs, Reloader{"SASL credentials", s.auth.sasl.load})
+	if h.auth != nil && h.auth.sasl != nil && h.auth.sasl.file != "" {
+		rs = append(rs, Reloader{"SASL credentials", h.auth.sasl.load})
 	}
-	if s.auth != nil && s.auth.ascii != nil {
-		rs = append(rs, Reloader{"ASCII authentication file", s.auth.ascii.load})
+	if h.auth != nil && h.auth.ascii != nil {
+		rs = append(rs, Reloader{"ASCII authentication file", h.auth.ascii.load})
 	}
 	return rs
 }

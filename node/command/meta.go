@@ -19,28 +19,28 @@ const (
 // metaDeadline converts a meta flag's exptime to a store deadline as
 // memcached's realtime(EXPTIME_TO_POSITIVE_TIME(t)) does: as a classic
 // exptime, a negative one already past.
-func (s *Handler) metaDeadline(exptime int64) int64 { return s.deadline(exptime) }
+func (h *Handler) metaDeadline(exptime int64) int64 { return h.deadline(exptime) }
 
 // appendMetaTTL appends the TTL memcached's t flag shows: -1 for an item that
 // never expires, else the seconds left as an unsigned 32-bit number, as
 // memcached's itoa_u32 renders it. Deadlines are computed from
 // Handler.currentTime, and so are the seconds left.
-func (s *Handler) appendMetaTTL(dst []byte, deadline int64) []byte {
+func (h *Handler) appendMetaTTL(dst []byte, deadline int64) []byte {
 	if deadline == 0 {
 		return append(dst, "-1"...)
 	}
-	return strconv.AppendUint(dst, uint64(uint32(s.relTime(deadline)-s.relTime(s.currentTime()))), 10)
+	return strconv.AppendUint(dst, uint64(uint32(h.relTime(deadline)-h.relTime(h.currentTime()))), 10)
 }
 
 // relTime is memcached's rel_time_t of a unix time: seconds since its
 // process_started, which it sets 62 seconds (ITEM_UPDATE_INTERVAL + 2)
 // before it starts. The deadline 1, "already past", is memcached's relative
 // time 1.
-func (s *Handler) relTime(unix int64) int64 {
+func (h *Handler) relTime(unix int64) int64 {
 	if unix == 1 {
 		return 1
 	}
-	return unix - s.started.Unix() + 62
+	return unix - h.started.Unix() + 62
 }
 
 // explicitCAS is the CAS unique a meta command's E flag asks for, if any.
@@ -64,24 +64,24 @@ func appendOpaqueAndKey(dst []byte, req *protocol.Request) []byte {
 
 // metaGet answers mg.
 func (c *session) metaGet(req *protocol.Request) {
-	s := c.h
+	h := c.h
 	m := &req.Meta
 	key := req.Key()
 	opt := store.MetaGetOptions{NoBump: m.NoBump}
 	if m.HasTTL {
-		opt.Touch, opt.Deadline = true, s.metaDeadline(m.TTL)
+		opt.Touch, opt.Deadline = true, h.metaDeadline(m.TTL)
 	}
 	if m.HasVivify {
-		opt.Vivify, opt.VivifyDeadline = true, s.metaDeadline(m.Vivify)
+		opt.Vivify, opt.VivifyDeadline = true, h.metaDeadline(m.Vivify)
 		opt.VivifyCAS = explicitCAS(m)
 	}
 	if m.HasRecache {
-		opt.Recache, opt.RecacheDeadline = true, s.metaDeadline(m.Recache)
+		opt.Recache, opt.RecacheDeadline = true, h.metaDeadline(m.Recache)
 	}
-	value, it, lookup := s.store.MetaGet(key, opt, c.scratch[:0])
+	value, it, lookup := h.store.MetaGet(key, opt, c.scratch[:0])
 	c.scratch = value
-	s.counters.Detail.RecordGet(key, lookup == store.Hit)
-	if s.watching()&logFetchers != 0 {
+	h.counters.Detail.RecordGet(key, lookup == store.Hit)
+	if h.watching()&logFetchers != 0 {
 		if it.Created {
 			// memcached logs the lookup that missed, and not the
 			// empty item it makes.
@@ -93,18 +93,18 @@ func (c *session) metaGet(req *protocol.Request) {
 	// memcached 1.6.18 counts a hit with T as a touch, any other hit
 	// (a vivified item too) and every miss as a get.
 	if m.HasTTL && lookup == store.Hit {
-		s.counters.CmdTouch.Add(1)
+		h.counters.CmdTouch.Add(1)
 	} else {
-		s.counters.CmdGet.Add(1)
+		h.counters.CmdGet.Add(1)
 	}
 	if lookup != store.Hit {
 		switch lookup {
 		case store.MissExpired:
-			s.counters.GetExpired.Add(1)
+			h.counters.GetExpired.Add(1)
 		case store.MissFlushed:
-			s.counters.GetFlushed.Add(1)
+			h.counters.GetFlushed.Add(1)
 		}
-		s.counters.GetMisses.Add(1)
+		h.counters.GetMisses.Add(1)
 		if m.Quiet {
 			return
 		}
@@ -137,7 +137,7 @@ func (c *session) metaGet(req *protocol.Request) {
 			c.Out = strconv.AppendInt(c.Out, int64(len(value)), 10)
 		case 't':
 			c.Out = append(c.Out, " t"...)
-			c.Out = s.appendMetaTTL(c.Out, deadline)
+			c.Out = h.appendMetaTTL(c.Out, deadline)
 		case 'c':
 			c.Out = append(c.Out, " c"...)
 			c.Out = strconv.AppendUint(c.Out, it.CAS, 10)
@@ -185,16 +185,16 @@ var metaSetModes = [256]store.Mode{
 // metaSet answers ms. With E the item stored gets E's token as its CAS
 // unique (memcached versions after 1.6.18; 1.6.18 refuses E); C still compares.
 func (c *session) metaSet(req *protocol.Request) {
-	s := c.h
+	h := c.h
 	m := &req.Meta
 	key := req.Key()
-	s.counters.Detail.RecordSet(key)
+	h.counters.Detail.RecordSet(key)
 	mode := metaStoreMode(m)
 	var cas uint64
 	if m.HasCAS {
 		cas = m.CAS
 	}
-	deadline := s.metaDeadline(m.TTL)
+	deadline := h.metaDeadline(m.TTL)
 	if !m.HasTTL {
 		deadline = 0
 	}
@@ -205,18 +205,18 @@ func (c *session) metaSet(req *protocol.Request) {
 	nc := explicitCAS(m)
 	set := func() (store.Status, uint64) {
 		if m.Invalidate && mode == store.ModeCAS {
-			return s.store.SetStale(key, req.Data, m.ClientFlags, deadline, cas, nc)
+			return h.store.SetStale(key, req.Data, m.ClientFlags, deadline, cas, nc)
 		}
-		return s.store.SetCAS(mode, key, req.Data, m.ClientFlags, deadline, cas, nc)
+		return h.store.SetCAS(mode, key, req.Data, m.ClientFlags, deadline, cas, nc)
 	}
-	if w := s.watching(); w&(logFetchers|logMutations) != 0 {
+	if w := h.watching(); w&(logFetchers|logMutations) != 0 {
 		e := storeEvent{key: key, cmd: storeCmd(mode, 0), size: len(req.Data), flags: m.ClientFlags, deadline: deadline}
 		status, newCAS = c.storeWatched(w, e, allocMeta, true, set)
 	} else {
 		status, newCAS = set()
 	}
 	if mode == store.ModeCAS {
-		s.countCASMiss(status)
+		h.countCASMiss(status)
 	}
 	var code string
 	switch status {
@@ -232,13 +232,13 @@ func (c *session) metaSet(req *protocol.Request) {
 	case store.NotFound:
 		code = metaNF
 	case store.TooLarge:
-		s.counters.StoreTooLarge.Add(1)
-		s.store.Drop(key)
+		h.counters.StoreTooLarge.Add(1)
+		h.store.Drop(key)
 		c.Out = protocol.AppendLine(c.Out, protocol.ErrTooLarge.Line)
 		return
 	default:
-		s.counters.StoreNoMemory.Add(1)
-		s.store.Drop(key)
+		h.counters.StoreNoMemory.Add(1)
+		h.store.Drop(key)
 		c.Out = protocol.AppendLine(c.Out, protocol.ErrOutOfMemory.Line)
 		return
 	}
@@ -262,20 +262,20 @@ func (c *session) metaSet(req *protocol.Request) {
 // empties the item instead of removing it; E gives an item that I or x
 // keeps E's token as its CAS unique.
 func (c *session) metaDelete(req *protocol.Request) {
-	s := c.h
+	h := c.h
 	m := &req.Meta
 	key := req.Key()
-	s.counters.Detail.RecordDelete(key)
+	h.counters.Detail.RecordDelete(key)
 	opt := store.MetaDeleteOptions{
 		HasCAS: m.HasCAS, CAS: m.CAS,
 		Invalidate: m.Invalidate, RemoveValue: m.RemoveValue, Flags: m.ClientFlags,
 		Touch: m.HasTTL, NewCAS: explicitCAS(m),
 	}
 	if m.HasTTL {
-		opt.Deadline = s.metaDeadline(m.TTL)
+		opt.Deadline = h.metaDeadline(m.TTL)
 	}
 	c.watchLookup(key)
-	status := s.store.MetaDelete(key, opt)
+	status := h.store.MetaDelete(key, opt)
 	var code string
 	switch status {
 	case store.OK: // a delete hit unless I, counted by the store
@@ -284,10 +284,10 @@ func (c *session) metaDelete(req *protocol.Request) {
 		}
 		code = metaHD
 	case store.Exists:
-		s.counters.DeleteMisses.Add(1)
+		h.counters.DeleteMisses.Add(1)
 		code = metaEX
 	default:
-		s.counters.DeleteMisses.Add(1)
+		h.counters.DeleteMisses.Add(1)
 		code = metaNF
 	}
 	c.Out = append(c.Out, code...)
@@ -298,13 +298,13 @@ func (c *session) metaDelete(req *protocol.Request) {
 // metaArith answers ma. With E the item counted or created gets E's token
 // as its CAS unique (memcached versions after 1.6.18; 1.6.18 refuses E).
 func (c *session) metaArith(req *protocol.Request) {
-	s := c.h
+	h := c.h
 	m := &req.Meta
 	key := req.Key()
 	incr := m.Mode != 'D' && m.Mode != '-'
 	var vivifyDeadline int64
 	if m.HasVivify {
-		vivifyDeadline = s.metaDeadline(m.Vivify)
+		vivifyDeadline = h.metaDeadline(m.Vivify)
 	}
 	var cas uint64
 	if m.HasCAS {
@@ -314,16 +314,16 @@ func (c *session) metaArith(req *protocol.Request) {
 	// one even when quiet. (A concurrent delete between the two calls can
 	// make a created item look counted; it only decides whether q hides
 	// the reply.)
-	w := s.watching()
+	w := h.watching()
 	c.watchLookup(key)
 	existed := true
 	if m.HasVivify {
-		_, existed = s.store.MetaDebug(key)
+		_, existed = h.store.MetaDebug(key)
 	}
-	v, newCAS, status := s.store.ArithCAS(key, incr, m.Delta, m.Initial, m.HasVivify, vivifyDeadline, cas, explicitCAS(m))
-	misses := &s.counters.DecrMisses
+	v, newCAS, status := h.store.ArithCAS(key, incr, m.Delta, m.Initial, m.HasVivify, vivifyDeadline, cas, explicitCAS(m))
+	misses := &h.counters.DecrMisses
 	if incr {
-		misses = &s.counters.IncrMisses
+		misses = &h.counters.IncrMisses
 	}
 	switch status {
 	case store.OK:
@@ -352,7 +352,7 @@ func (c *session) metaArith(req *protocol.Request) {
 	var info store.MetaItem
 	for _, f := range m.Flags {
 		if f[0] == 't' || f[0] == 'T' || f[0] == 'N' {
-			info, _ = s.store.MetaDebug(key)
+			info, _ = h.store.MetaDebug(key)
 			break
 		}
 	}
@@ -362,7 +362,7 @@ func (c *session) metaArith(req *protocol.Request) {
 	}
 	// The flags apply in order: T (and N on a created item) set the
 	// deadline, t shows it as it stands.
-	tDeadline := s.metaDeadline(m.TTL)
+	tDeadline := h.metaDeadline(m.TTL)
 	final, changed := deadline, false
 	for _, f := range m.Flags {
 		switch {
@@ -373,7 +373,7 @@ func (c *session) metaArith(req *protocol.Request) {
 		}
 	}
 	if changed && final != info.OldDeadline {
-		s.store.SetDeadline(key, final)
+		h.store.SetDeadline(key, final)
 	}
 	if m.Quiet && !created {
 		return
@@ -393,7 +393,7 @@ func (c *session) metaArith(req *protocol.Request) {
 			c.Out = strconv.AppendUint(c.Out, newCAS, 10)
 		case 't':
 			c.Out = append(c.Out, " t"...)
-			c.Out = s.appendMetaTTL(c.Out, deadline)
+			c.Out = h.appendMetaTTL(c.Out, deadline)
 		case 'T':
 			deadline = tDeadline
 		case 'N':
@@ -434,8 +434,8 @@ func (c *session) metaDebug(req *protocol.Request) {
 		c.Out = append(c.Out, "-1"...)
 	} else {
 		// memcached prints current_time - exptime, as a signed number.
-		s := c.h
-		c.Out = strconv.AppendInt(c.Out, int64(int32(s.relTime(s.currentTime())-s.relTime(it.Deadline))), 10)
+		h := c.h
+		c.Out = strconv.AppendInt(c.Out, int64(int32(h.relTime(h.currentTime())-h.relTime(it.Deadline))), 10)
 	}
 	c.Out = append(c.Out, " la="...)
 	c.Out = strconv.AppendUint(c.Out, uint64(uint32(it.Now-it.Access)), 10)

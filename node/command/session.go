@@ -33,13 +33,13 @@ type session struct {
 // error, or shutdown. It chooses the protocol from the first byte, as
 // memcached's -B auto does, unless the settings fix it. It satisfies
 // netserve.Handler.
-func (s *Handler) ServeConn(nc *netserve.Conn) {
-	c := &session{Conn: nc, h: s}
-	if s.watching()&logConnEvents != 0 {
+func (h *Handler) ServeConn(nc *netserve.Conn) {
+	c := &session{Conn: nc, h: h}
+	if h.watching()&logConnEvents != 0 {
 		c.logConn(false)
 	}
 	defer func() {
-		if s.watching()&logConnEvents != 0 {
+		if h.watching()&logConnEvents != 0 {
 			c.logConn(true)
 		}
 	}()
@@ -51,13 +51,13 @@ func (s *Handler) ServeConn(nc *netserve.Conn) {
 		return
 	}
 	isBinary := first[0] == binaryRequestMagic
-	switch s.cfg.Protocol {
+	switch h.cfg.Protocol {
 	case "ascii":
 		isBinary = false
 	case "binary":
 		isBinary = true
 	}
-	switch cfg := &s.cfg; {
+	switch cfg := &h.cfg; {
 	case cfg.SASL && cfg.AuthFile == "":
 		// memcached's SASL is binary-only: no text request may bypass it.
 		isBinary = true

@@ -28,9 +28,9 @@ import (
 
 // countCASMiss counts a compare-and-swap that found no item; its hits and
 // mismatches are counted by the store.
-func (s *Handler) countCASMiss(status store.Status) {
+func (h *Handler) countCASMiss(status store.Status) {
 	if status == store.NotFound {
-		s.counters.CASMisses.Add(1)
+		h.counters.CASMisses.Add(1)
 	}
 }
 
@@ -39,9 +39,9 @@ func (s *Handler) countCASMiss(status store.Status) {
 // cumulative counters (total_items, and every counter of every class) and
 // the per-prefix statistics. Gauges (curr_items, bytes, curr_connections …)
 // are kept.
-func (s *Handler) resetStats() {
-	s.counters.Reset()
-	s.store.ResetStats()
+func (h *Handler) resetStats() {
+	h.counters.Reset()
+	h.store.ResetStats()
 }
 
 // Stats returns the general statistics of "stats", in memcached's order:
@@ -51,30 +51,30 @@ func (s *Handler) resetStats() {
 // node's background reclaimer (the work of memcached's LRU maintainer) and
 // by eviction passes; crawler_reclaimed and crawler_items_checked count
 // what "lru_crawler crawl" removed and examined, as memcached's crawler.
-func (s *Handler) Stats() []stats.Stat {
+func (h *Handler) Stats() []stats.Stat {
 	now := time.Now()
 	var ru unix.Rusage
 	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
-	st := s.store.Stats()
-	c := s.counters
+	st := h.store.Stats()
+	c := h.counters
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	i := func(v int64) string { return strconv.FormatInt(v, 10) }
 	ld := func(a *atomic.Uint64) string { return u(a.Load()) }
 	zero := stats.Compat("0")
 	list := []stats.Stat{
 		{Name: "pid", Value: strconv.Itoa(os.Getpid())},
-		{Name: "uptime", Value: i(int64(now.Sub(s.started).Seconds()))},
+		{Name: "uptime", Value: i(int64(now.Sub(h.started).Seconds()))},
 		{Name: "time", Value: i(now.Unix())},
 		{Name: "version", Value: Version},
 		{Name: "libevent", Value: stats.Compat(runtime.Version())}, // no libevent: the event loops are Go's and the node's own
 		{Name: "pointer_size", Value: strconv.Itoa(strconv.IntSize)},
 		{Name: "rusage_user", Value: stats.Seconds(int64(ru.Utime.Sec), int64(ru.Utime.Usec))},
 		{Name: "rusage_system", Value: stats.Seconds(int64(ru.Stime.Sec), int64(ru.Stime.Usec))},
-		{Name: "max_connections", Value: strconv.Itoa(s.cfg.MaxConns)},
-		{Name: "curr_connections", Value: i(s.conns.CurrConnections())},
+		{Name: "max_connections", Value: strconv.Itoa(h.cfg.MaxConns)},
+		{Name: "curr_connections", Value: i(h.conns.CurrConnections())},
 		{Name: "total_connections", Value: ld(&c.TotalConns)},
 		{Name: "rejected_connections", Value: ld(&c.RejectedConns)},
-		{Name: "connection_structures", Value: i(s.conns.PeakConns())},
+		{Name: "connection_structures", Value: i(h.conns.PeakConns())},
 		// memcached's response objects and pooled read buffers.
 		{Name: "response_obj_oom", Value: zero},
 		{Name: "response_obj_count", Value: zero},
@@ -83,7 +83,7 @@ func (s *Handler) Stats() []stats.Stat {
 		{Name: "read_buf_bytes", Value: zero},
 		{Name: "read_buf_bytes_free", Value: zero},
 		{Name: "read_buf_oom", Value: zero},
-		{Name: "reserved_fds", Value: strconv.Itoa(netserve.FileReserve(s.cfg.Threads))}, // kept beyond -c (see netserve.connLimit)
+		{Name: "reserved_fds", Value: strconv.Itoa(netserve.FileReserve(h.cfg.Threads))}, // kept beyond -c (see netserve.connLimit)
 		{Name: "cmd_get", Value: ld(&c.CmdGet)},
 		{Name: "cmd_set", Value: u(st.SetCmds)},
 		{Name: "cmd_flush", Value: ld(&c.CmdFlush)},
@@ -109,17 +109,17 @@ func (s *Handler) Stats() []stats.Stat {
 		{Name: "auth_cmds", Value: ld(&c.AuthCmds)},
 		{Name: "auth_errors", Value: ld(&c.AuthErrors)},
 	}
-	if s.cfg.IdleTimeout > 0 {
+	if h.cfg.IdleTimeout > 0 {
 		list = append(list, stats.Stat{Name: "idle_kicks", Value: ld(&c.IdleKicks)})
 	}
 	list = append(list, []stats.Stat{
 		{Name: "bytes_read", Value: ld(&c.BytesRead)},
 		{Name: "bytes_written", Value: ld(&c.BytesWritten)},
 		{Name: "limit_maxbytes", Value: i(st.LimitMaxBytes)},
-		{Name: "accepting_conns", Value: stats.Bool(s.conns.Accepting())},
+		{Name: "accepting_conns", Value: stats.Bool(h.conns.Accepting())},
 		{Name: "listen_disabled_num", Value: "0"},        // listening is never disabled: -c is enforced per connection
 		{Name: "time_in_listen_disabled_us", Value: "0"}, // and so never for any time
-		{Name: "threads", Value: strconv.Itoa(s.cfg.Threads)},
+		{Name: "threads", Value: strconv.Itoa(h.cfg.Threads)},
 		{Name: "conn_yields", Value: ld(&c.ConnYields)},
 		{Name: "hash_power_level", Value: strconv.Itoa(bits.Len64(uint64(st.IndexSlots)) - 1)},
 		{Name: "hash_bytes", Value: i(st.IndexSlots * 8)},
@@ -134,7 +134,7 @@ func (s *Handler) Stats() []stats.Stat {
 		{Name: "slab_reassign_running", Value: zero},
 		{Name: "slabs_moved", Value: zero},
 	}...)
-	if cr := s.crawlerState(); cr.Enabled {
+	if cr := h.crawlerState(); cr.Enabled {
 		list = append(list,
 			stats.Stat{Name: "lru_crawler_running", Value: stats.Bool(cr.Running)},
 			stats.Stat{Name: "lru_crawler_starts", Value: u(cr.Starts)},
@@ -149,7 +149,7 @@ func (s *Handler) Stats() []stats.Stat {
 		{Name: "log_watcher_sent", Value: ld(&c.LogWatcherSent)},
 		{Name: "log_watchers", Value: i(c.LogWatchers.Load())},
 	}...)
-	list = append(list, s.tls.Stats(s.counters)...)
+	list = append(list, h.tls.Stats(h.counters)...)
 	return append(list, []stats.Stat{
 		{Name: "unexpected_napi_ids", Value: zero}, // memcached's NAPI ids (-o napi_ids)
 		{Name: "round_robin_fallback", Value: zero},
@@ -186,9 +186,9 @@ const slabPageSize = 1 << 20
 // set, which memcached's stats settings would show. growth_factor,
 // chunk_size and slab_chunk_max are those of the size classes "stats
 // items" and "stats slabs" report.
-func (s *Handler) Settings() []stats.Stat {
-	cfg := &s.cfg
-	crawler := s.crawlerState()
+func (h *Handler) Settings() []stats.Stat {
+	cfg := &h.cfg
+	crawler := h.crawlerState()
 	itoa := strconv.Itoa
 	iface := "NULL"
 	if len(cfg.ListenAddrs) > 0 {
@@ -208,16 +208,16 @@ func (s *Handler) Settings() []stats.Stat {
 	if cfg.UnixSocket != "" {
 		sock = cfg.UnixSocket
 	}
-	compat := s.compat.snapshot()
-	sizes := s.store.ChunkSizes()
+	compat := h.compat.snapshot()
+	sizes := h.store.ChunkSizes()
 	out := []stats.Stat{
-		{Name: "maxbytes", Value: strconv.FormatInt(s.store.MaxBytes(), 10)},
+		{Name: "maxbytes", Value: strconv.FormatInt(h.store.MaxBytes(), 10)},
 		{Name: "maxconns", Value: itoa(cfg.MaxConns)},
 		{Name: "tcpport", Value: itoa(max(cfg.Port, 0))},
 		{Name: "udpport", Value: "0"}, // UDP is not served
 		{Name: "inter", Value: iface},
-		{Name: "verbosity", Value: itoa(int(s.verbosity.Load()))},
-		{Name: "oldest", Value: strconv.FormatInt(s.oldestLive.Load(), 10)},
+		{Name: "verbosity", Value: itoa(int(h.verbosity.Load()))},
+		{Name: "oldest", Value: strconv.FormatInt(h.oldestLive.Load(), 10)},
 		{Name: "evictions", Value: stats.OnOff(!cfg.NoEvictions)},
 		{Name: "domain_socket", Value: sock},
 		{Name: "umask", Value: strconv.FormatUint(uint64(cfg.UnixMask), 8)},
@@ -226,8 +226,8 @@ func (s *Handler) Settings() []stats.Stat {
 		{Name: "chunk_size", Value: "48"},
 		{Name: "num_threads", Value: itoa(cfg.Threads)},
 		{Name: "num_threads_per_udp", Value: stats.Compat(itoa(cfg.Threads))}, // memcached's default: one UDP thread per worker
-		{Name: "stat_key_prefix", Value: string(s.counters.Detail.Delimiter())},
-		{Name: "detail_enabled", Value: stats.YesNo(s.counters.Detail.Enabled())},
+		{Name: "stat_key_prefix", Value: string(h.counters.Detail.Delimiter())},
+		{Name: "detail_enabled", Value: stats.YesNo(h.counters.Detail.Enabled())},
 		{Name: "reqs_per_event", Value: itoa(cfg.MaxReqsPerEvent)},
 		{Name: "cas_enabled", Value: stats.YesNo(!cfg.NoCAS)},
 		{Name: "tcp_backlog", Value: itoa(cfg.Backlog)},
@@ -276,7 +276,7 @@ func (s *Handler) Settings() []stats.Stat {
 		{Name: "slab_automove_freeratio", Value: stats.Compat("0.010")},
 		{Name: "ext_drop_unread", Value: stats.Compat("no")},
 	}
-	out = append(out, s.tls.Settings()...)
+	out = append(out, h.tls.Settings()...)
 	return append(out,
 		stats.Stat{Name: "num_napi_ids", Value: stats.Compat("(null)")},
 		stats.Stat{Name: "memory_file", Value: stats.Compat("(null)")},
@@ -303,10 +303,10 @@ func protocolSuffix(p string) string {
 // reclaimer's last full pass (it walks every item, 2,560 a second per
 // shard). The node has no COLD or TEMP LRU, no LRU crawler and no
 // reference counts: their fields are present for compatibility, 0.
-func (s *Handler) itemStats() []stats.Stat {
-	temp := s.compat.snapshot().tempLRU
+func (h *Handler) itemStats() []stats.Stat {
+	temp := h.compat.snapshot().tempLRU
 	var out []stats.Stat
-	for _, c := range s.store.ClassStats() {
+	for _, c := range h.store.ClassStats() {
 		if c.Items == 0 {
 			continue // as memcached: only classes holding items
 		}
@@ -375,9 +375,9 @@ func (s *Handler) itemStats() []stats.Stat {
 // total_malloced is the bytes of the node's pages and of the values too
 // large for a page: the memory it holds for items, as memcached's is the
 // memory of its slab pages (neither counts the hash index).
-func (s *Handler) slabStats() []stats.Stat {
-	classes := s.store.ClassStats()
-	st := s.store.Stats()
+func (h *Handler) slabStats() []stats.Stat {
+	classes := h.store.ClassStats()
+	st := h.store.Stats()
 	var out []stats.Stat
 	for _, c := range classes {
 		p := strconv.Itoa(c.ID) + ":"

@@ -22,19 +22,19 @@ const maxVerbosity = 2
 // memcached's realtime() does: 0 never expires; up to 30 days is relative;
 // larger is a unix time, already past if before the server started; negative
 // is already past.
-func (s *Handler) deadline(exptime int64) int64 {
+func (h *Handler) deadline(exptime int64) int64 {
 	switch {
 	case exptime == 0:
 		return 0
 	case exptime < 0:
 		return 1
 	case exptime > maxRelativeExptime:
-		if exptime <= s.started.Unix() {
+		if exptime <= h.started.Unix() {
 			return 1
 		}
 		return exptime
 	default:
-		return s.currentTime() + exptime
+		return h.currentTime() + exptime
 	}
 }
 
@@ -45,28 +45,28 @@ func (s *Handler) deadline(exptime int64) int64 {
 // deadlines and the seconds left that meta commands show are reckoned from
 // the very clock the store checks items against, so an item given n
 // seconds lives at least n-1, as in memcached, at any phase of the second.
-func (s *Handler) currentTime() int64 { return s.store.Now() }
+func (h *Handler) currentTime() int64 { return h.store.Now() }
 
 // flushAll invalidates what the store holds, at once or, with a positive
 // exptime, once that time comes. memcached with CAS on flushes a second
 // early (its oldest_live is realtime(exptime) - 1), and so do we.
-func (s *Handler) flushAll(exptime int64) {
+func (h *Handler) flushAll(exptime int64) {
 	// 0 is "now" on the store's own clock, which may lag the wall clock by
 	// its tick; the wall clock's second could read as a delay.
 	var at int64
-	oldest := s.relTime(s.currentTime())
+	oldest := h.relTime(h.currentTime())
 	if exptime > 0 {
-		at = s.deadline(exptime)
-		oldest = s.relTime(at)
-		if !s.cfg.NoCAS {
+		at = h.deadline(exptime)
+		oldest = h.relTime(at)
+		if !h.cfg.NoCAS {
 			at--
 		}
 	}
-	if !s.cfg.NoCAS {
+	if !h.cfg.NoCAS {
 		oldest--
 	}
-	s.oldestLive.Store(oldest) // as memcached's settings.oldest_live
-	s.store.Flush(at)
+	h.oldestLive.Store(oldest) // as memcached's settings.oldest_live
+	h.store.Flush(at)
 }
 
 // storageMode returns the store's mode for a storage command.
@@ -115,44 +115,44 @@ func (c *session) textError(req *protocol.Request, te *protocol.TextError) {
 
 // handleText executes one decoded text request, appending its reply.
 func (c *session) handleText(req *protocol.Request) {
-	s := c.h
+	h := c.h
 	switch req.Command {
 	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
 		c.retrieve(req)
 	case protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdAppend, protocol.CmdPrepend, protocol.CmdCas:
 		c.storeText(req)
 	case protocol.CmdDelete:
-		s.counters.Detail.RecordDelete(req.Key())
+		h.counters.Detail.RecordDelete(req.Key())
 		c.watchLookup(req.Key())
-		if s.store.Delete(req.Key(), 0) == store.OK { // the store counts the hit
+		if h.store.Delete(req.Key(), 0) == store.OK { // the store counts the hit
 			c.reply(req, protocol.ReplyDeleted)
 		} else {
-			s.counters.DeleteMisses.Add(1)
+			h.counters.DeleteMisses.Add(1)
 			c.reply(req, protocol.ReplyNotFound)
 		}
 	case protocol.CmdIncr, protocol.CmdDecr:
 		c.arithmetic(req)
 	case protocol.CmdTouch:
-		s.counters.CmdTouch.Add(1)
+		h.counters.CmdTouch.Add(1)
 		c.watchLookup(req.Key())
-		if s.store.Touch(req.Key(), s.deadline(req.Exptime)) == store.OK { // the store counts the hit
+		if h.store.Touch(req.Key(), h.deadline(req.Exptime)) == store.OK { // the store counts the hit
 			c.reply(req, protocol.ReplyTouched)
 		} else {
-			s.counters.TouchMisses.Add(1)
+			h.counters.TouchMisses.Add(1)
 			c.reply(req, protocol.ReplyNotFound)
 		}
 	case protocol.CmdFlushAll:
-		s.counters.CmdFlush.Add(1)
-		if s.cfg.DisableFlushAll {
+		h.counters.CmdFlush.Add(1)
+		if h.cfg.DisableFlushAll {
 			c.textError(req, protocol.ErrFlushDisabled)
 			return
 		}
-		s.flushAll(req.Exptime)
+		h.flushAll(req.Exptime)
 		c.reply(req, protocol.ReplyOK)
 	case protocol.CmdVersion:
 		c.Out = protocol.AppendLine(c.Out, "VERSION "+Version)
 	case protocol.CmdVerbosity:
-		s.verbosity.Store(int32(min(req.Verbosity, maxVerbosity)))
+		h.verbosity.Store(int32(min(req.Verbosity, maxVerbosity)))
 		c.reply(req, protocol.ReplyOK)
 	case protocol.CmdQuit:
 		c.CloseAfterReplies(netserve.CloseNormal)
@@ -193,12 +193,12 @@ func (c *session) handleText(req *protocol.Request) {
 
 // retrieve answers get, gets, gat and gats.
 func (c *session) retrieve(req *protocol.Request) {
-	s := c.h
+	h := c.h
 	touch := req.Command == protocol.CmdGat || req.Command == protocol.CmdGats
 	withCAS := req.Command == protocol.CmdGets || req.Command == protocol.CmdGats
 	var deadline int64
 	if touch {
-		deadline = s.deadline(req.Exptime)
+		deadline = h.deadline(req.Exptime)
 	}
 	for _, key := range req.Keys {
 		var (
@@ -207,15 +207,15 @@ func (c *session) retrieve(req *protocol.Request) {
 			lookup store.Lookup
 		)
 		if touch {
-			value, meta, lookup = s.store.GetAndTouch(key, deadline, c.scratch[:0])
-			s.counters.CmdTouch.Add(1)
+			value, meta, lookup = h.store.GetAndTouch(key, deadline, c.scratch[:0])
+			h.counters.CmdTouch.Add(1)
 		} else {
-			value, meta, lookup = s.store.Get(key, c.scratch[:0])
-			s.counters.CmdGet.Add(1)
+			value, meta, lookup = h.store.Get(key, c.scratch[:0])
+			h.counters.CmdGet.Add(1)
 		}
 		c.scratch = value
-		s.counters.Detail.RecordGet(key, lookup == store.Hit)
-		if s.watching()&logFetchers != 0 {
+		h.counters.Detail.RecordGet(key, lookup == store.Hit)
+		if h.watching()&logFetchers != 0 {
 			c.logFetch(key, lookup, len(value), meta.Flags)
 		}
 		switch lookup {
@@ -225,14 +225,14 @@ func (c *session) retrieve(req *protocol.Request) {
 			c.Out = append(c.Out, '\r', '\n')
 			continue
 		case store.MissExpired:
-			s.counters.GetExpired.Add(1)
+			h.counters.GetExpired.Add(1)
 		case store.MissFlushed:
-			s.counters.GetFlushed.Add(1)
+			h.counters.GetFlushed.Add(1)
 		}
 		if touch {
-			s.counters.TouchMisses.Add(1)
+			h.counters.TouchMisses.Add(1)
 		} else {
-			s.counters.GetMisses.Add(1)
+			h.counters.GetMisses.Add(1)
 		}
 	}
 	c.Out = append(c.Out, protocol.ReplyEnd...)
@@ -240,24 +240,24 @@ func (c *session) retrieve(req *protocol.Request) {
 
 // storeText answers set, add, replace, append, prepend and cas.
 func (c *session) storeText(req *protocol.Request) {
-	s := c.h
-	s.counters.Detail.RecordSet(req.Key())
+	h := c.h
+	h.counters.Detail.RecordSet(req.Key())
 	var cas uint64
 	if req.Command == protocol.CmdCas {
 		cas = req.CAS
 	}
-	mode, deadline := storageMode(req.Command), s.deadline(req.Exptime)
+	mode, deadline := storageMode(req.Command), h.deadline(req.Exptime)
 	var status store.Status
-	if w := s.watching(); w&(logFetchers|logMutations) != 0 {
+	if w := h.watching(); w&(logFetchers|logMutations) != 0 {
 		e := storeEvent{key: req.Key(), cmd: storeCmd(mode, 0), size: len(req.Data), flags: req.Flags, deadline: deadline}
 		status, _ = c.storeWatched(w, e, allocText, req.Command == protocol.CmdSet, func() (store.Status, uint64) {
-			return s.store.Set(mode, req.Key(), req.Data, req.Flags, deadline, cas)
+			return h.store.Set(mode, req.Key(), req.Data, req.Flags, deadline, cas)
 		})
 	} else {
-		status, _ = s.store.Set(mode, req.Key(), req.Data, req.Flags, deadline, cas)
+		status, _ = h.store.Set(mode, req.Key(), req.Data, req.Flags, deadline, cas)
 	}
 	if req.Command == protocol.CmdCas {
-		s.countCASMiss(status)
+		h.countCASMiss(status)
 	}
 	switch status {
 	case store.OK:
@@ -271,20 +271,20 @@ func (c *session) storeText(req *protocol.Request) {
 	case store.TooLarge:
 		c.textError(req, protocol.ErrTooLarge)
 	default:
-		s.counters.StoreNoMemory.Add(1)
+		h.counters.StoreNoMemory.Add(1)
 		c.textError(req, protocol.ErrOutOfMemory)
 	}
 }
 
 // arithmetic answers incr and decr.
 func (c *session) arithmetic(req *protocol.Request) {
-	s := c.h
+	h := c.h
 	incr := req.Command == protocol.CmdIncr
 	c.watchLookup(req.Key())
-	v, _, status := s.store.Arith(req.Key(), incr, req.Delta, 0, false, 0, 0)
-	misses := &s.counters.DecrMisses
+	v, _, status := h.store.Arith(req.Key(), incr, req.Delta, 0, false, 0, 0)
+	misses := &h.counters.DecrMisses
 	if incr {
-		misses = &s.counters.IncrMisses
+		misses = &h.counters.IncrMisses
 	}
 	switch status {
 	case store.OK: // a hit, counted by the store
@@ -318,27 +318,27 @@ func (c *session) shutdownCommand(req *protocol.Request) {
 
 // statsCommand answers "stats" and its groups.
 func (c *session) statsCommand(req *protocol.Request) {
-	s := c.h
+	h := c.h
 	if len(req.Args) == 0 {
-		c.Out = stats.Append(c.Out, s.Stats())
+		c.Out = stats.Append(c.Out, h.Stats())
 		return
 	}
 	switch string(req.Args[0]) {
 	case "reset":
-		s.resetStats()
+		h.resetStats()
 		c.Out = append(c.Out, protocol.ReplyReset...)
 	case "detail":
 		c.statsDetail(req)
 	case "settings":
-		c.Out = stats.Append(c.Out, s.Settings())
+		c.Out = stats.Append(c.Out, h.Settings())
 	case "items":
-		c.Out = stats.Append(c.Out, s.itemStats())
+		c.Out = stats.Append(c.Out, h.itemStats())
 	case "slabs":
-		c.Out = stats.Append(c.Out, s.slabStats())
+		c.Out = stats.Append(c.Out, h.slabStats())
 	case "sizes":
 		c.Out = stats.Append(c.Out, []stats.Stat{{Name: "sizes_status", Value: "disabled"}})
 	case "conns":
-		c.Out = stats.Append(c.Out, s.conns.ConnStats())
+		c.Out = stats.Append(c.Out, h.conns.ConnStats())
 	case "cachedump":
 		c.cachedump(req)
 	case "extstore":
@@ -414,13 +414,13 @@ func appendOwner(b []byte, m ring.Member) []byte {
 // noreply) when they load; otherwise the error, which noreply does not
 // silence, and the old material stays.
 func (c *session) refreshCerts(req *protocol.Request) {
-	s := c.h
-	if s.tls == nil {
+	h := c.h
+	if h.tls == nil {
 		c.Out = protocol.AppendLine(c.Out, "Error TLS not enabled")
 		return
 	}
-	if err := s.tls.Load(); err != nil {
-		s.log.Error("refresh_certs: keeping the certificates loaded before", "err", err)
+	if err := h.tls.Load(); err != nil {
+		h.log.Error("refresh_certs: keeping the certificates loaded before", "err", err)
 		msg := strings.Map(func(r rune) rune {
 			if r == '\r' || r == '\n' {
 				return ' '
@@ -430,6 +430,6 @@ func (c *session) refreshCerts(req *protocol.Request) {
 		c.Out = protocol.AppendLine(c.Out, msg)
 		return
 	}
-	s.log.Info("refresh_certs: certificates reloaded")
+	h.log.Info("refresh_certs: certificates reloaded")
 	c.reply(req, protocol.ReplyOK)
 }

@@ -126,11 +126,11 @@ type watchHub struct {
 
 // watching returns the streams some watcher watches: 0, the usual case,
 // costs the request path one atomic load.
-func (s *Handler) watching() logStream { return logStream(s.watch.streams.Load()) }
+func (h *Handler) watching() logStream { return logStream(h.watch.streams.Load()) }
 
 // watcherBufSize is the size of each of a watcher's two buffers.
-func (s *Handler) watcherBufSize() int {
-	if n := s.cfg.WatcherBufSize; n > 0 {
+func (h *Handler) watcherBufSize() int {
+	if n := h.cfg.WatcherBufSize; n > 0 {
 		return max(n, len(watchOK))
 	}
 	return config.DefaultWatcherBufSize
@@ -286,14 +286,14 @@ func decimalLen(n uint64) int {
 // connection watches until its client closes it or the node shuts down,
 // and then closes.
 func (c *session) watchCommand(req *protocol.Request) {
-	s := c.h
+	h := c.h
 	noreply := len(req.Args) > 0 && string(req.Args[len(req.Args)-1]) == "noreply"
 	reply := func(line string) {
 		if !noreply {
 			c.Out = protocol.AppendLine(c.Out, line)
 		}
 	}
-	if s.cfg.DisableWatch {
+	if h.cfg.DisableWatch {
 		reply("CLIENT_ERROR watch commands not allowed")
 		return
 	}
@@ -306,7 +306,7 @@ func (c *session) watchCommand(req *protocol.Request) {
 		reply("ERROR")
 		return
 	}
-	w, ok := s.watch.add(streams, s.watcherBufSize(), s.counters)
+	w, ok := h.watch.add(streams, h.watcherBufSize(), h.counters)
 	if !ok {
 		reply("WATCHER_TOO_MANY log watcher limit reached")
 		return
@@ -318,10 +318,10 @@ func (c *session) watchCommand(req *protocol.Request) {
 // serveWatch writes w's lines to the connection until its client closes it,
 // a write fails or the node shuts down (see netserve.Conn.Stream).
 func (c *session) serveWatch(w *watcher) {
-	s := c.h
-	defer s.watch.remove(w, s.counters)
+	h := c.h
+	defer h.watch.remove(w, h.counters)
 	c.SetCloseReason(netserve.CloseError) // memcached logs a watcher's end so
-	c.Stream(s.done, w.ready, make([]byte, 0, w.size), w.take)
+	c.Stream(h.done, w.ready, make([]byte, 0, w.size), w.take)
 }
 
 // Line formats. Each appends one line, "\n"-terminated, after begin's
@@ -398,19 +398,19 @@ func appendURIKey(dst, key []byte) []byte {
 // ttlOf is the seconds an item with deadline has left as memcached's
 // logger prints them: its exptime less current_time, both memcached
 // relative times, as an unsigned 32-bit number; 0 if it never expires.
-func (s *Handler) ttlOf(deadline int64) uint32 {
+func (h *Handler) ttlOf(deadline int64) uint32 {
 	if deadline == 0 {
 		return 0
 	}
-	return uint32(s.relTime(deadline) - s.relTime(s.currentTime()))
+	return uint32(h.relTime(deadline) - h.relTime(h.currentTime()))
 }
 
 // logFetch logs the lookup of key with result lk (fetchers): size and
 // flags are the item's value length and client flags on a hit.
 func (c *session) logFetch(key []byte, lk store.Lookup, size int, flags uint32) {
-	s := c.h
+	h := c.h
 	var buf [logLineMax]byte
-	line, gid := s.watch.begin(buf[:0])
+	line, gid := h.watch.begin(buf[:0])
 	line = append(line, "type=item_get key="...)
 	line = appendURIKey(line, key)
 	line = append(line, " status="...)
@@ -420,7 +420,7 @@ func (c *session) logFetch(key []byte, lk store.Lookup, size int, flags uint32) 
 	if lk != store.Hit {
 		size = 0
 	} else {
-		clsid = s.store.ClassOf(len(key), size, flags)
+		clsid = h.store.ClassOf(len(key), size, flags)
 	}
 	line = strconv.AppendInt(line, int64(clsid), 10)
 	line = append(line, " cfd="...)
@@ -428,7 +428,7 @@ func (c *session) logFetch(key []byte, lk store.Lookup, size int, flags uint32) 
 	line = append(line, " size="...)
 	line = strconv.AppendInt(line, int64(size), 10)
 	line = append(line, '\n')
-	s.watch.publish(logFetchers, gid, line, s.counters)
+	h.watch.publish(logFetchers, gid, line, h.counters)
 }
 
 // watchLookup is logLookup when fetchers are watched, and one atomic load
@@ -473,7 +473,7 @@ func (c *session) peekBefore(w logStream, e *storeEvent) {
 // then its outcome (mutations), with the item stored: the joined one of an
 // append or prepend.
 func (c *session) logStore(w logStream, e *storeEvent, st store.Status) {
-	s := c.h
+	h := c.h
 	if w&logFetchers != 0 {
 		c.logFetch(e.key, e.beforeLk, e.before.Size, e.before.Flags)
 	}
@@ -482,18 +482,18 @@ func (c *session) logStore(w logStream, e *storeEvent, st store.Status) {
 	}
 	size, flags, deadline := e.size, e.flags, e.deadline
 	if st == store.OK && (e.cmd == "append" || e.cmd == "prepend") {
-		if p, lk := s.store.Peek(e.key); lk == store.Hit {
+		if p, lk := h.store.Peek(e.key); lk == store.Hit {
 			size, flags, deadline = p.Size, p.Flags, p.Deadline
 		}
 	}
-	c.logStoreLine(e.key, storeStatus(st), e.cmd, s.ttlOf(deadline), s.store.ClassOf(len(e.key), size, flags), c.FD(), size)
+	c.logStoreLine(e.key, storeStatus(st), e.cmd, h.ttlOf(deadline), h.store.ClassOf(len(e.key), size, flags), c.FD(), size)
 }
 
 // logStoreLine logs an item_store line (mutations).
 func (c *session) logStoreLine(key []byte, status, cmd string, ttl uint32, clsid, cfd, size int) {
-	s := c.h
+	h := c.h
 	var buf [logLineMax]byte
-	line, gid := s.watch.begin(buf[:0])
+	line, gid := h.watch.begin(buf[:0])
 	line = append(line, "type=item_store key="...)
 	line = appendURIKey(line, key)
 	line = append(line, " status="...)
@@ -509,7 +509,7 @@ func (c *session) logStoreLine(key []byte, status, cmd string, ttl uint32, clsid
 	line = append(line, " size="...)
 	line = strconv.AppendInt(line, int64(size), 10)
 	line = append(line, '\n')
-	s.watch.publish(logMutations, gid, line, s.counters)
+	h.watch.publish(logMutations, gid, line, h.counters)
 }
 
 // allocFailure is where an item could not be made, for logAllocFailed.
@@ -576,12 +576,12 @@ func (c *session) logCreated(w logStream, key []byte, value uint64, deadline int
 
 // LogEviction is the store's OnEvict: an eviction line (evictions). It runs
 // under the evicted item's shard lock.
-func (s *Handler) LogEviction(ev store.Eviction) {
-	if s.watching()&logEvictions == 0 {
+func (h *Handler) LogEviction(ev store.Eviction) {
+	if h.watching()&logEvictions == 0 {
 		return
 	}
 	var buf [logLineMax]byte
-	line, gid := s.watch.begin(buf[:0])
+	line, gid := h.watch.begin(buf[:0])
 	line = append(line, "type=eviction key="...)
 	line = appendURIKey(line, ev.Key)
 	if ev.Fetched {
@@ -592,29 +592,29 @@ func (s *Handler) LogEviction(ev store.Eviction) {
 	line = append(line, " ttl="...)
 	ttl := int64(-1)
 	if ev.Deadline != 0 {
-		ttl = s.relTime(ev.Deadline) - s.relTime(ev.Now)
+		ttl = h.relTime(ev.Deadline) - h.relTime(ev.Now)
 	}
 	line = strconv.AppendInt(line, ttl, 10)
 	line = append(line, " la="...)
 	line = strconv.AppendInt(line, int64(int32(ev.Now-ev.Access)), 10)
 	line = append(line, " clsid="...)
-	line = strconv.AppendInt(line, int64(s.store.ClassOf(len(ev.Key), ev.Size, ev.Flags)), 10)
+	line = strconv.AppendInt(line, int64(h.store.ClassOf(len(ev.Key), ev.Size, ev.Flags)), 10)
 	line = append(line, " size="...)
 	line = strconv.AppendInt(line, int64(ev.Size), 10)
 	line = append(line, '\n')
-	s.watch.publish(logEvictions, gid, line, s.counters)
+	h.watch.publish(logEvictions, gid, line, h.counters)
 }
 
 // logConn logs the connection's conn_new line, or its conn_close line if
 // closing (connevents).
 func (c *session) logConn(closing bool) {
-	s := c.h
+	h := c.h
 	rip, rport, transport := "unix", 0, "local"
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		rip, rport, transport = a.IP.String(), a.Port, "tcp"
 	}
 	var buf [logLineMax]byte
-	line, gid := s.watch.begin(buf[:0])
+	line, gid := h.watch.begin(buf[:0])
 	if closing {
 		line = append(line, "type=conn_close rip="...)
 	} else {
@@ -627,7 +627,7 @@ func (c *session) logConn(closing bool) {
 	line = append(line, transport...)
 	if closing {
 		reason := c.CloseReason()
-		if reason == netserve.CloseUnknown && !s.conns.Accepting() {
+		if reason == netserve.CloseUnknown && !h.conns.Accepting() {
 			reason = netserve.CloseShutdown
 		}
 		line = append(line, " reason="...)
@@ -636,7 +636,7 @@ func (c *session) logConn(closing bool) {
 	line = append(line, " cfd="...)
 	line = strconv.AppendInt(line, int64(c.FD()), 10)
 	line = append(line, '\n')
-	s.watch.publish(logConnEvents, gid, line, s.counters)
+	h.watch.publish(logConnEvents, gid, line, h.counters)
 }
 
 // metaStoreMode is the mode ms runs in: its mode switch, a set or replace

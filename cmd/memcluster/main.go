@@ -26,10 +26,10 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/memcluster/memcluster/node"
+	"golang.org/x/sys/unix"
 )
 
 // version is memcluster's release, printed by -V. (node.Version is the
@@ -48,7 +48,7 @@ const (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM)
 	go func() {
 		<-ctx.Done()
 		stop() // a second signal ends the process at once
@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	// SIGHUP reloads. It is caught from the start, so that it never ends
 	// the process (its default), and until run returns.
 	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	signal.Notify(hup, unix.SIGHUP)
 	defer signal.Stop(hup)
 
 	opts, err := parseArgs(args, stderr)
@@ -226,6 +226,6 @@ func removePIDFile(path string, log *slog.Logger) {
 
 // processRunning reports whether a process with this ID exists.
 func processRunning(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	err := unix.Kill(pid, 0)
+	return err == nil || errors.Is(err, unix.EPERM)
 }

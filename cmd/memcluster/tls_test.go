@@ -11,12 +11,12 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/memcluster/memcluster/internal/tlstest"
 	"github.com/memcluster/memcluster/node"
+	"golang.org/x/sys/unix"
 )
 
 // testCerts are a CA and a server certificate written to a temporary
@@ -214,7 +214,7 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 	}
 	hup := func() {
 		t.Helper()
-		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		if err := unix.Kill(os.Getpid(), unix.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
 	}

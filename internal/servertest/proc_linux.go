@@ -6,13 +6,19 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // sysProcAttr makes the kernel kill a server if the test binary dies without
-// running its cleanups.
+// running its cleanups. (exec.Cmd.SysProcAttr is a *syscall.SysProcAttr: the
+// one use of the frozen syscall package here.)
 func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return &syscall.SysProcAttr{Pdeathsig: unix.SIGKILL}
 }
+
+// termSignal asks a server to shut down.
+var termSignal os.Signal = unix.SIGTERM
 
 // ownsTCPListener reports whether process pid holds a listening TCP socket
 // on port. known is false when /proc does not say.

@@ -2,8 +2,18 @@
 
 package servertest
 
-import "syscall"
+import (
+	"os"
+	"syscall"
+)
+
+// The frozen syscall package stays in this file: exec.Cmd.SysProcAttr is a
+// *syscall.SysProcAttr, and golang.org/x/sys/unix does not build on every
+// platform this file is for (Windows), where only syscall names SIGTERM.
 
 func sysProcAttr() *syscall.SysProcAttr { return nil }
+
+// termSignal asks a server to shut down.
+var termSignal os.Signal = syscall.SIGTERM
 
 func ownsTCPListener(pid, port int) (owns, known bool) { return false, false }

@@ -21,7 +21,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -348,7 +347,7 @@ func (s *Server) Stop() *os.ProcessState {
 	if s.Exited() {
 		return s.state
 	}
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := s.cmd.Process.Signal(termSignal); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		s.t.Errorf("servertest: SIGTERM to %s: %v", s.Name, err)
 	}
 	if st := s.Wait(StopTimeout); st != nil {

@@ -3,8 +3,9 @@
 package store
 
 import (
-	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // mapMin is the smallest table allocSlots maps; smaller ones are not worth
@@ -19,7 +20,7 @@ func allocSlots(n int) []uint64 {
 	if n*slotSize < mapMin {
 		return make([]uint64, n)
 	}
-	b, err := syscall.Mmap(-1, 0, n*slotSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	b, err := unix.Mmap(-1, 0, n*slotSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
 	if err != nil {
 		return make([]uint64, n) // no mapping to be had: the heap will do
 	}
@@ -29,5 +30,5 @@ func allocSlots(n int) []uint64 {
 // freeSlots gives a table from allocSlots back. It must not be used after.
 func freeSlots(slots []uint64) {
 	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(slots))), len(slots)*slotSize)
-	_ = syscall.Munmap(b) // fails only for a table from the heap, which the collector frees
+	_ = unix.Munmap(b) // fails only for a table from the heap, which the collector frees
 }

@@ -1134,8 +1134,9 @@ type reply struct {
 	skip   bool     // not sent: the connection was already closed
 }
 
-// Timing of replies. memcached answers a request on loopback within a
-// millisecond, so a pause this long means it has nothing more to say.
+// Timing of replies read without a sentinel (see sentinel_test.go).
+// memcached answers a request on loopback within a millisecond, so a pause
+// this long means it has nothing more to say.
 const (
 	silentWait = 250 * time.Millisecond // wait for a reply that may never come
 	idleGap    = 60 * time.Millisecond  // silence that ends memcached's reply
@@ -1143,24 +1144,45 @@ const (
 	closeWait  = 2 * time.Second        // wait for a due close
 
 	bigRequest = 64 << 10 // a request that may keep memcached busy past silentWait
+
+	// refPause is the pause before each step of the reference run.
+	// memcached does some work in background threads, and its replies
+	// depend on whether that work is done: a fetch of an item in its
+	// cold LRU leaves a reference to the item with the LRU maintainer
+	// until it moves the item, and an incr or decr of an item
+	// referenced elsewhere stores a new item rather than changing it in
+	// place (total_items counts it); "lru_crawler enable" starts the
+	// crawler's thread, which answers BUSY until it runs. A client
+	// leaves it that time, as the suite did when it waited for silence
+	// after each reply.
+	refPause = 100 * time.Millisecond
 )
 
-// play runs a case's steps against srv. With ref nil (the reference run),
-// each reply is read until the server falls silent or gives the golden
-// reply; otherwise each reply is read until it matches ref's or the server
-// falls silent.
+// wire is one connection of a case being played.
+type wire struct {
+	c     *servertest.Conn
+	norm  *normalizer
+	frame *framer
+}
+
+// play runs a case's steps against srv. Each step that leaves the server
+// between two requests is followed by a sentinel and read up to its reply
+// (see sentinel_test.go); the others are read, with ref nil (the reference
+// run), up to the golden reply or until the server falls silent, and
+// otherwise until the reply matches ref's or the server falls silent.
+// Both runs send the same bytes: what decides where a sentinel goes is the
+// case, never a reply.
 func play(t *testing.T, srv *servertest.Server, tc compareCase, ref []reply) []reply {
 	t.Helper()
-	conns := map[int]*servertest.Conn{}
-	norms := map[int]*normalizer{}
+	wires := map[int]*wire{}
 	var out []reply
 	for i, st := range tc.steps {
-		c, n := conns[st.conn], norms[st.conn]
-		if c == nil {
-			c = srv.Raw(t)
-			n = newNormalizer(srv.Port)
-			conns[st.conn], norms[st.conn] = c, n
+		w := wires[st.conn]
+		if w == nil {
+			w = &wire{c: srv.Raw(t), norm: newNormalizer(srv.Port), frame: newFramer(tc.flags)}
+			wires[st.conn] = w
 		}
+		c, n := w.c, w.norm
 		req, ok := n.expand(st.send)
 		if !ok && ref == nil {
 			t.Fatalf("step %d: %q: no CAS unique seen for the key on this connection", i+1, st.send)
@@ -1175,33 +1197,65 @@ func play(t *testing.T, srv *servertest.Server, tc compareCase, ref []reply) []r
 		if ref != nil && i < len(ref) {
 			want = &ref[i]
 		}
+		if ref == nil && i > 0 {
+			time.Sleep(refPause)
+		}
+		sent, fr := w.stepSentinel(tc, st)
+		answered := false
 		deadline := time.Now().Add(st.until)
 		for {
 			c.SendString(req)
-			r.raw = readReply(c, n, st, want)
+			if sent != nil {
+				r.raw, answered = readToSentinel(c, *sent, fr.dumpLast)
+			} else {
+				r.raw = readReply(c, n, st, fr, want)
+			}
 			if st.until == 0 || string(r.raw) == st.want || time.Now().After(deadline) || c.Closed() {
 				break
 			}
 			time.Sleep(50 * time.Millisecond) // poll interval of an until step
 		}
 		r.lines = n.normalize(r.raw)
-		if (st.closes || want != nil && want.closed) && !c.Closed() {
+		if sent != nil && !answered && !c.Closed() {
+			if ref == nil {
+				t.Fatalf("step %d %s: memcached did not answer the sentinel %q after it within %v (the framer put it inside a request?); so far:\n%s",
+					i+1, quote(req), sent.req, sentinelWait, render(tc, append(out, r)))
+			}
+			r.lines = append(r.lines, fmt.Sprintf("(no reply to the sentinel %q sent after the step)", sent.req))
+		}
+		if sent == nil && (st.closes || want != nil && want.closed) && !c.Closed() {
 			extra, _ := c.WaitClosed(closeWait)
 			r.raw = append(r.raw, extra...)
 			r.lines = append(r.lines, n.normalize(extra)...)
+		}
+		if st.hasWant && strings.Contains(st.want, "STORED\r\n") {
+			w.frame.unauth = false // -Y: the connection has authenticated
 		}
 		r.closed = c.Closed()
 		out = append(out, r)
 	}
 	// Whatever else arrives after the last step, and whether the
 	// connections end up closed.
-	ids := slices.Sorted(maps.Keys(conns))
+	ids := slices.Sorted(maps.Keys(wires))
 	for _, i := range ids {
-		c, n := conns[i], norms[i]
+		w := wires[i]
+		c, n := w.c, w.norm
 		r := reply{send: fmt.Sprintf("(end of case, connection %d)", i)}
 		if !c.Closed() {
-			r.raw = c.Read(servertest.ReadOptions{First: 100 * time.Millisecond, Idle: idleGap})
-			r.lines = n.normalize(r.raw)
+			if sent, _ := w.stepSentinel(tc, step{}); sent != nil {
+				var answered bool
+				r.raw, answered = readToSentinel(c, *sent, false)
+				r.lines = n.normalize(r.raw)
+				if !answered && !c.Closed() {
+					if ref == nil {
+						t.Fatalf("end of case, connection %d: memcached did not answer the sentinel %q within %v", i, sent.req, sentinelWait)
+					}
+					r.lines = append(r.lines, fmt.Sprintf("(no reply to the sentinel %q sent at the end)", sent.req))
+				}
+			} else {
+				r.raw = c.Read(servertest.ReadOptions{First: 100 * time.Millisecond, Idle: idleGap})
+				r.lines = n.normalize(r.raw)
+			}
 		}
 		r.closed = c.Closed()
 		out = append(out, r)
@@ -1209,14 +1263,31 @@ func play(t *testing.T, srv *servertest.Server, tc compareCase, ref []reply) []r
 	return out
 }
 
-// readReply reads one step's reply.
-func readReply(c *servertest.Conn, n *normalizer, st step, want *reply) []byte {
+// stepSentinel follows st's request on the wire's framer and returns the
+// sentinel to send after it, or nil if none can follow it, with what the
+// framer told of the step.
+func (w *wire) stepSentinel(tc compareCase, st step) (*sentinel, framing) {
+	unauth := w.frame.unauth
+	fr := w.frame.feed(st.send)
+	fr.oneLine = unauth && !w.frame.lost && fr.requests > 0
+	if !fr.boundary || w.frame.lost || w.frame.unauth || fr.mayClose || st.closes {
+		return nil, fr
+	}
+	return pickSentinel(tc, st.send), fr
+}
+
+// readReply reads one step's reply where no sentinel could follow it.
+func readReply(c *servertest.Conn, n *normalizer, st step, fr framing, want *reply) []byte {
 	switch {
 	case want == nil && st.hasWant && st.want != "":
 		// The reference run with a golden reply: read until it is
-		// complete (or the server falls silent without it).
-		return c.Read(servertest.ReadOptions{First: replyWait, Idle: 4 * idleGap,
+		// complete (or the server closes the connection, or is late).
+		return c.Read(servertest.ReadOptions{First: replyWait, Max: replyWait,
 			Done: func(b []byte) bool { return len(b) >= len(st.want) }})
+	case want == nil && fr.oneLine:
+		// Before ASCII authentication memcached answers a read's
+		// requests with one line.
+		return c.Read(servertest.ReadOptions{First: replyWait, Max: replyWait, Done: oneLine})
 	case want == nil && len(st.send) >= bigRequest:
 		// A request this large takes memcached a while to parse and
 		// answer on a loaded machine: a quarter second of silence does

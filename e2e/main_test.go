@@ -13,8 +13,8 @@ import (
 
 // defaultParallel is how many parallel subtests run at once unless
 // -test.parallel says otherwise. The comparison cases spend most of their
-// time waiting for silence on a socket, not computing, so more of them than
-// cores can run together.
+// time waiting on sockets (and in the reference run's pauses), not
+// computing, so more of them than cores can run together.
 const defaultParallel = "8"
 
 func TestMain(m *testing.M) {

@@ -123,3 +123,118 @@ func TestCompareHarnessSeesDifferences(t *testing.T) {
 		})
 	}
 }
+
+// TestFramer checks where the framer puts request boundaries, so that no
+// sentinel is sent where memcached would read it as part of a request.
+func TestFramer(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		flags    []string
+		steps    []string
+		boundary []bool // after each step
+		lost     bool   // after the last
+	}{
+		{"lines", nil, []string{"get a\r\n", "version\n", "mn\r\nmg a v\r\n"}, []bool{true, true, true}, false},
+		{"partial line", nil, []string{"get a", "\r\n"}, []bool{false, true}, false},
+		{"data block", nil, []string{"set a 0 0 5\r\nab", "cde\r\n", "ms a 2\r\nhi\r\n"}, []bool{false, true, true}, false},
+		{"block one byte short", nil, []string{"set a 0 0 1\r\nx\n", "\r\n"}, []bool{false, true}, false},
+		{"block holds a line end", nil, []string{"set a 0 0 4\r\nx\r\ny\r\n"}, []bool{true}, false},
+		{"block too long: the rest is a line", nil, []string{"set a 0 0 1\r\nabc\r\n"}, []bool{true}, false},
+		{"byte count cut to 32 bits", nil, []string{"set a 0 0 4294967296\r\n", "\r\n"}, []bool{false, true}, false},
+		{"byte count refused: no block", nil, []string{"set a 0 0 2147483647\r\n", "set a 0 0 -1\r\n", "set a 0 0 1x\r\n", "ms a 2147483648\r\n"}, []bool{true, true, true, true}, false},
+		{"cas", nil, []string{"cas a 0 0 1 5\r\n", "x\r\n"}, []bool{false, true}, false},
+		{"watch", nil, []string{"watch\r\n", "mn\r\n"}, []bool{false, false}, true},
+		{"binary", nil, []string{"\x80\x0a\x00\x00"}, []bool{false}, true},
+		{"auth: set reads a block", []string{"-Y", "f"}, []string{"set a 0 0 12\r\nalice", " secret\r\n", "get a\r\n"}, []bool{false, true, true}, false},
+		{"auth: block length in 32 bits", []string{"-Y", "f"}, []string{"set a 0 0 4294967295\r\n", "x"}, []bool{false, true}, false},
+		{"auth: too few tokens, no block", []string{"-Y", "f"}, []string{"set a 0 12\r\n"}, []bool{true}, false},
+		{"auth: block larger than the read buffer", []string{"-Y", "f"}, []string{"set a 0 0 20000\r\n"}, []bool{false}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFramer(tc.flags)
+			for i, req := range tc.steps {
+				if got := f.feed(req).boundary; got != tc.boundary[i] {
+					t.Errorf("after step %d %q: boundary %v, want %v", i+1, req, got, tc.boundary[i])
+				}
+			}
+			if f.lost != tc.lost {
+				t.Errorf("lost %v, want %v", f.lost, tc.lost)
+			}
+		})
+	}
+	if fr := newFramer(nil).feed("set a 0 0 1\r\nx\r\nlru_crawler metadump all\r\n"); fr.requests != 2 || !fr.dumpLast {
+		t.Errorf("a set and a metadump: %+v, want 2 requests, the last a metadump", fr)
+	}
+	if fr := newFramer([]string{"-A"}).feed("shutdown graceful\r\n"); !fr.mayClose {
+		t.Errorf("shutdown with -A: %+v, want mayClose", fr)
+	}
+	if fr := newFramer(nil).feed("shutdown\r\n"); fr.mayClose {
+		t.Errorf("shutdown without -A: %+v, want no mayClose", fr)
+	}
+}
+
+func TestSentinelCut(t *testing.T) {
+	mn, version := sentinels[0], sentinels[1]
+	for _, tc := range []struct {
+		s    sentinel
+		in   string
+		n    int
+		rest string
+		cut  int
+	}{
+		{mn, "END\r\nMN\r\n", 1, "END\r\n", 1},
+		{mn, "MN\r\n", 1, "", 1},
+		{mn, "MN\r\nMN\r\n", 2, "", 2},
+		{mn, "MN\r\nMN\r\n", 1, "MN\r\n", 1},
+		{mn, "VA 2\r\nMN\r\n", 1, "VA 2\r\n", 1},
+		{mn, "XMN\r\n", 1, "XMN\r\n", 0},
+		{mn, "END\r\nMN", 1, "END\r\nMN", 0},
+		{mn, "key=a\nMN\r\n", 1, "key=a\n", 1},
+		{version, "STORED\r\nVERSION 1.6.18\r\n", 1, "STORED\r\n", 1},
+		{version, "VERSION 1.6.18 x\r\n", 1, "VERSION 1.6.18 x\r\n", 0},
+		{version, "STAT version 1.6.18\r\n", 1, "STAT version 1.6.18\r\n", 0},
+		{version, "VERSION \r\n", 1, "VERSION \r\n", 0},
+	} {
+		rest, cut := tc.s.cut([]byte(tc.in), tc.n)
+		if string(rest) != tc.rest || cut != tc.cut {
+			t.Errorf("%s.cut(%q, %d) = %q, %d; want %q, %d", tc.s.cmd, tc.in, tc.n, rest, cut, tc.rest, tc.cut)
+		}
+	}
+	// A step that sends a sentinel's command, or a case whose data holds
+	// its reply, gets the other.
+	tc := compareCase{steps: []step{s("ms a 2\r\nMN\r\n")}}
+	if got := pickSentinel(tc, "mg a v\r\n"); got == nil || got.cmd != "version" {
+		t.Errorf("pickSentinel with MN as data: %v, want version", got)
+	}
+	if got := pickSentinel(compareCase{}, "mn\r\n"); got == nil || got.cmd != "version" {
+		t.Errorf("pickSentinel after mn: %v, want version", got)
+	}
+	if got := pickSentinel(compareCase{}, "mn\r\nversion\r\n"); got != nil {
+		t.Errorf("pickSentinel after mn and version: %v, want none", got)
+	}
+}
+
+// TestSentinelReadsWholeReplies plays steps against memcached whose replies
+// are known and requires each step's reply whole, the sentinel's cut off:
+// a step that sends the sentinel's own command, a metadump (after which
+// memcached leaves a sentinel in the same read unanswered), a reply of a
+// megabyte, a quiet meta command with nothing to say, a noreply.
+func TestSentinelReadsWholeReplies(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("x", 1<<20)
+	tc := compareCase{name: "sentinel", steps: []step{
+		g("mn\r\n", "MN\r\n"),
+		g("version\r\n", "VERSION 1.6.18\r\n"),
+		g("set a 0 0 1 noreply\r\nx\r\n", ""),
+		g("lru_crawler metadump 2\r\n", "END\r\n"),
+		g("mg a v q\r\nmg b v q\r\n", "VA 1\r\nx\r\n"),
+		g("set big 0 0 1048576\r\n"+big+"\r\n", "STORED\r\n"),
+		g("get big\r\n", "VALUE big 0 1048576\r\n"+big+"\r\nEND\r\n"),
+		g("mg miss q\r\n", ""),
+	}}
+	got := play(t, servertest.StartMemcached(t, "-I", "2m"), tc, nil)
+	checkGolden(t, tc, got)
+	if end := got[len(got)-1]; len(end.raw) != 0 || end.closed {
+		t.Errorf("end of case: %q, closed %v; want nothing, open", end.raw, end.closed)
+	}
+}

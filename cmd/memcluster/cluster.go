@@ -31,11 +31,17 @@ var clusterFlagDefs = []flagDef{
 	{0, "gossip-key-file", requiredArg, setGossipKeyFile},
 }
 
+// defaultGossipAddr is where the daemon gossips unless --gossip-addr or
+// --no-cluster says otherwise: cluster.DefaultGossipAddr. Tests point it at
+// an address of their own, so that what the daemon does when its default is
+// taken does not depend on who holds port 7946.
+var defaultGossipAddr = cluster.DefaultGossipAddr
+
 // defaultClusterConfig returns the daemon's cluster defaults: gossip on
-// DefaultGossipAddr, every timing written out.
+// defaultGossipAddr, every timing written out.
 func defaultClusterConfig() node.ClusterConfig {
 	return node.ClusterConfig{
-		GossipAddr:              cluster.DefaultGossipAddr,
+		GossipAddr:              defaultGossipAddr,
 		RejoinInterval:          cluster.DefaultRejoinInterval,
 		ProbeInterval:           cluster.DefaultProbeInterval,
 		ProbeTimeout:            cluster.DefaultProbeTimeout,

@@ -127,7 +127,7 @@ func TestStatsNamesInOrder(t *testing.T) {
 			t.Parallel()
 			var cfg *tls.Config
 			if tc.tls {
-				cfg = certs.clientConfig(nil)
+				cfg = certs.ClientConfig(nil)
 			}
 			ref := newStatsClient(t, servertest.StartMemcached(t, tc.flags...), cfg)
 			got := newStatsClient(t, servertest.StartMemcluster(t, tc.flags...), cfg)

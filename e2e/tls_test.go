@@ -21,39 +21,22 @@ import (
 // TLS: both servers started with memcached's -Z and -o ssl_* options, as
 // an operator would start memcached.
 
-// tlsCerts are a throwaway CA, a server certificate for 127.0.0.1 and a
-// client certificate, written to a test's temporary directory.
+// tlsCerts are a throwaway CA and a server certificate for 127.0.0.1
+// written to a test's temporary directory, and a client certificate.
 type tlsCerts struct {
-	ca        *tlstest.CA
-	server    *tlstest.Leaf
-	client    *tlstest.Leaf
-	dir       string
-	cert, key string
-	caFile    string
+	*tlstest.Files
+	client *tlstest.Leaf
 }
 
 func newTLSCerts(t *testing.T) *tlsCerts {
 	t.Helper()
-	c := &tlsCerts{dir: t.TempDir(), ca: tlstest.NewCA(t, "e2e CA")}
-	c.server = c.ca.Server(t)
-	c.client = c.ca.Client(t, "e2e client")
-	c.cert, c.key = c.server.WriteFiles(t, c.dir, "server")
-	c.caFile = c.ca.WriteFile(t, c.dir, "ca")
-	return c
+	f := tlstest.NewFiles(t, "e2e CA")
+	return &tlsCerts{Files: f, client: f.CA.Client(t, "e2e client")}
 }
 
 // flags returns -Z with the server's certificate, and extra -o options.
 func (c *tlsCerts) flags(extra ...string) []string {
-	return []string{"-Z", "-o", strings.Join(append([]string{"ssl_chain_cert=" + c.cert, "ssl_key=" + c.key}, extra...), ",")}
-}
-
-// clientConfig trusts the CA and, if cert is set, sends it.
-func (c *tlsCerts) clientConfig(cert *tlstest.Leaf) *tls.Config {
-	cfg := &tls.Config{RootCAs: c.ca.Pool}
-	if cert != nil {
-		cfg.Certificates = []tls.Certificate{cert.TLS}
-	}
-	return cfg
+	return []string{"-Z", "-o", strings.Join(append([]string{"ssl_chain_cert=" + c.CertFile, "ssl_key=" + c.KeyFile}, extra...), ",")}
 }
 
 // tlsVersionOf sends "version" over TLS and returns the serial of the
@@ -92,7 +75,7 @@ func TestGomemcacheTLS(t *testing.T) {
 			c := memcache.New(srv.Addr)
 			c.Timeout = 5 * time.Second
 			c.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-				d := tls.Dialer{Config: &tls.Config{RootCAs: certs.ca.Pool}}
+				d := tls.Dialer{Config: &tls.Config{RootCAs: certs.CA.Pool}}
 				return d.DialContext(ctx, network, addr)
 			}
 			defer c.Close()
@@ -118,19 +101,19 @@ func TestTLSClientCertificates(t *testing.T) {
 	stranger := tlstest.NewCA(t, "another CA").Client(t, "stranger")
 	for _, name := range backends {
 		t.Run(name, func(t *testing.T) {
-			srv := servertest.Start(t, name, certs.flags("ssl_verify_mode=2", "ssl_ca_cert="+certs.caFile)...)
-			if _, err := tlsVersionOf(srv.Addr, certs.clientConfig(certs.client)); err != nil {
+			srv := servertest.Start(t, name, certs.flags("ssl_verify_mode=2", "ssl_ca_cert="+certs.CAFile)...)
+			if _, err := tlsVersionOf(srv.Addr, certs.ClientConfig(certs.client)); err != nil {
 				t.Errorf("client with a certificate of the CA refused: %v", err)
 			}
-			if _, err := tlsVersionOf(srv.Addr, certs.clientConfig(nil)); err == nil {
+			if _, err := tlsVersionOf(srv.Addr, certs.ClientConfig(nil)); err == nil {
 				t.Errorf("client without a certificate served")
 			}
-			cfg := certs.clientConfig(nil)
+			cfg := certs.ClientConfig(nil)
 			cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &stranger.TLS, nil }
 			if _, err := tlsVersionOf(srv.Addr, cfg); err == nil {
 				t.Errorf("client with a certificate of another CA served")
 			}
-			old := certs.clientConfig(certs.client)
+			old := certs.ClientConfig(certs.client)
 			old.MaxVersion = tls.VersionTLS11
 			old.MinVersion = tls.VersionTLS10
 			if _, err := tlsVersionOf(srv.Addr, old); err == nil {
@@ -151,7 +134,7 @@ func TestTLSReloadOnSIGHUP(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			certs := newTLSCerts(t)
 			srv := servertest.Start(t, name, append(certs.flags(), "-v")...)
-			cfg := certs.clientConfig(nil)
+			cfg := certs.ClientConfig(nil)
 			serial := func() *big.Int {
 				t.Helper()
 				got, err := tlsVersionOf(srv.Addr, cfg)
@@ -174,7 +157,7 @@ func TestTLSReloadOnSIGHUP(t *testing.T) {
 					time.Sleep(20 * time.Millisecond)
 				}
 			}
-			first := certs.server.Cert.SerialNumber
+			first := certs.Server.Cert.SerialNumber
 			if got := serial(); got.Cmp(first) != 0 {
 				t.Fatalf("serial %v, want %v", got, first)
 			}
@@ -189,8 +172,8 @@ func TestTLSReloadOnSIGHUP(t *testing.T) {
 				t.Fatalf("Set: %v", err)
 			}
 
-			next := certs.ca.Server(t)
-			next.WriteFiles(t, certs.dir, "server")
+			next := certs.CA.Server(t)
+			next.WriteFiles(t, certs.Dir, "server")
 			srv.Signal(t, syscall.SIGHUP)
 			if name == "memcached" {
 				// It does not act on the signal: it must not exit on
@@ -215,7 +198,7 @@ func TestTLSReloadOnSIGHUP(t *testing.T) {
 				return
 			}
 
-			tlstest.WriteFile(t, certs.cert, []byte("not a certificate\n"))
+			tlstest.WriteFile(t, certs.CertFile, []byte("not a certificate\n"))
 			srv.Signal(t, syscall.SIGHUP)
 			waitFor("the reload error", func() bool { return strings.Contains(srv.Output(), "reload failed") })
 			if got := serial(); got.Cmp(next.Cert.SerialNumber) != 0 {

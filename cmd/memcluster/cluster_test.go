@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memcluster/memcluster/internal/testutil"
 	"github.com/memcluster/memcluster/node"
 )
 
@@ -121,7 +122,7 @@ func TestRunGossipAddressTaken(t *testing.T) {
 	defer l.Close()
 	taken := l.Addr().String()
 
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.LockedBuffer
 	code := run(context.Background(), []string{"-l", "127.0.0.1", "-p", freePort(t), "--gossip-addr", taken}, nil, &stdout, &stderr)
 	if code != exitFailure || !strings.Contains(stderr.String(), "memcluster: node: starting gossip on "+taken) {
 		t.Errorf("exit status %d, stderr %q; want %d and the gossip error", code, stderr.String(), exitFailure)
@@ -141,25 +142,11 @@ func TestRunGossipAddressTaken(t *testing.T) {
 		port := freePort(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		var stdout, stderr syncBuffer
+		var stdout, stderr testutil.LockedBuffer
 		done := make(chan int, 1)
 		go func() { done <- run(ctx, []string{"-l", "127.0.0.1", "-p", port}, nil, &stdout, &stderr) }()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", port))
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case code := <-done:
-				t.Fatalf("run returned %d before serving; stderr:\n%s", code, stderr.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("not serving after 10s; stderr:\n%s", stderr.String())
-			}
-			time.Sleep(10 * time.Millisecond)
+		if err := testutil.WaitAccepting("tcp", net.JoinHostPort("127.0.0.1", port), 10*time.Second, returned(done)); err != nil {
+			t.Fatalf("%v; stderr:\n%s", err, stderr.String())
 		}
 		cancel()
 		if code := <-done; code != 0 {
@@ -192,7 +179,7 @@ func TestRunBadGossipKeyFile(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var stdout, stderr syncBuffer
+			var stdout, stderr testutil.LockedBuffer
 			args := []string{"-l", "127.0.0.1", "-p", freePort(t), "--gossip-addr", "127.0.0.1:0", "--gossip-key-file", path}
 			code := run(context.Background(), args, nil, &stdout, &stderr)
 			if code != exitFailure || !strings.Contains(stderr.String(), tt.want) || !strings.Contains(stderr.String(), "gossip key file") {

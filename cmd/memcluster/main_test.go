@@ -11,27 +11,23 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/memcluster/memcluster/internal/testutil"
 )
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// returned tells testutil.WaitAccepting that run, reporting on done, has
+// returned before serving.
+func returned(done <-chan int) func() error {
+	return func() error {
+		select {
+		case code := <-done:
+			return fmt.Errorf("run returned %d before serving", code)
+		default:
+			return nil
+		}
+	}
 }
 
 // keepGlobals restores what run changes for the whole process.
@@ -88,28 +84,14 @@ func TestRunServesUntilCanceled(t *testing.T) {
 	pidFile := filepath.Join(dir, "mc.pid")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.LockedBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"-s", sock, "-P", pidFile, "-t", "3", "-v", "-d"}, nil, &stdout, &stderr)
 	}()
 
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("unix", sock)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("run returned %d before serving; stderr:\n%s", code, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no listener on %s after 10s; stderr:\n%s", sock, stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := testutil.WaitAccepting("unix", sock, 10*time.Second, returned(done)); err != nil {
+		t.Fatalf("%v; stderr:\n%s", err, stderr.String())
 	}
 
 	if b, err := os.ReadFile(pidFile); err != nil || string(b) != fmt.Sprintf("%d\n", os.Getpid()) {
@@ -150,7 +132,7 @@ func TestRunListenFailure(t *testing.T) {
 	}
 	defer l.Close()
 	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.LockedBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(context.Background(), []string{"-l", "127.0.0.1", "-p", port}, nil, &stdout, &stderr)

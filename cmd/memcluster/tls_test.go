@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memcluster/memcluster/internal/testutil"
 	"github.com/memcluster/memcluster/internal/tlstest"
 	"github.com/memcluster/memcluster/node"
 	"golang.org/x/sys/unix"
@@ -22,24 +23,18 @@ import (
 // testCerts are a CA and a server certificate written to a temporary
 // directory, plus files that are not what they claim to be.
 type testCerts struct {
-	ca                *tlstest.CA
-	server            *tlstest.Leaf
-	dir               string
-	cert, key, caFile string
+	*tlstest.Files
 	garbage, otherKey string
 	missing           string
 }
 
 func newTestCerts(t *testing.T) *testCerts {
 	t.Helper()
-	c := &testCerts{dir: t.TempDir(), ca: tlstest.NewCA(t, "daemon test CA")}
-	c.server = c.ca.Server(t)
-	c.cert, c.key = c.server.WriteFiles(t, c.dir, "server")
-	c.caFile = c.ca.WriteFile(t, c.dir, "ca")
-	_, c.otherKey = c.ca.Server(t).WriteFiles(t, c.dir, "other")
-	c.garbage = filepath.Join(c.dir, "garbage")
+	c := &testCerts{Files: tlstest.NewFiles(t, "daemon test CA")}
+	_, c.otherKey = c.CA.Server(t).WriteFiles(t, c.Dir, "other")
+	c.garbage = filepath.Join(c.Dir, "garbage")
 	tlstest.WriteFile(t, c.garbage, []byte("garbage\n"))
-	c.missing = filepath.Join(c.dir, "missing.pem")
+	c.missing = filepath.Join(c.Dir, "missing.pem")
 	return c
 }
 
@@ -54,32 +49,32 @@ func TestRunTLSStartErrors(t *testing.T) {
 		ssl    string // the -o value
 		stderr string
 	}{
-		{"no certificate", "ssl_key=" + c.key,
+		{"no certificate", "ssl_key=" + c.KeyFile,
 			"memcluster: Error loading the certificate chain: no file given; name it with -o ssl_chain_cert=<file>\n" +
 				"Try 'memcluster --help' for more information.\n"},
-		{"missing certificate file", "ssl_chain_cert=" + c.missing + ",ssl_key=" + c.key,
+		{"missing certificate file", "ssl_chain_cert=" + c.missing + ",ssl_key=" + c.KeyFile,
 			"memcluster: Error loading the certificate chain: " + c.missing + " : no such file or directory\n"},
-		{"not a certificate", "ssl_chain_cert=" + c.garbage + ",ssl_key=" + c.key,
+		{"not a certificate", "ssl_chain_cert=" + c.garbage + ",ssl_key=" + c.KeyFile,
 			"memcluster: Error loading the certificate chain: " + c.garbage + " : no PEM certificate found\n"},
-		{"missing key file", "ssl_chain_cert=" + c.cert + ",ssl_key=" + c.missing,
+		{"missing key file", "ssl_chain_cert=" + c.CertFile + ",ssl_key=" + c.missing,
 			"memcluster: Error loading the key: " + c.missing + " : no such file or directory\n"},
-		{"not a key", "ssl_chain_cert=" + c.cert + ",ssl_key=" + c.garbage,
+		{"not a key", "ssl_chain_cert=" + c.CertFile + ",ssl_key=" + c.garbage,
 			"memcluster: Error loading the key: " + c.garbage + " : no PEM private key found\n"},
-		{"another certificate's key", "ssl_chain_cert=" + c.cert + ",ssl_key=" + c.otherKey,
+		{"another certificate's key", "ssl_chain_cert=" + c.CertFile + ",ssl_key=" + c.otherKey,
 			"memcluster: Error loading the key: " + c.otherKey + " : tls: private key does not match public key\n"},
-		{"no key", "ssl_chain_cert=" + c.cert,
-			"memcluster: Error loading the key: " + c.cert + " : no private key in the certificate file, and no key file given\n"},
-		{"unknown key format", "ssl_chain_cert=" + c.cert + ",ssl_key=" + c.key + ",ssl_keyformat=3",
-			"memcluster: Error loading the key: " + c.key + " : ssl_keyformat=3 is neither 1 (PEM) nor 2 (ASN.1, DER)\n" +
+		{"no key", "ssl_chain_cert=" + c.CertFile,
+			"memcluster: Error loading the key: " + c.CertFile + " : no private key in the certificate file, and no key file given\n"},
+		{"unknown key format", "ssl_chain_cert=" + c.CertFile + ",ssl_key=" + c.KeyFile + ",ssl_keyformat=3",
+			"memcluster: Error loading the key: " + c.KeyFile + " : ssl_keyformat=3 is neither 1 (PEM) nor 2 (ASN.1, DER)\n" +
 				"Try 'memcluster --help' for more information.\n"},
-		{"missing CA file", "ssl_chain_cert=" + c.cert + ",ssl_key=" + c.key + ",ssl_ca_cert=" + c.missing,
+		{"missing CA file", "ssl_chain_cert=" + c.CertFile + ",ssl_key=" + c.KeyFile + ",ssl_ca_cert=" + c.missing,
 			"memcluster: Error loading the CA certificate: " + c.missing + " : no such file or directory\n"},
-		{"not a CA file", "ssl_chain_cert=" + c.cert + ",ssl_key=" + c.key + ",ssl_ca_cert=" + c.garbage,
+		{"not a CA file", "ssl_chain_cert=" + c.CertFile + ",ssl_key=" + c.KeyFile + ",ssl_ca_cert=" + c.garbage,
 			"memcluster: Error loading the CA certificate: " + c.garbage + " : no PEM certificate found\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr syncBuffer
+			var stdout, stderr testutil.LockedBuffer
 			done := make(chan int, 1)
 			go func() {
 				done <- run(context.Background(), []string{"-Z", "-o", tt.ssl, "-l", "127.0.0.1", "-p", port, "--no-cluster"}, nil, &stdout, &stderr)
@@ -174,10 +169,10 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 	addr := net.JoinHostPort("127.0.0.1", port)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.LockedBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"-Z", "-o", "ssl_chain_cert=" + c.cert + ",ssl_key=" + c.key,
+		done <- run(ctx, []string{"-Z", "-o", "ssl_chain_cert=" + c.CertFile + ",ssl_key=" + c.KeyFile,
 			"-l", "127.0.0.1", "-p", port, "--no-cluster", "-v"}, nil, &stdout, &stderr)
 	}()
 
@@ -187,7 +182,7 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			got, err := tlsSerial(addr, c.ca)
+			got, err := tlsSerial(addr, c.CA)
 			if err == nil && got.Cmp(want) == 0 {
 				return
 			}
@@ -218,21 +213,21 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitServing(c.server.Cert.SerialNumber, "at start")
+	waitServing(c.Server.Cert.SerialNumber, "at start")
 
-	next := c.ca.Server(t)
-	next.WriteFiles(t, c.dir, "server")
+	next := c.CA.Server(t)
+	next.WriteFiles(t, c.Dir, "server")
 	hup()
 	waitServing(next.Cert.SerialNumber, "after SIGHUP")
 	waitLogged(`level=INFO msg="SIGHUP: reloaded"`)
 
-	tlstest.WriteFile(t, c.cert, []byte("garbage\n"))
+	tlstest.WriteFile(t, c.CertFile, []byte("garbage\n"))
 	hup()
 	waitLogged(`level=ERROR msg="SIGHUP: reload failed; keeping what was loaded before"`)
-	if got, err := tlsSerial(addr, c.ca); err != nil || got.Cmp(next.Cert.SerialNumber) != 0 {
+	if got, err := tlsSerial(addr, c.CA); err != nil || got.Cmp(next.Cert.SerialNumber) != 0 {
 		t.Errorf("after a failed reload: serial %v (%v), want the last good %v", got, err, next.Cert.SerialNumber)
 	}
-	if logged := stderr.String(); !strings.Contains(logged, "Error loading the certificate chain: "+c.cert+" : no PEM certificate found") {
+	if logged := stderr.String(); !strings.Contains(logged, "Error loading the certificate chain: "+c.CertFile+" : no PEM certificate found") {
 		t.Errorf("the reload error does not say what is wrong:\n%s", logged)
 	}
 

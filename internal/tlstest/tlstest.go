@@ -183,3 +183,42 @@ func serial(t testing.TB) *big.Int {
 	}
 	return n.Add(n, big.NewInt(1))
 }
+
+// Files are a certificate authority and a server certificate signed by it,
+// written to a test's temporary directory where a server's configuration
+// names them.
+type Files struct {
+	// Dir is the directory the files are in.
+	Dir string
+	// CA is the certificate authority.
+	CA *CA
+	// Server is the server's certificate, for 127.0.0.1, ::1 and
+	// localhost.
+	Server *Leaf
+	// CertFile and KeyFile are the server's certificate and key
+	// (server.pem, server.key).
+	CertFile, KeyFile string
+	// CAFile is the CA's certificate (ca.pem).
+	CAFile string
+}
+
+// NewFiles makes a CA named caName and a server certificate signed by it,
+// and writes them to a new temporary directory of t's.
+func NewFiles(t testing.TB, caName string) *Files {
+	t.Helper()
+	f := &Files{Dir: t.TempDir(), CA: NewCA(t, caName)}
+	f.Server = f.CA.Server(t)
+	f.CertFile, f.KeyFile = f.Server.WriteFiles(t, f.Dir, "server")
+	f.CAFile = f.CA.WriteFile(t, f.Dir, "ca")
+	return f
+}
+
+// ClientConfig returns a client configuration that trusts the CA and, if
+// cert is not nil, presents it.
+func (f *Files) ClientConfig(cert *Leaf) *tls.Config {
+	cfg := &tls.Config{RootCAs: f.CA.Pool}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{cert.TLS}
+	}
+	return cfg
+}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/memcluster/memcluster/internal/testutil"
 )
 
 // The bounds the issue sets, which the property tests assert. What they
@@ -455,9 +456,7 @@ func TestMemberAddr(t *testing.T) {
 func TestOwnerAllocs(t *testing.T) {
 	r := mustNew(t, families[0].members(100))
 	key := []byte("user:12345")
-	if a := testing.AllocsPerRun(1000, func() { r.Owner(key); r.OwnerString("user:12345") }); a != 0 {
-		t.Errorf("Owner allocates %v times, want 0", a)
-	}
+	testutil.NoAllocs(t, "Owner", 1000, func() { r.Owner(key); r.OwnerString("user:12345") })
 }
 
 // randomKeys returns 64Ki keys shaped like an application's.

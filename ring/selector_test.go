@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/memcluster/memcluster/internal/testutil"
 )
 
 // fakeNode is a tiny memcached on 127.0.0.1:0 that answers `config get
@@ -196,18 +197,6 @@ func wantCurrent(t *testing.T, s *Selector, version uint64, nodes ...*fakeNode) 
 	}
 }
 
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestSelectorNoServers(t *testing.T) {
 	a := startFake(t)
 	s := newSelector(t, Config{}, a.addr())
@@ -282,15 +271,23 @@ func TestSelectorFailover(t *testing.T) {
 		wantCurrent(t, s, 3, b)
 	})
 	t.Run("silent seed", func(t *testing.T) {
+		// Refresh gives up on a silent node after its Timeout: one
+		// with 100 ms reaches b while one with an hour, which reached
+		// the silent node first, still waits on it.
 		a, b := startFake(t), startFake(t)
 		a.setSilent()
 		b.set(3, b)
+		patient := newSelector(t, Config{Timeout: time.Hour}, a.addr(), b.addr())
+		stuck := make(chan error, 1)
+		go func() { stuck <- patient.Refresh(context.Background()) }()
+		testutil.WaitFor(t, 10*time.Second, "the patient selector's request", func() bool { _, d, _ := a.counts(); return d == 1 })
 		s := newSelector(t, Config{Timeout: 100 * time.Millisecond}, a.addr(), b.addr())
-		start := time.Now()
 		refresh(t, s)
 		wantCurrent(t, s, 3, b)
-		if d := time.Since(start); d > 2*time.Second {
-			t.Errorf("Refresh took %v past a silent node with a 100ms timeout", d)
+		select {
+		case err := <-stuck:
+			t.Errorf("a Refresh with an hour's Timeout went past the silent node as soon as one with 100ms: %v", err)
+		default:
 		}
 	})
 	t.Run("all down", func(t *testing.T) {
@@ -307,14 +304,14 @@ func TestSelectorFailover(t *testing.T) {
 		}
 		// Only a is a seed: the Selector finds b and c from the config.
 		s := newSelector(t, Config{PollInterval: 10 * time.Millisecond}, a.addr())
-		waitFor(t, "the first config", func() bool { v, _ := s.Current(); return v == 1 })
+		testutil.WaitFor(t, 10*time.Second, "the first config", func() bool { v, _ := s.Current(); return v == 1 })
 		a.stop()
 		b.set(2, b, c)
 		c.set(2, b, c)
-		waitFor(t, "version 2 from b or c", func() bool { v, _ := s.Current(); return v == 2 })
+		testutil.WaitFor(t, 10*time.Second, "version 2 from b or c", func() bool { v, _ := s.Current(); return v == 2 })
 		wantCurrent(t, s, 2, b, c)
 		// And it keeps one connection to the node it polls.
-		waitFor(t, "ten polls of b or c", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "ten polls of b or c", func() bool {
 			bc, _, _ := b.counts()
 			cc, _, _ := c.counts()
 			return bc+cc >= 10
@@ -439,7 +436,7 @@ func TestSelectorClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the first config", func() bool { v, _ := s.Current(); return v == 1 })
+	testutil.WaitFor(t, 10*time.Second, "the first config", func() bool { v, _ := s.Current(); return v == 1 })
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -467,17 +464,26 @@ func TestSelectorClose(t *testing.T) {
 func TestSelectorCloseInterrupts(t *testing.T) {
 	a := startFake(t)
 	a.setSilent()
-	s := newSelector(t, Config{Timeout: time.Minute}, a.addr())
+	s := newSelector(t, Config{Timeout: time.Hour}, a.addr())
 	errc := make(chan error, 1)
 	go func() { errc <- s.Refresh(context.Background()) }()
-	waitFor(t, "the request", func() bool { _, d, _ := a.counts(); return d == 1 })
-	start := time.Now()
-	s.Close()
-	if err := <-errc; err != ErrClosed {
-		t.Errorf("Refresh interrupted by Close: %v, want ErrClosed", err)
+	testutil.WaitFor(t, 10*time.Second, "the request", func() bool { _, d, _ := a.counts(); return d == 1 })
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	// Waiting out the Refresh would take its Timeout, an hour: a minute
+	// is a failsafe, far short of it.
+	select {
+	case err := <-errc:
+		if err != ErrClosed {
+			t.Errorf("Refresh interrupted by Close: %v, want ErrClosed", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Refresh still waits on the silent node a minute after Close")
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("Close took %v", d)
+	select {
+	case <-closed:
+	case <-time.After(time.Minute):
+		t.Fatal("Close has not returned after a minute")
 	}
 }
 

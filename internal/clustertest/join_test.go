@@ -19,6 +19,7 @@ import (
 
 	"github.com/memcluster/memcluster/internal/clustertest"
 	"github.com/memcluster/memcluster/internal/servertest"
+	"github.com/memcluster/memcluster/internal/testutil"
 	"github.com/memcluster/memcluster/ring"
 )
 
@@ -48,23 +49,6 @@ func gossips(ps ...*proc) []string {
 		g = append(g, p.gossip)
 	}
 	return g
-}
-
-// waitFor polls cond, backing off from 5 ms to 50 ms, until it returns true,
-// and returns how long that took. It fails the test, naming what, if
-// timeout passes first.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	pause := 5 * time.Millisecond
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("no %s within %v", what, timeout)
-		}
-		time.Sleep(pause)
-		pause = min(2*pause, 50*time.Millisecond)
-	}
-	return time.Since(start)
 }
 
 // mcctlRun is the outcome of one mcctl process.
@@ -391,14 +375,14 @@ func TestProcessJoin(t *testing.T) {
 	}
 	defer stopTraffic()
 	// The traffic is under way before the join.
-	waitFor(t, agreeTimeout, "background traffic", func() bool { return ops.Load() >= 100 })
+	testutil.WaitFor(t, agreeTimeout, "background traffic", func() bool { return ops.Load() >= 100 })
 
 	start := time.Now()
 	opsBefore := ops.Load()
 	d := startProc(t, "d", gossips(old...))
 	accepting := time.Since(start)
 	all := append(slices.Clone(old), d)
-	waitFor(t, agreeTimeout, "4-member ring in the selector", func() bool {
+	testutil.WaitFor(t, agreeTimeout, "4-member ring in the selector", func() bool {
 		_, r := sel.Current()
 		return r.Len() == 4
 	})
@@ -408,12 +392,12 @@ func TestProcessJoin(t *testing.T) {
 	agreed := time.Since(start)
 	// The traffic goes on for a while on the new ring before it stops.
 	opsFollowed := ops.Load()
-	waitFor(t, agreeTimeout, "background traffic on the new ring", func() bool { return ops.Load() >= opsFollowed+200 })
+	testutil.WaitFor(t, agreeTimeout, "background traffic on the new ring", func() bool { return ops.Load() >= opsFollowed+200 })
 	stopTraffic()
 
 	// A join may bump the nodes' version more than once; the selector
 	// catches up by its next poll.
-	waitFor(t, agreeTimeout, "the selector on the nodes' view", func() bool {
+	testutil.WaitFor(t, agreeTimeout, "the selector on the nodes' view", func() bool {
 		v, r := sel.Current()
 		return v >= newView.Version && slices.Equal(ringEntries(r), newView.Entries)
 	})

@@ -11,7 +11,6 @@
 package servertest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -23,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/memcluster/memcluster/internal/testutil"
 )
 
 // MemcachedPath is the memcached binary StartMemcached runs.
@@ -59,7 +60,7 @@ type Server struct {
 	// the process starts under.
 	fileLimit int
 	cmd       *exec.Cmd
-	out       *lockedBuffer
+	out       *testutil.LockedBuffer
 	done      chan struct{} // closed when the process has exited
 	// state and waitErr are set before done is closed.
 	state   *os.ProcessState
@@ -242,7 +243,7 @@ func startLimited(t testing.TB, name, bin string, base, args []string, fileLimit
 // launch starts the process and waits until it accepts connections. It
 // reports whether a failure may be a lost race for the port.
 func (s *Server) launch() (retry bool, err error) {
-	s.out = &lockedBuffer{}
+	s.out = &testutil.LockedBuffer{}
 	s.cmd = exec.Command(s.bin, s.Args...)
 	if s.fileLimit > 0 {
 		// The shell sets the limit and becomes the server (exec), which
@@ -385,23 +386,4 @@ func (s *Server) Dial(t testing.TB) net.Conn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// lockedBuffer is a bytes.Buffer safe for the concurrent writes of a
-// process's stdout and stderr copiers and reads by the test.
-type lockedBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -3,51 +3,17 @@ package store
 import (
 	"bufio"
 	"fmt"
-	"net"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-)
 
-// startMemcached runs the reference memcached on a free port for the test,
-// failing the test if memcached is not installed (.ci/run installs it).
-func startMemcached(t *testing.T) net.Conn {
-	t.Helper()
-	path, err := exec.LookPath("memcached")
-	if err != nil {
-		t.Fatalf("memcached is the reference and is not installed (apt-get install memcached): %v", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(path, "-p", strconv.Itoa(port), "-U", "0", "-l", "127.0.0.1", "-u", "root")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			t.Cleanup(func() { c.Close() })
-			return c
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("memcached did not listen within 5s: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+	"github.com/memcluster/memcluster/internal/servertest"
+)
 
 // TestArithMatchesMemcached runs incr and decr on the same values against
 // the real memcached and the store and compares replies and stored values.
 func TestArithMatchesMemcached(t *testing.T) {
-	c := startMemcached(t)
+	c := servertest.StartMemcached(t).Dial(t) // the reference
 	r := bufio.NewReader(c)
 	roundTrip := func(req string, lines int) string {
 		t.Helper()

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/memcluster/memcluster/internal/testutil"
 )
 
 // dumpAll walks s with d, budget slots a step, and returns every item
@@ -267,14 +269,11 @@ func TestDumpNextDoesNotAllocate(t *testing.T) {
 	var d Dump
 	for s.DumpNext(&d, 100, &b) {
 	}
-	allocs := testing.AllocsPerRun(20, func() {
+	testutil.NoAllocs(t, "a walk with a grown batch", 20, func() {
 		d := Dump{}
 		for s.DumpNext(&d, 100, &b) {
 		}
 	})
-	if allocs != 0 {
-		t.Errorf("a walk with a grown batch allocates %v times, want 0", allocs)
-	}
 }
 
 func TestCrawl(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/memcluster/memcluster/internal/testutil"
 )
 
 // start is the fake clock's first second.
@@ -1080,15 +1081,9 @@ func TestGetDoesNotAllocate(t *testing.T) {
 	s, _ := newTestStore(t, Config{}, 64)
 	set(t, s, "key", "value")
 	buf := make([]byte, 0, 64)
-	if n := testing.AllocsPerRun(100, func() { s.Get([]byte("key"), buf[:0]) }); n != 0 {
-		t.Errorf("Get hit: got %v allocs, want 0", n)
-	}
-	if n := testing.AllocsPerRun(100, func() { s.Get([]byte("nokey"), buf[:0]) }); n != 0 {
-		t.Errorf("Get miss: got %v allocs, want 0", n)
-	}
-	if n := testing.AllocsPerRun(100, func() { s.Set(ModeSet, []byte("key"), []byte("other"), 0, 0, 0) }); n != 0 {
-		t.Errorf("Set overwrite of the same size: got %v allocs, want 0", n)
-	}
+	testutil.NoAllocs(t, "Get hit", 100, func() { s.Get([]byte("key"), buf[:0]) })
+	testutil.NoAllocs(t, "Get miss", 100, func() { s.Get([]byte("nokey"), buf[:0]) })
+	testutil.NoAllocs(t, "Set overwrite of the same size", 100, func() { s.Set(ModeSet, []byte("key"), []byte("other"), 0, 0, 0) })
 }
 
 func TestStrings(t *testing.T) {

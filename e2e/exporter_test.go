@@ -12,11 +12,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/memcluster/memcluster/internal/servertest"
+	"github.com/memcluster/memcluster/internal/testutil"
 )
 
 // Prometheus's memcached_exporter reads stats, stats settings, stats items
@@ -47,28 +47,10 @@ func exporterBinary(t *testing.T) string {
 	return ""
 }
 
-// lockedOutput collects a process's output for several goroutines.
-type lockedOutput struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (o *lockedOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-func (o *lockedOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
-
 // exporter is a memcached_exporter process watching one server.
 type exporter struct {
 	url string
-	out *lockedOutput
+	out *testutil.LockedBuffer
 }
 
 // startExporter runs memcached_exporter for srv on a free port, waits until
@@ -76,7 +58,7 @@ type exporter struct {
 func startExporter(t *testing.T, bin string, srv *servertest.Server) *exporter {
 	t.Helper()
 	listen := fmt.Sprintf("127.0.0.1:%d", servertest.FreePort(t))
-	e := &exporter{url: "http://" + listen + "/metrics", out: &lockedOutput{}}
+	e := &exporter{url: "http://" + listen + "/metrics", out: &testutil.LockedBuffer{}}
 	cmd := exec.Command(bin, "--memcached.address="+srv.Addr, "--web.listen-address="+listen)
 	cmd.Stdout, cmd.Stderr = e.out, e.out
 	if err := cmd.Start(); err != nil {

@@ -83,7 +83,7 @@ func pickSentinel(tc compareCase, req string) *sentinel {
 
 const (
 	sentinelWait = 15 * time.Second       // wait for a sentinel's reply
-	nudgeAfter   = 500 * time.Millisecond // then send another
+	nudgeAfter   = 500 * time.Millisecond // then, after a metadump, send another
 )
 
 // readToSentinel sends s after a step's request and reads until the
@@ -93,21 +93,15 @@ const (
 //
 // memcached leaves bytes that arrive in the same read as a metadump line
 // unread until more arrive: after a step whose last request is a metadump
-// (afterReply), the sentinel is sent once the step's reply has begun, and
-// a sentinel left unanswered for nudgeAfter is followed by another, so that
-// one stuck that way is answered too.
-func readToSentinel(c *servertest.Conn, s sentinel, afterReply bool) ([]byte, bool) {
+// (afterDump), the sentinel is sent once the step's reply has begun, and
+// if it is not answered within nudgeAfter, a second follows it, which
+// answers a sentinel stuck that way.
+func readToSentinel(c *servertest.Conn, s sentinel, afterDump bool) ([]byte, bool) {
 	deadline := time.Now().Add(sentinelWait)
 	var got []byte
 	sent := 0
-	if afterReply {
-		got = c.Read(servertest.ReadOptions{First: nudgeAfter, Max: nudgeAfter,
-			Done: func(b []byte) bool { return len(b) > 0 }})
-	}
-	for {
-		c.SendString(s.req)
-		sent++
-		wait := min(nudgeAfter, time.Until(deadline))
+	read := func(until time.Time) bool {
+		wait := max(time.Until(until), time.Millisecond) // 0 would be Read's default
 		got = append(got, c.Read(servertest.ReadOptions{First: wait, Max: wait,
 			Done: func(b []byte) bool {
 				// The replies are in the last bytes: look at those.
@@ -118,14 +112,22 @@ func readToSentinel(c *servertest.Conn, s sentinel, afterReply bool) ([]byte, bo
 				_, n := s.cut(b[max(0, len(b)-k):], sent)
 				return n == sent
 			}})...)
-		rest, n := s.cut(got, sent)
-		if n == sent {
-			return rest, true
-		}
-		if c.Closed() || !time.Now().Before(deadline) {
-			return rest, false
-		}
+		_, n := s.cut(got, sent)
+		return n == sent
 	}
+	if afterDump {
+		got = c.Read(servertest.ReadOptions{First: nudgeAfter, Max: nudgeAfter,
+			Done: func(b []byte) bool { return len(b) > 0 }})
+	}
+	c.SendString(s.req)
+	sent++
+	if afterDump && !read(time.Now().Add(nudgeAfter)) && !c.Closed() {
+		c.SendString(s.req)
+		sent++
+	}
+	read(deadline)
+	rest, n := s.cut(got, sent)
+	return rest, n == sent
 }
 
 // A framer follows the requests sent on one connection as memcached frames

@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"bufio"
+	"io"
+	"net"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/memcluster/memcluster/internal/servertest"
 )
@@ -237,4 +241,71 @@ func TestSentinelReadsWholeReplies(t *testing.T) {
 	if end := got[len(got)-1]; len(end.raw) != 0 || end.closed {
 		t.Errorf("end of case: %q, closed %v; want nothing, open", end.raw, end.closed)
 	}
+}
+
+// TestLateRepliesAreNotDifferences plays a case against a reference that
+// answers each request late, in two parts with a pause between them, and
+// against one that answers at once: the transcripts must be the same. (A
+// reference read until it fell silent read such replies as empty, or cut
+// them, and the next step's reply as this one's.)
+func TestLateRepliesAreNotDifferences(t *testing.T) {
+	t.Parallel()
+	tc := compareCase{name: "late", steps: []step{
+		s("get a\r\n"), s("version\r\n"), s("get b\r\n"), s("mn\r\n"),
+	}}
+	late := play(t, fakeServer(t, 300*time.Millisecond), tc, nil)
+	prompt := play(t, fakeServer(t, 0), tc, late)
+	if d := diffTranscripts(tc, late, prompt); d != "" {
+		t.Errorf("late replies read as differences:\n%s", d)
+	}
+	if got := string(late[0].raw); got != "VALUE a 0 1\r\nx\r\nEND\r\n" {
+		t.Errorf("a late reply in two parts: %q, want it whole", got)
+	}
+}
+
+// fakeServer serves a few commands as memcached answers them ("get a"
+// hits, other gets miss), each reply in two parts, delay before each part.
+func fakeServer(t *testing.T, delay time.Duration) *servertest.Server {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	replies := map[string][2]string{
+		"get a":   {"VALUE a 0 1\r\nx\r\n", "END\r\n"},
+		"get b":   {"", "END\r\n"},
+		"version": {"VERSION ", "1.6.18\r\n"},
+		"mn":      {"M", "N\r\n"},
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					parts, ok := replies[strings.TrimSuffix(line, "\r\n")]
+					if !ok {
+						parts = [2]string{"", "ERROR\r\n"}
+					}
+					for _, p := range parts {
+						time.Sleep(delay)
+						if _, err := io.WriteString(c, p); err != nil {
+							return
+						}
+					}
+				}
+			}()
+		}
+	}()
+	addr := l.Addr().(*net.TCPAddr)
+	return &servertest.Server{Name: "fake", Network: "tcp", Addr: addr.String(), Port: addr.Port}
 }

@@ -50,16 +50,26 @@ type found struct {
 // findLocked looks key up in o.sh. A dead (expired or flushed) record it
 // finds is removed. o.sh.mu must be held.
 func (s *Store) findLocked(o *op, key []byte) found {
+	var f found
+	s.findInto(o, key, &f)
+	return f
+}
+
+// findInto is findLocked writing into f, which the hottest path keeps in
+// place rather than copying a header around.
+func (s *Store) findInto(o *op, key []byte, f *found) {
 	slot, loc, ok := o.sh.lookupSlot(o.hash, key)
 	if !ok {
-		return found{lk: Miss}
+		f.lk = Miss
+		return
 	}
-	h := readHdrCAS(o.sh.record(loc))
-	if lk := o.fl.check(&h, o.now); lk != Hit {
-		s.killLocked(o.sh, slot, loc, &h)
-		return found{lk: lk}
+	f.h = readHdrCAS(o.sh.record(loc))
+	if lk := o.fl.check(&f.h, o.now); lk != Hit {
+		s.killLocked(o.sh, slot, loc, &f.h)
+		f.lk = lk
+		return
 	}
-	return found{slot: slot, loc: loc, h: h, lk: Hit}
+	f.slot, f.loc, f.lk = slot, loc, Hit
 }
 
 // withKey locks o.sh, looks key up in it and calls fn with what it found.
@@ -82,15 +92,18 @@ func (s *Store) withKey(o *op, key []byte, fn func(f found)) {
 // returns, or fn panics, it gives back what r still holds (release).
 func (s *Store) writeKey(o *op, key []byte, r *room, fn func(f found) roomResult) {
 	defer s.release(r)
-	for {
-		res := roomOK
-		s.withKey(o, key, func(f found) { res = fn(f) })
-		if res != roomRetry {
-			return
-		}
+	for s.writeLocked(o, key, fn) == roomRetry {
 		s.stealFor(o.sh, r)
 		s.again(o)
 	}
+}
+
+// writeLocked is one attempt of writeKey: fn with o.sh locked, and unlocked
+// when fn returns or panics.
+func (s *Store) writeLocked(o *op, key []byte, fn func(f found) roomResult) roomResult {
+	o.sh.mu.Lock()
+	defer o.sh.mu.Unlock()
+	return fn(s.findLocked(o, key))
 }
 
 // with calls fn with sh locked, and unlocks sh when fn returns or panics.

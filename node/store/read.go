@@ -60,28 +60,28 @@ func (s *Store) GetAndTouch(key []byte, deadline int64, dst []byte) ([]byte, Met
 }
 
 func (s *Store) get(key, dst []byte, touch bool, deadline int64) ([]byte, Meta, Lookup) {
+	// The hottest path locks as withKey does, without its func value:
+	// the unlock is deferred before anything can fail.
 	o := s.begin(key)
-	var m Meta
-	var lk Lookup
-	s.withKey(&o, key, func(f found) {
-		if lk = f.lk; lk != Hit {
-			return
-		}
-		sh := o.sh
-		rec := sh.record(f.loc)
-		c := s.classLocked(sh, &f.h)
-		if touch {
-			f.h.deadline = toDeadline(deadline)
-			setDeadline(rec, f.h.deadline)
-			c.touchHits++
-		} else {
-			c.getHits[sh.queueOf(f.loc)]++
-		}
-		bump(rec, &f.h, o.now)
-		dst = append(dst, sh.valueOf(rec, &f.h)...)
-		m = s.metaOf(&f.h)
-	})
-	return dst, m, lk
+	sh := o.sh
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	var f found
+	s.findInto(&o, key, &f)
+	if f.lk != Hit {
+		return dst, Meta{}, f.lk
+	}
+	rec := sh.record(f.loc)
+	c := s.classLocked(sh, &f.h)
+	if touch {
+		f.h.deadline = toDeadline(deadline)
+		setDeadline(rec, f.h.deadline)
+		c.touchHits++
+	} else {
+		c.getHits[sh.queueOf(f.loc)]++
+	}
+	bump(rec, &f.h, o.now)
+	return append(dst, sh.valueOf(rec, &f.h)...), s.metaOf(&f.h), Hit
 }
 
 // Touch sets the deadline of key's item and marks it fetched, as memcached's

@@ -63,7 +63,6 @@ func FileReserve(threads int) int { return netserve.FileReserve(threads) }
 type Server struct {
 	cfg      Config
 	store    *store.Store
-	counters stats.Counters
 	tls      *tlsconf.State // nil without TLS
 	cluster  *cluster.Cluster
 	commands *command.Handler
@@ -93,7 +92,6 @@ func New(cfg Config) *Server {
 	})
 	s.commands = command.New(cfg, command.Options{
 		Store:    s.store,
-		Counters: &s.counters,
 		Started:  started,
 		TLS:      s.tls,
 		Cluster:  s.cluster,
@@ -103,7 +101,7 @@ func New(cfg Config) *Server {
 	s.net = netserve.New(cfg, netserve.Options{
 		Handler:  s.commands,
 		TLS:      s.tls,
-		Counters: &s.counters,
+		Counters: s.commands.Counters(),
 		Clock:    s.store.CoarseNow,
 		Verbose:  func() bool { return s.commands.Verbosity() > 0 },
 	})

@@ -57,7 +57,7 @@ type binaryConn struct {
 // error or Noop's, or when enough has gathered (afterRequest).
 func (c *session) serveBinary() {
 	b := &binaryConn{session: c}
-	c.ServeOnLoop(b.answerReady, nil)
+	c.ServeOnLoop(b)
 	for c.WaitForRequest() {
 		// What is owed is written before the rest of a request is
 		// waited for (see connReader).
@@ -77,6 +77,10 @@ func (c *session) serveBinary() {
 	}
 }
 
+// HasPending reports false: the binary protocol leaves a request the loop
+// must not serve unread (see AnswerReady).
+func (b *binaryConn) HasPending() bool { return false }
+
 // tidy drops the buffers one large request grew.
 func (b *binaryConn) tidy() {
 	b.req.ReleaseBuffer(netserve.KeepBuffer)
@@ -85,12 +89,12 @@ func (b *binaryConn) tidy() {
 	}
 }
 
-// answerReady answers, on the event loop, the requests the loop's read
+// AnswerReady answers, on the event loop, for the binary protocol, the requests the loop's read
 // completed, and reports whether the connection may stay on the loop. A
 // request the loop must not serve (see onLoop), or not yet wholly arrived,
 // is left unread for the goroutine. The replies stay in c.Out unless enough
-// gather to write at once (see answerTextReady).
-func (b *binaryConn) answerReady() bool {
+// gather to write at once (see session.AnswerReady).
+func (b *binaryConn) AnswerReady() bool {
 	c := b.session
 	for n := 0; protocol.BinaryNextBuffered(c.In) && b.onLoop(); n++ {
 		if n == c.h.cfg.MaxReqsPerEvent {
@@ -360,7 +364,7 @@ func (b *binaryConn) get(touch bool) {
 
 // countMiss counts a read that missed, and why.
 func (b *binaryConn) countMiss(lookup store.Lookup, touch bool) {
-	c := b.h.counters
+	c := &b.h.counters
 	switch lookup {
 	case store.MissExpired:
 		c.GetExpired.Add(1)

@@ -54,8 +54,7 @@ type Conns interface {
 // Options is what a Handler needs besides the node's settings. Every field
 // is required unless it says otherwise.
 type Options struct {
-	Store    *store.Store
-	Counters *stats.Counters
+	Store *store.Store
 	// Started is when the node started: uptime, and the unix times before
 	// it, which are already past as exptimes.
 	Started time.Time
@@ -80,7 +79,7 @@ type Handler struct {
 	cfg          config.Config
 	log          *slog.Logger
 	store        *store.Store
-	counters     *stats.Counters
+	counters     stats.Counters // updated by every connection; see Counters
 	started      time.Time
 	tls          *tlsconf.State
 	cluster      Cluster
@@ -106,7 +105,6 @@ func New(cfg config.Config, opts Options) *Handler {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		store:    opts.Store,
-		counters: opts.Counters,
 		started:  opts.Started,
 		tls:      opts.TLS,
 		cluster:  opts.Cluster,
@@ -124,6 +122,10 @@ func New(cfg config.Config, opts Options) *Handler {
 	s.initCrawler()
 	return s
 }
+
+// Counters returns the counters the handler updates, for the connection
+// server to update the byte and connection counts in too.
+func (h *Handler) Counters() *stats.Counters { return &h.counters }
 
 // SetConns sets Options.Conns, for a node that makes its connection server
 // after the handler; it must be called before any connection is served.

@@ -11,7 +11,6 @@ import (
 	"github.com/memcluster/memcluster/node/cluster"
 	"github.com/memcluster/memcluster/node/config"
 	"github.com/memcluster/memcluster/node/netserve"
-	"github.com/memcluster/memcluster/node/stats"
 	"github.com/memcluster/memcluster/node/store"
 	"github.com/memcluster/memcluster/node/tlsconf"
 )
@@ -40,7 +39,6 @@ func newTestServer(cfg Config) *testServer {
 	if cfg.TLS != nil {
 		tlsState = tlsconf.NewState(*cfg.TLS)
 	}
-	counters := new(stats.Counters)
 	st := store.New(store.Config{
 		MaxBytes:    cfg.MemoryLimit,
 		ItemSizeMax: cfg.ItemSizeMax,
@@ -50,11 +48,11 @@ func newTestServer(cfg Config) *testServer {
 		OnEvict:     func(ev store.Eviction) { s.LogEviction(ev) },
 	})
 	s.Handler = New(cfg, Options{
-		Store: st, Counters: counters, Started: started, TLS: tlsState,
+		Store: st, Started: started, TLS: tlsState,
 		Cluster: s.cluster, Done: s.doneCh, Shutdown: s.closeDone,
 	})
 	s.net = netserve.New(cfg, netserve.Options{
-		Handler: s.Handler, TLS: tlsState, Counters: counters, Clock: st.CoarseNow,
+		Handler: s.Handler, TLS: tlsState, Counters: s.Counters(), Clock: st.CoarseNow,
 		Verbose: func() bool { return s.Verbosity() > 0 },
 	})
 	s.SetConns(s.net)

@@ -80,7 +80,7 @@ func (c *session) serveText() {
 	if c.h.auth.ascii != nil && !c.asciiAuth() {
 		return
 	}
-	c.ServeOnLoop(c.answerTextReady, c.hasPending)
+	c.ServeOnLoop(c)
 	for c.WaitForRequest() {
 		req, err := c.nextText()
 		if !c.answerText(req, err) || !c.AfterRequest() {
@@ -92,7 +92,7 @@ func (c *session) serveText() {
 // nextText returns the request the event loop left to the goroutine, if
 // any, else the next request read.
 func (c *session) nextText() (*protocol.Request, error) {
-	if !c.hasPending() {
+	if !c.HasPending() {
 		return c.text.Next()
 	}
 	req, err := c.pendingReq, c.pendingErr
@@ -100,9 +100,9 @@ func (c *session) nextText() (*protocol.Request, error) {
 	return req, err
 }
 
-// hasPending reports whether the event loop left a decoded text request to
+// HasPending reports whether the event loop left a decoded text request to
 // the goroutine.
-func (c *session) hasPending() bool { return c.pendingReq != nil || c.pendingErr != nil }
+func (c *session) HasPending() bool { return c.pendingReq != nil || c.pendingErr != nil }
 
 // answerText answers what the text decoder returned, and reports whether
 // the connection goes on: false after an I/O error or ErrClose.
@@ -143,12 +143,12 @@ func writesOwed(cmd protocol.Command) bool {
 	return false
 }
 
-// answerTextReady answers, on the event loop, the requests the loop's read
+// AnswerReady answers, on the event loop, for the text protocol, the requests the loop's read
 // completed, and reports whether the connection may stay on the loop. A
 // request the loop must not answer (see textOnLoop) is left pending for the
 // goroutine; a request not yet wholly arrived stays buffered, and the loop
 // then gives the connection back to its goroutine. The replies stay in c.Out unless enough gather to write at once.
-func (c *session) answerTextReady() bool {
+func (c *session) AnswerReady() bool {
 	for n := 0; c.text.NextBuffered(); n++ {
 		if n == c.h.cfg.MaxReqsPerEvent {
 			// Served -R requests: the others' turn, this one's

@@ -56,7 +56,7 @@ func (h *Handler) Stats() []stats.Stat {
 	var ru unix.Rusage
 	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
 	st := h.store.Stats()
-	c := h.counters
+	c := &h.counters
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	i := func(v int64) string { return strconv.FormatInt(v, 10) }
 	ld := func(a *atomic.Uint64) string { return u(a.Load()) }
@@ -149,7 +149,7 @@ func (h *Handler) Stats() []stats.Stat {
 		{Name: "log_watcher_sent", Value: ld(&c.LogWatcherSent)},
 		{Name: "log_watchers", Value: i(c.LogWatchers.Load())},
 	}...)
-	list = append(list, h.tls.Stats(h.counters)...)
+	list = append(list, h.tls.Stats(&h.counters)...)
 	return append(list, []stats.Stat{
 		{Name: "unexpected_napi_ids", Value: zero}, // memcached's NAPI ids (-o napi_ids)
 		{Name: "round_robin_fallback", Value: zero},

@@ -306,7 +306,7 @@ func (c *session) watchCommand(req *protocol.Request) {
 		reply("ERROR")
 		return
 	}
-	w, ok := h.watch.add(streams, h.watcherBufSize(), h.counters)
+	w, ok := h.watch.add(streams, h.watcherBufSize(), &h.counters)
 	if !ok {
 		reply("WATCHER_TOO_MANY log watcher limit reached")
 		return
@@ -319,7 +319,7 @@ func (c *session) watchCommand(req *protocol.Request) {
 // a write fails or the node shuts down (see netserve.Conn.Stream).
 func (c *session) serveWatch(w *watcher) {
 	h := c.h
-	defer h.watch.remove(w, h.counters)
+	defer h.watch.remove(w, &h.counters)
 	c.SetCloseReason(netserve.CloseError) // memcached logs a watcher's end so
 	c.Stream(h.done, w.ready, make([]byte, 0, w.size), w.take)
 }
@@ -428,7 +428,7 @@ func (c *session) logFetch(key []byte, lk store.Lookup, size int, flags uint32) 
 	line = append(line, " size="...)
 	line = strconv.AppendInt(line, int64(size), 10)
 	line = append(line, '\n')
-	h.watch.publish(logFetchers, gid, line, h.counters)
+	h.watch.publish(logFetchers, gid, line, &h.counters)
 }
 
 // watchLookup is logLookup when fetchers are watched, and one atomic load
@@ -509,7 +509,7 @@ func (c *session) logStoreLine(key []byte, status, cmd string, ttl uint32, clsid
 	line = append(line, " size="...)
 	line = strconv.AppendInt(line, int64(size), 10)
 	line = append(line, '\n')
-	h.watch.publish(logMutations, gid, line, h.counters)
+	h.watch.publish(logMutations, gid, line, &h.counters)
 }
 
 // allocFailure is where an item could not be made, for logAllocFailed.
@@ -602,7 +602,7 @@ func (h *Handler) LogEviction(ev store.Eviction) {
 	line = append(line, " size="...)
 	line = strconv.AppendInt(line, int64(ev.Size), 10)
 	line = append(line, '\n')
-	h.watch.publish(logEvictions, gid, line, h.counters)
+	h.watch.publish(logEvictions, gid, line, &h.counters)
 }
 
 // logConn logs the connection's conn_new line, or its conn_close line if
@@ -636,7 +636,7 @@ func (c *session) logConn(closing bool) {
 	line = append(line, " cfd="...)
 	line = strconv.AppendInt(line, int64(c.FD()), 10)
 	line = append(line, '\n')
-	h.watch.publish(logConnEvents, gid, line, h.counters)
+	h.watch.publish(logConnEvents, gid, line, &h.counters)
 }
 
 // metaStoreMode is the mode ms runs in: its mode switch, a set or replace

@@ -70,13 +70,11 @@ type Conn struct {
 	owed bool
 
 	// loop serves the connection between its requests (see eventLoop),
-	// or is nil; answerReady is how the loop answers the requests a read
-	// completed and pending whether the handler holds a request it
-	// decoded, both set by ServeOnLoop; released wakes hold.
-	loop        *eventLoop
-	answerReady func() bool
-	pending     func() bool
-	released    chan struct{}
+	// or is nil; onLoop is how it answers them, set by ServeOnLoop;
+	// released wakes hold.
+	loop     *eventLoop
+	onLoop   LoopServer
+	released chan struct{}
 }
 
 func newConn(s *Server, nc net.Conn) *Conn {
@@ -152,14 +150,24 @@ func (c *Conn) Owed() bool { return c.owed }
 // request (see Owed).
 func (c *Conn) SetOwed(owed bool) { c.owed = owed }
 
-// ServeOnLoop lets the event loop serve the connection between its
-// requests, once the handler knows its protocol: answer answers, on the
-// loop, the requests a read completed, and reports whether the connection
-// may stay on the loop; pending reports whether the handler holds a request
-// it decoded but left to the goroutine.
-func (c *Conn) ServeOnLoop(answer, pending func() bool) {
-	c.answerReady, c.pending = answer, pending
+// LoopServer is how the event loop serves a connection between its
+// goroutine's turns: the handler's state for the connection. Its methods
+// are called by the loop or the connection's goroutine, never both at once.
+type LoopServer interface {
+	// AnswerReady answers, on the event loop, the requests the loop's
+	// read completed, appending their replies to Out, and reports
+	// whether the connection may stay on the loop. A request it must not
+	// answer there (one that may block) it leaves to the goroutine:
+	// unread in In, or decoded and held (see HasPending).
+	AnswerReady() bool
+	// HasPending reports whether the handler holds a request it decoded
+	// on the loop but left to the goroutine.
+	HasPending() bool
 }
+
+// ServeOnLoop lets the event loop serve the connection between its
+// requests through s, once the handler knows the protocol.
+func (c *Conn) ServeOnLoop(s LoopServer) { c.onLoop = s }
 
 // WaitForRequest blocks until a request's first byte is buffered. It
 // returns false when the connection should close instead: shutdown, idle
@@ -174,7 +182,7 @@ func (c *Conn) WaitForRequest() bool {
 		return true
 	}
 	c.servedInEvent = 0
-	if c.loop != nil && c.answerReady != nil {
+	if c.loop != nil && c.onLoop != nil {
 		if c.Flush() != nil || c.srv.shuttingDown.Load() {
 			return false
 		}
@@ -236,7 +244,7 @@ func (c *Conn) WaitForRequest() bool {
 // requestWaiting reports whether a request is there to serve without
 // waiting: buffered, or held by the handler.
 func (c *Conn) requestWaiting() bool {
-	return c.In.Buffered() > 0 || c.pending != nil && c.pending()
+	return c.In.Buffered() > 0 || c.onLoop != nil && c.onLoop.HasPending()
 }
 
 // CloseReason is why a connection closed, as memcached's conn_close lines

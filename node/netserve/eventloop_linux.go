@@ -225,7 +225,7 @@ func (l *eventLoop) serve(ready []*Conn) {
 		}
 	}
 	for i, c := range ready {
-		if c != nil && !c.answerReady() {
+		if c != nil && !c.onLoop.AnswerReady() {
 			ready[i] = nil
 			l.release(c)
 		}
@@ -381,7 +381,7 @@ func (c *Conn) readNow() bool {
 	return true
 }
 
-// flushReady writes, after answerReady, the replies gathered, and reports
+// flushReady writes, after AnswerReady, the replies gathered, and reports
 // whether the connection may stay on its loop: only if the socket took them
 // all and no request is left part-read.
 func (c *Conn) flushReady() bool {

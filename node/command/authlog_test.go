@@ -1,34 +1,15 @@
 package command
 
 import (
-	"bytes"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/memcluster/memcluster/internal/testutil"
 	"github.com/memcluster/memcluster/protocol"
 	"github.com/memcluster/memcluster/sasl"
 )
-
-// lockedBuffer is a log sink that tests may read while the server writes.
-type lockedBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestAuthenticationLogsNoSecret authenticates, right and wrong, by SASL
 // PLAIN and by ASCII authentication on a node logging every command (-vv),
@@ -49,7 +30,7 @@ func TestAuthenticationLogsNoSecret(t *testing.T) {
 	saslWriteFile(t, saslFile, "alice:"+password, "vera:"+verifier)
 	saslWriteFile(t, asciiFile, "alice:"+password)
 
-	var logs lockedBuffer
+	var logs testutil.LockedBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, addr := binStartNode(t, Config{SASL: true, SASLPasswordFile: saslFile, Verbosity: 2, Logger: logger})
 	_, asciiAddr := binStartNode(t, Config{AuthFile: asciiFile, Verbosity: 2, Logger: logger})

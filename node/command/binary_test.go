@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/memcluster/memcluster/internal/servertest"
+	"github.com/memcluster/memcluster/internal/testutil"
 	"github.com/memcluster/memcluster/node/store"
 	"github.com/memcluster/memcluster/protocol"
 )
@@ -823,21 +824,6 @@ func TestBinaryMatchesMemcached(t *testing.T) {
 
 // ---- allocations
 
-// fakeNetConn is a net.Conn that reads a fixed input and discards writes.
-type binFakeConn struct {
-	r       bytes.Reader
-	written int
-}
-
-func (f *binFakeConn) Read(p []byte) (int, error)         { return f.r.Read(p) }
-func (f *binFakeConn) Write(p []byte) (int, error)        { f.written += len(p); return len(p), nil }
-func (f *binFakeConn) Close() error                       { return nil }
-func (f *binFakeConn) LocalAddr() net.Addr                { return &net.TCPAddr{} }
-func (f *binFakeConn) RemoteAddr() net.Addr               { return &net.TCPAddr{} }
-func (f *binFakeConn) SetDeadline(t time.Time) error      { return nil }
-func (f *binFakeConn) SetReadDeadline(t time.Time) error  { return nil }
-func (f *binFakeConn) SetWriteDeadline(t time.Time) error { return nil }
-
 // TestBinaryAllocations: serving gets, touches, misses and noops allocates
 // nothing per request in steady state.
 func TestBinaryAllocations(t *testing.T) {
@@ -858,14 +844,14 @@ func TestBinaryAllocations(t *testing.T) {
 	const batches = 100
 	input := bytes.Repeat(batch, batches)
 	requests := batches * 10 * 9
-	fc := &binFakeConn{}
+	fc := &testutil.ReplayConn{Requests: [][]byte{input}, Pipelined: true}
 	c := newTestSession(s, fc)
 	serve := func() {
-		fc.r.Reset(input)
+		fc.Rewind(1)
 		c.serveBinary()
 	}
 	serve()
-	if fc.written == 0 {
+	if fc.Written == 0 {
 		t.Fatal("no replies written")
 	}
 	allocs := testing.AllocsPerRun(5, serve)
@@ -885,12 +871,12 @@ func BenchmarkBinaryGetKQ(b *testing.B) {
 		batch = append(batch, binReq(protocol.OpGetKQ, 0, 0, "", "key", "")...)
 	}
 	batch = append(batch, binReq(protocol.OpNoop, 0, 0, "", "", "")...)
-	fc := &binFakeConn{}
+	fc := &testutil.ReplayConn{Requests: [][]byte{batch}, Pipelined: true}
 	c := newTestSession(s, fc)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(batch)))
 	for b.Loop() {
-		fc.r.Reset(batch)
+		fc.Rewind(1)
 		c.serveBinary()
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memcluster/memcluster/internal/testutil"
 	"github.com/memcluster/memcluster/node/config"
 	"github.com/memcluster/memcluster/node/store"
 )
@@ -47,7 +48,7 @@ func TestLRUCrawlerSettings(t *testing.T) {
 		if step.change != nil {
 			step.change(&want)
 		}
-		waitFor(t, func() bool { return !s.crawlerState().Running })
+		testutil.WaitFor(t, 5*time.Second, "!s.crawlerState().Running", func() bool { return !s.crawlerState().Running })
 		got := s.crawlerState()
 		got.Starts = 0
 		if got != want {
@@ -94,7 +95,7 @@ func TestLRUCrawlerCrawl(t *testing.T) {
 	// A second past the items' deadline, whichever of its clocks the
 	// store checks them against has passed it too.
 	deadline := s.deadline(1) + 1
-	waitFor(t, func() bool { return s.store.Now() >= deadline })
+	testutil.WaitFor(t, 5*time.Second, "s.store.Now() >= deadline", func() bool { return s.store.Now() >= deadline })
 	items := func() string { st, _ := readStats(t, c, r, "stats\r\n"); return st["curr_items"] }
 	if got := items(); got != "100" {
 		t.Fatalf("crawler off, items expired: curr_items %s, want 100", got)
@@ -105,7 +106,7 @@ func TestLRUCrawlerCrawl(t *testing.T) {
 	if got := roundTrip(t, c, r, fmt.Sprintf("lru_crawler crawl %d\r\n", small), 1); got != "OK\r\n" {
 		t.Fatalf("lru_crawler crawl %d: %q", small, got)
 	}
-	waitFor(t, func() bool { return !s.crawlerState().Running })
+	testutil.WaitFor(t, 5*time.Second, "!s.crawlerState().Running", func() bool { return !s.crawlerState().Running })
 	for _, cs := range s.store.ClassStats() {
 		switch {
 		case cs.ID == small && (cs.Items != 0 || cs.CrawlerReclaimed != 50 || cs.CrawlerChecked != 50 || cs.Reclaimed != 0):
@@ -117,7 +118,7 @@ func TestLRUCrawlerCrawl(t *testing.T) {
 	if got := roundTrip(t, c, r, "lru_crawler crawl all\r\n", 1); got != "OK\r\n" {
 		t.Fatalf("lru_crawler crawl all: %q", got)
 	}
-	waitFor(t, func() bool { return !s.crawlerState().Running })
+	testutil.WaitFor(t, 5*time.Second, "!s.crawlerState().Running", func() bool { return !s.crawlerState().Running })
 	if got := items(); got != "0" {
 		t.Errorf("after crawl all: curr_items %s, want 0", got)
 	}
@@ -196,7 +197,7 @@ func TestDumpDoesNotStallOthers(t *testing.T) {
 	if _, err := io.WriteString(slow, "lru_crawler metadump all\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return s.crawlerState().Running })
+	testutil.WaitFor(t, 5*time.Second, "s.crawlerState().Running", func() bool { return s.crawlerState().Running })
 
 	c, r := dialForTest(t, addr)
 	for i := 0; i < 200; i++ {
@@ -248,7 +249,7 @@ func TestDumpDoesNotStallOthers(t *testing.T) {
 	if len(seen) != n {
 		t.Errorf("metadump listed %d keys, want %d", len(seen), n)
 	}
-	waitFor(t, func() bool { return !s.crawlerState().Running })
+	testutil.WaitFor(t, 5*time.Second, "!s.crawlerState().Running", func() bool { return !s.crawlerState().Running })
 }
 
 // TestMetadumpThenPipelined: requests that follow a metadump in the same

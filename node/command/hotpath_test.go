@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/memcluster/memcluster/internal/testutil"
 	"github.com/memcluster/memcluster/node/store"
 	"github.com/memcluster/memcluster/protocol"
 )
@@ -76,56 +77,17 @@ func hotBatch(requests func(int) [][]byte, n int) [][]byte {
 	return reqs
 }
 
-// cycleConn is a net.Conn whose reads deliver a batch of requests over and
-// over, rounds times, then io.EOF. Pipelined, a read delivers as much as
-// fits; otherwise one request, as memcaslap sends them. Writes are counted
-// and dropped.
-type cycleConn struct {
-	binFakeConn
-	reqs      [][]byte
-	pipelined bool
-	i, off    int // the next byte to deliver: reqs[i][off]
-	rounds    int
-	written   int
-}
-
-func (f *cycleConn) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) && f.rounds > 0 {
-		m := copy(p[n:], f.reqs[f.i][f.off:])
-		n += m
-		f.off += m
-		if f.off < len(f.reqs[f.i]) {
-			break
-		}
-		f.off = 0
-		if f.i++; f.i == len(f.reqs) {
-			f.i = 0
-			f.rounds--
-		}
-		if !f.pipelined {
-			break
-		}
-	}
-	if n == 0 && f.rounds == 0 {
-		return 0, io.EOF
-	}
-	return n, nil
-}
-
-func (f *cycleConn) Write(p []byte) (int, error) { f.written += len(p); return len(p), nil }
-
 // benchmarkHot serves b.N requests, reqs after reqs, over one connection:
 // ns/op and allocs/op are per request.
 func benchmarkHot(b *testing.B, reqs [][]byte, pipelined bool, serve func(*session)) {
-	fc := &cycleConn{reqs: reqs, pipelined: pipelined}
+	fc := &testutil.ReplayConn{Requests: reqs, Pipelined: pipelined}
 	c := newTestSession(newHotServer(b), fc)
 	run := func(rounds int) {
-		fc.rounds, fc.i, fc.off = rounds, 0, 0
+		fc.Rewind(rounds)
 		serve(c)
 	}
 	run(1) // grow the buffers
-	if fc.written == 0 {
+	if fc.Written == 0 {
 		b.Fatal("no replies written")
 	}
 	size := 0
@@ -176,24 +138,27 @@ func TestHotPathAllocations(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reqs := hotBatch(tc.requests, 10)
-			fc := &cycleConn{reqs: reqs, pipelined: tc.pipelined}
+			fc := &testutil.ReplayConn{Requests: reqs, Pipelined: tc.pipelined}
 			c := newTestSession(newHotServer(t), fc)
 			serve := func(rounds int) func() {
 				return func() {
-					fc.rounds, fc.i, fc.off = rounds, 0, 0
+					fc.Rewind(rounds)
 					tc.serve(c)
 				}
 			}
 			// Enough sets to fill the store several times over.
 			serve(4 * hotMemoryLimit / (10 * hotValueLen))()
-			if fc.written == 0 {
+			if fc.Written == 0 {
 				t.Fatal("no replies written")
 			}
 			// A run may make per-connection state afresh; the
 			// requests must add nothing: ten times the requests,
-			// the same allocations.
+			// the same allocations. AllocsPerRun counts the whole
+			// process's, and the store's reclaimer runs meanwhile:
+			// a stray allocation or two is the reclaimer's, while
+			// one per request would add hundreds.
 			few, many := testing.AllocsPerRun(5, serve(10)), testing.AllocsPerRun(5, serve(100))
-			if many != few {
+			if many > few+2 {
 				t.Errorf("%v allocations for %d requests, %v for %d", few, 10*len(reqs), many, 100*len(reqs))
 			}
 		})
@@ -205,7 +170,7 @@ func TestHotPathAllocations(t *testing.T) {
 // and sets 9:1, 100-byte values, from the other core, so that go test
 // -cpuprofile profiles the node under the load scripts/bench.sh measures:
 //
-//	GOMAXPROCS=1 taskset -c 0 go test -run '^$' -bench Memcaslap/binary -cpuprofile /tmp/cpu.out ./node/
+//	GOMAXPROCS=1 taskset -c 0 go test -run '^$' -bench Memcaslap/binary -cpuprofile /tmp/cpu.out ./node/command/
 //
 // It reports memcaslap's TPS.
 func BenchmarkMemcaslap(b *testing.B) {

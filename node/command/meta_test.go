@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/memcluster/memcluster/internal/testutil"
 	"github.com/memcluster/memcluster/node/store"
 )
 
@@ -154,14 +155,14 @@ func metaBatch(n int) (input []byte, requests int) {
 
 // newMetaServer returns a server holding items a, b, c and ctr, and a
 // connection to it over a fake net.Conn.
-func newMetaServer(tb testing.TB) (*session, *binFakeConn) {
+func newMetaServer(tb testing.TB) (*session, *testutil.ReplayConn) {
 	s := newTestServer(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	tb.Cleanup(func() { _ = s.Shutdown(context.Background()) })
 	for _, k := range []string{"a", "b", "c"} {
 		s.store.Set(store.ModeSet, []byte(k), bytes.Repeat([]byte(k), 100), 1, 0, 0)
 	}
 	s.store.Set(store.ModeSet, []byte("ctr"), []byte("1000000000000"), 0, 0, 0)
-	fc := &binFakeConn{}
+	fc := &testutil.ReplayConn{Pipelined: true}
 	return newTestSession(s, fc), fc
 }
 
@@ -171,12 +172,13 @@ func newMetaServer(tb testing.TB) (*session, *binFakeConn) {
 func TestMetaAllocations(t *testing.T) {
 	c, fc := newMetaServer(t)
 	input, requests := metaBatch(100)
+	fc.Requests = [][]byte{input}
 	serve := func() {
-		fc.r.Reset(input)
+		fc.Rewind(1)
 		c.serveText()
 	}
 	serve()
-	if fc.written == 0 {
+	if fc.Written == 0 {
 		t.Fatal("no replies written")
 	}
 	allocs := testing.AllocsPerRun(5, serve)
@@ -192,8 +194,9 @@ func BenchmarkMetaPipeline(b *testing.B) {
 	input, requests := metaBatch(100)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(input)))
+	fc.Requests = [][]byte{input}
 	for b.Loop() {
-		fc.r.Reset(input)
+		fc.Rewind(1)
 		c.serveText()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*requests), "ns/request")

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memcluster/memcluster/internal/testutil"
 	"github.com/memcluster/memcluster/protocol"
 )
 
@@ -134,7 +135,7 @@ func TestIdleTimeoutClosesIdleConnections(t *testing.T) {
 	if _, err := r.ReadByte(); err != io.EOF {
 		t.Fatalf("idle connection: got %v, want EOF", err)
 	}
-	waitFor(t, func() bool { return s.counters.IdleKicks.Load() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "s.counters.IdleKicks.Load() == 1", func() bool { return s.counters.IdleKicks.Load() == 1 })
 }
 
 // TestConnYields checks -R: a connection served that many pipelined
@@ -254,7 +255,7 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	if _, err := io.WriteString(c, "set k 0 0 5\r\nhel"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return !connIdle(s, c.LocalAddr().String()) })
+	testutil.WaitFor(t, 5*time.Second, "!connIdle(s, c.LocalAddr().String())", func() bool { return !connIdle(s, c.LocalAddr().String()) })
 
 	shut := make(chan error, 1)
 	go func() {
@@ -357,23 +358,11 @@ func connIdle(s *testServer, local string) bool {
 	return true
 }
 
-// waitFor polls cond until it holds, failing the test after 5 seconds.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestVerboseLogsConnections checks that -v logs each connection as it
 // opens and closes, and that without -v nothing is logged of them.
 func TestVerboseLogsConnections(t *testing.T) {
 	for _, verbosity := range []int{0, 1} {
-		var logs lockedBuffer
+		var logs testutil.LockedBuffer
 		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		s, addr := serveForTest(t, Config{Verbosity: verbosity, Logger: log})
 		c, r := dialForTest(t, addr)
@@ -383,13 +372,13 @@ func TestVerboseLogsConnections(t *testing.T) {
 		want := []string{"connection opened", "connection closed"}
 		if verbosity == 0 {
 			// Closed connections are untracked after they would be logged.
-			waitFor(t, func() bool { return s.net.OpenConns() == 0 })
+			testutil.WaitFor(t, 5*time.Second, "s.net.OpenConns() == 0", func() bool { return s.net.OpenConns() == 0 })
 			if got := logs.String(); strings.Contains(got, "connection") {
 				t.Errorf("without -v the log holds %q", got)
 			}
 			continue
 		}
-		waitFor(t, func() bool { return strings.Contains(logs.String(), want[1]) })
+		testutil.WaitFor(t, 5*time.Second, "strings.Contains(logs.String(), want[1])", func() bool { return strings.Contains(logs.String(), want[1]) })
 		for _, w := range want {
 			if got := logs.String(); !strings.Contains(got, w) || !strings.Contains(got, local) {
 				t.Errorf("with -v the log %q lacks %q from %s", got, w, local)

@@ -17,39 +17,15 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/memcluster/memcluster/internal/testutil"
 	"github.com/memcluster/memcluster/internal/tlstest"
 	"github.com/memcluster/memcluster/node/tlsconf"
 	"github.com/memcluster/memcluster/protocol"
 )
 
-// tlsFiles are a throwaway CA and a server certificate for 127.0.0.1,
-// written to a test's temporary directory.
-type tlsFiles struct {
-	dir    string
-	ca     *tlstest.CA
-	server *tlstest.Leaf
-	cert   string // the server's certificate file
-	key    string // the server's key file
-	caFile string // the CA's certificate file
-}
-
-func newTLSFiles(t *testing.T) *tlsFiles {
-	t.Helper()
-	f := &tlsFiles{dir: t.TempDir(), ca: tlstest.NewCA(t, "memcluster test CA")}
-	f.server = f.ca.Server(t)
-	f.cert, f.key = f.server.WriteFiles(t, f.dir, "server")
-	f.caFile = f.ca.WriteFile(t, f.dir, "ca")
-	return f
-}
-
-// config returns a TLS configuration for the server's certificate.
-func (f *tlsFiles) config() *tlsconf.Config {
-	return &tlsconf.Config{CertFile: f.cert, KeyFile: f.key}
-}
-
-// client returns a client configuration that trusts the CA.
-func (f *tlsFiles) client() *tls.Config {
-	return &tls.Config{RootCAs: f.ca.Pool}
+// tlsConfig returns a TLS configuration for f's server certificate.
+func tlsConfig(f *tlstest.Files) *tlsconf.Config {
+	return &tlsconf.Config{CertFile: f.CertFile, KeyFile: f.KeyFile}
 }
 
 // quietLogger discards the logs of servers whose tests provoke failed
@@ -123,9 +99,9 @@ func peerSerial(tc *tls.Conn) *big.Int {
 }
 
 func TestTLSTextRoundTrip(t *testing.T) {
-	f := newTLSFiles(t)
-	_, addr := serveTLSForTest(t, Config{}, f.config())
-	tc, r := mustDialTLS(t, addr, f.client())
+	f := tlstest.NewFiles(t, "memcluster test CA")
+	_, addr := serveTLSForTest(t, Config{}, tlsConfig(f))
+	tc, r := mustDialTLS(t, addr, f.ClientConfig(nil))
 	if got, want := roundTrip(t, tc, r, "set k 5 0 5\r\nhello\r\nget k\r\n", 4), "STORED\r\nVALUE k 5 5\r\nhello\r\nEND\r\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -143,15 +119,15 @@ func TestTLSTextRoundTrip(t *testing.T) {
 	}
 	settings, _ := readStats(t, tc, r, "stats settings\r\n")
 	wantStats(t, "stats settings", settings, map[string]string{
-		"ssl_enabled": "yes", "ssl_chain_cert": f.cert, "ssl_key": f.key, "ssl_verify_mode": "0",
+		"ssl_enabled": "yes", "ssl_chain_cert": f.CertFile, "ssl_key": f.KeyFile, "ssl_verify_mode": "0",
 		"ssl_keyformat": "1", "ssl_ca_cert": "NULL", "ssl_session_cache": "no", "ssl_min_version": "tlsv1.2",
 	})
 }
 
 func TestTLSBinaryRoundTrip(t *testing.T) {
-	f := newTLSFiles(t)
-	_, addr := serveTLSForTest(t, Config{}, f.config())
-	tc, _ := mustDialTLS(t, addr, f.client())
+	f := tlstest.NewFiles(t, "memcluster test CA")
+	_, addr := serveTLSForTest(t, Config{}, tlsConfig(f))
+	tc, _ := mustDialTLS(t, addr, f.ClientConfig(nil))
 	c := &binClient{t: t, nc: tc, r: bufio.NewReaderSize(tc, 1<<16)}
 	steps := []binStep{
 		{send: binReq(protocol.OpSet, 1, 0, binStorageExtras(7, 0), "k", "value"), want: [][]byte{binOK(protocol.OpSet, 1, binAnyCAS)}},
@@ -167,9 +143,9 @@ func TestTLSBinaryRoundTrip(t *testing.T) {
 // TestTLSWithSASL checks that SASL's gate stands over TLS as it does over
 // plain TCP: the binary protocol only, and nothing before authentication.
 func TestTLSWithSASL(t *testing.T) {
-	f := newTLSFiles(t)
-	_, addr := serveTLSForTest(t, Config{SASL: true}, f.config())
-	tc, _ := mustDialTLS(t, addr, f.client())
+	f := tlstest.NewFiles(t, "memcluster test CA")
+	_, addr := serveTLSForTest(t, Config{SASL: true}, tlsConfig(f))
+	tc, _ := mustDialTLS(t, addr, f.ClientConfig(nil))
 	c := &binClient{t: t, nc: tc, r: bufio.NewReaderSize(tc, 1<<16)}
 	c.check(0, binStep{send: binReq(protocol.OpVersion, 1, 0, "", "", ""),
 		want: [][]byte{binResp(protocol.OpVersion, protocol.StatusOK, 1, 0, "", "", Version)}, end: binEndQuiet})
@@ -178,12 +154,12 @@ func TestTLSWithSASL(t *testing.T) {
 }
 
 func TestTLSGomemcache(t *testing.T) {
-	f := newTLSFiles(t)
-	_, addr := serveTLSForTest(t, Config{}, f.config())
+	f := tlstest.NewFiles(t, "memcluster test CA")
+	_, addr := serveTLSForTest(t, Config{}, tlsConfig(f))
 	mc := memcache.New(addr)
 	mc.Timeout = 5 * time.Second
 	mc.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		d := tls.Dialer{Config: &tls.Config{RootCAs: f.ca.Pool}}
+		d := tls.Dialer{Config: &tls.Config{RootCAs: f.CA.Pool}}
 		return d.DialContext(ctx, network, addr)
 	}
 	defer mc.Close()
@@ -221,8 +197,8 @@ func TestTLSGomemcache(t *testing.T) {
 // TestTLSPlainClientGetsNoService sends a plain-text request to a TLS
 // port: the node closes the connection without executing it.
 func TestTLSPlainClientGetsNoService(t *testing.T) {
-	f := newTLSFiles(t)
-	s, addr := serveTLSForTest(t, Config{}, f.config())
+	f := tlstest.NewFiles(t, "memcluster test CA")
+	s, addr := serveTLSForTest(t, Config{}, tlsConfig(f))
 	c, r := dialForTest(t, addr)
 	if _, err := io.WriteString(c, "set k 0 0 1\r\nx\r\n"); err != nil {
 		t.Fatal(err)
@@ -238,7 +214,7 @@ func TestTLSPlainClientGetsNoService(t *testing.T) {
 	if got := s.counters.SSLHandshakeErrors.Load(); got != 1 {
 		t.Errorf("ssl_handshake_errors = %d, want 1", got)
 	}
-	tc, tr := mustDialTLS(t, addr, f.client())
+	tc, tr := mustDialTLS(t, addr, f.ClientConfig(nil))
 	if got := roundTrip(t, tc, tr, "get k\r\n", 1); got != "END\r\n" {
 		t.Errorf("get k after the plain set: got %q, want END (the set must not run)", got)
 	}
@@ -246,19 +222,19 @@ func TestTLSPlainClientGetsNoService(t *testing.T) {
 	// handshake.
 	quiet, _ := dialForTest(t, addr)
 	quiet.Close()
-	waitFor(t, func() bool { return s.net.OpenConns() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "s.net.OpenConns() == 1", func() bool { return s.net.OpenConns() == 1 })
 	if got := s.counters.SSLHandshakeErrors.Load(); got != 1 {
 		t.Errorf("ssl_handshake_errors after a silent client = %d, want 1", got)
 	}
 }
 
 func TestTLSClientCertificates(t *testing.T) {
-	f := newTLSFiles(t)
-	good := f.ca.Client(t, "good client")
+	f := tlstest.NewFiles(t, "memcluster test CA")
+	good := f.CA.Client(t, "good client")
 	other := tlstest.NewCA(t, "another CA")
 	stranger := other.Client(t, "stranger")
 	withCert := func(l *tlstest.Leaf) *tls.Config {
-		c := f.client()
+		c := f.ClientConfig(nil)
 		if l != nil {
 			// Sent whatever CAs the server names: crypto/tls would
 			// otherwise keep back a certificate of another CA.
@@ -273,18 +249,18 @@ func TestTLSClientCertificates(t *testing.T) {
 		client *tlstest.Leaf
 		ok     bool
 	}{
-		{"required, none sent", tls.RequireAndVerifyClientCert, f.caFile, nil, false},
-		{"required, signed by the CA", tls.RequireAndVerifyClientCert, f.caFile, good, true},
-		{"required, signed by another CA", tls.RequireAndVerifyClientCert, f.caFile, stranger, false},
+		{"required, none sent", tls.RequireAndVerifyClientCert, f.CAFile, nil, false},
+		{"required, signed by the CA", tls.RequireAndVerifyClientCert, f.CAFile, good, true},
+		{"required, signed by another CA", tls.RequireAndVerifyClientCert, f.CAFile, stranger, false},
 		{"required, no CA file", tls.RequireAndVerifyClientCert, "", good, false},
-		{"if given, none sent", tls.VerifyClientCertIfGiven, f.caFile, nil, true},
-		{"if given, signed by the CA", tls.VerifyClientCertIfGiven, f.caFile, good, true},
-		{"if given, signed by another CA", tls.VerifyClientCertIfGiven, f.caFile, stranger, false},
-		{"not asked, sent anyway", tls.NoClientCert, f.caFile, stranger, true},
+		{"if given, none sent", tls.VerifyClientCertIfGiven, f.CAFile, nil, true},
+		{"if given, signed by the CA", tls.VerifyClientCertIfGiven, f.CAFile, good, true},
+		{"if given, signed by another CA", tls.VerifyClientCertIfGiven, f.CAFile, stranger, false},
+		{"not asked, sent anyway", tls.NoClientCert, f.CAFile, stranger, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tc := f.config()
+			tc := tlsConfig(f)
 			tc.ClientAuth, tc.CAFile = tt.auth, tt.caFile
 			s, addr := serveTLSForTest(t, Config{}, tc)
 			err := tlsVersionCommand(t, addr, withCert(tt.client))
@@ -297,7 +273,7 @@ func TestTLSClientCertificates(t *testing.T) {
 			// The client may see the refusal before the server has
 			// counted it.
 			want := boolCount(!tt.ok)
-			waitFor(t, func() bool { return s.counters.SSLHandshakeErrors.Load() == want })
+			testutil.WaitFor(t, 5*time.Second, "s.counters.SSLHandshakeErrors.Load() == want", func() bool { return s.counters.SSLHandshakeErrors.Load() == want })
 		})
 	}
 }
@@ -310,9 +286,9 @@ func boolCount(b bool) uint64 {
 }
 
 func TestTLSMinVersion(t *testing.T) {
-	f := newTLSFiles(t)
+	f := tlstest.NewFiles(t, "memcluster test CA")
 	client := func(minV, maxV uint16) *tls.Config {
-		c := f.client()
+		c := f.ClientConfig(nil)
 		c.MinVersion, c.MaxVersion = minV, maxV
 		return c
 	}
@@ -333,7 +309,7 @@ func TestTLSMinVersion(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tc := f.config()
+			tc := tlsConfig(f)
 			tc.MinVersion = tt.min
 			s, addr := serveTLSForTest(t, Config{}, tc)
 			conn, r, err := dialTLS(t, addr, client(tt.clientMin, tt.clientMax))
@@ -359,11 +335,11 @@ func TestTLSMinVersion(t *testing.T) {
 }
 
 func TestTLSReload(t *testing.T) {
-	f := newTLSFiles(t)
-	s, addr := serveTLSForTest(t, Config{}, f.config())
-	first := f.server.Cert.SerialNumber
+	f := tlstest.NewFiles(t, "memcluster test CA")
+	s, addr := serveTLSForTest(t, Config{}, tlsConfig(f))
+	first := f.Server.Cert.SerialNumber
 
-	old, oldR := mustDialTLS(t, addr, f.client())
+	old, oldR := mustDialTLS(t, addr, f.ClientConfig(nil))
 	if got := peerSerial(old); got.Cmp(first) != 0 {
 		t.Fatalf("served serial %v, want %v", got, first)
 	}
@@ -372,12 +348,12 @@ func TestTLSReload(t *testing.T) {
 	}
 
 	// A new certificate: new connections get it, the old one goes on.
-	second := f.ca.Server(t)
-	second.WriteFiles(t, f.dir, "server")
+	second := f.CA.Server(t)
+	second.WriteFiles(t, f.Dir, "server")
 	if err := s.Reload(); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
-	c, r := mustDialTLS(t, addr, f.client())
+	c, r := mustDialTLS(t, addr, f.ClientConfig(nil))
 	if got := peerSerial(c); got.Cmp(second.Cert.SerialNumber) != 0 {
 		t.Errorf("after Reload: served serial %v, want the new %v (old %v)", got, second.Cert.SerialNumber, first)
 	}
@@ -392,7 +368,7 @@ func TestTLSReload(t *testing.T) {
 	}
 
 	// Broken files: Reload fails and the last good certificate stays.
-	third := f.ca.Server(t)
+	third := f.CA.Server(t)
 	for _, tt := range []struct {
 		name     string
 		cert     []byte
@@ -404,8 +380,8 @@ func TestTLSReload(t *testing.T) {
 		{"truncated key", second.CertPEM, second.KeyPEM[:len(second.KeyPEM)/2], "key"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			tlstest.WriteFile(t, f.cert, tt.cert)
-			tlstest.WriteFile(t, f.key, tt.key)
+			tlstest.WriteFile(t, f.CertFile, tt.cert)
+			tlstest.WriteFile(t, f.KeyFile, tt.key)
 			err := s.Reload()
 			var fe *tlsconf.FileError
 			if !errors.As(err, &fe) {
@@ -414,18 +390,18 @@ func TestTLSReload(t *testing.T) {
 			if fe.What != tt.wantWhat {
 				t.Errorf("Reload error about the %s (%v), want the %s", fe.What, err, tt.wantWhat)
 			}
-			c, _ := mustDialTLS(t, addr, f.client())
+			c, _ := mustDialTLS(t, addr, f.ClientConfig(nil))
 			if got := peerSerial(c); got.Cmp(second.Cert.SerialNumber) != 0 {
 				t.Errorf("after a failed Reload: served serial %v, want the last good %v", got, second.Cert.SerialNumber)
 			}
 		})
 	}
 	// Good files again: Reload takes them.
-	third.WriteFiles(t, f.dir, "server")
+	third.WriteFiles(t, f.Dir, "server")
 	if err := s.Reload(); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
-	c, _ = mustDialTLS(t, addr, f.client())
+	c, _ = mustDialTLS(t, addr, f.ClientConfig(nil))
 	if got := peerSerial(c); got.Cmp(third.Cert.SerialNumber) != 0 {
 		t.Errorf("after repairing the files: served serial %v, want %v", got, third.Cert.SerialNumber)
 	}
@@ -436,38 +412,38 @@ func TestTLSReload(t *testing.T) {
 // broken file is answered with memcached's error, noreply or not, leaving
 // the last good certificate in place.
 func TestTLSRefreshCerts(t *testing.T) {
-	f := newTLSFiles(t)
-	_, addr := serveTLSForTest(t, Config{}, f.config())
-	c, r := mustDialTLS(t, addr, f.client())
+	f := tlstest.NewFiles(t, "memcluster test CA")
+	_, addr := serveTLSForTest(t, Config{}, tlsConfig(f))
+	c, r := mustDialTLS(t, addr, f.ClientConfig(nil))
 
-	second := f.ca.Server(t)
-	second.WriteFiles(t, f.dir, "server")
+	second := f.CA.Server(t)
+	second.WriteFiles(t, f.Dir, "server")
 	if got := roundTrip(t, c, r, "refresh_certs\r\n", 1); got != "OK\r\n" {
 		t.Fatalf("refresh_certs: got %q, want OK", got)
 	}
-	nc, _ := mustDialTLS(t, addr, f.client())
+	nc, _ := mustDialTLS(t, addr, f.ClientConfig(nil))
 	if got := peerSerial(nc); got.Cmp(second.Cert.SerialNumber) != 0 {
 		t.Errorf("after refresh_certs: served serial %v, want the new %v", got, second.Cert.SerialNumber)
 	}
 
-	third := f.ca.Server(t)
-	third.WriteFiles(t, f.dir, "server")
+	third := f.CA.Server(t)
+	third.WriteFiles(t, f.Dir, "server")
 	if got := roundTrip(t, c, r, "refresh_certs noreply\r\nversion\r\n", 1); got != "VERSION "+Version+"\r\n" {
 		t.Fatalf("refresh_certs noreply: got %q, want no reply before VERSION", got)
 	}
-	nc, _ = mustDialTLS(t, addr, f.client())
+	nc, _ = mustDialTLS(t, addr, f.ClientConfig(nil))
 	if got := peerSerial(nc); got.Cmp(third.Cert.SerialNumber) != 0 {
 		t.Errorf("after refresh_certs noreply: served serial %v, want %v", got, third.Cert.SerialNumber)
 	}
 
-	tlstest.WriteFile(t, f.cert, []byte("not a certificate\n"))
+	tlstest.WriteFile(t, f.CertFile, []byte("not a certificate\n"))
 	for _, req := range []string{"refresh_certs\r\n", "refresh_certs noreply\r\n"} {
 		got := roundTrip(t, c, r, req, 1)
-		if want := "Error loading the certificate chain: " + f.cert + " : "; !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "\r\n") {
+		if want := "Error loading the certificate chain: " + f.CertFile + " : "; !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "\r\n") {
 			t.Errorf("%q with a broken certificate: got %q, want a line starting %q", req, got, want)
 		}
 	}
-	nc, _ = mustDialTLS(t, addr, f.client())
+	nc, _ = mustDialTLS(t, addr, f.ClientConfig(nil))
 	if got := peerSerial(nc); got.Cmp(third.Cert.SerialNumber) != 0 {
 		t.Errorf("after a failed refresh_certs: served serial %v, want the last good %v", got, third.Cert.SerialNumber)
 	}
@@ -484,8 +460,8 @@ func TestReloadWithoutTLS(t *testing.T) {
 // TestTLSHandshakeTimeoutFreesSlot holds the only connection slot with a
 // client that never begins its handshake: the handshake deadline frees it.
 func TestTLSHandshakeTimeoutFreesSlot(t *testing.T) {
-	f := newTLSFiles(t)
-	tc := f.config()
+	f := tlstest.NewFiles(t, "memcluster test CA")
+	tc := tlsConfig(f)
 	tc.HandshakeTimeout = 300 * time.Millisecond
 	s, addr := serveTLSForTest(t, Config{MaxConns: 1}, tc)
 	silent, r := dialForTest(t, addr)
@@ -495,11 +471,11 @@ func TestTLSHandshakeTimeoutFreesSlot(t *testing.T) {
 		t.Fatalf("silent client: got %v, want EOF when the handshake deadline passes", err)
 	}
 	t.Logf("silent client closed after %v", time.Since(start))
-	waitFor(t, func() bool { return s.net.OpenConns() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "s.net.OpenConns() == 0", func() bool { return s.net.OpenConns() == 0 })
 	if got := s.counters.SSLHandshakeErrors.Load(); got != 1 {
 		t.Errorf("ssl_handshake_errors = %d, want 1 (the timeout)", got)
 	}
-	if err := tlsVersionCommand(t, addr, f.client()); err != nil {
+	if err := tlsVersionCommand(t, addr, f.ClientConfig(nil)); err != nil {
 		t.Errorf("client after the slot was freed: %v", err)
 	}
 }
@@ -507,8 +483,8 @@ func TestTLSHandshakeTimeoutFreesSlot(t *testing.T) {
 // TestShutdownInterruptsHandshake checks that a connection waiting for its
 // handshake does not hold up Shutdown: it has begun no request.
 func TestShutdownInterruptsHandshake(t *testing.T) {
-	f := newTLSFiles(t)
-	tc := f.config()
+	f := tlstest.NewFiles(t, "memcluster test CA")
+	tc := tlsConfig(f)
 	tc.HandshakeTimeout = time.Hour
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -518,7 +494,7 @@ func TestShutdownInterruptsHandshake(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(l) }()
 	silent, r := dialForTest(t, l.Addr().String())
-	waitFor(t, func() bool { return s.net.OpenConns() == 1 && connIdle(s, silent.LocalAddr().String()) })
+	testutil.WaitFor(t, 5*time.Second, "s.net.OpenConns() == 1 && connIdle(s, silent.LocalAddr().String())", func() bool { return s.net.OpenConns() == 1 && connIdle(s, silent.LocalAddr().String()) })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -536,7 +512,7 @@ func TestShutdownInterruptsHandshake(t *testing.T) {
 // TestTLSListen checks which listeners Listen makes TLS: TCP ones but those
 // of NoTLSAddrs; never the unix socket.
 func TestTLSListen(t *testing.T) {
-	f := newTLSFiles(t)
+	f := tlstest.NewFiles(t, "memcluster test CA")
 	serve := func(t *testing.T, cfg Config) []net.Listener {
 		t.Helper()
 		s := newTestServer(cfg)
@@ -560,10 +536,10 @@ func TestTLSListen(t *testing.T) {
 	}
 
 	t.Run("notls", func(t *testing.T) {
-		tc := f.config()
+		tc := tlsConfig(f)
 		tc.NoTLSAddrs = []string{"127.0.0.2:0"}
 		ls := serve(t, Config{ListenAddrs: []string{"127.0.0.1:0", "127.0.0.2:0"}, TLS: tc, Logger: quietLogger()})
-		if err := tlsVersionCommand(t, ls[0].Addr().String(), f.client()); err != nil {
+		if err := tlsVersionCommand(t, ls[0].Addr().String(), f.ClientConfig(nil)); err != nil {
 			t.Errorf("TLS listener: %v", err)
 		}
 		c, r := dialForTest(t, ls[1].Addr().String())
@@ -580,7 +556,7 @@ func TestTLSListen(t *testing.T) {
 		}
 		t.Cleanup(func() { os.RemoveAll(dir) })
 		sock := filepath.Join(dir, "s.sock")
-		serve(t, Config{UnixSocket: sock, TLS: f.config(), Logger: quietLogger()})
+		serve(t, Config{UnixSocket: sock, TLS: tlsConfig(f), Logger: quietLogger()})
 		c, err := net.Dial("unix", sock)
 		if err != nil {
 			t.Fatal(err)
@@ -594,14 +570,14 @@ func TestTLSListen(t *testing.T) {
 }
 
 func TestTLSSessionCache(t *testing.T) {
-	f := newTLSFiles(t)
+	f := tlstest.NewFiles(t, "memcluster test CA")
 	for _, cache := range []bool{false, true} {
 		name := map[bool]string{false: "off", true: "on"}[cache]
 		t.Run(name, func(t *testing.T) {
-			tc := f.config()
+			tc := tlsConfig(f)
 			tc.SessionCache = cache
 			_, addr := serveTLSForTest(t, Config{}, tc)
-			client := f.client()
+			client := f.ClientConfig(nil)
 			client.ClientSessionCache = tls.NewLRUClientSessionCache(4)
 			var resumed []bool
 			var stats map[string]string
@@ -626,10 +602,10 @@ func TestTLSSessionCache(t *testing.T) {
 }
 
 func TestTLSStatsReset(t *testing.T) {
-	f := newTLSFiles(t)
-	s, addr := serveTLSForTest(t, Config{}, f.config())
+	f := tlstest.NewFiles(t, "memcluster test CA")
+	s, addr := serveTLSForTest(t, Config{}, tlsConfig(f))
 	s.counters.SSLHandshakeErrors.Store(3)
-	c, r := mustDialTLS(t, addr, f.client())
+	c, r := mustDialTLS(t, addr, f.ClientConfig(nil))
 	before, _ := readStats(t, c, r, "stats\r\n")
 	wantStats(t, "before reset", before, map[string]string{"ssl_handshake_errors": "3"})
 	if _, ok := before["time_since_server_cert_refresh"]; !ok {
@@ -659,16 +635,16 @@ func TestStatsWithoutTLS(t *testing.T) {
 }
 
 func TestTLSLoadErrors(t *testing.T) {
-	f := newTLSFiles(t)
-	other := f.ca.Server(t)
+	f := tlstest.NewFiles(t, "memcluster test CA")
+	other := f.CA.Server(t)
 	write := func(name string, b []byte) string {
-		p := filepath.Join(f.dir, name)
+		p := filepath.Join(f.Dir, name)
 		tlstest.WriteFile(t, p, b)
 		return p
 	}
 	garbage := write("garbage", []byte("garbage\n"))
 	otherKey := write("other.key", other.KeyPEM)
-	missing := filepath.Join(f.dir, "missing.pem")
+	missing := filepath.Join(f.Dir, "missing.pem")
 	tests := []struct {
 		name string
 		cfg  tlsconf.Config
@@ -676,24 +652,24 @@ func TestTLSLoadErrors(t *testing.T) {
 		file string
 		msg  string
 	}{
-		{"no certificate file", tlsconf.Config{KeyFile: f.key}, "certificate chain", "",
+		{"no certificate file", tlsconf.Config{KeyFile: f.KeyFile}, "certificate chain", "",
 			"Error loading the certificate chain: no file given"},
-		{"missing certificate file", tlsconf.Config{CertFile: missing, KeyFile: f.key}, "certificate chain", missing,
+		{"missing certificate file", tlsconf.Config{CertFile: missing, KeyFile: f.KeyFile}, "certificate chain", missing,
 			"Error loading the certificate chain: " + missing + " : no such file or directory"},
-		{"garbage certificate", tlsconf.Config{CertFile: garbage, KeyFile: f.key}, "certificate chain", garbage,
+		{"garbage certificate", tlsconf.Config{CertFile: garbage, KeyFile: f.KeyFile}, "certificate chain", garbage,
 			"Error loading the certificate chain: " + garbage + " : no PEM certificate found"},
-		{"missing key file", tlsconf.Config{CertFile: f.cert, KeyFile: missing}, "key", missing,
+		{"missing key file", tlsconf.Config{CertFile: f.CertFile, KeyFile: missing}, "key", missing,
 			"Error loading the key: " + missing + " : no such file or directory"},
-		{"garbage key", tlsconf.Config{CertFile: f.cert, KeyFile: garbage}, "key", garbage,
+		{"garbage key", tlsconf.Config{CertFile: f.CertFile, KeyFile: garbage}, "key", garbage,
 			"Error loading the key: " + garbage + " : no PEM private key found"},
-		{"no key anywhere", tlsconf.Config{CertFile: f.cert}, "key", f.cert,
-			"Error loading the key: " + f.cert + " : no private key in the certificate file, and no key file given"},
-		{"key of another certificate", tlsconf.Config{CertFile: f.cert, KeyFile: otherKey}, "key", otherKey,
+		{"no key anywhere", tlsconf.Config{CertFile: f.CertFile}, "key", f.CertFile,
+			"Error loading the key: " + f.CertFile + " : no private key in the certificate file, and no key file given"},
+		{"key of another certificate", tlsconf.Config{CertFile: f.CertFile, KeyFile: otherKey}, "key", otherKey,
 			"Error loading the key: " + otherKey + " : tls: private key does not match public key"},
-		{"PEM key read as DER", tlsconf.Config{CertFile: f.cert, KeyFile: f.key, KeyDER: true}, "key", f.key, ""},
-		{"missing CA file", tlsconf.Config{CertFile: f.cert, KeyFile: f.key, CAFile: missing}, "CA certificate", missing,
+		{"PEM key read as DER", tlsconf.Config{CertFile: f.CertFile, KeyFile: f.KeyFile, KeyDER: true}, "key", f.KeyFile, ""},
+		{"missing CA file", tlsconf.Config{CertFile: f.CertFile, KeyFile: f.KeyFile, CAFile: missing}, "CA certificate", missing,
 			"Error loading the CA certificate: " + missing + " : no such file or directory"},
-		{"garbage CA file", tlsconf.Config{CertFile: f.cert, KeyFile: f.key, CAFile: garbage}, "CA certificate", garbage,
+		{"garbage CA file", tlsconf.Config{CertFile: f.CertFile, KeyFile: f.KeyFile, CAFile: garbage}, "CA certificate", garbage,
 			"Error loading the CA certificate: " + garbage + " : no PEM certificate found"},
 	}
 	for _, tt := range tests {
@@ -722,11 +698,11 @@ func TestTLSLoadErrors(t *testing.T) {
 }
 
 func TestTLSKeyFiles(t *testing.T) {
-	f := newTLSFiles(t)
-	both := filepath.Join(f.dir, "both.pem")
-	tlstest.WriteFile(t, both, append(append([]byte(nil), f.server.CertPEM...), f.server.KeyPEM...))
-	der := filepath.Join(f.dir, "server.der")
-	tlstest.WriteFile(t, der, f.server.KeyDER)
+	f := tlstest.NewFiles(t, "memcluster test CA")
+	both := filepath.Join(f.Dir, "both.pem")
+	tlstest.WriteFile(t, both, append(append([]byte(nil), f.Server.CertPEM...), f.Server.KeyPEM...))
+	der := filepath.Join(f.Dir, "server.der")
+	tlstest.WriteFile(t, der, f.Server.KeyDER)
 	for _, tt := range []struct {
 		name string
 		cfg  tlsconf.Config
@@ -734,13 +710,13 @@ func TestTLSKeyFiles(t *testing.T) {
 		fmt  string // ssl_keyformat
 	}{
 		{"key in the certificate file", tlsconf.Config{CertFile: both}, both, "1"},
-		{"DER key", tlsconf.Config{CertFile: f.cert, KeyFile: der, KeyDER: true}, der, "2"},
+		{"DER key", tlsconf.Config{CertFile: f.CertFile, KeyFile: der, KeyDER: true}, der, "2"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, addr := serveTLSForTest(t, Config{}, &tt.cfg)
-			c, r := mustDialTLS(t, addr, f.client())
-			if got := peerSerial(c); got.Cmp(f.server.Cert.SerialNumber) != 0 {
-				t.Errorf("served serial %v, want %v", got, f.server.Cert.SerialNumber)
+			c, r := mustDialTLS(t, addr, f.ClientConfig(nil))
+			if got := peerSerial(c); got.Cmp(f.Server.Cert.SerialNumber) != 0 {
+				t.Errorf("served serial %v, want %v", got, f.Server.Cert.SerialNumber)
 			}
 			settings, _ := readStats(t, c, r, "stats settings\r\n")
 			wantStats(t, "stats settings", settings, map[string]string{"ssl_key": tt.key, "ssl_keyformat": tt.fmt})

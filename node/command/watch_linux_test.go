@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/memcluster/memcluster/internal/testutil"
 )
 
 // dialSmallWindow connects to addr with a receive buffer of a few
@@ -45,7 +47,7 @@ func TestWatcherThatNeverReads(t *testing.T) {
 	if _, err := io.WriteString(wc, "watch fetchers mutations\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return s.counters.LogWatchers.Load() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "s.counters.LogWatchers.Load() == 1", func() bool { return s.counters.LogWatchers.Load() == 1 })
 	// From here the watcher's client reads nothing.
 
 	c, r := dialForTest(t, addr)

@@ -11,7 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/memcluster/memcluster/internal/testutil"
 	"github.com/memcluster/memcluster/node/netserve"
 	"github.com/memcluster/memcluster/node/stats"
 	"github.com/memcluster/memcluster/protocol"
@@ -117,15 +119,12 @@ func TestWatcherOfferAllocatesNothing(t *testing.T) {
 	w, _ := h.add(logFetchers, 1<<10, &c)
 	line := []byte("ts=1 gid=1 type=item_get key=k status=found clsid=1 cfd=5 size=1\n")
 	spare := make([]byte, 0, 1<<10)
-	allocs := testing.AllocsPerRun(100, func() {
+	testutil.NoAllocs(t, "offer and take", 100, func() {
 		for range 20 {
 			w.offer(line, &c) // some dropped, most kept
 		}
 		spare = w.take(spare)
 	})
-	if allocs != 0 {
-		t.Errorf("offer and take: got %v allocs, want 0", allocs)
-	}
 }
 
 // TestWatchHubLimit: at most maxWatchers watch at once; the streams the
@@ -188,7 +187,7 @@ func startWatch(t *testing.T, s *testServer, addr, streams string) (net.Conn, *b
 	if got := roundTrip(t, c, r, cmd+"\r\n", 1); got != "OK\r\n" {
 		t.Fatalf("%s: got %q, want OK", cmd, got)
 	}
-	waitFor(t, func() bool { return s.counters.LogWatchers.Load() == before+1 })
+	testutil.WaitFor(t, 5*time.Second, "s.counters.LogWatchers.Load() == before+1", func() bool { return s.counters.LogWatchers.Load() == before+1 })
 	return c, r
 }
 
@@ -243,7 +242,7 @@ func serverFD(t *testing.T, s *testServer, c net.Conn) int {
 	t.Helper()
 	local := c.LocalAddr().String()
 	var fd int
-	waitFor(t, func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the server's end of the connection", func() bool {
 		found := false
 		s.net.EachConn(func(sc *netserve.Conn) {
 			if sc.RemoteAddr().String() == local {
@@ -396,7 +395,7 @@ func TestWatchReplies(t *testing.T) {
 		}
 		c.Close()
 	}
-	waitFor(t, func() bool { return s.counters.LogWatchers.Load() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "s.counters.LogWatchers.Load() == 0", func() bool { return s.counters.LogWatchers.Load() == 0 })
 
 	// More than 20 watchers.
 	for range maxWatchers {
@@ -436,6 +435,6 @@ func TestWatchEnds(t *testing.T) {
 		t.Errorf("lines %q, want the other connection's conn_new and get", lines)
 	}
 	w.Close()
-	waitFor(t, func() bool { return s.counters.LogWatchers.Load() == 0 && s.watching() == 0 })
-	waitFor(t, func() bool { return s.net.OpenConns() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "s.counters.LogWatchers.Load() == 0 && s.watching() == 0", func() bool { return s.counters.LogWatchers.Load() == 0 && s.watching() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "s.net.OpenConns() == 1", func() bool { return s.net.OpenConns() == 1 })
 }

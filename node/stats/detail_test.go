@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+
+	"github.com/memcluster/memcluster/internal/testutil"
 )
 
 func TestDetailRecord(t *testing.T) {
@@ -31,14 +33,10 @@ func TestDetailRecord(t *testing.T) {
 func TestDetailRecordDoesNotAllocate(t *testing.T) {
 	var d Detail
 	key := []byte("prefix:key")
-	if n := testing.AllocsPerRun(100, func() { d.RecordGet(key, true) }); n != 0 {
-		t.Errorf("recordGet while off: %v allocs, want 0", n)
-	}
+	testutil.NoAllocs(t, "RecordGet while off", 100, func() { d.RecordGet(key, true) })
 	d.SetEnabled(true)
 	d.RecordGet(key, true)
-	if n := testing.AllocsPerRun(100, func() { d.RecordGet(key, true) }); n != 0 {
-		t.Errorf("recordGet of a known prefix: %v allocs, want 0", n)
-	}
+	testutil.NoAllocs(t, "RecordGet of a known prefix", 100, func() { d.RecordGet(key, true) })
 }
 
 func TestDetailConcurrent(t *testing.T) {

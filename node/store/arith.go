@@ -39,7 +39,8 @@ func (s *Store) ArithCAS(key []byte, incr bool, delta, initial uint64, create bo
 	var buf [20]byte
 	var num, newCAS uint64
 	var st Status
-	s.writeKey(&o, key, &r, func(f found) roomResult {
+	s.writeKey(&o, key, &r, func() roomResult {
+		f := &o.found
 		if f.lk != Hit {
 			if !create {
 				st = NotFound

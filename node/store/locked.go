@@ -22,6 +22,10 @@ type op struct {
 	sh   *shard
 	now  int64
 	fl   *flushState
+	// found is what withKey and writeKey found of the key, for their fn
+	// to read in place: a header passed by value costs every call its
+	// copies.
+	found found
 }
 
 // begin hashes key and reads the clock and the flushes for an operation.
@@ -55,8 +59,8 @@ func (s *Store) findLocked(o *op, key []byte) found {
 	return f
 }
 
-// findInto is findLocked writing into f, which the hottest path keeps in
-// place rather than copying a header around.
+// findInto is findLocked writing into f, kept in place rather than copied
+// with its header.
 func (s *Store) findInto(o *op, key []byte, f *found) {
 	slot, loc, ok := o.sh.lookupSlot(o.hash, key)
 	if !ok {
@@ -72,15 +76,14 @@ func (s *Store) findInto(o *op, key []byte, f *found) {
 	f.slot, f.loc, f.lk = slot, loc, Hit
 }
 
-// withKey locks o.sh, looks key up in it and calls fn with what it found.
-// The shard is unlocked when fn returns or panics. fn must not keep a
-// slice of the shard's memory beyond the call. (f is passed by value: a
-// pointer passed to a func value escapes, and would cost every call an
-// allocation.)
-func (s *Store) withKey(o *op, key []byte, fn func(f found)) {
+// withKey locks o.sh, looks key up in it into o.found and calls fn. The
+// shard is unlocked when fn returns or panics. fn must not keep a slice of
+// the shard's memory beyond the call.
+func (s *Store) withKey(o *op, key []byte, fn func()) {
 	o.sh.mu.Lock()
 	defer o.sh.mu.Unlock()
-	fn(s.findLocked(o, key))
+	s.findInto(o, key, &o.found)
+	fn()
 }
 
 // writeKey is withKey for a write that takes memory into r: it calls fn
@@ -90,7 +93,7 @@ func (s *Store) withKey(o *op, key []byte, fn func(f found)) {
 // the clock and the flushes, and looks the key up again for the next
 // call, since another writer may have changed it meanwhile. When it
 // returns, or fn panics, it gives back what r still holds (release).
-func (s *Store) writeKey(o *op, key []byte, r *room, fn func(f found) roomResult) {
+func (s *Store) writeKey(o *op, key []byte, r *room, fn func() roomResult) {
 	defer s.release(r)
 	for s.writeLocked(o, key, fn) == roomRetry {
 		s.stealFor(o.sh, r)
@@ -100,10 +103,11 @@ func (s *Store) writeKey(o *op, key []byte, r *room, fn func(f found) roomResult
 
 // writeLocked is one attempt of writeKey: fn with o.sh locked, and unlocked
 // when fn returns or panics.
-func (s *Store) writeLocked(o *op, key []byte, fn func(f found) roomResult) roomResult {
+func (s *Store) writeLocked(o *op, key []byte, fn func() roomResult) roomResult {
 	o.sh.mu.Lock()
 	defer o.sh.mu.Unlock()
-	return fn(s.findLocked(o, key))
+	s.findInto(o, key, &o.found)
+	return fn()
 }
 
 // with calls fn with sh locked, and unlocks sh when fn returns or panics.

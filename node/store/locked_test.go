@@ -23,10 +23,10 @@ func TestPanicUnderLockReleasesShard(t *testing.T) {
 		name string
 		run  func()
 	}{
-		{"withKey", func() { s.withKey(&o, key, func(found) { panic("in withKey") }) }},
+		{"withKey", func() { s.withKey(&o, key, func() { panic("in withKey") }) }},
 		{"writeKey", func() {
 			var r room
-			s.writeKey(&o, key, &r, func(found) roomResult { panic("in writeKey") })
+			s.writeKey(&o, key, &r, func() roomResult { panic("in writeKey") })
 		}},
 		{"shard.with", func() { o.sh.with(func() { panic("in shard.with") }) }},
 	} {

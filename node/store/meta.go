@@ -59,7 +59,8 @@ func (s *Store) MetaGet(key []byte, opt MetaGetOptions, dst []byte) ([]byte, Met
 	var r room
 	var it MetaItem
 	var lk Lookup
-	s.writeKey(&o, key, &r, func(f found) roomResult {
+	s.writeKey(&o, key, &r, func() roomResult {
+		f := &o.found
 		h, loc := &f.h, f.loc
 		created := false
 		if lk = f.lk; lk != Hit {
@@ -129,7 +130,8 @@ func (s *Store) MetaDebug(key []byte) (MetaItem, bool) {
 	o := s.begin(key)
 	var it MetaItem
 	ok := false
-	s.withKey(&o, key, func(f found) {
+	s.withKey(&o, key, func() {
+		f := &o.found
 		if f.lk != Hit {
 			return
 		}
@@ -188,7 +190,8 @@ func (s *Store) MetaDelete(key []byte, opt MetaDeleteOptions) Status {
 	sh := o.sh
 	var r room
 	var st Status
-	s.writeKey(&o, key, &r, func(f found) roomResult {
+	s.writeKey(&o, key, &r, func() roomResult {
+		f := &o.found
 		h := &f.h
 		if f.lk != Hit {
 			st = NotFound
@@ -290,7 +293,8 @@ func (s *Store) SetStale(key, value []byte, flags uint32, deadline int64, cas ui
 	older := false
 	var keep int64
 	var sent uint8
-	s.withKey(&o, key, func(f found) {
+	s.withKey(&o, key, func() {
+		f := &o.found
 		h = f.h
 		older = f.lk == Hit && cas != 0 && cas < s.casOf(&h)
 		keep, sent = int64(h.deadline), h.bits&bitTokenSent
@@ -305,7 +309,8 @@ func (s *Store) SetStale(key, value []byte, flags uint32, deadline int64, cas ui
 		return st, newCAS
 	}
 	s.again(&o)
-	s.withKey(&o, key, func(f found) {
+	s.withKey(&o, key, func() {
+		f := &o.found
 		// The compare-and-swap stored, as a stale value: it counts in
 		// the class of the item it compared with.
 		s.classLocked(o.sh, &h).casHits++

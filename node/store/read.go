@@ -100,7 +100,8 @@ func (s *Store) SetDeadline(key []byte, deadline int64) Status {
 func (s *Store) touch(key []byte, deadline int64, count bool) Status {
 	o := s.begin(key)
 	st := NotFound
-	s.withKey(&o, key, func(f found) {
+	s.withKey(&o, key, func() {
+		f := &o.found
 		if f.lk != Hit {
 			return
 		}
@@ -133,7 +134,8 @@ func (s *Store) Drop(key []byte) {
 func (s *Store) remove(key []byte, cas uint64, count bool) Status {
 	o := s.begin(key)
 	st := NotFound
-	s.withKey(&o, key, func(f found) {
+	s.withKey(&o, key, func() {
+		f := &o.found
 		if f.lk != Hit {
 			return
 		}

@@ -87,7 +87,8 @@ func (s *Store) SetCAS(mode Mode, key, value []byte, flags uint32, deadline int6
 	var r room
 	var st Status
 	var newCAS uint64
-	s.writeKey(&o, key, &r, func(f found) roomResult {
+	s.writeKey(&o, key, &r, func() roomResult {
+		f := &o.found
 		old := &f.h
 		switch mode {
 		case ModeAdd:
@@ -293,7 +294,8 @@ func (s *Store) concat(mode Mode, key, value []byte, flags uint32, cas uint64, n
 	var r room
 	var st Status
 	var newCAS uint64
-	s.writeKey(&o, key, &r, func(f found) roomResult {
+	s.writeKey(&o, key, &r, func() roomResult {
+		f := &o.found
 		old := &f.h
 		if f.lk != Hit {
 			sh.classes[class].setCmds++

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCacheMemlimit shrinks a filled cache with cache_memlimit, checks that
@@ -14,6 +15,9 @@ import (
 func TestCacheMemlimit(t *testing.T) {
 	_, addr := serveForTest(t, Config{MemoryLimit: 64 << 20})
 	c, r := dialForTest(t, addr)
+	// 60 MB of sets under -race, beside other packages' tests, can take
+	// longer than dialForTest's 10 s: the deadline is there to end a hang.
+	_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
 	value := strings.Repeat("v", 1000)
 	fill := func(prefix string, n int) {
 		var b bytes.Buffer

@@ -846,20 +846,7 @@ func TestBinaryAllocations(t *testing.T) {
 	requests := batches * 10 * 9
 	fc := &testutil.ReplayConn{Requests: [][]byte{input}, Pipelined: true}
 	c := newTestSession(s, fc)
-	serve := func() {
-		fc.Rewind(1)
-		c.serveBinary()
-	}
-	serve()
-	if fc.Written == 0 {
-		t.Fatal("no replies written")
-	}
-	allocs := testing.AllocsPerRun(5, serve)
-	// A run makes the per-connection state afresh (a few allocations);
-	// the requests must add nothing.
-	if perReq := allocs / float64(requests); allocs > 10 {
-		t.Errorf("%v allocations for %d requests (%.4f per request)", allocs, requests, perReq)
-	}
+	checkBatchAllocs(t, fc, requests, c.serveBinary)
 }
 
 func BenchmarkBinaryGetKQ(b *testing.B) {

@@ -173,20 +173,7 @@ func TestMetaAllocations(t *testing.T) {
 	c, fc := newMetaServer(t)
 	input, requests := metaBatch(100)
 	fc.Requests = [][]byte{input}
-	serve := func() {
-		fc.Rewind(1)
-		c.serveText()
-	}
-	serve()
-	if fc.Written == 0 {
-		t.Fatal("no replies written")
-	}
-	allocs := testing.AllocsPerRun(5, serve)
-	// A run makes the per-connection state afresh (a few allocations);
-	// the requests must add nothing.
-	if perReq := allocs / float64(requests); allocs > 10 {
-		t.Errorf("%v allocations for %d requests (%.4f per request)", allocs, requests, perReq)
-	}
+	checkBatchAllocs(t, fc, requests, c.serveText)
 }
 
 func BenchmarkMetaPipeline(b *testing.B) {

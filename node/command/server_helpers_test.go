@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"testing"
 	"time"
 
+	"github.com/memcluster/memcluster/internal/testutil"
 	"github.com/memcluster/memcluster/node/cluster"
 	"github.com/memcluster/memcluster/node/config"
 	"github.com/memcluster/memcluster/node/netserve"
@@ -142,4 +144,24 @@ var ErrServerClosed = netserve.ErrServerClosed
 // tests serve by calling serveText or serveBinary themselves.
 func newTestSession(s *testServer, nc net.Conn) *session {
 	return &session{Conn: s.net.NewConn(nc), h: s.Handler}
+}
+
+// checkBatchAllocs serves fc's requests (requests of them) with serve, once
+// to warm up and then under testing.AllocsPerRun: a run makes the
+// per-connection state afresh (a few allocations); the requests must add
+// nothing.
+func checkBatchAllocs(t *testing.T, fc *testutil.ReplayConn, requests int, serve func()) {
+	t.Helper()
+	run := func() {
+		fc.Rewind(1)
+		serve()
+	}
+	run()
+	if fc.Written == 0 {
+		t.Fatal("no replies written")
+	}
+	allocs := testing.AllocsPerRun(5, run)
+	if perReq := allocs / float64(requests); allocs > 10 {
+		t.Errorf("%v allocations for %d requests (%.4f per request)", allocs, requests, perReq)
+	}
 }

@@ -78,16 +78,11 @@ type Conn struct {
 }
 
 func newConn(s *Server, nc net.Conn) *Conn {
-	c := &Conn{srv: s, nc: nc, raw: nc, id: s.nextConnID.Add(1)}
+	c := s.NewConn(nc)
 	c.sock, c.socket = socketOf(nc)
-	if tc, ok := nc.(*tls.Conn); ok {
-		c.raw = tc.NetConn()
-	}
 	if c.loop = s.eventLoopFor(c); c.loop != nil {
 		c.released = make(chan struct{}, 1)
 	}
-	c.In = bufio.NewReaderSize(connReader{c}, readBufferSize)
-	c.lastCmd.Store(s.clock())
 	return c
 }
 

@@ -409,9 +409,13 @@ func (s *Server) OpenConns() int64 { return s.currConns.Load() }
 // NewConn returns a connection over nc that s neither serves nor counts:
 // for driving a Handler without a listener, over an in-memory connection
 // in tests and fuzzing. It reads and writes nc through the net package,
-// without an event loop. The caller serves it and closes nc.
+// without an event loop. The caller serves it and closes nc. (Serve's
+// connections are these, given their socket and loop by newConn.)
 func (s *Server) NewConn(nc net.Conn) *Conn {
 	c := &Conn{srv: s, nc: nc, raw: nc, sock: nc, id: s.nextConnID.Add(1)}
+	if tc, ok := nc.(*tls.Conn); ok {
+		c.raw = tc.NetConn()
+	}
 	c.In = bufio.NewReaderSize(connReader{c}, readBufferSize)
 	c.lastCmd.Store(s.clock())
 	return c

@@ -133,9 +133,14 @@ var (
 // the TextReader's buffers and are valid until the next call to Next.
 type Request struct {
 	Command Command
-	// Keys are the keys of a retrieval command; Keys[0] is the key of any
-	// other keyed command.
+	// Keys are the keys of a retrieval command, a batch at a time (see
+	// MoreKeys); Keys[0] is the key of any other keyed command.
 	Keys [][]byte
+	// MoreKeys is set when a retrieval command's line has keys beyond
+	// Keys: TextReader.NextKeys replaces Keys with the next batch. A get
+	// line is read a batch of keys at a time, so that however long it is
+	// the keys are looked up and answered as they arrive.
+	MoreKeys bool
 	// Flags are the client flags of a storage command.
 	Flags uint32
 	// Exptime is the raw expiration time of a storage, touch or gat command,
@@ -178,9 +183,17 @@ type TextReader struct {
 	tokens  [maxTokens][]byte
 	keys    [][]byte
 	args    [][]byte
-	long    []byte // holds a line longer than br's buffer
 	keyCopy []byte // the key of a storage command, which outlives the line
-	data    []byte
+
+	// The keys of a get line not yet given out in a batch: getRest, of a
+	// line wholly read; or, for a line longer than br's buffer
+	// (streaming), what br holds and has yet to read, of which streamed
+	// bytes have been read so far.
+	getRest   []byte
+	streaming bool
+	streamed  int
+	afterNUL  bool // the streamed line's keys ended at a NUL: drop the rest
+	data      []byte
 
 	metaLine  []byte          // a meta command's line, which outlives the read buffer
 	metaFlags [][]byte        // backs Request.Meta.Flags
@@ -201,16 +214,203 @@ func (tr *TextReader) Buffered() int { return tr.br.Buffered() }
 // decoded) and a *TextError to answer; or ErrClose or an I/O error, after
 // which the connection must be closed.
 func (tr *TextReader) Next() (*Request, error) {
-	line, err := tr.readLine()
-	if err != nil {
-		return nil, err
+	if tr.streaming {
+		// The caller left a long get line's keys unread: drop them.
+		tr.afterNUL = false
+		if err := tr.skipStreamedLine(); err != nil {
+			return nil, err
+		}
 	}
+	tr.getRest = nil
 	req := &tr.req
 	*req = Request{Keys: tr.keys[:0], Args: tr.args[:0]}
-	err = tr.parse(req, line)
+	line, err := tr.readLine()
+	switch {
+	case err == errLongGet:
+		err = tr.startLongGet(req)
+	case err != nil:
+		return nil, err
+	default:
+		err = tr.parse(req, line)
+	}
 	// Keep the grown slices for the next request.
 	tr.keys, tr.args = req.Keys[:0], req.Args[:0]
 	return req, err
+}
+
+// maxKeyBatch is the most keys of a get line Request.Keys holds at once.
+const maxKeyBatch = 32
+
+// NextKeys replaces req.Keys, the last batch of a retrieval command's keys
+// (see Request.MoreKeys), with the next batch. Keys already given out must
+// not be used once it is called: a line longer than the read buffer is read
+// on as its keys are. A key longer than MaxKeyLen in that part of the line
+// is ErrBadFormat, after the rest of the line is read and dropped; ErrClose
+// and I/O errors, as from Next, end the connection.
+func (tr *TextReader) NextKeys(req *Request) error {
+	req.Keys = req.Keys[:0]
+	req.MoreKeys = false
+	var err error
+	if tr.streaming {
+		err = tr.streamKeys(req)
+	} else {
+		tr.bufferedKeys(req)
+	}
+	tr.keys = req.Keys[:0]
+	return err
+}
+
+// bufferedKeys moves the next batch of the keys in tr.getRest, a line
+// wholly read, to req.Keys.
+func (tr *TextReader) bufferedKeys(req *Request) {
+	rest := tr.getRest
+	for len(rest) > 0 && len(req.Keys) < maxKeyBatch {
+		i := bytes.IndexByte(rest, ' ')
+		if i < 0 {
+			req.Keys = append(req.Keys, rest)
+			rest = nil
+			break
+		}
+		if i > 0 {
+			req.Keys = append(req.Keys, rest[:i])
+		}
+		rest = rest[i+1:]
+	}
+	for len(rest) > 0 && rest[0] == ' ' {
+		rest = rest[1:]
+	}
+	tr.getRest = rest
+	req.MoreKeys = len(rest) > 0
+}
+
+// errLongGet is readLine's finding a get line longer than the read
+// buffer: Next reads its keys as they come (see startLongGet).
+var errLongGet = errors.New("protocol: a get line outgrows the read buffer")
+
+// startLongGet begins a get or gets line longer than the read buffer,
+// whose first bytes br holds: it reads the command's name and the first
+// batch of keys. The rest of the line stays in br and the connection, for
+// NextKeys.
+func (tr *TextReader) startLongGet(req *Request) error {
+	buf, _ := tr.br.Peek(tr.br.Buffered())
+	lead := len(buf) - len(bytes.TrimLeft(buf, " "))
+	req.Command = CmdGet
+	name := len("get ")
+	if bytes.HasPrefix(buf[lead:], []byte("gets ")) {
+		req.Command = CmdGets
+		name = len("gets ")
+	}
+	_, _ = tr.br.Discard(lead + name)
+	tr.streaming, tr.streamed = true, lead+name
+	return tr.streamKeys(req)
+}
+
+// streamKeys reads the next batch of a long get line's keys into
+// req.Keys: the keys br holds whole, reading more only before the batch's
+// first key, so that a read cannot move the bytes of keys already given.
+func (tr *TextReader) streamKeys(req *Request) error {
+	if tr.afterNUL {
+		tr.afterNUL = false
+		return tr.skipStreamedLine()
+	}
+	for len(req.Keys) < maxKeyBatch {
+		buf, _ := tr.br.Peek(tr.br.Buffered())
+		skip := len(buf) - len(bytes.TrimLeft(buf, " "))
+		buf = buf[skip:]
+		end := bytes.IndexAny(buf, " \n\x00")
+		if end < 0 {
+			if len(buf) > MaxKeyLen+1 { // room for a key and its "\r"
+				return tr.badStreamedKey(skip)
+			}
+			if len(req.Keys) > 0 {
+				break // read more once this batch is answered
+			}
+			if err := tr.readStreamed(skip); err != nil {
+				return err
+			}
+			continue
+		}
+		key := buf[:end]
+		last := buf[end] != ' '
+		if last && buf[end] == '\n' {
+			key = trimCR(key)
+		}
+		if len(key) > MaxKeyLen {
+			return tr.badStreamedKey(skip)
+		}
+		if len(key) > 0 {
+			req.Keys = append(req.Keys, key)
+		}
+		if err := tr.consumeStreamed(skip + end + 1); err != nil {
+			return err
+		}
+		if last {
+			if buf[end] == 0 {
+				// memcached's line ends at a NUL. Dropping the rest
+				// reads, which would move this batch's keys: the
+				// next call does.
+				tr.afterNUL = true
+				break
+			}
+			tr.streaming = false
+			return nil
+		}
+	}
+	req.MoreKeys = true
+	return nil
+}
+
+// consumeStreamed drops n bytes of a long get line from br, counting them
+// against maxGetLine.
+func (tr *TextReader) consumeStreamed(n int) error {
+	_, _ = tr.br.Discard(n)
+	if tr.streamed += n; tr.streamed > maxGetLine {
+		tr.streaming = false
+		return ErrClose
+	}
+	return nil
+}
+
+// readStreamed drops the skip bytes of spaces that lead what br holds of a
+// long get line, and reads more of it.
+func (tr *TextReader) readStreamed(skip int) error {
+	if err := tr.consumeStreamed(skip); err != nil {
+		return err
+	}
+	if _, err := tr.br.Peek(tr.br.Buffered() + 1); err != nil {
+		tr.streaming = false
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	return nil
+}
+
+// badStreamedKey answers a key too long in a long get line: the rest of the
+// line is read and dropped, and the request refused.
+func (tr *TextReader) badStreamedKey(skip int) error {
+	if err := tr.consumeStreamed(skip); err != nil {
+		return err
+	}
+	if err := tr.skipStreamedLine(); err != nil {
+		return err
+	}
+	return ErrBadFormat
+}
+
+// skipStreamedLine reads and drops the rest of a long get line.
+func (tr *TextReader) skipStreamedLine() error {
+	for {
+		buf, _ := tr.br.Peek(tr.br.Buffered())
+		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+			tr.streaming = false
+			return tr.consumeStreamed(i + 1)
+		}
+		if err := tr.readStreamed(len(buf)); err != nil {
+			return err
+		}
+	}
 }
 
 // NextBuffered reports whether the next request is wholly buffered, so that
@@ -289,34 +489,15 @@ func (tr *TextReader) readLineLimit(longGets bool) ([]byte, error) {
 			return nil, ErrClose
 		}
 		if n == tr.br.Size() {
-			return tr.readLongLine()
+			if !longGets || !isLongGet(buf) {
+				return nil, ErrClose
+			}
+			return nil, errLongGet
 		}
 		if _, err := tr.br.Peek(n + 1); err != nil {
 			if err == io.EOF && n > 0 {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, err
-		}
-	}
-}
-
-// readLongLine reads a get line longer than the read buffer into a buffer of
-// its own.
-func (tr *TextReader) readLongLine() ([]byte, error) {
-	tr.long = tr.long[:0]
-	for {
-		chunk, err := tr.br.ReadSlice('\n')
-		tr.long = append(tr.long, chunk...)
-		if len(tr.long) > maxGetLine || !isLongGet(tr.long) {
-			return nil, ErrClose
-		}
-		switch err {
-		case nil:
-			return trimCR(tr.long[:len(tr.long)-1]), nil
-		case bufio.ErrBufferFull:
-		case io.EOF:
-			return nil, io.ErrUnexpectedEOF
-		default:
 			return nil, err
 		}
 	}
@@ -369,7 +550,7 @@ func (tr *TextReader) parse(req *Request, line []byte) error {
 	if i := bytes.IndexByte(line, 0); i >= 0 {
 		line = line[:i]
 	}
-	tokens, rest := tr.tokenize(line)
+	tokens, _ := tr.tokenize(line)
 	ntokens := len(tokens) + 1 // memcached counts the terminal token
 	if len(tokens) == 0 || len(tokens[0]) < 2 {
 		return ErrUnknownCommand
@@ -377,7 +558,7 @@ func (tr *TextReader) parse(req *Request, line []byte) error {
 	name := tokens[0]
 	switch string(name) {
 	case "get", "gets", "gat", "gats", "bget":
-		return tr.parseRetrieval(req, name, tokens, rest, ntokens)
+		return tr.parseRetrieval(req, line, tokens, ntokens)
 	case "set", "add", "replace", "append", "prepend":
 		if ntokens != 6 && ntokens != 7 {
 			return ErrUnknownCommand
@@ -508,11 +689,11 @@ func (tr *TextReader) parse(req *Request, line []byte) error {
 	return ErrUnknownCommand
 }
 
-func (tr *TextReader) parseRetrieval(req *Request, name []byte, tokens [][]byte, rest []byte, ntokens int) error {
+func (tr *TextReader) parseRetrieval(req *Request, line []byte, tokens [][]byte, ntokens int) error {
 	if ntokens < 3 {
 		return ErrUnknownCommand
 	}
-	switch string(name) {
+	switch string(tokens[0]) {
 	case "get", "bget":
 		req.Command = CmdGet
 	case "gets":
@@ -522,32 +703,30 @@ func (tr *TextReader) parseRetrieval(req *Request, name []byte, tokens [][]byte,
 	case "gats":
 		req.Command = CmdGats
 	}
-	keys := tokens[1:]
+	first := 1
 	if req.Command == CmdGat || req.Command == CmdGats {
 		exp, ok := parseInt32(tokens[1])
 		if !ok {
 			return ErrInvalidExptime
 		}
 		req.Exptime = exp
-		keys = tokens[2:]
+		first = 2
 	}
-	req.Keys = append(req.Keys, keys...)
-	for len(rest) > 0 {
-		i := bytes.IndexByte(rest, ' ')
-		if i < 0 {
-			req.Keys = append(req.Keys, rest)
-			break
-		}
-		if i > 0 {
-			req.Keys = append(req.Keys, rest[:i])
-		}
-		rest = rest[i+1:]
+	// The keys are the line from the first: tokens are subslices of
+	// line, where their capacities place them.
+	var rest []byte
+	if first < len(tokens) {
+		rest = line[cap(line)-cap(tokens[first]):]
 	}
-	for _, k := range req.Keys {
+	// Every key is checked before any is answered, as memcached answers
+	// nothing of a get line with a key too long.
+	for k := range bytes.SplitSeq(rest, []byte{' '}) {
 		if len(k) > MaxKeyLen {
 			return ErrBadFormat
 		}
 	}
+	tr.getRest = rest
+	tr.bufferedKeys(req)
 	return nil
 }
 
@@ -598,9 +777,6 @@ func (tr *TextReader) parseStorage(req *Request, name []byte, tokens [][]byte, n
 func (tr *TextReader) ReleaseLarge(keep int) {
 	if cap(tr.data) > keep {
 		tr.data = nil
-	}
-	if cap(tr.long) > keep {
-		tr.long = nil
 	}
 	if cap(tr.keys) > 1024 {
 		tr.keys = nil

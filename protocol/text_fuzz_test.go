@@ -79,6 +79,9 @@ func decodeChecked(t *testing.T, r io.Reader, render func(*Request) string) []st
 	var out []string
 	for {
 		req, err := tr.Next()
+		if err == nil {
+			err = gatherKeys(tr, req)
+		}
 		var te *TextError
 		switch {
 		case err == nil:

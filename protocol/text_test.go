@@ -28,6 +28,9 @@ func decodeRendered(t testing.TB, r io.Reader, render func(*Request) string) []s
 	var out []string
 	for {
 		req, err := tr.Next()
+		if err == nil {
+			err = gatherKeys(tr, req)
+		}
 		var te *TextError
 		switch {
 		case err == nil:
@@ -44,6 +47,27 @@ func decodeRendered(t testing.TB, r io.Reader, render func(*Request) string) []s
 			return out
 		default:
 			return append(out, "io "+err.Error())
+		}
+	}
+}
+
+// gatherKeys reads the rest of a retrieval command's keys (see NextKeys)
+// into req.Keys, each copied, as if the line had held them in one batch.
+func gatherKeys(tr *TextReader, req *Request) error {
+	if !req.MoreKeys {
+		return nil
+	}
+	var all [][]byte
+	for {
+		for _, k := range req.Keys {
+			all = append(all, append([]byte(nil), k...))
+		}
+		if !req.MoreKeys {
+			req.Keys = all
+			return nil
+		}
+		if err := tr.NextKeys(req); err != nil {
+			return err
 		}
 	}
 }
@@ -304,4 +328,90 @@ func benchmarkDecode(b *testing.B, one string) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// A get line longer than the read buffer is read a batch of keys at a time:
+// whatever the reads' sizes, and wherever the buffer's edges cut its keys,
+// every key comes out whole and in order.
+func TestTextDecodeStreamedGet(t *testing.T) {
+	var line strings.Builder
+	var want []string
+	line.WriteString("gets")
+	for i := 0; line.Len() < 100<<10; i++ {
+		k := strings.Repeat(string(rune('a'+i%26)), 1+(i*37)%MaxKeyLen)
+		want = append(want, "k="+k)
+		line.WriteString(strings.Repeat(" ", 1+i%3) + k)
+	}
+	in := line.String() + "\r\nversion\r\n"
+	wantOut := []string{"gets " + strings.Join(want, " "), "version"}
+	readers := map[string]func() io.Reader{
+		"whole":    func() io.Reader { return strings.NewReader(in) },
+		"one byte": func() io.Reader { return iotest.OneByteReader(strings.NewReader(in)) },
+		"halves":   func() io.Reader { return iotest.HalfReader(strings.NewReader(in)) },
+	}
+	for name, r := range readers {
+		if got := decodeAll(t, r()); !reflect.DeepEqual(got, wantOut) {
+			t.Errorf("%s: the streamed line decoded differently (%d requests)", name, len(got))
+		}
+	}
+}
+
+// A long get line's errors: a key too long refuses the request once the
+// line is read, a NUL ends the line's keys, and a line past maxGetLine
+// closes the connection.
+func TestTextDecodeStreamedGetErrors(t *testing.T) {
+	long := strings.Repeat(" k", 10000)
+	tests := []struct {
+		name, in string
+		want     []string
+	}{
+		{"key too long", "get" + long + " " + strings.Repeat("x", MaxKeyLen+1) + long + "\r\nversion\r\n",
+			[]string{"error CLIENT_ERROR bad command line format", "version"}},
+		{"NUL", "get" + long + " a\x00b c" + long + "\r\nversion\r\n",
+			[]string{"get" + strings.Repeat(" k=k", 10000) + " k=a", "version"}},
+		{"cut off", "get" + long, []string{"io unexpected EOF"}},
+	}
+	for _, tt := range tests {
+		if got := decodeAll(t, strings.NewReader(tt.in)); !reflect.DeepEqual(got, tt.want) {
+			for i := range got {
+				if n := len(got[i]); n > 80 {
+					got[i] = "…" + got[i][n-80:]
+				}
+			}
+			t.Errorf("%s: got %q", tt.name, got)
+		}
+	}
+	key := " " + strings.Repeat("k", MaxKeyLen)
+	huge := io.MultiReader(strings.NewReader("get"), &repeatReader{pattern: key, n: maxGetLine/len(key) + 10})
+	tr := NewTextReader(bufio.NewReaderSize(huge, 16<<10))
+	req, err := tr.Next()
+	for err == nil && req.MoreKeys {
+		err = tr.NextKeys(req)
+	}
+	if err != ErrClose {
+		t.Errorf("a get line past %d bytes: %v, want ErrClose", maxGetLine, err)
+	}
+}
+
+// repeatReader reads pattern n times.
+type repeatReader struct {
+	pattern string
+	n       int
+	off     int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	done := 0
+	for done < len(p) && r.n > 0 {
+		c := copy(p[done:], r.pattern[r.off:])
+		done += c
+		if r.off += c; r.off == len(r.pattern) {
+			r.off = 0
+			r.n--
+		}
+	}
+	if done == 0 {
+		return 0, io.EOF
+	}
+	return done, nil
 }

@@ -25,8 +25,12 @@ type session struct {
 
 	// pendingReq and pendingErr are a text request the loop decoded but
 	// left to the goroutine, as Next returned them; both nil if none.
+	// resumeKey is where the goroutine resumes a get the loop began and
+	// left when the socket would not take its reply (see retrieve): the
+	// index in pendingReq.Keys of the next key to answer; 0 if none.
 	pendingReq *protocol.Request
 	pendingErr error
+	resumeKey  int
 }
 
 // ServeConn serves memcached's commands on c until the client leaves, an
@@ -123,6 +127,9 @@ func (c *session) answerText(req *protocol.Request, err error) bool {
 			c.h.log.Debug("text command", "conn", c.ID(), "cmd", req.Command.String(), "keys", len(req.Keys), "key", string(req.Key()))
 		}
 		c.handleText(req)
+		if c.HasPending() {
+			return true // a get to resume on the goroutine (see retrieve)
+		}
 	}
 	c.SetOwed(err != nil || !writesOwed(req.Command))
 	c.text.ReleaseLarge(netserve.KeepBuffer)
@@ -162,7 +169,7 @@ func (c *session) AnswerReady() bool {
 			return false
 		}
 		c.answerText(req, err)
-		if !c.AfterRequestNow() {
+		if c.HasPending() || !c.AfterRequestNow() {
 			return false
 		}
 	}

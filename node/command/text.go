@@ -1,6 +1,7 @@
 package command
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 
@@ -191,7 +192,13 @@ func (c *session) handleText(req *protocol.Request) {
 	}
 }
 
-// retrieve answers get, gets, gat and gats.
+// retrieve answers get, gets, gat and gats, a batch of keys at a time as
+// the decoder reads them (see protocol.Request.MoreKeys). However many keys
+// the line names and however large their values, the reply is written as it
+// grows past netserve.FlushThreshold: on the connection's goroutine at
+// once; on the event loop as far as the socket takes it, and if it does not
+// take it all the request is left pending, to be resumed by the goroutine
+// from the next key (resumeKey) once the rest is written.
 func (c *session) retrieve(req *protocol.Request) {
 	h := c.h
 	touch := req.Command == protocol.CmdGat || req.Command == protocol.CmdGats
@@ -200,42 +207,89 @@ func (c *session) retrieve(req *protocol.Request) {
 	if touch {
 		deadline = h.deadline(req.Exptime)
 	}
-	for _, key := range req.Keys {
-		var (
-			value  []byte
-			meta   store.Meta
-			lookup store.Lookup
-		)
-		if touch {
-			value, meta, lookup = h.store.GetAndTouch(key, deadline, c.scratch[:0])
-			h.counters.CmdTouch.Add(1)
-		} else {
-			value, meta, lookup = h.store.Get(key, c.scratch[:0])
-			h.counters.CmdGet.Add(1)
+	// Where the reply begins in the stream of replies: reading on in a
+	// long line writes what is gathered first (see netserve.Conn).
+	start, from := c.Written()+int64(len(c.Out)), c.resumeKey
+	resumed := from > 0 // part of the reply is written
+	c.resumeKey = 0
+	for {
+		for i := from; i < len(req.Keys); i++ {
+			c.fetch(req.Keys[i], touch, withCAS, deadline)
+			if len(c.Out) < netserve.FlushThreshold {
+				continue
+			}
+			if c.OnLoop() {
+				if !c.TryFlush() {
+					c.pendingReq, c.resumeKey = req, i+1
+					return
+				}
+			} else if c.Flush() != nil {
+				c.CloseAfterReplies(netserve.CloseError)
+				return
+			}
 		}
-		c.scratch = value
-		h.counters.Detail.RecordGet(key, lookup == store.Hit)
-		if h.watching()&logFetchers != 0 {
-			c.logFetch(key, lookup, len(value), meta.Flags)
+		if !req.MoreKeys {
+			break
 		}
-		switch lookup {
-		case store.Hit: // the store counted the hit in the item's class
-			c.Out = protocol.AppendValueHeader(c.Out, key, meta.Flags, len(value), meta.CAS, withCAS)
-			c.Out = append(c.Out, value...)
-			c.Out = append(c.Out, '\r', '\n')
-			continue
-		case store.MissExpired:
-			h.counters.GetExpired.Add(1)
-		case store.MissFlushed:
-			h.counters.GetFlushed.Add(1)
-		}
-		if touch {
-			h.counters.TouchMisses.Add(1)
-		} else {
-			h.counters.GetMisses.Add(1)
+		from = 0
+		c.ReadOnly(true)
+		err := c.text.NextKeys(req)
+		c.ReadOnly(false)
+		if err != nil {
+			var te *protocol.TextError
+			if !errors.As(err, &te) {
+				c.ReadEnded(err)
+				c.CloseAfterReplies(netserve.CloseUnknown)
+				return
+			}
+			// memcached answers a key too long with the error alone,
+			// as this does unless part of the reply is written.
+			if unwritten := start - c.Written(); unwritten >= 0 && !resumed {
+				c.Out = c.Out[:unwritten]
+			}
+			c.textError(req, te)
+			return
 		}
 	}
 	c.Out = append(c.Out, protocol.ReplyEnd...)
+}
+
+// fetch answers one key of a get, gets, gat or gats.
+func (c *session) fetch(key []byte, touch, withCAS bool, deadline int64) {
+	h := c.h
+	var (
+		value  []byte
+		meta   store.Meta
+		lookup store.Lookup
+	)
+	if touch {
+		value, meta, lookup = h.store.GetAndTouch(key, deadline, c.scratch[:0])
+		h.counters.CmdTouch.Add(1)
+	} else {
+		value, meta, lookup = h.store.Get(key, c.scratch[:0])
+		h.counters.CmdGet.Add(1)
+	}
+	c.scratch = value
+	h.counters.Detail.RecordGet(key, lookup == store.Hit)
+	if h.watching()&logFetchers != 0 {
+		c.logFetch(key, lookup, len(value), meta.Flags)
+	}
+	switch lookup {
+	case store.Hit: // the store counted the hit in the item's class
+		c.Out = protocol.AppendValueHeader(c.Out, key, meta.Flags, len(value), meta.CAS, withCAS)
+		c.Out = append(c.Out, value...)
+		c.Out = append(c.Out, '\r', '\n')
+		return
+	case store.MissExpired:
+		h.counters.GetExpired.Add(1)
+	case store.MissFlushed:
+		h.counters.GetFlushed.Add(1)
+	}
+	if touch {
+		h.counters.TouchMisses.Add(1)
+	} else {
+		h.counters.GetMisses.Add(1)
+	}
 }
 
 // storeText answers set, add, replace, append, prepend and cas.

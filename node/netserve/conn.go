@@ -65,6 +65,12 @@ type Conn struct {
 	// closeReason is why the connection ends, for its conn_close line.
 	closeReason CloseReason
 
+	// written counts the bytes of replies written (see Written).
+	written int64
+	// readOnly is set while the handler reads on in a request whose reply
+	// it is gathering (see ReadOnly).
+	readOnly bool
+
 	// owed says replies to requests of the read being served are owed,
 	// as memcached's resp_has_stack (see Owed).
 	owed bool
@@ -99,7 +105,7 @@ func (r connReader) Read(p []byte) (int, error) {
 	c.owed = false
 	// On the event loop nothing is owed when it reads (see
 	// eventLoop.serve); and it must not wait on a write.
-	if len(c.Out) > 0 && (c.socket == nil || !c.socket.held) {
+	if len(c.Out) > 0 && !c.readOnly && (c.socket == nil || !c.socket.held) {
 		if err := c.Flush(); err != nil {
 			return 0, err
 		}
@@ -159,6 +165,21 @@ type LoopServer interface {
 	// on the loop but left to the goroutine.
 	HasPending() bool
 }
+
+// Written returns how many bytes of replies the connection has written:
+// with len(Out), where in the stream of replies the next reply begins.
+func (c *Conn) Written() int64 { return c.written }
+
+// ReadOnly sets whether reading more of a request leaves the replies
+// gathered unwritten, as a handler wants while it reads on in a request
+// whose reply it is still gathering and may yet retract: a long get line
+// with a key too long is answered with the error alone. The handler then
+// writes as its reply grows, with Flush or TryFlush.
+func (c *Conn) ReadOnly(on bool) { c.readOnly = on }
+
+// OnLoop reports whether the event loop is serving the connection: a write
+// must not wait then (see TryFlush).
+func (c *Conn) OnLoop() bool { return c.socket != nil && c.socket.held }
 
 // ServeOnLoop lets the event loop serve the connection between its
 // requests through s, once the handler knows the protocol.
@@ -363,6 +384,7 @@ func (c *Conn) Flush() error {
 	}
 	n, err := c.sock.Write(c.Out)
 	c.srv.counters.BytesWritten.Add(uint64(n))
+	c.written += int64(n)
 	if cap(c.Out) > KeepBuffer {
 		c.Out = nil
 	} else {

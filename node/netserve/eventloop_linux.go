@@ -397,6 +397,7 @@ func (c *Conn) TryFlush() bool {
 	}
 	n, err := c.socket.writeNow(c.Out)
 	c.srv.counters.BytesWritten.Add(uint64(n))
+	c.written += int64(n)
 	if err != nil {
 		c.Out = c.Out[:copy(c.Out, c.Out[n:])]
 		return false

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -31,11 +32,39 @@ var clusterFlagDefs = []flagDef{
 	{0, "gossip-key-file", requiredArg, setGossipKeyFile},
 }
 
-// defaultGossipAddr is where the daemon gossips unless --gossip-addr or
-// --no-cluster says otherwise: cluster.DefaultGossipAddr. Tests point it at
-// an address of their own, so that what the daemon does when its default is
-// taken does not depend on who holds port 7946.
+// defaultGossipAddr is where the daemon gossips when neither --gossip-addr
+// nor --no-cluster is given and -l names no host (see gossipAddrFor):
+// cluster.DefaultGossipAddr. Its port is the default gossip port whatever
+// -l says. Tests point it at an address of their own, so that what the
+// daemon does when its default is taken does not depend on who holds port
+// 7946; it is a constant string, so that a test may also set it in a built
+// binary (go build -ldflags=-X=main.defaultGossipAddr=...).
 var defaultGossipAddr = cluster.DefaultGossipAddr
+
+// gossipAddrFor returns the default gossip address of a node listening on
+// listenAddrs (the -l addresses, in order, each host or host:port): the
+// host of the first, so that a node -l keeps on loopback or on one
+// interface gossips there too, with the port of fallback; fallback itself
+// when there is no -l or its first host is every interface ("", "*",
+// 0.0.0.0, ::). A name stays a name, which the node resolves as it binds.
+func gossipAddrFor(listenAddrs []string, fallback string) string {
+	if len(listenAddrs) == 0 {
+		return fallback
+	}
+	host := listenAddrs[0]
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if ip, err := netip.ParseAddr(host); host == "" || host == "*" || err == nil && ip.IsUnspecified() {
+		return fallback
+	}
+	_, port, err := net.SplitHostPort(fallback)
+	if err != nil {
+		port = strconv.Itoa(cluster.DefaultGossipPort)
+	}
+	return net.JoinHostPort(host, port)
+}
 
 // defaultClusterConfig returns the daemon's cluster defaults: gossip on
 // defaultGossipAddr, every timing written out.
@@ -173,6 +202,11 @@ func (p *parser) finishCluster(tcpOff bool) error {
 	if p.noCluster {
 		c.GossipAddr = ""
 	}
+	if !p.gossipSet {
+		// Gossip is reachable from wherever -l lets clients in, and no
+		// further: the first -l host, when it names one.
+		c.GossipAddr = gossipAddrFor(p.o.cfg.ListenAddrs, defaultGossipAddr)
+	}
 	if c.GossipAddr == "" && len(c.Join) > 0 {
 		return errors.New("--join needs gossip: drop --no-cluster or give --gossip-addr")
 	}
@@ -197,10 +231,14 @@ func (p *parser) finishCluster(tcpOff bool) error {
 // clusterUsage is the -h text of the cluster options.
 const clusterUsage = `
 Cluster options (memcluster's own; long forms only):
-    --gossip-addr=<host:port> gossip (memberlist, UDP and TCP) on this address
-                          (default: %[1]s); "" turns clustering off. If the
-                          default is taken and no --join is given, the node
-                          warns and runs alone
+    --gossip-addr=<host:port> gossip (memberlist, UDP and TCP) on this address;
+                          "" turns clustering off (default: the host of the
+                          first -l entry, port %[2]d: -l 127.0.0.1 gossips on
+                          127.0.0.1:%[2]d; %[1]s without -l or with a
+                          wildcard -l). If the default is taken and no --join
+                          is given, the node warns and runs alone. Gossip on
+                          a non-loopback address without --gossip-key-file
+                          logs a warning at start
     --no-cluster          do not gossip: a single node, as --gossip-addr=""
     --advertise-addr=<host[:port]> the address other nodes and clients reach
                           this node at (containers, NAT); its host is

@@ -46,6 +46,22 @@ func TestParseArgsCluster(t *testing.T) {
 		}, false},
 		// Without TCP, gossip is off unless asked for.
 		{[]string{"-s", "/tmp/mc.sock"}, func(c *node.ClusterConfig) { c.GossipAddr = "" }, false},
+		{[]string{"-s", "/tmp/mc.sock", "-l", "127.0.0.1"}, func(c *node.ClusterConfig) { c.GossipAddr = "" }, false},
+		// Gossip binds to the host of the first -l address, unless told
+		// otherwise.
+		{[]string{"-l", "127.0.0.1"}, func(c *node.ClusterConfig) { c.GossipAddr = "127.0.0.1:7946" }, false},
+		{[]string{"-l", "127.0.0.1,10.0.0.5"}, func(c *node.ClusterConfig) { c.GossipAddr = "127.0.0.1:7946" }, false},
+		{[]string{"-l", "10.0.0.5:11311", "-l", "127.0.0.1"}, func(c *node.ClusterConfig) { c.GossipAddr = "10.0.0.5:7946" }, false},
+		{[]string{"-l", "[::1]:11311"}, func(c *node.ClusterConfig) { c.GossipAddr = "[::1]:7946" }, false},
+		{[]string{"-l", "localhost"}, func(c *node.ClusterConfig) { c.GossipAddr = "localhost:7946" }, false},
+		{[]string{"-l", "*,127.0.0.1"}, func(c *node.ClusterConfig) { c.GossipAddr = "0.0.0.0:7946" }, false},
+		{[]string{"-l", "127.0.0.1", "--join", "127.0.0.1:7000"}, func(c *node.ClusterConfig) {
+			c.GossipAddr, c.Join = "127.0.0.1:7946", []string{"127.0.0.1:7000"}
+		}, true},
+		{[]string{"-l", "127.0.0.1", "--gossip-addr", "0.0.0.0:7000"}, func(c *node.ClusterConfig) { c.GossipAddr = "0.0.0.0:7000" }, true},
+		{[]string{"--gossip-addr", "[::1]:7000", "-l", "10.0.0.5"}, func(c *node.ClusterConfig) { c.GossipAddr = "[::1]:7000" }, true},
+		{[]string{"-l", "127.0.0.1", "--gossip-addr="}, func(c *node.ClusterConfig) { c.GossipAddr = "" }, true},
+		{[]string{"-l", "127.0.0.1", "--no-cluster"}, func(c *node.ClusterConfig) { c.GossipAddr = "" }, true},
 		// Encrypted gossip asks for a cluster.
 		{[]string{"--gossip-key-file", "/etc/memcluster/gossip.key"}, func(c *node.ClusterConfig) {
 			c.GossipKeyFile = "/etc/memcluster/gossip.key"
@@ -69,6 +85,42 @@ func TestParseArgsCluster(t *testing.T) {
 				t.Errorf("parseArgs(%q): gossipChosen = %v, want %v", tt.args, o.gossipChosen, tt.chosen)
 			}
 		})
+	}
+}
+
+// TestGossipAddrFor checks the default gossip address for each -l: the
+// host of the first address with the default's port, or the default.
+func TestGossipAddrFor(t *testing.T) {
+	tests := []struct {
+		listen   []string // as options.cfg.ListenAddrs holds them
+		fallback string
+		want     string
+	}{
+		{nil, "0.0.0.0:7946", "0.0.0.0:7946"},
+		{nil, "127.0.0.1:7947", "127.0.0.1:7947"},
+		{[]string{"127.0.0.1"}, "0.0.0.0:7946", "127.0.0.1:7946"},
+		{[]string{"127.0.0.1:11311"}, "0.0.0.0:7946", "127.0.0.1:7946"},
+		{[]string{"127.0.0.1", "10.0.0.5"}, "0.0.0.0:7946", "127.0.0.1:7946"},
+		{[]string{"10.0.0.5", "127.0.0.1"}, "0.0.0.0:7946", "10.0.0.5:7946"},
+		{[]string{"::1"}, "0.0.0.0:7946", "[::1]:7946"},
+		{[]string{"[::1]:11311"}, "0.0.0.0:7946", "[::1]:7946"},
+		{[]string{"fe80::1%eth0"}, "0.0.0.0:7946", "[fe80::1%eth0]:7946"},
+		{[]string{"localhost"}, "0.0.0.0:7946", "localhost:7946"},
+		{[]string{"cache-0.cache.svc:11211"}, "0.0.0.0:7946", "cache-0.cache.svc:7946"},
+		{[]string{"127.0.0.1"}, "0.0.0.0:0", "127.0.0.1:0"},
+		{[]string{"127.0.0.1"}, ":7000", "127.0.0.1:7000"},
+		// Every interface: as without -l.
+		{[]string{""}, "0.0.0.0:7946", "0.0.0.0:7946"},
+		{[]string{":11311", "127.0.0.1"}, "0.0.0.0:7946", "0.0.0.0:7946"},
+		{[]string{"*"}, "0.0.0.0:7946", "0.0.0.0:7946"},
+		{[]string{"0.0.0.0"}, "0.0.0.0:7946", "0.0.0.0:7946"},
+		{[]string{"::"}, "0.0.0.0:7946", "0.0.0.0:7946"},
+		{[]string{"[::]:11311"}, "0.0.0.0:7946", "0.0.0.0:7946"},
+	}
+	for _, tt := range tests {
+		if got := gossipAddrFor(tt.listen, tt.fallback); got != tt.want {
+			t.Errorf("gossipAddrFor(%q, %q) = %q, want %q", tt.listen, tt.fallback, got, tt.want)
+		}
 	}
 }
 
@@ -201,4 +253,80 @@ func freePort(t *testing.T) string {
 	}
 	defer l.Close()
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// runServing runs the daemon with args, whose memcached address is addr,
+// until it serves, then stops it as a signal does and returns what it
+// logged.
+func runServing(t *testing.T, addr string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr testutil.LockedBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, nil, &stdout, &stderr) }()
+	if err := testutil.WaitAccepting("tcp", addr, 10*time.Second, returned(done)); err != nil {
+		t.Fatalf("%q: %v; stderr:\n%s", args, err, stderr.String())
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("%q: exit status %d, want 0; stderr:\n%s", args, code, stderr.String())
+	}
+	return stderr.String()
+}
+
+// TestRunWarnsOfUnencryptedGossip checks the warning at start of a node
+// that gossips in the clear beyond loopback: logged at the default level,
+// naming --gossip-key-file, and only then.
+func TestRunWarnsOfUnencryptedGossip(t *testing.T) {
+	keepGlobals(t)
+	// The default gossip address's port 0: a port of its own for each
+	// node, which never competes for 7946 with other tests.
+	saved := defaultGossipAddr
+	defaultGossipAddr = "0.0.0.0:0"
+	defer func() { defaultGossipAddr = saved }()
+	key := filepath.Join(t.TempDir(), "gossip.key")
+	if err := os.WriteFile(key, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const warning = "level=WARN msg=\"gossip is not encrypted and listens on a non-loopback address"
+	tests := []struct {
+		name    string
+		args    []string // after -l 127.0.0.1 -p <port>
+		gossip  string   // a prefix of the gossip address logged with -v; "" for no gossip
+		warning bool
+	}{
+		{"make run's default", nil, "gossip_addr=127.0.0.1:", false},
+		{"every interface", []string{"--gossip-addr", "0.0.0.0:0"}, "gossip_addr=", true},
+		{"every interface, encrypted", []string{"--gossip-addr", ":0", "--gossip-key-file", key}, "gossip_addr=", false},
+		{"IPv6 loopback", []string{"--gossip-addr", "[::1]:0"}, "gossip_addr=[::1]:", false},
+		{"localhost", []string{"--gossip-addr", "localhost:0"}, "gossip_addr=127.0.0.1:", false},
+		{"no cluster", []string{"--gossip-addr", "0.0.0.0:0", "--no-cluster"}, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			port := freePort(t)
+			base := []string{"-l", "127.0.0.1", "-p", port}
+			addr := net.JoinHostPort("127.0.0.1", port)
+			// At the default level: the warning, and nothing else
+			// about gossip.
+			logged := runServing(t, addr, append(base, tt.args...)...)
+			if got := strings.Contains(logged, warning); got != tt.warning {
+				t.Errorf("warned %v, want %v; stderr:\n%s", got, tt.warning, logged)
+			}
+			if tt.warning && !strings.Contains(logged, "--gossip-key-file=gossip.key") {
+				t.Errorf("the warning does not say how to add a key:\n%s", logged)
+			}
+			// With -v: where gossip went, so that no warning means
+			// gossip started without one.
+			logged = runServing(t, addr, append(append(base, "-v"), tt.args...)...)
+			started := strings.Contains(logged, `msg="gossip started"`)
+			if started != (tt.gossip != "") || tt.gossip != "" && !strings.Contains(logged, tt.gossip) {
+				t.Errorf("gossip started %v, want it at %q; stderr:\n%s", started, tt.gossip, logged)
+			}
+			if got := strings.Contains(logged, warning); got != tt.warning {
+				t.Errorf("with -v: warned %v, want %v; stderr:\n%s", got, tt.warning, logged)
+			}
+		})
+	}
 }

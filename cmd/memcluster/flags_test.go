@@ -36,7 +36,7 @@ func TestParseArgsDefaults(t *testing.T) {
 		MemoryLimit:     64 << 20,
 		ItemSizeMax:     1 << 20,
 		Protocol:        "auto",
-		// memcluster's own: gossip on port 7946 of every interface.
+		// memcluster's own: without -l, gossip on port 7946 of every interface.
 		Cluster: node.ClusterConfig{
 			GossipAddr:              "0.0.0.0:7946",
 			RejoinInterval:          3 * time.Second,
@@ -99,16 +99,28 @@ func TestParseArgsConfig(t *testing.T) {
 		{[]string{"-o", "lru_crawler_tocrawl=4294967297"}, func(c *node.Config) { c.LRUCrawlerToCrawl = 1 }},
 		{[]string{"--enable-shutdown"}, func(c *node.Config) { c.EnableShutdown = true }},
 
-		// -l: repeats, lists, ports, IPv6.
-		{[]string{"-l", "127.0.0.1"}, func(c *node.Config) { c.ListenAddrs = []string{"127.0.0.1"} }},
-		{[]string{"-l127.0.0.1:11311"}, func(c *node.Config) { c.ListenAddrs = []string{"127.0.0.1:11311"} }},
-		{[]string{"--listen=127.0.0.1,::1"}, func(c *node.Config) { c.ListenAddrs = []string{"127.0.0.1", "::1"} }},
+		// -l: repeats, lists, ports, IPv6. Gossip follows the first
+		// address's host.
+		{[]string{"-l", "127.0.0.1"}, func(c *node.Config) {
+			c.ListenAddrs, c.Cluster.GossipAddr = []string{"127.0.0.1"}, "127.0.0.1:7946"
+		}},
+		{[]string{"-l127.0.0.1:11311"}, func(c *node.Config) {
+			c.ListenAddrs, c.Cluster.GossipAddr = []string{"127.0.0.1:11311"}, "127.0.0.1:7946"
+		}},
+		{[]string{"--listen=127.0.0.1,::1"}, func(c *node.Config) {
+			c.ListenAddrs, c.Cluster.GossipAddr = []string{"127.0.0.1", "::1"}, "127.0.0.1:7946"
+		}},
 		{[]string{"-l", "127.0.0.1;[::1]:11311", "-l", "localhost:1"}, func(c *node.Config) {
 			c.ListenAddrs = []string{"127.0.0.1", "[::1]:11311", "localhost:1"}
+			c.Cluster.GossipAddr = "127.0.0.1:7946"
 		}},
-		{[]string{"-l", "127.0.0.1", "-l", "127.0.0.1"}, func(c *node.Config) { c.ListenAddrs = []string{"127.0.0.1"} }},
+		{[]string{"-l", "127.0.0.1", "-l", "127.0.0.1"}, func(c *node.Config) {
+			c.ListenAddrs, c.Cluster.GossipAddr = []string{"127.0.0.1"}, "127.0.0.1:7946"
+		}},
 		{[]string{"-l", "*:11311", "-l", "*"}, func(c *node.Config) { c.ListenAddrs = []string{":11311", ""} }},
-		{[]string{"-l", ",127.0.0.1,"}, func(c *node.Config) { c.ListenAddrs = []string{"127.0.0.1"} }},
+		{[]string{"-l", ",127.0.0.1,"}, func(c *node.Config) {
+			c.ListenAddrs, c.Cluster.GossipAddr = []string{"127.0.0.1"}, "127.0.0.1:7946"
+		}},
 
 		// -m, -M, -c.
 		{[]string{"-m", "128"}, func(c *node.Config) { c.MemoryLimit = 128 << 20 }},

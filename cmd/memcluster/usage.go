@@ -27,7 +27,8 @@ memcached's command lines keep working, but have no effect (a warning says so).
                           port follows it ([::1]:11211), '*' for all interfaces;
                           with -Z, notls: serves the entry without TLS;
                           memcached's proto[<name>]: and tag[<tag>]: prefixes
-                          are read but not acted on yet
+                          are read but not acted on yet. Gossip binds to the
+                          first entry's host too, unless --gossip-addr is given
 -d, --daemon              ignored: memcluster runs in the foreground
 -r, --enable-coredumps    ignored
 -u, --user=<user>         ignored: memcluster does not switch user; start it as

@@ -2,6 +2,11 @@ package servertest
 
 import (
 	"bufio"
+	byteorder "encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -75,4 +80,77 @@ func listeningInodes(file string, port int, inodes map[string]bool) {
 		}
 		inodes[fields[9]] = true
 	}
+}
+
+// processSockets returns the IP sockets process pid holds: the entries of
+// its /proc/<pid>/net/{tcp,tcp6,udp,udp6} whose inode one of its file
+// descriptors names.
+func processSockets(pid int) ([]Socket, error) {
+	proc := "/proc/" + strconv.Itoa(pid)
+	entries, err := os.ReadDir(proc + "/fd")
+	if err != nil {
+		return nil, fmt.Errorf("servertest: the process's files: %w", err)
+	}
+	inodes := map[string]bool{}
+	for _, e := range entries {
+		link, err := os.Readlink(proc + "/fd/" + e.Name())
+		if err != nil {
+			continue // closed meanwhile
+		}
+		if inode, ok := strings.CutPrefix(link, "socket:["); ok {
+			inodes[strings.TrimSuffix(inode, "]")] = true
+		}
+	}
+	var socks []Socket
+	for _, proto := range []string{"tcp", "tcp6", "udp", "udp6"} {
+		b, err := os.ReadFile(proc + "/net/" + proto)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && strings.HasSuffix(proto, "6") {
+				continue // no IPv6 in this kernel
+			}
+			return nil, fmt.Errorf("servertest: %w", err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		for _, line := range lines[1:] { // the first is the header
+			fields := strings.Fields(line)
+			if len(fields) < 10 || !inodes[fields[9]] {
+				continue
+			}
+			local, err := parseProcAddr(fields[1])
+			if err != nil {
+				return nil, fmt.Errorf("servertest: %s line %q: %w", proto, line, err)
+			}
+			socks = append(socks, Socket{
+				Proto:     proto,
+				Local:     local,
+				Listening: strings.HasPrefix(proto, "tcp") && fields[3] == "0A", // TCP_LISTEN
+			})
+		}
+	}
+	return socks, nil
+}
+
+// parseProcAddr parses an address as /proc/net/tcp writes it: the IP in
+// hex, one 32-bit word at a time in the machine's byte order, a colon and
+// the port in hex ("0100007F:2B0B" is 127.0.0.1:11019 on a little-endian
+// machine).
+func parseProcAddr(s string) (netip.AddrPort, error) {
+	ipHex, portHex, ok := strings.Cut(s, ":")
+	if !ok || (len(ipHex) != 8 && len(ipHex) != 32) {
+		return netip.AddrPort{}, fmt.Errorf("bad address %q", s)
+	}
+	raw := make([]byte, len(ipHex)/2)
+	for i := 0; i < len(raw); i += 4 {
+		w, err := strconv.ParseUint(ipHex[2*i:2*i+8], 16, 32)
+		if err != nil {
+			return netip.AddrPort{}, fmt.Errorf("bad address %q: %w", s, err)
+		}
+		byteorder.NativeEndian.PutUint32(raw[i:], uint32(w))
+	}
+	port, err := strconv.ParseUint(portHex, 16, 16)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("bad port in %q: %w", s, err)
+	}
+	ip, _ := netip.AddrFromSlice(raw)
+	return netip.AddrPortFrom(ip.Unmap(), uint16(port)), nil
 }

@@ -3,6 +3,7 @@
 package servertest
 
 import (
+	"errors"
 	"os"
 	"syscall"
 )
@@ -17,3 +18,7 @@ func sysProcAttr() *syscall.SysProcAttr { return nil }
 var termSignal os.Signal = syscall.SIGTERM
 
 func ownsTCPListener(pid, port int) (owns, known bool) { return false, false }
+
+func processSockets(pid int) ([]Socket, error) {
+	return nil, errors.New("servertest: a process's sockets are read from /proc, which only Linux has")
+}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
@@ -157,6 +158,14 @@ func StartMemcached(t testing.TB, args ...string) *Server {
 func StartMemcluster(t testing.TB, args ...string) *Server {
 	t.Helper()
 	return StartWithFileLimit(t, "memcluster", 0, args...)
+}
+
+// StartMemclusterBinary is StartMemcluster with the daemon at bin, for a
+// test that built the daemon itself (with other link-time defaults, say)
+// rather than take MemclusterBinary's.
+func StartMemclusterBinary(t testing.TB, bin string, args ...string) *Server {
+	t.Helper()
+	return startLimited(t, "memcluster", bin, nil, args, 0)
 }
 
 // Start starts the named server, "memcached" or "memcluster".
@@ -314,6 +323,25 @@ func portInUse(out string) bool {
 	out = strings.ToLower(out)
 	return strings.Contains(out, "address already in use") || strings.Contains(out, "bind")
 }
+
+// PID returns the server's process ID.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
+// Socket is one of a process's IP sockets, as /proc/net lists it.
+type Socket struct {
+	// Proto is the /proc/net file that lists it: "tcp", "tcp6", "udp" or
+	// "udp6".
+	Proto string
+	// Local is the address the socket is bound to, IPv4 unmapped.
+	Local netip.AddrPort
+	// Listening is set for a TCP socket in the LISTEN state.
+	Listening bool
+}
+
+// Sockets returns the TCP and UDP sockets, IPv4 and IPv6, the server's
+// process holds open. Only Linux, whose /proc lists them, can tell; other
+// systems return an error.
+func (s *Server) Sockets() ([]Socket, error) { return processSockets(s.PID()) }
 
 // Output returns what the server has written to stdout and stderr so far.
 func (s *Server) Output() string { return s.out.String() }

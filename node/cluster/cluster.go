@@ -210,7 +210,7 @@ func (c *Cluster) Start(ctx context.Context, ls []net.Listener) error {
 		}
 		c.name = net.JoinHostPort(host, strconv.Itoa(tcp.Port))
 	}
-	mc, err := c.memberlistConfig(advIP, advPort)
+	mc, err := c.memberlistConfig(ctx, advIP, advPort)
 	if err != nil {
 		return err
 	}
@@ -247,11 +247,29 @@ func (c *Cluster) Start(ctx context.Context, ls []net.Listener) error {
 	c.mu.Unlock()
 	c.log.Info("gossip started", "name", c.name, "gossip_addr", gossipAddr, "memcached", c.self.Entry(), "seeds", c.seeds,
 		"encrypted", mc.Keyring != nil)
+	if c.cfg.Transport == nil && mc.Keyring == nil && !isLoopback(mc.BindAddr) {
+		c.log.Warn(unencryptedGossipWarning, "gossip_addr", c.cfg.GossipAddr, "bind_ip", mc.BindAddr)
+	}
 	c.wg.Add(3)
 	go c.loop()
 	go c.publishLoop()
 	go c.rejoinLoop()
 	return nil
+}
+
+// unencryptedGossipWarning is logged at start by a node whose gossip is in
+// the clear on an address other hosts can reach: whoever reaches it can
+// join the cluster, be listed in "config get cluster" and be sent keys.
+const unencryptedGossipWarning = "gossip is not encrypted and listens on a non-loopback address: " +
+	"anyone who can reach it can join the cluster. Give every node the same key: " +
+	"head -c 32 /dev/urandom | base64 > gossip.key, then --gossip-key-file=gossip.key " +
+	"(or keep gossip on this host: --gossip-addr=127.0.0.1:7946)"
+
+// isLoopback reports whether ip, as memberlist's BindAddr holds it, is a
+// loopback address.
+func isLoopback(ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // advertise parses cfg.AdvertiseAddr, resolving a host name. It returns a

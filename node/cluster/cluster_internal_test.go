@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"strings"
 	"testing"
@@ -78,6 +79,38 @@ func TestMemberlistLogGoesToDebug(t *testing.T) {
 	for _, want := range []string{"level=DEBUG", `msg="Was able to connect to n2 over TCP but UDP probes failed"`, "memberlist_level=WARN"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("logged %q, want it to hold %q", got, want)
+		}
+	}
+}
+
+// TestBindIP checks what memberlist is told to bind for each gossip host:
+// never a name or a scoped address, which memberlist would take for every
+// interface.
+func TestBindIP(t *testing.T) {
+	for _, tc := range []struct{ host, want string }{
+		{"", "0.0.0.0"},
+		{"0.0.0.0", "0.0.0.0"},
+		{"::", "0.0.0.0"},
+		{"[::]", "0.0.0.0"},
+		{"127.0.0.1", "127.0.0.1"},
+		{"10.0.0.5", "10.0.0.5"},
+		{"::1", "::1"},
+		{"[::1]", "::1"},
+		{"::ffff:127.0.0.1", "127.0.0.1"},
+		{"localhost", "127.0.0.1"}, // IPv4 first, as net.Listen
+	} {
+		got, err := bindIP(context.Background(), tc.host)
+		if err != nil || got != tc.want {
+			t.Errorf("bindIP(%q) = %q, %v; want %q", tc.host, got, err, tc.want)
+		}
+	}
+	for _, tc := range []struct{ host, want string }{
+		{"fe80::1%lo", "memberlist cannot bind the scoped address fe80::1%lo"},
+		{"no such host!", "resolving no such host!: "},
+	} {
+		got, err := bindIP(context.Background(), tc.host)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("bindIP(%q) = %q, %v; want the error %q", tc.host, got, err, tc.want)
 		}
 	}
 }

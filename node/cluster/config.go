@@ -11,9 +11,14 @@ import (
 // value is a single node: no gossip, and "config get cluster" lists the node
 // alone. Clustering is on when GossipAddr or Transport is set.
 type Config struct {
-	// GossipAddr is the host:port memberlist binds to, UDP and TCP. If
-	// empty (and Transport is nil), the node does not gossip. The daemon
-	// defaults it to DefaultGossipAddr.
+	// GossipAddr is the host:port memberlist binds to, UDP and TCP. An
+	// empty host or an unspecified IP ("0.0.0.0", "[::]") is every
+	// interface; a name is resolved at Start, to an IPv4 address if it
+	// has one. If GossipAddr is empty (and Transport is nil), the node does
+	// not gossip. The daemon defaults it to the host of its first -l
+	// address with port DefaultGossipPort, or to DefaultGossipAddr when
+	// -l names no host. Start logs a warning when the gossip is not
+	// encrypted (no GossipKeyFile) and the address is not loopback.
 	GossipAddr string
 
 	// AdvertiseAddr is the address, host or host:port, other members and

@@ -5,6 +5,7 @@ package cluster
 // and its log lines.
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -48,8 +49,48 @@ func gossipIP(mc *memberlist.Config) (string, error) {
 	return ip, nil
 }
 
-// memberlistConfig returns memberlist's configuration for this node.
-func (c *Cluster) memberlistConfig(advIP netip.Addr, advPort int) (*memberlist.Config, error) {
+// bindIP returns the IP memberlist binds to for host, the host of the
+// gossip address: "0.0.0.0" for every interface (host "", or an
+// unspecified IP such as "::", whose memberlist would advertise "::"),
+// the IP itself, or the address a name resolves to, IPv4 preferred as
+// net.Listen prefers it. memberlist takes the IP as a string and binds every
+// interface when it cannot parse it, so a name or a scoped IPv6 address
+// ("fe80::1%eth0") must never reach it: a name is resolved here and a
+// scoped address is an error.
+func bindIP(ctx context.Context, host string) (string, error) {
+	if host == "" {
+		return "0.0.0.0", nil
+	}
+	ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	if err != nil {
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			return "", fmt.Errorf("resolving %s: %w", host, err)
+		}
+		if len(ips) == 0 {
+			return "", fmt.Errorf("resolving %s: no address", host)
+		}
+		ip = ips[0]
+		for _, a := range ips {
+			if a.Unmap().Is4() {
+				ip = a
+				break
+			}
+		}
+	}
+	ip = ip.Unmap()
+	switch {
+	case ip.Zone() != "":
+		return "", fmt.Errorf("memberlist cannot bind the scoped address %s", ip)
+	case ip.IsUnspecified():
+		return "0.0.0.0", nil
+	}
+	return ip.String(), nil
+}
+
+// memberlistConfig returns memberlist's configuration for this node. ctx
+// bounds the lookup of a gossip host given as a name.
+func (c *Cluster) memberlistConfig(ctx context.Context, advIP netip.Addr, advPort int) (*memberlist.Config, error) {
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = c.name
 	if c.cfg.Transport != nil {
@@ -63,10 +104,11 @@ func (c *Cluster) memberlistConfig(advIP netip.Addr, advPort int) (*memberlist.C
 		if err != nil || p < 0 || p > 65535 {
 			return nil, fmt.Errorf("node: gossip address %q: bad port", c.cfg.GossipAddr)
 		}
-		if host == "" {
-			host = "0.0.0.0"
+		ip, err := bindIP(ctx, host)
+		if err != nil {
+			return nil, fmt.Errorf("node: gossip address %q: %w", c.cfg.GossipAddr, err)
 		}
-		mc.BindAddr, mc.BindPort, mc.AdvertisePort = host, p, p
+		mc.BindAddr, mc.BindPort, mc.AdvertisePort = ip, p, p
 	}
 	if advIP.IsValid() {
 		mc.AdvertiseAddr = advIP.String()

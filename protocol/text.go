@@ -205,6 +205,14 @@ func NewTextReader(br *bufio.Reader) *TextReader {
 	return &TextReader{br: br}
 }
 
+// Reset makes tr read from br, as NewTextReader(br) would, keeping the
+// buffers it grew.
+func (tr *TextReader) Reset(br *bufio.Reader) {
+	tr.br = br
+	tr.getRest, tr.streaming, tr.streamed, tr.afterNUL = nil, false, 0, false
+	tr.req = Request{}
+}
+
 // Buffered reports whether a complete further request may already be
 // buffered, so that a caller can delay flushing replies.
 func (tr *TextReader) Buffered() int { return tr.br.Buffered() }

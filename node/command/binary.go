@@ -7,6 +7,7 @@ package command
 // this file turns its errors into replies and serves the well-formed ones.
 
 import (
+	"github.com/memcluster/memcluster/internal/freelist"
 	"github.com/memcluster/memcluster/node/netserve"
 	"github.com/memcluster/memcluster/node/store"
 	"github.com/memcluster/memcluster/protocol"
@@ -34,7 +35,9 @@ const (
 // gathered so far must be written before the next request is read.
 type binaryConn struct {
 	*session
-	req protocol.BinaryRequest
+	// req is the request being served, lent from binaryRequests while
+	// the connection is busy (see serveRequest and Rest).
+	req *protocol.BinaryRequest
 
 	// flushNow is set by a reply memcached writes at once: an error (and
 	// with it every reply before it) or Noop's. Successful replies wait
@@ -58,6 +61,13 @@ type binaryConn struct {
 func (c *session) serveBinary() {
 	b := &binaryConn{session: c}
 	c.ServeOnLoop(b)
+	b.ServeRequests()
+}
+
+// ServeRequests serves binary requests on the connection's goroutine until
+// the connection ends or rests. It satisfies netserve.LoopServer.
+func (b *binaryConn) ServeRequests() {
+	c := b.session
 	for c.WaitForRequest() {
 		// What is owed is written before the rest of a request is
 		// waited for (see connReader).
@@ -81,11 +91,27 @@ func (c *session) serveBinary() {
 // must not serve unread (see AnswerReady).
 func (b *binaryConn) HasPending() bool { return false }
 
+// Rest drops the buffers of a connection that rests on its event loop. It
+// satisfies netserve.LoopServer.
+func (b *binaryConn) Rest() {
+	if b.req != nil {
+		b.req.ReleaseBuffer(netserve.KeepBuffer)
+		binaryRequests.Put(b.req)
+		b.req = nil
+	}
+}
+
+// binaryRequests lend connections the request they decode into, with its
+// buffer, while they are busy.
+var binaryRequests = freelist.List[protocol.BinaryRequest]{New: func() *protocol.BinaryRequest { return new(protocol.BinaryRequest) }, Max: 256}
+
 // tidy drops the buffers one large request grew.
 func (b *binaryConn) tidy() {
-	b.req.ReleaseBuffer(netserve.KeepBuffer)
-	if cap(b.scratch) > netserve.KeepBuffer {
-		b.scratch = nil
+	if b.req != nil {
+		b.req.ReleaseBuffer(netserve.KeepBuffer)
+	}
+	if cap(b.Scratch) > netserve.KeepBuffer {
+		b.Scratch = nil
 	}
 }
 
@@ -143,7 +169,10 @@ func (b *binaryConn) onLoop() bool {
 // connection must close at once, without writing the replies it holds; a
 // reply followed by a close is instead CloseAfterReplies.
 func (b *binaryConn) serveRequest() bool {
-	c, req := b.session, &b.req
+	if b.req == nil {
+		b.req = binaryRequests.Get()
+	}
+	c, req := b.session, b.req
 	err := protocol.ReadBinaryHead(c.In, req)
 	if err == nil && c.h.cfg.SASL && !b.authed && !req.Header.Opcode.AuthExempt() {
 		// memcached checks authentication right after the head, before
@@ -171,7 +200,7 @@ func (b *binaryConn) serveRequest() bool {
 // for the CAS unique unless -C. Longer values are swallowed by the decoder
 // and answered StatusTooLarge, as memcached does.
 func (b *binaryConn) maxValue() int {
-	h := &b.req.Header
+	h := b.req.Header
 	var flags uint32
 	switch h.Opcode.Loud() {
 	case protocol.OpSet, protocol.OpAdd, protocol.OpReplace:
@@ -200,7 +229,7 @@ func (b *binaryConn) maxValue() int {
 // readError answers a request the decoder refused, as the error says:
 // a reply or none, the connection kept or closed.
 func (b *binaryConn) readError(err error) bool {
-	c, h := b.session, &b.req.Header
+	c, h := b.session, b.req.Header
 	be, ok := err.(*protocol.BinaryError)
 	if !ok {
 		// The client left in mid-request, or the read failed: memcached
@@ -254,7 +283,7 @@ func (b *binaryConn) dispatch() {
 	if b.h.verbosity.Load() >= 2 {
 		b.h.log.Debug("binary command", "conn", b.ID(), "opcode", b.req.Header.Opcode.String(), "key", string(b.req.Key))
 	}
-	h := &b.req.Header
+	h := b.req.Header
 	switch h.Opcode.Loud() {
 	case protocol.OpGet, protocol.OpGetK:
 		b.get(false)
@@ -293,7 +322,7 @@ func (b *binaryConn) dispatch() {
 
 // ok appends a successful reply with no body unless the opcode is quiet.
 func (b *binaryConn) ok(cas uint64) {
-	h := &b.req.Header
+	h := b.req.Header
 	if !h.Opcode.Quiet() {
 		b.Out = protocol.AppendBinaryResponse(b.Out, h.Opcode, protocol.StatusOK, h.Opaque, cas, nil, nil, nil)
 	}
@@ -302,7 +331,7 @@ func (b *binaryConn) ok(cas uint64) {
 // fail appends an error reply, which memcached writes at once (quiet
 // opcodes included).
 func (b *binaryConn) fail(status protocol.BinaryStatus) {
-	h := &b.req.Header
+	h := b.req.Header
 	b.Out = protocol.AppendBinaryError(b.Out, h.Opcode, status, h.Opaque)
 	b.flushNow = true
 }
@@ -310,7 +339,7 @@ func (b *binaryConn) fail(status protocol.BinaryStatus) {
 // failLater appends an error reply that memcached gives after swallowing
 // the value: it is written with the next batch rather than at once.
 func (b *binaryConn) failLater(status protocol.BinaryStatus, msg string) {
-	h := &b.req.Header
+	h := b.req.Header
 	if msg == "" {
 		msg = status.Message()
 	}
@@ -320,7 +349,7 @@ func (b *binaryConn) failLater(status protocol.BinaryStatus, msg string) {
 // get answers Get, GetQ, GetK, GetKQ and, with touch, GAT, GATQ, GATK and
 // GATKQ.
 func (b *binaryConn) get(touch bool) {
-	s, req := b.h, &b.req
+	s, req := b.h, b.req
 	h := &req.Header
 	loud := h.Opcode.Loud()
 	withKey := loud == protocol.OpGetK || loud == protocol.OpGATK
@@ -331,12 +360,12 @@ func (b *binaryConn) get(touch bool) {
 	)
 	if touch {
 		s.counters.CmdTouch.Add(1)
-		value, meta, lookup = s.store.GetAndTouch(req.Key, s.deadline(int64(req.Exptime())), b.scratch[:0])
+		value, meta, lookup = s.store.GetAndTouch(req.Key, s.deadline(int64(req.Exptime())), b.Scratch[:0])
 	} else {
 		s.counters.CmdGet.Add(1)
-		value, meta, lookup = s.store.Get(req.Key, b.scratch[:0])
+		value, meta, lookup = s.store.Get(req.Key, b.Scratch[:0])
 	}
-	b.scratch = value
+	b.Scratch = value
 	s.counters.Detail.RecordGet(req.Key, lookup == store.Hit)
 	if s.watching()&logFetchers != 0 {
 		b.logFetch(req.Key, lookup, len(value), meta.Flags)
@@ -381,11 +410,11 @@ func (b *binaryConn) countMiss(lookup store.Lookup, touch bool) {
 // touch answers Touch: on a hit the flags as extras and the item's CAS, no
 // value.
 func (b *binaryConn) touch() {
-	s, req := b.h, &b.req
+	s, req := b.h, b.req
 	h := &req.Header
 	s.counters.CmdTouch.Add(1)
-	value, meta, lookup := s.store.GetAndTouch(req.Key, s.deadline(int64(req.Exptime())), b.scratch[:0])
-	b.scratch = value
+	value, meta, lookup := s.store.GetAndTouch(req.Key, s.deadline(int64(req.Exptime())), b.Scratch[:0])
+	b.Scratch = value
 	s.counters.Detail.RecordGet(req.Key, lookup == store.Hit)
 	if s.watching()&logFetchers != 0 {
 		b.logFetch(req.Key, lookup, len(value), meta.Flags)
@@ -400,7 +429,7 @@ func (b *binaryConn) touch() {
 
 // storeItem answers Set, Add and Replace and their quiet variants.
 func (b *binaryConn) storeItem() {
-	s, req := b.h, &b.req
+	s, req := b.h, b.req
 	h := &req.Header
 	mode := store.ModeSet
 	switch h.Opcode.Loud() {
@@ -466,7 +495,7 @@ func (b *binaryConn) storeItem() {
 
 // concat answers Append and Prepend and their quiet variants.
 func (b *binaryConn) concat() {
-	s, req := b.h, &b.req
+	s, req := b.h, b.req
 	h := &req.Header
 	mode := store.ModeAppend
 	if h.Opcode.Loud() == protocol.OpPrepend {
@@ -506,7 +535,7 @@ func (b *binaryConn) concat() {
 
 // deleteItem answers Delete and DeleteQ. A non-zero CAS must match.
 func (b *binaryConn) deleteItem() {
-	s, req := b.h, &b.req
+	s, req := b.h, b.req
 	s.counters.Detail.RecordDelete(req.Key)
 	b.watchLookup(req.Key)
 	switch s.store.Delete(req.Key, req.Header.CAS) {
@@ -525,7 +554,7 @@ func (b *binaryConn) deleteItem() {
 // 0xffffffff; memcached counts neither a hit nor a miss for a created
 // counter.
 func (b *binaryConn) arith() {
-	s, req := b.h, &b.req
+	s, req := b.h, b.req
 	h := &req.Header
 	incr := h.Opcode.Loud() == protocol.OpIncrement
 	delta, initial, exptime := req.CounterExtras()

@@ -16,7 +16,7 @@ import (
 // as memcached matches them: "reset", "settings" and "detail" by prefix,
 // the others exactly.
 func (b *binaryConn) stat() {
-	s, h := b.h, &b.req.Header
+	s, h := b.h, b.req.Header
 	group := string(b.req.Key) // Stat is rare; the copy is not on a hot path
 	switch {
 	case group == "":
@@ -74,7 +74,7 @@ func (b *binaryConn) appendStats(list []stats.Stat) {
 // check the server) or in StatusAuthError, after which the connection is
 // unauthenticated and may try again.
 func (b *binaryConn) sasl() {
-	s, req := b.h, &b.req
+	s, req := b.h, b.req
 	h := &req.Header
 	if !s.cfg.SASL {
 		if len(req.Value) == 0 {

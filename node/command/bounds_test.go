@@ -173,3 +173,45 @@ func TestLongGetLineBadKey(t *testing.T) {
 		t.Errorf("after the error: %q", got)
 	}
 }
+
+// A connection idle after a large set and get rests at a small size: no
+// goroutine, no buffer of its request or reply. Measured over many
+// connections, client's side included.
+func TestIdleConnectionAfterLargeRequestRestsSmall(t *testing.T) {
+	_, addr := serveForTest(t, Config{MemoryLimit: 64 << 20})
+	const conns, size = 500, 900 << 10
+	set := []byte(fmt.Sprintf("set k 0 0 %d\r\n%s\r\n", size, strings.Repeat("v", size)))
+	header := fmt.Sprintf("VALUE k 0 %d\r\n", size)
+	before := memStats()
+	goroutines := runtime.NumGoroutine()
+	var clients []net.Conn
+	for range conns {
+		c, r := dialForTest(t, addr)
+		if _, err := c.Write(set); err != nil {
+			t.Fatal(err)
+		}
+		if line, err := r.ReadString('\n'); err != nil || line != "STORED\r\n" {
+			t.Fatalf("set: %q %v", line, err)
+		}
+		if _, err := io.WriteString(c, "get k\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		if first := readReply(t, r, int64(len(header)+size+2+len("END\r\n"))); first != header {
+			t.Fatalf("get: %q", first)
+		}
+		clients = append(clients, c)
+	}
+	time.Sleep(200 * time.Millisecond) // for the last to come to rest
+	after := memStats()
+	perConn := (int64(after.HeapInuse) - int64(before.HeapInuse)) / conns
+	t.Logf("heap per idle connection, both ends: %d bytes; goroutines %d -> %d", perConn, goroutines, runtime.NumGoroutine())
+	if perConn > 3<<10 {
+		t.Errorf("an idle connection after a %d-byte set and get holds %d bytes of heap with its client's, want under 3 KiB", size, perConn)
+	}
+	if grown := runtime.NumGoroutine() - goroutines; grown > conns/10 {
+		t.Errorf("%d idle connections hold %d goroutines", conns, grown)
+	}
+	for _, c := range clients {
+		c.Close()
+	}
+}

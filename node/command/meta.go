@@ -78,8 +78,8 @@ func (c *session) metaGet(req *protocol.Request) {
 	if m.HasRecache {
 		opt.Recache, opt.RecacheDeadline = true, h.metaDeadline(m.Recache)
 	}
-	value, it, lookup := h.store.MetaGet(key, opt, c.scratch[:0])
-	c.scratch = value
+	value, it, lookup := h.store.MetaGet(key, opt, c.Scratch[:0])
+	c.Scratch = value
 	h.counters.Detail.RecordGet(key, lookup == store.Hit)
 	if h.watching()&logFetchers != 0 {
 		if it.Created {

@@ -3,6 +3,8 @@ package command
 import (
 	"errors"
 
+	"github.com/memcluster/memcluster/internal/freelist"
+
 	"github.com/memcluster/memcluster/node/netserve"
 	"github.com/memcluster/memcluster/protocol"
 )
@@ -18,9 +20,9 @@ type session struct {
 	*netserve.Conn
 	h *Handler
 
-	// scratch receives values read from the store before they are framed.
-	scratch []byte
-
+	// text decodes the text protocol's requests once the protocol is
+	// known: lent from textReaders while the connection is busy (see
+	// textReader and Rest).
 	text *protocol.TextReader
 
 	// pendingReq and pendingErr are a text request the loop decoded but
@@ -33,20 +35,28 @@ type session struct {
 	resumeKey  int
 }
 
+// ConnOpened logs the connection's opening to watchers of connevents. It
+// satisfies netserve.Handler.
+func (h *Handler) ConnOpened(nc *netserve.Conn) {
+	if h.watching()&logConnEvents != 0 {
+		(&session{Conn: nc, h: h}).logConn(false)
+	}
+}
+
+// ConnClosed logs the connection's closing to watchers of connevents. It
+// satisfies netserve.Handler.
+func (h *Handler) ConnClosed(nc *netserve.Conn) {
+	if h.watching()&logConnEvents != 0 {
+		(&session{Conn: nc, h: h}).logConn(true)
+	}
+}
+
 // ServeConn serves memcached's commands on c until the client leaves, an
-// error, or shutdown. It chooses the protocol from the first byte, as
-// memcached's -B auto does, unless the settings fix it. It satisfies
-// netserve.Handler.
+// error, shutdown, or the connection rests on its event loop. It chooses
+// the protocol from the first byte, as memcached's -B auto does, unless the
+// settings fix it. It satisfies netserve.Handler.
 func (h *Handler) ServeConn(nc *netserve.Conn) {
 	c := &session{Conn: nc, h: h}
-	if h.watching()&logConnEvents != 0 {
-		c.logConn(false)
-	}
-	defer func() {
-		if h.watching()&logConnEvents != 0 {
-			c.logConn(true)
-		}
-	}()
 	if !c.WaitForRequest() {
 		return
 	}
@@ -77,14 +87,49 @@ func (h *Handler) ServeConn(nc *netserve.Conn) {
 	}
 }
 
-// serveText serves the text protocol until the connection ends.
+// textReaders lend connections their text decoders while they are busy:
+// a decoder is a kilobyte and more, which a resting connection need not
+// hold.
+var textReaders = freelist.List[protocol.TextReader]{
+	New: func() *protocol.TextReader { return protocol.NewTextReader(nil) },
+	Max: 256,
+}
+
+// textReader returns the connection's text decoder, lending it one if it
+// has none.
+func (c *session) textReader() *protocol.TextReader {
+	if c.text == nil {
+		c.text = textReaders.Get()
+		c.text.Reset(c.In)
+		c.text.MaxValue = c.h.cfg.ItemSizeMax
+	}
+	return c.text
+}
+
+// Rest gives back the text decoder of a connection that rests on its event
+// loop. It satisfies netserve.LoopServer.
+func (c *session) Rest() {
+	if c.text != nil {
+		c.text.ReleaseLarge(netserve.KeepBuffer)
+		c.text.Reset(nil)
+		textReaders.Put(c.text)
+		c.text = nil
+	}
+}
+
+// serveText serves the text protocol until the connection ends or rests.
 func (c *session) serveText() {
-	c.text = protocol.NewTextReader(c.In)
-	c.text.MaxValue = c.h.cfg.ItemSizeMax
+	c.textReader()
 	if c.h.auth.ascii != nil && !c.asciiAuth() {
 		return
 	}
 	c.ServeOnLoop(c)
+	c.ServeRequests()
+}
+
+// ServeRequests serves text requests on the connection's goroutine until
+// the connection ends or rests. It satisfies netserve.LoopServer.
+func (c *session) ServeRequests() {
 	for c.WaitForRequest() {
 		req, err := c.nextText()
 		if !c.answerText(req, err) || !c.AfterRequest() {
@@ -97,7 +142,7 @@ func (c *session) serveText() {
 // any, else the next request read.
 func (c *session) nextText() (*protocol.Request, error) {
 	if !c.HasPending() {
-		return c.text.Next()
+		return c.textReader().Next()
 	}
 	req, err := c.pendingReq, c.pendingErr
 	c.pendingReq, c.pendingErr = nil, nil
@@ -133,8 +178,8 @@ func (c *session) answerText(req *protocol.Request, err error) bool {
 	}
 	c.SetOwed(err != nil || !writesOwed(req.Command))
 	c.text.ReleaseLarge(netserve.KeepBuffer)
-	if cap(c.scratch) > netserve.KeepBuffer {
-		c.scratch = nil
+	if cap(c.Scratch) > netserve.KeepBuffer {
+		c.Scratch = nil
 	}
 	return true
 }
@@ -156,14 +201,15 @@ func writesOwed(cmd protocol.Command) bool {
 // goroutine; a request not yet wholly arrived stays buffered, and the loop
 // then gives the connection back to its goroutine. The replies stay in c.Out unless enough gather to write at once.
 func (c *session) AnswerReady() bool {
-	for n := 0; c.text.NextBuffered(); n++ {
+	text := c.textReader()
+	for n := 0; text.NextBuffered(); n++ {
 		if n == c.h.cfg.MaxReqsPerEvent {
 			// Served -R requests: the others' turn, this one's
 			// again in the loop's next round.
 			c.YieldOnLoop()
 			return true
 		}
-		req, err := c.text.Next()
+		req, err := text.Next()
 		if !textOnLoop(req, err) {
 			c.pendingReq, c.pendingErr = req, err
 			return false

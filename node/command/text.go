@@ -263,13 +263,13 @@ func (c *session) fetch(key []byte, touch, withCAS bool, deadline int64) {
 		lookup store.Lookup
 	)
 	if touch {
-		value, meta, lookup = h.store.GetAndTouch(key, deadline, c.scratch[:0])
+		value, meta, lookup = h.store.GetAndTouch(key, deadline, c.Scratch[:0])
 		h.counters.CmdTouch.Add(1)
 	} else {
-		value, meta, lookup = h.store.Get(key, c.scratch[:0])
+		value, meta, lookup = h.store.Get(key, c.Scratch[:0])
 		h.counters.CmdGet.Add(1)
 	}
-	c.scratch = value
+	c.Scratch = value
 	h.counters.Detail.RecordGet(key, lookup == store.Hit)
 	if h.watching()&logFetchers != 0 {
 		c.logFetch(key, lookup, len(value), meta.Flags)

@@ -11,17 +11,24 @@ import (
 	"sync/atomic"
 	"syscall" // for syscall.Conn, the net package's access to a descriptor
 	"time"
+
+	"github.com/memcluster/memcluster/internal/freelist"
 )
 
 const (
 	// readBufferSize is a connection's read buffer, as memcached's 16 KiB.
 	readBufferSize = 16 << 10
+	// outBufferSize is the capacity a connection's reply buffer starts
+	// with; one that grew past KeepBuffer for a large reply is dropped
+	// once written.
+	outBufferSize = 4 << 10
 	// FlushThreshold is how much reply a connection gathers before it
 	// writes even though more requests are buffered.
 	FlushThreshold = 64 << 10
 	// KeepBuffer is the most a connection keeps of buffers that grew for
-	// one large request.
-	KeepBuffer = 1 << 20
+	// one large request, while it is busy: at rest it keeps none (see
+	// Conn.rest).
+	KeepBuffer = 2 * FlushThreshold
 )
 
 // Conn is one client connection, served by one goroutine, and between its
@@ -33,10 +40,21 @@ const (
 // the event loop while it holds the connection, may use a Conn, except for
 // the methods that say otherwise.
 type Conn struct {
-	// In is the read buffer requests are decoded from.
+	// In is the read buffer requests are decoded from. The pointer is
+	// the connection's for its life; the buffer behind it, like Out's
+	// and Scratch's, is lent from a pool while the connection is busy and
+	// given back while it rests on an event loop, as memcached lends its
+	// per-thread read buffer, so that an idle connection costs a few
+	// hundred bytes.
 	In *bufio.Reader
 	// Out holds the replies not yet written.
 	Out []byte
+	// Scratch is the handler's to use while it serves a request: a
+	// buffer pooled with In and Out.
+	Scratch []byte
+
+	in   bufio.Reader // what In points to
+	bufs *connBuffers // what In, Out and Scratch are lent, or nil
 
 	srv *Server
 	nc  net.Conn // the connection requests and replies go through
@@ -76,20 +94,76 @@ type Conn struct {
 	owed bool
 
 	// loop serves the connection between its requests (see eventLoop),
-	// or is nil; onLoop is how it answers them, set by ServeOnLoop;
-	// released wakes hold.
-	loop     *eventLoop
-	onLoop   LoopServer
-	released chan struct{}
+	// or is nil; onLoop is how it answers them, set by ServeOnLoop.
+	// parking is set by WaitForRequest when the connection is to rest
+	// on the loop, and resumed when the loop gave it back to a new
+	// goroutine (see run and resume).
+	loop             *eventLoop
+	onLoop           LoopServer
+	parking, resumed bool
 }
 
 func newConn(s *Server, nc net.Conn) *Conn {
 	c := s.NewConn(nc)
 	c.sock, c.socket = socketOf(nc)
-	if c.loop = s.eventLoopFor(c); c.loop != nil {
-		c.released = make(chan struct{}, 1)
-	}
+	c.loop = s.eventLoopFor(c)
 	return c
+}
+
+// connBuffers are the buffers a busy connection is lent (see Conn.In).
+type connBuffers struct {
+	in           bufio.Reader
+	out, scratch []byte
+}
+
+// connBufferPool lends connBuffers: as many as are busy at once, kept up to
+// a few hundred (a few megabytes).
+var connBufferPool = freelist.List[connBuffers]{
+	New: func() *connBuffers {
+		return &connBuffers{in: *bufio.NewReaderSize(nil, readBufferSize), out: make([]byte, 0, outBufferSize)}
+	},
+	Max: 256,
+}
+
+// attach lends the connection its buffers, unless it has them.
+func (c *Conn) attach() {
+	if c.bufs != nil {
+		return
+	}
+	b := connBufferPool.Get()
+	c.bufs = b
+	c.in = b.in
+	c.in.Reset(connReader{c})
+	c.Out, c.Scratch = b.out[:0], b.scratch[:0]
+}
+
+// rest gives back the buffers of a connection with nothing buffered and
+// nothing to write, and lets the handler give back its own (LoopServer.Rest).
+func (c *Conn) rest() {
+	b := c.bufs
+	if b == nil {
+		return
+	}
+	if c.onLoop != nil {
+		c.onLoop.Rest()
+	}
+	c.in.Reset(nil) // the pool must not hold the connection
+	b.in, c.in = c.in, bufio.Reader{}
+	b.out, b.scratch = keepSmall(c.Out, outBufferSize), keepSmall(c.Scratch, 0)
+	c.Out, c.Scratch, c.bufs = nil, nil, nil
+	connBufferPool.Put(b)
+}
+
+// keepSmall returns buf emptied if its capacity is at most KeepBuffer,
+// else a new buffer of capacity size (nil for 0).
+func keepSmall(buf []byte, size int) []byte {
+	if cap(buf) <= KeepBuffer {
+		return buf[:0]
+	}
+	if size == 0 {
+		return nil
+	}
+	return make([]byte, 0, size)
 }
 
 // connReader is what a connection's read buffer reads from: its socket,
@@ -164,6 +238,14 @@ type LoopServer interface {
 	// HasPending reports whether the handler holds a request it decoded
 	// on the loop but left to the goroutine.
 	HasPending() bool
+	// ServeRequests serves, on a new goroutine of the connection's, the
+	// requests the loop left it, and those after, until WaitForRequest
+	// returns false, as ServeConn does.
+	ServeRequests()
+	// Rest is called when the connection rests on the loop with nothing
+	// buffered, pending or owed: the handler gives back what it holds for
+	// requests, as the connection gives back In, Out and Scratch.
+	Rest()
 }
 
 // Written returns how many bytes of replies the connection has written:
@@ -189,37 +271,41 @@ func (c *Conn) ServeOnLoop(s LoopServer) { c.onLoop = s }
 // returns false when the connection should close instead: shutdown, idle
 // timeout, the client gone. Replies gathered so far are flushed first.
 func (c *Conn) WaitForRequest() bool {
-	if c.requestWaiting() {
+	switch {
+	case c.resumed:
+		// Given back by the loop: the replies it could not write
+		// first, then what it left to serve.
+		c.resumed = false
+		c.attach()
+		if c.closeAfter {
+			_ = c.Flush()
+			return false
+		}
+		if c.Flush() != nil {
+			return false
+		}
+		if c.requestWaiting() {
+			return true
+		}
+		// Given back with nothing to serve: the end of the stream, an
+		// error or shutdown, which what follows finds.
+	case c.requestWaiting():
 		// Another request arrived with the one just served: one event,
 		// as memcached counts, until -R of them have been served.
 		if c.servedInEvent++; c.servedInEvent >= c.srv.cfg.MaxReqsPerEvent {
 			return c.yield()
 		}
 		return true
-	}
-	c.servedInEvent = 0
-	if c.loop != nil && c.onLoop != nil {
+	case c.loop != nil && c.onLoop != nil:
+		c.servedInEvent = 0
 		if c.Flush() != nil || c.srv.shuttingDown.Load() {
 			return false
 		}
-		c.idle.Store(true)
-		held := c.loop.hold(c)
-		c.idle.Store(false)
-		if held {
-			if c.closeAfter {
-				_ = c.Flush()
-				return false
-			}
-			if c.Flush() != nil {
-				return false
-			}
-			if c.requestWaiting() {
-				return true
-			}
-			// Given back with nothing to serve: the end of the
-			// stream, an error or shutdown, which what follows finds.
-		}
+		c.parking = true // see run
+		return false
 	}
+	c.servedInEvent = 0
+	c.attach()
 	if len(c.Out) > 0 {
 		if c.srv.currConns.Load() > 1 {
 			runtime.Gosched()
@@ -236,6 +322,7 @@ func (c *Conn) WaitForRequest() bool {
 			runtime.Gosched()
 		}
 	}
+	c.Out = keepSmall(c.Out, outBufferSize)
 	c.idle.Store(true)
 	defer c.idle.Store(false)
 	if c.srv.shuttingDown.Load() {
@@ -260,7 +347,7 @@ func (c *Conn) WaitForRequest() bool {
 // requestWaiting reports whether a request is there to serve without
 // waiting: buffered, or held by the handler.
 func (c *Conn) requestWaiting() bool {
-	return c.In.Buffered() > 0 || c.onLoop != nil && c.onLoop.HasPending()
+	return c.bufs != nil && c.In.Buffered() > 0 || c.onLoop != nil && c.onLoop.HasPending()
 }
 
 // CloseReason is why a connection closed, as memcached's conn_close lines
@@ -385,11 +472,7 @@ func (c *Conn) Flush() error {
 	n, err := c.sock.Write(c.Out)
 	c.srv.counters.BytesWritten.Add(uint64(n))
 	c.written += int64(n)
-	if cap(c.Out) > KeepBuffer {
-		c.Out = nil
-	} else {
-		c.Out = c.Out[:0]
-	}
+	c.Out = c.Out[:0] // kept for the rest of the reply; WaitForRequest and rest drop it if it grew large
 	return err
 }
 
@@ -479,14 +562,64 @@ func (c *Conn) discardInput(stop <-chan struct{}, gone chan<- struct{}) {
 	}
 }
 
-// serve runs the connection until the handler returns, then closes it.
+// serve runs the connection on its first goroutine: the handshake, if
+// TLS, then its first request; a connection an event loop serves waits for
+// that on the loop, without a goroutine.
 func (c *Conn) serve() {
-	defer c.srv.untrackConn(c)
-	defer c.nc.Close()
+	c.srv.handler.ConnOpened(c)
 	if tc, ok := c.nc.(*tls.Conn); ok && !c.handshake(tc) {
+		c.close()
 		return
 	}
-	c.srv.handler.ServeConn(c)
+	if c.loop != nil {
+		c.parking = true
+	}
+	c.run()
+}
+
+// resume serves the connection on a new goroutine once its event loop has
+// given it back (see eventLoop.release).
+func (c *Conn) resume() {
+	c.socket.held = false
+	c.resumed = true
+	c.run()
+}
+
+// run serves the connection on this goroutine until it closes, or rests on
+// its event loop: the goroutine then ends.
+func (c *Conn) run() {
+	for {
+		if c.parking {
+			c.parking = false
+			c.rest()
+			if c.loop.park(c) {
+				return // the loop has it: c is not this goroutine's any more
+			}
+			c.loop = nil // the loop is stopping: serve on here
+			continue
+		}
+		if c.onLoop == nil {
+			c.srv.handler.ServeConn(c)
+		} else {
+			c.onLoop.ServeRequests()
+		}
+		if !c.parking {
+			c.close()
+			return
+		}
+	}
+}
+
+// close closes the connection and gives back its buffers.
+func (c *Conn) close() {
+	c.srv.handler.ConnClosed(c)
+	c.nc.Close()
+	if c.bufs != nil {
+		c.Out = c.Out[:0]
+		c.in.Reset(nil) // what it held is dropped
+		c.rest()
+	}
+	c.srv.untrackConn(c)
 }
 
 // handshake runs the TLS handshake of the connection, bounded by the

@@ -110,17 +110,21 @@ func (l *eventLoop) close() {
 	}
 }
 
-// hold hands c, whose read buffer is empty and replies written, to the loop,
-// and blocks until the loop gives it back. It reports false, at once, if the
-// loop is stopping or cannot take c.
-func (l *eventLoop) hold(c *Conn) bool {
+// park hands c, resting (see Conn.rest), to the loop, and reports whether
+// the loop took it: then the calling goroutine must not touch c again, and
+// the loop gives it back to a new one (release) when it has requests the
+// loop cannot answer, replies the socket will not take, or an end. park
+// reports false, at once, if the loop is stopping or cannot take c.
+func (l *eventLoop) park(c *Conn) bool {
 	l.start.Do(func() { go l.run() })
 	fd := c.socket.fd
 	c.socket.held = true
+	c.idle.Store(true)
 	l.mu.Lock()
 	if l.stopping.Load() {
 		l.mu.Unlock()
 		c.socket.held = false
+		c.idle.Store(false)
 		return false
 	}
 	for fd >= len(l.held) {
@@ -131,23 +135,22 @@ func (l *eventLoop) hold(c *Conn) bool {
 	err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
 	if err != nil {
 		l.held[fd] = nil
+		c.socket.held = false
+		c.idle.Store(false)
 	}
 	l.mu.Unlock()
-	if err == nil {
-		<-c.released
-	}
-	c.socket.held = false
 	return err == nil
 }
 
-// release gives c back to its goroutine.
+// release gives c back to a new goroutine of its own.
 func (l *eventLoop) release(c *Conn) {
 	fd := c.socket.fd
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	l.mu.Lock()
 	l.held[fd] = nil
 	l.mu.Unlock()
-	c.released <- struct{}{}
+	c.idle.Store(false)
+	go c.resume()
 }
 
 // stop gives every connection back to its goroutine and ends the loop;
@@ -203,7 +206,8 @@ func (l *eventLoop) run() {
 	for _, c := range held {
 		if c != nil {
 			_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.socket.fd, nil)
-			c.released <- struct{}{}
+			c.idle.Store(false)
+			go c.resume()
 		}
 	}
 }
@@ -225,7 +229,9 @@ func (l *eventLoop) serve(ready []*Conn) {
 		}
 	}
 	for i, c := range ready {
-		if c != nil && !c.onLoop.AnswerReady() {
+		if c != nil && (c.onLoop == nil || !c.onLoop.AnswerReady()) {
+			// A connection whose protocol is not yet known has its
+			// first request read by its goroutine's handler.
 			ready[i] = nil
 			l.release(c)
 		}
@@ -247,6 +253,8 @@ func (l *eventLoop) serve(ready []*Conn) {
 			l.carry = append(l.carry, c)
 		case !c.flushReady():
 			l.release(c)
+		default:
+			c.rest()
 		}
 	}
 }
@@ -372,6 +380,7 @@ func (c *Conn) readNow() bool {
 		c.carried = false
 		return true // carried over with requests buffered: serve those first
 	}
+	c.attach()
 	_, err := c.In.Peek(c.In.Buffered() + 1)
 	if err != nil && err != errWouldBlock {
 		c.ReadEnded(err) // a reset is reported once: later reads find the end

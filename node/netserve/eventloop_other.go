@@ -8,5 +8,5 @@ type eventLoop struct{}
 
 func (s *Server) eventLoopFor(*Conn) *eventLoop { return nil }
 func (s *Server) stopEventLoops()               {}
-func (l *eventLoop) hold(*Conn) bool            { return false }
+func (l *eventLoop) park(*Conn) bool            { return false }
 func (c *Conn) TryFlush() bool                  { return false }

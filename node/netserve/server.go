@@ -8,7 +8,6 @@
 package netserve
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -34,11 +33,21 @@ var ErrServerClosed = errors.New("node: server closed")
 
 // Handler serves memcached's commands on a connection.
 type Handler interface {
-	// ServeConn serves c until it should close, and returns; the
-	// Server then closes c. It is called on the connection's own
-	// goroutine, once the TLS handshake, if any, is done, and for many
-	// connections at once.
+	// ConnOpened is called when c is accepted, before any request and
+	// before the TLS handshake; it must not block.
+	ConnOpened(c *Conn)
+	// ServeConn serves c from its first request until WaitForRequest
+	// returns false, and returns. It is called on a goroutine of the
+	// connection's own, once the TLS handshake, if any, is done, and for
+	// many connections at once. Once it has given the connection a
+	// LoopServer (ServeOnLoop), WaitForRequest may return false because
+	// the connection goes to rest on an event loop: the goroutine then
+	// ends, and a new one serves the connection's next requests the loop
+	// leaves it with LoopServer.ServeRequests.
 	ServeConn(c *Conn)
+	// ConnClosed is called when c has closed, after the last return of
+	// ServeConn or ServeRequests.
+	ConnClosed(c *Conn)
 }
 
 // Options is what a Server needs besides the node's settings.
@@ -416,7 +425,7 @@ func (s *Server) NewConn(nc net.Conn) *Conn {
 	if tc, ok := nc.(*tls.Conn); ok {
 		c.raw = tc.NetConn()
 	}
-	c.In = bufio.NewReaderSize(connReader{c}, readBufferSize)
+	c.In = &c.in
 	c.lastCmd.Store(s.clock())
 	return c
 }

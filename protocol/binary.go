@@ -40,10 +40,6 @@ const binaryMaxKeyLen = 250
 // request have arrived.
 const binaryReadBufferSize = 16384
 
-// binaryMinGrow is the smallest step by which a request buffer grows while
-// the bytes of a body arrive.
-const binaryMinGrow = 4096
-
 // BinaryOpcode is the command byte of a binary packet.
 type BinaryOpcode uint8
 

@@ -30,7 +30,7 @@ func binaryFuzzDecode(t *testing.T, data []byte, src io.Reader, bufSize int) []b
 		}
 		// The buffer grows by doubling from 4 KiB as bytes arrive: it can
 		// never be more than twice the input, or 4 KiB.
-		if limit := max(2*len(data), binaryMinGrow); cap(req.buf) > limit {
+		if limit := max(2*len(data), minGrow); cap(req.buf) > limit {
 			t.Fatalf("request buffer of %d bytes for %d bytes of input", cap(req.buf), len(data))
 		}
 		res := binaryResult{hdr: req.Header, extras: string(req.Extras), key: string(req.Key),

@@ -364,40 +364,12 @@ func (req *BinaryRequest) Append(dst []byte) []byte {
 }
 
 // readBody appends the next n bytes of r to req.buf, growing the buffer no
-// faster than the bytes arrive (by doubling, from binaryMinGrow), so that a
-// length promised by a header is never allocated before it is delivered.
+// faster than the bytes arrive (see appendArrived), so that a length
+// promised by a header is never allocated before it is delivered.
 func (req *BinaryRequest) readBody(r *bufio.Reader, n int) error {
-	need := len(req.buf) + n
-	if n <= r.Buffered() {
-		// The bytes have arrived: copy them from the buffer at once.
-		for cap(req.buf) < need {
-			req.growBuf(need)
-		}
-		b, _ := r.Peek(n)
-		req.buf = append(req.buf, b...)
-		_, _ = r.Discard(n)
-		return nil
-	}
-	for len(req.buf) < need {
-		if len(req.buf) == cap(req.buf) {
-			req.growBuf(need)
-		}
-		end := min(cap(req.buf), need)
-		m, err := io.ReadFull(r, req.buf[len(req.buf):end])
-		req.buf = req.buf[:len(req.buf)+m]
-		if err != nil {
-			return binaryUnexpected(err)
-		}
-	}
-	return nil
-}
-
-// growBuf doubles req.buf's capacity (to at least binaryMinGrow), but not
-// past need bytes.
-func (req *BinaryRequest) growBuf(need int) {
-	nb := make([]byte, len(req.buf), min(max(2*cap(req.buf), binaryMinGrow), need))
-	copy(nb, req.buf)
-	req.buf = nb
+	var err error
+	req.buf, err = appendArrived(r, req.buf, n)
+	return err
 }
 
 // binaryDiscard drops n bytes of r in bounded chunks, without allocating.

@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"encoding/base64"
-	"io"
 )
 
 // The meta commands' limits, as memcached 1.6's MFLAG_MAX_OPT_LENGTH and
@@ -317,7 +316,9 @@ func (tr *TextReader) parseMetaDebug(req *Request, tokens [][]byte, ntokens int)
 
 // readData reads a data block of length bytes and its "\r\n" into
 // req.Data; a block larger than MaxValue is discarded and answered
-// ErrTooLarge.
+// ErrTooLarge. The reader's data buffer grows only as the block's bytes
+// arrive (see appendArrived): a client that announces a large block and
+// stalls holds no more than it has sent.
 func (tr *TextReader) readData(req *Request, length int) error {
 	n := length + 2
 	maxValue := tr.MaxValue
@@ -330,14 +331,9 @@ func (tr *TextReader) readData(req *Request, length int) error {
 		}
 		return ErrTooLarge
 	}
-	if cap(tr.data) < n {
-		tr.data = make([]byte, n)
-	}
-	data := tr.data[:n]
-	if _, err := io.ReadFull(tr.br, data); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
+	data, err := appendArrived(tr.br, tr.data[:0], n)
+	tr.data = data
+	if err != nil {
 		return err
 	}
 	if data[n-2] != '\r' || data[n-1] != '\n' {

@@ -19,6 +19,7 @@ import (
 	"github.com/memcluster/memcluster/node/command"
 	"github.com/memcluster/memcluster/node/config"
 	"github.com/memcluster/memcluster/node/netserve"
+	"github.com/memcluster/memcluster/node/scavenge"
 	"github.com/memcluster/memcluster/node/stats"
 	"github.com/memcluster/memcluster/node/store"
 	"github.com/memcluster/memcluster/node/tlsconf"
@@ -106,8 +107,19 @@ func New(cfg Config) *Server {
 		Verbose:  func() bool { return s.commands.Verbosity() > 0 },
 	})
 	s.commands.SetConns(s.net)
+	// What large requests and replies leave behind goes back to the
+	// system once the node is quiet, not at the runtime's leisure.
+	scavenger := &scavenge.Scavenger{Every: scavengeEvery, Slack: scavengeSlack, Logger: cfg.Logger}
+	go scavenger.Run(s.done)
 	return s
 }
+
+// How often the heap is looked at for memory to give back to the system,
+// and how much free memory it may keep (see scavenge.Scavenger).
+const (
+	scavengeEvery = 2 * time.Second
+	scavengeSlack = 16 << 20
+)
 
 // Done is closed when the server begins to shut down, whether by Shutdown or
 // by a client's "shutdown" command.

@@ -74,7 +74,6 @@ func (b *binaryConn) ServeRequests() {
 		if !b.serveRequest() {
 			return
 		}
-		b.tidy()
 		if b.flushNow {
 			b.flushNow = false
 			if c.Flush() != nil {
@@ -91,8 +90,9 @@ func (b *binaryConn) ServeRequests() {
 // must not serve unread (see AnswerReady).
 func (b *binaryConn) HasPending() bool { return false }
 
-// Rest drops the buffers of a connection that rests on its event loop. It
-// satisfies netserve.LoopServer.
+// Rest gives back the request of a connection that rests (see
+// netserve.LoopServer), with its buffer unless that grew past KeepBuffer.
+// It satisfies netserve.LoopServer.
 func (b *binaryConn) Rest() {
 	if b.req != nil {
 		b.req.ReleaseBuffer(netserve.KeepBuffer)
@@ -104,16 +104,6 @@ func (b *binaryConn) Rest() {
 // binaryRequests lend connections the request they decode into, with its
 // buffer, while they are busy.
 var binaryRequests = freelist.List[protocol.BinaryRequest]{New: func() *protocol.BinaryRequest { return new(protocol.BinaryRequest) }, Max: 256}
-
-// tidy drops the buffers one large request grew.
-func (b *binaryConn) tidy() {
-	if b.req != nil {
-		b.req.ReleaseBuffer(netserve.KeepBuffer)
-	}
-	if cap(b.Scratch) > netserve.KeepBuffer {
-		b.Scratch = nil
-	}
-}
 
 // AnswerReady answers, on the event loop, for the binary protocol, the requests the loop's read
 // completed, and reports whether the connection may stay on the loop. A
@@ -133,7 +123,6 @@ func (b *binaryConn) AnswerReady() bool {
 			c.CloseAfterReplies(netserve.CloseUnknown) // with c.Out dropped: close at once
 			return false
 		}
-		b.tidy()
 		if b.flushNow {
 			b.flushNow = false
 			if !c.TryFlush() {

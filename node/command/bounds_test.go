@@ -2,6 +2,7 @@ package command
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/memcluster/memcluster/protocol"
 )
 
 // memStats returns the process's memory statistics after a collection.
@@ -213,5 +216,51 @@ func TestIdleConnectionAfterLargeRequestRestsSmall(t *testing.T) {
 	}
 	for _, c := range clients {
 		c.Close()
+	}
+}
+
+// A meta pipeline and a run of binary GetKQ asking for one 512 KiB item 400
+// times stream as a text get does: a client that does not read costs the
+// node about a value and a flush's worth, and the whole reply arrives.
+func TestPipelinedGetsOfLargeItemStream(t *testing.T) {
+	const size = 512 << 10
+	value := strings.Repeat("v", size)
+	for _, tc := range []struct {
+		name         string
+		set, request []byte
+		setReply     int
+		replySize    int64
+	}{
+		{"meta", []byte(fmt.Sprintf("set k 0 0 %d\r\n%s\r\n", size, value)), []byte(strings.Repeat("mg k v\r\n", 400) + "mn\r\n"),
+			len("STORED\r\n"), int64(400*(len(fmt.Sprintf("VA %d\r\n", size))+size+2) + len("MN\r\n"))},
+		{"binary GetKQ", binReq(protocol.OpSet, 0, 0, "\x00\x00\x00\x00\x00\x00\x00\x00", "k", value), append(bytes.Repeat(binReq(protocol.OpGetKQ, 0, 0, "", "k", ""), 400), binReq(protocol.OpNoop, 0, 0, "", "", "")...),
+			24, int64(400*(24+4+1+size) + 24)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := serveForTest(t, Config{MemoryLimit: 64 << 20})
+			c, r := dialForTest(t, addr)
+			if _, err := c.Write(tc.set); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Peek(1); err != nil || r.Buffered() != tc.setReply {
+				t.Fatalf("the set's reply: %d bytes, %v", r.Buffered(), err)
+			}
+			_, _ = r.Discard(tc.setReply)
+			before := memStats()
+			if _, err := c.Write(tc.request); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(300 * time.Millisecond) // a client slow to read
+			if grown := allocatedSince(before); grown > 4<<20 {
+				t.Errorf("the node allocated %d bytes for a reply its client is not reading, want under 4 MiB", grown)
+			}
+			got, err := io.CopyBuffer(io.Discard, io.LimitReader(r, tc.replySize), make([]byte, 64<<10))
+			if err != nil || got != tc.replySize {
+				t.Fatalf("read %d of the reply's %d bytes: %v", got, tc.replySize, err)
+			}
+			if grown := allocatedSince(before); grown > 6<<20 {
+				t.Errorf("a 200 MiB reply allocated %d bytes, want under 6 MiB", grown)
+			}
+		})
 	}
 }

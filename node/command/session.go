@@ -106,8 +106,9 @@ func (c *session) textReader() *protocol.TextReader {
 	return c.text
 }
 
-// Rest gives back the text decoder of a connection that rests on its event
-// loop. It satisfies netserve.LoopServer.
+// Rest gives back the text decoder of a connection that rests (see
+// netserve.LoopServer), with the buffers it grew up to KeepBuffer. It
+// satisfies netserve.LoopServer.
 func (c *session) Rest() {
 	if c.text != nil {
 		c.text.ReleaseLarge(netserve.KeepBuffer)
@@ -177,10 +178,6 @@ func (c *session) answerText(req *protocol.Request, err error) bool {
 		}
 	}
 	c.SetOwed(err != nil || !writesOwed(req.Command))
-	c.text.ReleaseLarge(netserve.KeepBuffer)
-	if cap(c.Scratch) > netserve.KeepBuffer {
-		c.Scratch = nil
-	}
 	return true
 }
 

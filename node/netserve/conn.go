@@ -242,9 +242,11 @@ type LoopServer interface {
 	// requests the loop left it, and those after, until WaitForRequest
 	// returns false, as ServeConn does.
 	ServeRequests()
-	// Rest is called when the connection rests on the loop with nothing
-	// buffered, pending or owed: the handler gives back what it holds for
-	// requests, as the connection gives back In, Out and Scratch.
+	// Rest is called when the connection rests, on the loop or waiting
+	// in its goroutine, with nothing buffered, pending or owed: the
+	// handler gives back what it holds for requests, as the connection
+	// gives back In, Out and Scratch (or, waiting in its goroutine, what
+	// of them grew past KeepBuffer).
 	Rest()
 }
 
@@ -322,7 +324,11 @@ func (c *Conn) WaitForRequest() bool {
 			runtime.Gosched()
 		}
 	}
-	c.Out = keepSmall(c.Out, outBufferSize)
+	// What grew for large requests is dropped before the wait.
+	c.Out, c.Scratch = keepSmall(c.Out, outBufferSize), keepSmall(c.Scratch, 0)
+	if c.onLoop != nil {
+		c.onLoop.Rest()
+	}
 	c.idle.Store(true)
 	defer c.idle.Store(false)
 	if c.srv.shuttingDown.Load() {

@@ -41,10 +41,10 @@ type Limiter struct {
 	maxWait time.Duration
 
 	// turn holds a token while a derivation has its turn: one at a
-	// time. The fields below it are used only by the token's holder.
+	// time. next and nsPerIter are used only by the token's holder.
 	turn      chan struct{}
 	next      time.Time // the earliest start of the next turn
-	nsPerIter float64   // a derivation's cost per iteration, averaged; 0 before the first
+	nsPerIter float64   // a derivation's time per iteration, averaged; 0 before the first
 
 	derivations atomic.Uint64 // real derivations run
 	decoys      atomic.Uint64 // turns spent waiting for an unknown user

@@ -267,8 +267,9 @@ func TestSASLGuessesTakeABoundedShare(t *testing.T) {
 	if turns == 0 {
 		t.Fatal("no guess took a turn of the Limiter: the test measures nothing")
 	}
-	// The share, plus the turn under way when the clients stopped.
-	if limit := time.Duration(float64(elapsed)*sasl.DefaultLimiterShare) + busy/time.Duration(turns); busy > limit {
+	// The share, plus the turn under way when the clients stopped (with
+	// room for one slowed down by a busy machine).
+	if limit := time.Duration(float64(elapsed)*sasl.DefaultLimiterShare) + 100*time.Millisecond; busy > limit {
 		t.Errorf("derivations took %v of %v, more than %v", busy, elapsed, limit)
 	}
 	// Everything the process did, clients included: without the

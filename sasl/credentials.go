@@ -3,6 +3,7 @@ package sasl
 import (
 	"bufio"
 	"bytes"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -69,6 +70,42 @@ func (db *PasswordDB) Len() int {
 		return 0
 	}
 	return len(db.users)
+}
+
+// DeriveSCRAMKeys derives now, for every user of db with a password, the
+// SCRAM-SHA-256 keys an exchange would otherwise derive (and keep) on the
+// user's first attempt: one PBKDF2 of DefaultIterations per such user
+// (about 0.7 ms each on a current core), not limited by any Limiter. A
+// user whose entry in previous (the file loaded before, or nil) holds the
+// same password and has its keys takes them from there instead.
+//
+// Until then, a known user's first SCRAM-SHA-256 attempt takes one
+// derivation longer than an unknown user's (whose decoy derives nothing),
+// and so tells once that the user exists. A server that offers
+// SCRAM-SHA-256 calls it before it puts db to use. Users with a verifier
+// need nothing derived.
+func (db *PasswordDB) DeriveSCRAMKeys(previous *PasswordDB) error {
+	if db == nil {
+		return nil
+	}
+	for user, e := range db.users {
+		pw := e.s.pw
+		if pw == nil {
+			continue
+		}
+		salt := derivedSalt(user)
+		if old, ok := previous.Lookup(user); ok && old.s.pw != nil &&
+			subtle.ConstantTimeCompare(old.s.pw.digest[:], pw.digest[:]) == 1 {
+			if k := old.s.pw.scram.Load(); k != nil && k.iter == DefaultIterations && bytes.Equal(k.salt, salt) {
+				pw.scram.Store(k)
+				continue
+			}
+		}
+		if _, err := pw.scramKeys(salt, DefaultIterations, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ReadCredentialsFile reads and parses the credentials file name (see

@@ -23,7 +23,7 @@ func TestParseCredentials(t *testing.T) {
 			t.Errorf("%q missing", user)
 			continue
 		}
-		if match, err := e.matchPassword(user, []byte(pw)); !match || err != nil {
+		if match, err := e.matchPassword(user, []byte(pw), testLimiter()); !match || err != nil {
 			t.Errorf("%q: password does not match: %v", user, err)
 		}
 		if isV := user == "user" || user == "verifier2"; e.IsVerifier() != isV {
@@ -81,7 +81,7 @@ func TestParseCredentialsLines(t *testing.T) {
 				if pw == "" {
 					pw = "pencil"
 				}
-				if match, _ := e.matchPassword(user, []byte(pw)); !match {
+				if match, _ := e.matchPassword(user, []byte(pw), testLimiter()); !match {
 					t.Errorf("%q: password does not match", user)
 				}
 			}
@@ -294,7 +294,7 @@ func TestEntries(t *testing.T) {
 	if err != nil || p.IsVerifier() {
 		t.Fatalf("ParseEntry: %v, %v", p, err)
 	}
-	if m, _ := p.matchPassword("", []byte("pass")); !m {
+	if m, _ := p.matchPassword("", []byte("pass"), testLimiter()); !m {
 		t.Error("ParseEntry kept what follows ':'")
 	}
 }

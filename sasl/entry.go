@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Entry is one user's secret: a plaintext password or a SCRAM-SHA-256
@@ -18,20 +19,34 @@ import (
 //
 // The zero Entry holds nothing and authenticates no one. An Entry is
 // immutable: it may be copied, shared and used by many goroutines at once.
-// Its String and GoString print no secret.
+// (A password entry keeps, shared by its copies, the SCRAM-SHA-256 keys
+// derived from its password once an exchange needed them, so that they
+// are derived once; see PasswordDB.DeriveSCRAMKeys. A Credentials that
+// makes a new Entry at each Lookup loses that.) Its String and GoString
+// print no secret.
 type Entry struct{ s *secret }
 
 // secret keeps every secret one pointer further down, where fmt, which
 // follows one pointer of a value it cannot call String on, prints only an
 // address.
 type secret struct {
-	pw *plainSecret // a password entry's; nil for a verifier
-	v  *verifier    // a verifier entry's keys; nil for a password
+	pw    *plainSecret // a password entry's; nil for a verifier
+	v     *verifier    // a verifier entry's keys; nil for a password
+	decoy bool         // an unknown user's stand-in (see lookup)
 }
 
 type plainSecret struct {
 	text   string
 	digest [sha256.Size]byte // SHA-256 of text, compared in constant time
+
+	// scram holds the SCRAM-SHA-256 keys derived from text under the
+	// salt and iteration count they carry, once an exchange (or
+	// PasswordDB.DeriveSCRAMKeys) needed them: nil before. The keys,
+	// not a copy of text, so that the PBKDF2 is run once per entry, not
+	// once per attempt. scramMu is held while they are derived, so that
+	// attempts at once derive them once.
+	scramMu sync.Mutex
+	scram   atomic.Pointer[verifier]
 }
 
 // NewPasswordEntry returns an Entry that holds password, which must be 1 to
@@ -116,11 +131,29 @@ func derivedSalt(user string) []byte {
 
 // decoyPassword is the password entry unknown users are checked against
 // when their Credentials give no verifier template: random, and never
-// accepted anyway.
+// accepted anyway. Its SCRAM-SHA-256 keys are decoyKeys, whatever the
+// salt.
 var decoyPassword = sync.OnceValue(func() Entry {
 	m := hmac.New(sha256.New, saltKey())
 	m.Write([]byte("memcluster decoy password"))
-	return passwordEntry(hex.EncodeToString(m.Sum(nil)))
+	e := passwordEntry(hex.EncodeToString(m.Sum(nil)))
+	e.s.decoy = true
+	return e
+})
+
+// decoyKeys are the SCRAM-SHA-256 keys of decoyPassword: random, made
+// once without a derivation, so that an unknown user's exchange costs
+// what a known user's does once that user's keys are derived (see
+// plainSecret.scram), and no PBKDF2.
+var decoyKeys = sync.OnceValue(func() *verifier {
+	v := &verifier{iter: DefaultIterations}
+	m := hmac.New(sha256.New, saltKey())
+	m.Write([]byte("memcluster decoy StoredKey"))
+	m.Sum(v.storedKey[:0])
+	m = hmac.New(sha256.New, saltKey())
+	m.Write([]byte("memcluster decoy ServerKey"))
+	m.Sum(v.serverKey[:0])
+	return v
 })
 
 // lookup asks creds for user's entry. For an unknown user it returns a
@@ -135,7 +168,7 @@ func lookup(creds Credentials, user string) (e Entry, ok bool) {
 		return e, true
 	}
 	if e.IsVerifier() {
-		return Entry{&secret{v: &verifier{iter: e.s.v.iter}}}, false
+		return Entry{&secret{v: &verifier{iter: e.s.v.iter}, decoy: true}}, false
 	}
 	return decoyPassword(), false
 }
@@ -156,28 +189,66 @@ func (e Entry) scramParams(user string) (salt []byte, iter int) {
 }
 
 // scramKeys returns e's StoredKey and ServerKey under salt and iter (from
-// scramParams), deriving them from the password if e has no verifier.
-func (e Entry) scramKeys(salt []byte, iter int) (storedKey, serverKey []byte, err error) {
-	if v := e.s.v; v != nil {
-		return v.storedKey[:], v.serverKey[:], nil
-	}
-	k, err := deriveKeys(e.s.pw.text, salt, iter)
-	if err != nil {
-		return nil, nil, err
+// scramParams). A password entry's are derived on the first call, in a
+// turn of lim, and kept (see plainSecret.scram); a verifier's and a
+// decoy's are at hand.
+func (e Entry) scramKeys(salt []byte, iter int, lim *Limiter) (storedKey, serverKey []byte, err error) {
+	var k *verifier
+	switch {
+	case e.s.v != nil:
+		k = e.s.v
+	case e.s.decoy:
+		k = decoyKeys()
+	default:
+		if k, err = e.s.pw.scramKeys(salt, iter, lim); err != nil {
+			return nil, nil, err
+		}
 	}
 	return k.storedKey[:], k.serverKey[:], nil
 }
 
+// scramKeys returns the keys derived from p's password under salt and
+// iter: those kept, or, if none are kept for that salt and count, new
+// ones, derived in a turn of lim (at once if lim is nil), which are kept
+// in their place.
+func (p *plainSecret) scramKeys(salt []byte, iter int, lim *Limiter) (*verifier, error) {
+	if k := p.scram.Load(); k != nil && k.iter == iter && bytes.Equal(k.salt, salt) {
+		return k, nil
+	}
+	p.scramMu.Lock()
+	defer p.scramMu.Unlock()
+	if k := p.scram.Load(); k != nil && k.iter == iter && bytes.Equal(k.salt, salt) {
+		return k, nil
+	}
+	salt = bytes.Clone(salt)
+	var k *verifier
+	var err error
+	if lim != nil {
+		k, err = lim.derive(p.text, salt, iter)
+	} else {
+		k, err = deriveKeys(p.text, salt, iter)
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.scram.Store(k)
+	return k, nil
+}
+
 // matchPassword reports in constant time whether password is e's. Against
-// a verifier it derives StoredKey from password; user's derived salt
-// stands in for a decoy's missing salt.
-func (e Entry) matchPassword(user string, password []byte) (bool, error) {
-	if e.s.v == nil {
+// a verifier it derives StoredKey from password, in a turn of lim: the
+// guess is new each time, so nothing of it can be kept. Against a decoy
+// verifier it spends a turn of lim as long as a derivation, without one.
+func (e Entry) matchPassword(user string, password []byte, lim *Limiter) (bool, error) {
+	switch {
+	case e.s.v == nil:
 		d := sha256.Sum256(password)
 		return subtle.ConstantTimeCompare(d[:], e.s.pw.digest[:]) == 1, nil
+	case e.s.decoy:
+		return false, lim.decoy(e.s.v.iter)
 	}
 	salt, iter := e.scramParams(user)
-	k, err := deriveKeys(string(password), salt, iter)
+	k, err := lim.derive(string(password), salt, iter)
 	if err != nil {
 		return false, err
 	}

@@ -27,6 +27,11 @@ var (
 	// server does not do (SCRAM channel binding or a mandatory extension).
 	// The error is a *MessageError.
 	ErrUnsupported = errors.New("sasl: unsupported")
+
+	// ErrBusy: the exchange needed a key derivation and its Limiter
+	// could not give it a turn in time (see Limiter). The client is
+	// answered as for a wrong password and may try again later.
+	ErrBusy = errors.New("sasl: too many key derivations waiting")
 )
 
 // MessageError is a client message that a mechanism refused. Reason says

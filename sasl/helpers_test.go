@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // The RFC 7677 section 3 example.
@@ -220,3 +221,13 @@ func mustStep(t testing.TB, s Server, msg string) []byte {
 	}
 	return out
 }
+
+// testLimiter is a Limiter that runs derivations back to back, for tests
+// of what a derivation finds rather than of when it runs.
+var testLimiter = sync.OnceValue(func() *Limiter {
+	l, err := NewLimiter(1, time.Minute)
+	if err != nil {
+		panic(err)
+	}
+	return l
+})

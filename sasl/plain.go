@@ -11,6 +11,7 @@ import "bytes"
 // and MaxPasswordLen.
 type plainServer struct {
 	creds     Credentials
+	lim       *Limiter
 	waitedFor bool // an empty initial response was answered with an empty challenge
 }
 
@@ -30,7 +31,7 @@ func (p *plainServer) step(msg []byte) ([]byte, bool, string, error) {
 	}
 	user := string(authcid)
 	e, known := lookup(p.creds, user)
-	match, err := e.matchPassword(user, passwd)
+	match, err := e.matchPassword(user, passwd, p.lim)
 	if err != nil {
 		return nil, false, "", err
 	}

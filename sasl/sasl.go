@@ -83,9 +83,10 @@ type Server interface {
 	// goes with the success (SCRAM's server-final message, which lets the
 	// client check the server). A non-nil error: the exchange failed;
 	// errors.Is tells ErrAuthFailed (wrong password or unknown user,
-	// indistinguishably), ErrMalformed and ErrUnsupported apart, and any
-	// other error is the random source's (or PBKDF2's, which can fail only
-	// in FIPS 140 mode). Once Step has returned an error
+	// indistinguishably), ErrMalformed, ErrUnsupported and ErrBusy (no
+	// turn for a key derivation in time) apart, and any other error is
+	// the random source's (or PBKDF2's, which can fail only in FIPS 140
+	// mode). Once Step has returned an error
 	// the Server stays failed: every later Step returns the same error.
 	// Step after success fails with ErrMalformed.
 	//
@@ -114,6 +115,12 @@ type Config struct {
 	// Time returns the current time, the timestamp of CRAM-MD5 challenges.
 	// If nil, defaults to time.Now.
 	Time func() time.Time
+
+	// Limiter runs the PBKDF2 derivations the Servers need, and the
+	// decoys that stand in for them, a bounded share of a core at most.
+	// If nil, defaults to DefaultLimiter, which every Config without
+	// one shares.
+	Limiter *Limiter
 }
 
 // NewServer returns a Server for the mechanism mech (one of Mechanisms,
@@ -131,16 +138,20 @@ func NewServer(mech string, creds Credentials) (Server, error) {
 // User names and passwords compare as bytes: there is no SASLprep (RFC
 // 4013), so a non-ASCII password must reach the server in the Unicode form
 // it was stored in. An unknown user costs the time a known one of the same
-// kind (password or verifier) does; see Credentials.
+// kind (password or verifier) does; see Credentials. The PBKDF2 a
+// mechanism needs runs in turns of the Config's Limiter: once per
+// password entry for SCRAM-SHA-256 (whose keys the entry then keeps), once
+// per PLAIN attempt against a verifier; an unknown user's decoy derives
+// nothing.
 func (c *Config) NewServer(mech string, creds Credentials) (Server, error) {
 	var m mechanism
 	switch {
 	case equalFoldASCII(mech, MechPLAIN):
-		m = &plainServer{creds: creds}
+		m = &plainServer{creds: creds, lim: c.limiter()}
 	case equalFoldASCII(mech, MechCRAMMD5):
 		m = &cramServer{creds: creds, cfg: c}
 	case equalFoldASCII(mech, MechSCRAMSHA256):
-		m = &scramServer{creds: creds, rand: c.rand()}
+		m = &scramServer{creds: creds, rand: c.rand(), lim: c.limiter()}
 	default:
 		return nil, unknownMechanism(mech)
 	}
@@ -152,6 +163,13 @@ func (c *Config) rand() io.Reader {
 		return rand.Reader
 	}
 	return c.Rand
+}
+
+func (c *Config) limiter() *Limiter {
+	if c == nil || c.Limiter == nil {
+		return DefaultLimiter()
+	}
+	return c.Limiter
 }
 
 func (c *Config) now() time.Time {

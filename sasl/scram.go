@@ -25,6 +25,7 @@ import (
 type scramServer struct {
 	creds     Credentials
 	rand      io.Reader
+	lim       *Limiter
 	waitedFor bool // an empty initial response was answered with an empty challenge
 	started   bool // server-first sent; the fields below are set
 
@@ -92,7 +93,7 @@ func (s *scramServer) clientFinal(msg string) ([]byte, bool, string, error) {
 	if cf.nonce != s.nonce {
 		return nil, false, "", malformed(MechSCRAMSHA256, "nonce differs from the server-first message's")
 	}
-	storedKey, serverKey, err := s.entry.scramKeys(s.salt, s.iter)
+	storedKey, serverKey, err := s.entry.scramKeys(s.salt, s.iter, s.lim)
 	if err != nil {
 		return nil, false, "", err
 	}

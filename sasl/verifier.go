@@ -10,6 +10,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // verifierPrefix starts a verifier entry:
@@ -35,6 +36,7 @@ type verifier struct {
 //	ClientKey = HMAC(SaltedPassword, "Client Key"); StoredKey = H(ClientKey)
 //	ServerKey = HMAC(SaltedPassword, "Server Key")
 func deriveKeys(password string, salt []byte, iter int) (*verifier, error) {
+	derivations.Add(1)
 	salted, err := pbkdf2.Key(sha256.New, password, salt, iter, sha256.Size)
 	if err != nil {
 		return nil, fmt.Errorf("sasl: PBKDF2: %w", err)
@@ -44,6 +46,17 @@ func deriveKeys(password string, salt []byte, iter int) (*verifier, error) {
 	copy(v.serverKey[:], hmacSHA256(salted, "Server Key"))
 	return v, nil
 }
+
+// derivations counts the calls of deriveKeys; see Derivations.
+var derivations atomic.Uint64
+
+// Derivations returns the number of PBKDF2 derivations the package has
+// run in this process, for any purpose: checking a PLAIN password against
+// a verifier, deriving a password entry's SCRAM-SHA-256 keys, making a
+// verifier (NewSCRAMVerifier), setting the estimate of a Limiter's decoys.
+// Each costs the CPU of its iteration count (about 0.7 ms for 4096 on a
+// current core), which is why they are few: see Limiter.
+func Derivations() uint64 { return derivations.Load() }
 
 func hmacSHA256(key []byte, msg string) []byte {
 	m := hmac.New(sha256.New, key)

@@ -16,7 +16,10 @@ import (
 // The parsed file is swapped whole on reload, so a check sees the old file
 // or the new one, never a mix. Its methods are safe for concurrent use.
 type credentials struct {
-	file   string // "" when no file is set: no user exists
+	file string // "" when no file is set: no user exists
+	// scram is set when SCRAM-SHA-256 is offered: a file loaded has its
+	// password users' keys derived before it is used (see loadLocked).
+	scram  bool
 	loadMu sync.Mutex
 	db     atomic.Pointer[sasl.PasswordDB]
 }
@@ -57,9 +60,27 @@ func (c *credentials) loadLocked() error {
 	if err != nil {
 		return err // a *sasl.ParseError names the file and line, never a secret
 	}
+	if c.scram {
+		// Now, rather than on each user's first attempt, which would
+		// take longer for a user who exists than for one who does
+		// not; a reload derives only what changed.
+		if err := db.DeriveSCRAMKeys(c.db.Load()); err != nil {
+			return fmt.Errorf("node: deriving SCRAM-SHA-256 keys of %s: %w", c.file, err)
+		}
+	}
 	c.db.Store(db)
 	return nil
 }
+
+// maxAuthFailures is how many failed authentication attempts in a row a
+// connection may make: the one that reaches it is answered, and the
+// connection closed. memcached lets a connection fail for ever; a limit
+// makes a client that guesses open a connection (and under TLS, a
+// handshake) per few guesses, and lets a client that retries a wrong
+// password, as a misconfigured one does, fail no more than this often
+// per connection. What the node spends on each guess is bounded apart
+// from this (see sasl.Limiter).
+const maxAuthFailures = 8
 
 // auth is a node's authentication: the SASL credentials and mechanisms of
 // -S, and the credentials of -Y.
@@ -75,12 +96,12 @@ type auth struct {
 func newAuth(cfg config.Config) (*auth, error) {
 	a := &auth{}
 	if cfg.SASL {
-		a.sasl = &credentials{file: cfg.SASLPasswordFile}
 		mechs, err := saslMechanisms(cfg.SASLMechanisms)
 		if err != nil {
 			return nil, err
 		}
 		a.mechs, a.list = mechs, strings.Join(mechs, " ")
+		a.sasl = &credentials{file: cfg.SASLPasswordFile, scram: slices.Contains(mechs, sasl.MechSCRAMSHA256)}
 	}
 	if cfg.AuthFile != "" {
 		a.ascii = &credentials{file: cfg.AuthFile}

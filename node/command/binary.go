@@ -48,9 +48,11 @@ type binaryConn struct {
 	// authed is set once a SASL exchange succeeds (-S); every AUTH clears
 	// it first. exchange is the SASL exchange under way, if any: an AUTH
 	// starts a new one, STEP continues it, and its end (success or
-	// failure) clears it.
-	authed   bool
-	exchange sasl.Server
+	// failure) clears it. authFailures counts the failed AUTH and STEP
+	// requests since the last success (see maxAuthFailures).
+	authed       bool
+	authFailures uint8
+	exchange     sasl.Server
 }
 
 // serveBinary serves the binary protocol until the connection ends.

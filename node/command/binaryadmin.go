@@ -6,6 +6,7 @@ package command
 import (
 	"strings"
 
+	"github.com/memcluster/memcluster/node/netserve"
 	"github.com/memcluster/memcluster/node/stats"
 	"github.com/memcluster/memcluster/protocol"
 	"github.com/memcluster/memcluster/sasl"
@@ -72,7 +73,8 @@ func (b *binaryConn) appendStats(list []stats.Stat) {
 // StatusAuthContinue with the server's challenge until it ends: in success
 // ("Authenticated", or SCRAM's server-final message, which lets the client
 // check the server) or in StatusAuthError, after which the connection is
-// unauthenticated and may try again.
+// unauthenticated and may try again, up to maxAuthFailures failures in a
+// row.
 func (b *binaryConn) sasl() {
 	s, req := b.h, b.req
 	h := &req.Header
@@ -126,6 +128,7 @@ func (b *binaryConn) sasl() {
 	default:
 		b.exchange = nil
 		b.authed = true
+		b.authFailures = 0
 		if len(challenge) == 0 {
 			challenge = []byte("Authenticated")
 		}
@@ -134,8 +137,13 @@ func (b *binaryConn) sasl() {
 }
 
 // authFailed answers a failed SASL attempt, as memcached does, and counts
-// it. The connection stays open and unauthenticated.
+// it. The connection stays open and unauthenticated, unless the attempt is
+// its maxAuthFailures-th failure in a row: then it closes once the reply is
+// written.
 func (b *binaryConn) authFailed() {
 	b.h.counters.AuthErrors.Add(1)
 	b.fail(protocol.StatusAuthError)
+	if b.authFailures++; b.authFailures >= maxAuthFailures {
+		b.CloseAfterReplies(netserve.CloseUnknown)
+	}
 }

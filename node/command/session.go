@@ -242,9 +242,11 @@ func textOnLoop(req *protocol.Request, err error) bool {
 
 // asciiAuth runs memcached's ASCII authentication (-Y) until the connection
 // authenticates, answering every other command "CLIENT_ERROR
-// unauthenticated" without executing it. It reports whether the connection
-// authenticated; false means it must close.
+// unauthenticated" without executing it. The maxAuthFailures-th wrong
+// password is answered and the connection closed. It reports whether the
+// connection authenticated; false means it must close.
 func (c *session) asciiAuth() bool {
+	failures := 0
 	for c.WaitForRequest() {
 		user, password, err := c.text.NextAuth()
 		var te *protocol.TextError
@@ -257,6 +259,9 @@ func (c *session) asciiAuth() bool {
 			}
 			c.h.counters.AuthErrors.Add(1)
 			c.Out = protocol.AppendLine(c.Out, protocol.ErrAuthFailure.Line)
+			if failures++; failures >= maxAuthFailures {
+				c.CloseAfterReplies(netserve.CloseUnknown)
+			}
 		case errors.As(err, &te):
 			c.Out = protocol.AppendLine(c.Out, te.Line)
 		default:

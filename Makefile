@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin
 FUZZTIME  ?= 30s
 
-.PHONY: all build run test fmt-check vet bench bench-memory bench-resources fuzz clean
+.PHONY: all build run test fmt-check vet bench bench-memory bench-resources soak fuzz clean
 
 all: build
 
@@ -49,6 +49,13 @@ bench-memory: build
 # 100 B, 10 KiB and 500 KiB values.
 bench-resources: build
 	./scripts/bench-resources.sh
+
+# One node at -m 64 for DURATION (default 10m; make soak DURATION=60s for a
+# quick look) under mixed load with stalled, slow and abusive clients and
+# connection churn: PASS if its RSS stays within 1.1 x -m + 64 MiB and a
+# well-behaved client's p99 within twice its unloaded value; exits 1 on FAIL.
+soak: build
+	./scripts/soak.sh
 
 # Every fuzz target for FUZZTIME each (go test -fuzz takes one target at a time).
 fuzz:

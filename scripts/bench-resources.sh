@@ -15,9 +15,9 @@
 #       after each of LARGE_IDLE, and again LARGE_CLOSED after the
 #       connections closed.
 #   overfill:         at -m 64 -I 1m, a fresh pair per value size (100 B,
-#       10 KiB, 500 KiB), ten times 64 MiB of sets of 16-byte keys; RSS
-#       after (SETTLE later) and peak (VmHWM), against the bound
-#       1.1 x 64 MiB + 32 MiB.
+#       10 KiB, 500 KiB), ten times 64 MiB of sets of 16-byte keys; the
+#       sets refused, RSS after (SETTLE later) and peak (VmHWM), against
+#       the bound 1.1 x 64 MiB + 32 MiB.
 #
 # The two servers are measured at once, each by its own mcconns process, so
 # each process needs IDLE_CONNS open files: the script raises `ulimit -n`.
@@ -186,10 +186,14 @@ for value in 100 10240 512000; do
 	sets=$((10 * 64 * 1024 * 1024 / (16 + value)))
 	echo "== overfill: -m 64, $sets sets of $value-byte values" >&2
 	start_servers -m 64 -I 1m
+	refused=()
 	for port in "$mc_port" "$node_port"; do
-		taskset -c 1 "$load_bin" fill -s "127.0.0.1:$port" -n "$sets" -key 16 -value "$value" -conns 4 >&2 ||
+		out=$(taskset -c 1 "$load_bin" fill -s "127.0.0.1:$port" -n "$sets" -key 16 -value "$value" -conns 4) ||
 			fail "mcload fill against port $port failed"
+		echo "$out" >&2
+		refused+=("$(awk '{ for (i = 1; i < NF; i++) if ($i == "failed") print $(i+1) }' <<<"$out")")
 	done
+	add "overfill $value B: sets refused (SERVER_ERROR)" "${refused[@]}"
 	sleep "${settle%s}"
 	add "overfill $value B: RSS after (KiB; bound $bound)" "$(kib "$mc_pid" VmRSS)" "$(kib "$node_pid" VmRSS)"
 	add "overfill $value B: peak RSS, VmHWM (KiB; bound $bound)" "$(kib "$mc_pid" VmHWM)" "$(kib "$node_pid" VmHWM)"

@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin
 FUZZTIME  ?= 30s
 
-.PHONY: all build run test fmt-check vet bench bench-memory fuzz clean
+.PHONY: all build run test fmt-check vet bench bench-memory bench-resources soak fuzz clean
 
 all: build
 
@@ -32,7 +32,8 @@ vet:
 
 # Go benchmarks with allocations, then memcached and the node side by side:
 # throughput under memcaslap, then (about two minutes) memory per item,
-# overfill, hit ratio and the node's GC.
+# overfill, hit ratio and the node's GC. What connections cost is
+# bench-resources, below.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./protocol/ ./node/... ./ring/
 	./scripts/bench.sh
@@ -41,6 +42,20 @@ bench: build
 # The memory, overfill, hit-ratio and GC measurements alone.
 bench-memory: build
 	./scripts/bench-memory.sh
+
+# memcached and the node side by side (about two minutes): resident memory
+# per idle connection (10,000 of them), per connection after 1,024 of them
+# each set and got a 1 MiB item, and under a tenfold overfill of -m 64 with
+# 100 B, 10 KiB and 500 KiB values.
+bench-resources: build
+	./scripts/bench-resources.sh
+
+# One node at -m 64 for DURATION (default 10m; make soak DURATION=60s for a
+# quick look) under mixed load with stalled, slow and abusive clients and
+# connection churn: PASS if its RSS stays within 1.1 x -m + 64 MiB and a
+# well-behaved client's p99 within twice its unloaded value; exits 1 on FAIL.
+soak: build
+	./scripts/soak.sh
 
 # Every fuzz target for FUZZTIME each (go test -fuzz takes one target at a time).
 fuzz:

@@ -5,15 +5,16 @@
 // (so it runs on the server's machine, Linux only).
 //
 //	mcconns idle  -s host:port -pid PID [-conns 10000] [-settle 3s]
-//	mcconns large -s host:port -pid PID [-conns 1024] [-value 1048576] [-idle 10s,30s] [-closed 10s]
+//	mcconns large -s host:port -pid PID [-conns 1024] [-value 1048576] [-settle 10s] [-idle 10s,30s] [-closed 10s]
 //
 // idle opens -conns connections and sends nothing on them; after -settle it
 // reads RSS ("idle"); then it sends one "version" on each connection and
 // reads the reply, and after -settle reads RSS again ("version").
 //
 // large first stores -conns items of -value bytes over one connection of
-// its own, closes it and reads RSS ("items"): what the items themselves
-// cost. Then it opens -conns connections; each in turn sets one of those
+// its own, closes it and, -settle later, reads RSS ("items"): what the
+// items themselves cost, once a garbage-collected server has returned what
+// storing them left behind. Then it opens -conns connections; each in turn sets one of those
 // keys again, to a value of the same size, and gets it back (checked), and
 // then stays open and idle. RSS is read at each of the -idle times after
 // the last get ("idle_10s", "idle_30s" …); then every connection closes, and
@@ -261,6 +262,7 @@ func runLarge(args []string) error {
 	size := fs.Int("value", 1<<20, "value size in bytes")
 	idle := fs.String("idle", "10s,30s", "comma-separated `times` after the last get at which to read RSS")
 	closed := fs.Duration("closed", 10*time.Second, "wait after closing the connections before the last measurement")
+	settle := fs.Duration("settle", 10*time.Second, "wait after storing the items before measuring them: a garbage-collected server returns what storing them left behind")
 	fs.Parse(args)
 	var marks []time.Duration
 	for f := range strings.SplitSeq(*idle, ",") {
@@ -286,6 +288,7 @@ func runLarge(args []string) error {
 	if err := storeItems(*addr, *n, key, value); err != nil {
 		return err
 	}
+	time.Sleep(*settle)
 	if err := s.report("items"); err != nil {
 		return err
 	}

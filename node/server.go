@@ -98,6 +98,11 @@ func New(cfg Config) *Server {
 		Cluster:  s.cluster,
 		Done:     s.done,
 		Shutdown: s.closeDone,
+		MemoryLimitSet: func(bytes int64) {
+			if cfg.RuntimeMemoryLimit {
+				scavenge.SetMemoryLimit(bytes)
+			}
+		},
 	})
 	s.net = netserve.New(cfg, netserve.Options{
 		Handler:  s.commands,
@@ -107,6 +112,9 @@ func New(cfg Config) *Server {
 		Verbose:  func() bool { return s.commands.Verbosity() > 0 },
 	})
 	s.commands.SetConns(s.net)
+	if cfg.RuntimeMemoryLimit {
+		scavenge.SetMemoryLimit(cfg.MemoryLimit)
+	}
 	// What large requests and replies leave behind goes back to the
 	// system once the node is quiet, not at the runtime's leisure.
 	scavenger := &scavenge.Scavenger{Every: scavengeEvery, Slack: scavengeSlack, Logger: cfg.Logger}

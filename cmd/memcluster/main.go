@@ -47,7 +47,12 @@ const (
 	exitOSErr   = 71 // the open-file limit is below -c and cannot be raised (EX_OSERR), as in memcached
 )
 
+// ownsProcess is set when the daemon runs as its own process, not in a
+// test's: then it manages the process's runtime (its memory limit).
+var ownsProcess bool
+
 func main() {
+	ownsProcess = true
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM)
 	go func() {
 		<-ctx.Done()
@@ -100,6 +105,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	log := newLogger(stderr, cfg.Verbosity)
 	slog.SetDefault(log)
 	cfg.Logger = log
+	cfg.RuntimeMemoryLimit = ownsProcess
 	runtime.GOMAXPROCS(cfg.Threads)
 	if err := raiseFileLimit(uint64(cfg.MaxConns+node.FileReserve(cfg.Threads)), uint64(cfg.MaxConns)); err != nil {
 		fmt.Fprintf(stderr, "%v\n", err)

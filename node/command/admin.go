@@ -97,6 +97,9 @@ func (c *session) cacheMemlimit(req *protocol.Request) {
 		c.adminReply(req.Noreply, "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes")
 	default:
 		h.store.SetMaxBytes(int64(mb) << 20)
+		if h.memSet != nil {
+			h.memSet(int64(mb) << 20)
+		}
 		if h.verbosity.Load() > 0 {
 			h.log.Info("maxbytes adjusted", "mb", mb)
 		}

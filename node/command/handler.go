@@ -71,6 +71,9 @@ type Options struct {
 	// Shutdown asks the node to shut down, for the "shutdown" command
 	// (-A); it must not wait for the shutdown.
 	Shutdown func()
+	// MemoryLimitSet, if not nil, is told the cache's new bound when
+	// cache_memlimit sets it.
+	MemoryLimitSet func(bytes int64)
 }
 
 // Handler serves memcached's commands over a node's store. Create it with
@@ -94,8 +97,9 @@ type Handler struct {
 	oldestLive atomic.Int64   // stats settings' oldest: memcached's oldest_live, set by flush_all
 	verbosity  atomic.Int32
 
-	crawler crawler  // the LRU crawler's settings and jobs; see crawler.go
-	watch   watchHub // the watch streams' watchers; see watch.go
+	memSet  func(int64) // Options.MemoryLimitSet
+	crawler crawler     // the LRU crawler's settings and jobs; see crawler.go
+	watch   watchHub    // the watch streams' watchers; see watch.go
 }
 
 // New returns a handler for the node's settings cfg, with their defaults
@@ -111,6 +115,7 @@ func New(cfg config.Config, opts Options) *Handler {
 		conns:    opts.Conns,
 		done:     opts.Done,
 		shutdown: opts.Shutdown,
+		memSet:   opts.MemoryLimitSet,
 	}
 	s.auth, s.authErr = newAuth(cfg)
 	s.verbosity.Store(int32(cfg.Verbosity))

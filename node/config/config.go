@@ -59,6 +59,13 @@ type Config struct {
 	// on the command line). If zero, defaults to 64 MiB.
 	MemoryLimit int64
 
+	// RuntimeMemoryLimit keeps the Go runtime's soft memory limit in step
+	// with MemoryLimit (and cache_memlimit), so that garbage never lets
+	// the process outgrow its cache by much (see scavenge.SetMemoryLimit):
+	// for a process that runs this node alone, as the daemon does. The
+	// GOMEMLIMIT environment variable, if set, wins.
+	RuntimeMemoryLimit bool
+
 	// ItemSizeMax is the largest item accepted (-I). If zero, defaults to
 	// 1 MiB. memcached accepts 1k to 1024m.
 	ItemSizeMax int

@@ -1,18 +1,45 @@
-// Package scavenge gives the memory the node's heap has freed back to the
-// system. Go's runtime returns freed memory only slowly, and collects
-// garbage only as new allocations call for it: after a burst of large
-// requests, the buffers they used stay in the process's resident memory
-// until traffic resumes, or for minutes. Every few seconds a Scavenger
-// looks at the heap, and when much of it is garbage or free memory not yet
-// returned, it collects and returns it.
+// Package scavenge keeps a node's resident memory close to what its cache
+// holds. Go's runtime collects garbage only as new allocations call for it,
+// lets the heap grow to twice what is live before it does, and returns freed
+// memory to the system slowly: after a burst of large requests, the buffers
+// they used stayed resident for minutes, and a cache of large values
+// replaced as it overflowed held twice its size. A Scavenger gives the
+// heap's freed memory back once the node is quiet, and SetMemoryLimit makes
+// the runtime collect before the process outgrows its cache by much.
 package scavenge
 
 import (
 	"log/slog"
+	"math"
+	"os"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
 )
+
+// Slack is what SetMemoryLimit allows beyond a tenth over the cache: the
+// node's connections, decoders and runtime, with room left, under the 32
+// MiB beyond which memcached's users would notice.
+const Slack = 20 << 20
+
+// SetMemoryLimit sets the runtime's soft memory limit for a cache bounded
+// to cacheBytes: 1.1 × cacheBytes + Slack, so that the process's resident
+// memory stays within 1.1 × cacheBytes + 32 MiB while what is live fits.
+// The limit is soft: when more is live (many large requests at once), the
+// runtime collects more often, with at most half the CPU, and lets the
+// heap grow. It does nothing if the GOMEMLIMIT environment variable set a
+// limit, and reports whether it set one.
+func SetMemoryLimit(cacheBytes int64) bool {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return false
+	}
+	limit := cacheBytes + cacheBytes/10 + Slack
+	if cacheBytes > (math.MaxInt64-Slack)/2 {
+		limit = math.MaxInt64
+	}
+	debug.SetMemoryLimit(limit)
+	return true
+}
 
 // The runtime's measures a Scavenger reads.
 const (

@@ -44,26 +44,27 @@ func SetMemoryLimit(cacheBytes int64) bool {
 // The runtime's measures a Scavenger reads.
 const (
 	metricFree   = "/memory/classes/heap/free:bytes" // free, not yet returned
-	metricCycles = "/gc/cycles/total:gc-cycles"      // collections so far
+	metricAllocs = "/gc/heap/allocs:bytes"           // allocated so far
 )
 
 // Scavenger returns the heap's freed memory to the system. A heap's
 // garbage is known only once collected, and the runtime collects only as
 // allocations call for it: so once the node goes quiet after allocating
-// (a collection ran in one period and none in the next), the Scavenger
-// collects once and returns what is free; and whenever more than Slack is
-// free and not yet returned, it returns it.
+// (more than Slack allocated in one period, less in the next), the
+// Scavenger collects once and returns what is free; and whenever more than
+// Slack is free and not yet returned, it returns it.
 type Scavenger struct {
 	// Every is how often the heap is looked at.
 	Every time.Duration
-	// Slack is how much free memory the heap may keep unreturned.
+	// Slack is how much free memory the heap may keep unreturned, and
+	// how much a period may allocate and still be quiet.
 	Slack uint64
 	// Logger receives a debug line per return; nil for none.
 	Logger *slog.Logger
 
 	samples []metrics.Sample
-	cycles  uint64 // collections when last looked
-	pending bool   // collections ran before the last look: collect once quiet
+	allocs  uint64 // bytes allocated when last looked
+	pending bool   // the last period was busy: collect once quiet
 }
 
 // Run looks at the heap every s.Every until done is closed.
@@ -84,20 +85,19 @@ func (s *Scavenger) Run(done <-chan struct{}) {
 // time to (see Scavenger), and reports whether it did.
 func (s *Scavenger) Check() bool {
 	if s.samples == nil {
-		s.samples = []metrics.Sample{{Name: metricFree}, {Name: metricCycles}}
+		s.samples = []metrics.Sample{{Name: metricFree}, {Name: metricAllocs}}
 	}
 	metrics.Read(s.samples)
-	free, cycles := s.value(0), s.value(1)
-	ran := cycles != s.cycles
-	s.cycles = cycles
-	quiet := !ran && s.pending
-	s.pending = ran
+	free, allocs := s.value(0), s.value(1)
+	busy := allocs-s.allocs > s.Slack
+	s.allocs = allocs
+	quiet := !busy && s.pending
+	s.pending = busy
 	if !quiet && free <= s.Slack {
 		return false
 	}
 	debug.FreeOSMemory()
-	metrics.Read(s.samples)
-	s.cycles, s.pending = s.value(1), false
+	s.pending = false
 	if s.Logger != nil {
 		s.Logger.Debug("returned the heap's free memory to the system", "free_before", free, "quiet", quiet)
 	}

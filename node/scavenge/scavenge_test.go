@@ -2,6 +2,7 @@ package scavenge
 
 import (
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"testing"
 )
@@ -29,7 +30,7 @@ func TestCheckReturnsFreedHeap(t *testing.T) {
 	for range 64 {
 		sink = append(sink, make([]byte, 1<<20))
 	}
-	runtime.GC() // a collection while the buffers are live: the burst
+	runtime.GC() // a collection while the buffers are live
 	if s.Check() {
 		t.Fatal("Check collected while the heap was busy")
 	}
@@ -39,5 +40,30 @@ func TestCheckReturnsFreedHeap(t *testing.T) {
 	}
 	if free := heapFree(); free > 8<<20 {
 		t.Errorf("after Check, %d bytes of the heap are free and not returned", free)
+	}
+}
+
+// A burst that ends before the runtime collected at all is collected and
+// returned too, once the next period is quiet.
+func TestCheckCollectsABurstTheRuntimeDidNot(t *testing.T) {
+	s := &Scavenger{Slack: 16 << 20}
+	runtime.GC()
+	s.Check()
+	s.Check()
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // no collection during the burst
+	for range 64 {
+		sink = append(sink, make([]byte, 1<<20))
+	}
+	sink = nil
+	if s.Check() {
+		t.Fatal("Check collected while the heap was busy")
+	}
+	if !s.Check() {
+		t.Fatal("Check left a burst's 64 MiB of garbage in a quiet heap")
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if ms.HeapInuse > 32<<20 {
+		t.Errorf("after Check, %d bytes of heap in use, want the burst's garbage gone", ms.HeapInuse)
 	}
 }

@@ -134,6 +134,9 @@ func (b *binaryConn) AnswerReady() bool {
 		if !c.AfterRequestNow() {
 			return false
 		}
+		if c.TurnOver() {
+			return true
+		}
 	}
 	return true
 }

@@ -215,6 +215,9 @@ func (c *session) AnswerReady() bool {
 		if c.HasPending() || !c.AfterRequestNow() {
 			return false
 		}
+		if c.TurnOver() {
+			return true
+		}
 	}
 	return true
 }

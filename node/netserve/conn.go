@@ -25,6 +25,9 @@ const (
 	// FlushThreshold is how much reply a connection gathers before it
 	// writes even though more requests are buffered.
 	FlushThreshold = 64 << 10
+	// loopTurnBytes is how much reply a connection writes in one turn on
+	// its event loop before the others have theirs.
+	loopTurnBytes = 4 * FlushThreshold
 	// KeepBuffer is the most a connection keeps of buffers that grew for
 	// one large request, while it is busy: at rest it keeps none (see
 	// Conn.rest).
@@ -76,6 +79,9 @@ type Conn struct {
 	// servedInEvent counts the requests served since the connection last
 	// waited for one, up to -R (Config.MaxReqsPerEvent).
 	servedInEvent int
+	// turnWritten counts the bytes written in the connection's turn on
+	// its event loop (see AfterRequestNow).
+	turnWritten int
 	// yielded is set by the event loop's answer pass when it stopped
 	// after -R requests with more buffered, and carried while the loop
 	// holds the connection over to its next round (see eventLoop.carry).
@@ -490,19 +496,55 @@ func (c *Conn) AfterRequest() bool {
 		return false
 	}
 	if len(c.Out) >= FlushThreshold {
-		if err := c.Flush(); err != nil {
+		if err := c.FlushPart(); err != nil {
 			return false
 		}
 	}
 	return true
 }
 
+// FlushPart writes the replies gathered in the middle of a long reply or
+// pipeline, and then lets the other goroutines run, the event loops first
+// among them: a goroutine that streams hundreds of megabytes to a client
+// that reads fast would otherwise keep its processor until the scheduler
+// preempts it, 10 ms later, and every connection of a loop waiting for that
+// processor would wait as long.
+func (c *Conn) FlushPart() error {
+	err := c.Flush()
+	if c.srv.currConns.Load() > 1 {
+		runtime.Gosched()
+	}
+	return err
+}
+
 // AfterRequestNow is AfterRequest on the event loop: it writes, if enough
 // replies have gathered, only what the socket takes without waiting, and
 // reports whether the loop may go on serving the connection.
+//
+// A connection whose replies this round have passed loopTurnBytes ends its
+// turn (see TurnOver), as one that has been served -R requests does, but
+// uncounted: a client that pipelines gets of large values would otherwise
+// keep the loop copying megabytes while the others wait.
 func (c *Conn) AfterRequestNow() bool {
-	return !c.closeAfter && (len(c.Out) < FlushThreshold || c.TryFlush())
+	if c.closeAfter {
+		return false
+	}
+	if len(c.Out) < FlushThreshold {
+		return true
+	}
+	if !c.TryFlush() {
+		return false
+	}
+	if c.turnWritten >= loopTurnBytes {
+		c.yielded = true
+	}
+	return true
 }
+
+// TurnOver reports whether the connection's turn on the event loop is over
+// for this round (see AfterRequestNow): the handler stops answering its
+// requests until the next.
+func (c *Conn) TurnOver() bool { return c.yielded }
 
 // Stream turns the connection into a one-way stream, as memcached's watch
 // does: it writes what take returns each time ready fires, until the client

@@ -378,8 +378,10 @@ func (s *Server) stopEventLoops() {
 func (c *Conn) readNow() bool {
 	if c.carried {
 		c.carried = false
+		c.turnWritten = 0
 		return true // carried over with requests buffered: serve those first
 	}
+	c.turnWritten = 0
 	c.attach()
 	_, err := c.In.Peek(c.In.Buffered() + 1)
 	if err != nil && err != errWouldBlock {
@@ -407,6 +409,7 @@ func (c *Conn) TryFlush() bool {
 	n, err := c.socket.writeNow(c.Out)
 	c.srv.counters.BytesWritten.Add(uint64(n))
 	c.written += int64(n)
+	c.turnWritten += n
 	if err != nil {
 		c.Out = c.Out[:copy(c.Out, c.Out[n:])]
 		return false

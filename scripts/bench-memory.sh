@@ -41,26 +41,9 @@ done
 [ -x "$node_bin" ] || { echo "bench-memory: $node_bin missing: run make build" >&2; exit 1; }
 go build -o "$load_bin" ./internal/cmd/mcload
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+start_cleanup
 began=$SECONDS
 
-# free_port: a TCP port on 127.0.0.1 that nothing listens on.
-free_port() {
-	local p
-	for _ in $(seq 1 100); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-	done
-	echo "bench-memory: no free port" >&2
-	exit 1
-}
 
 # start_servers MEGABYTES: a fresh memcached and node with -m MEGABYTES; sets
 # mc_pid mc_port node_pid node_port; the node's gctrace goes to $tmp/gctrace.

@@ -61,27 +61,9 @@ fi
 go build -o "$conns_bin" ./internal/cmd/mcconns
 go build -o "$load_bin" ./internal/cmd/mcload
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+start_cleanup
 began=$SECONDS
 
-# free_port: a TCP port on 127.0.0.1 that nothing listens on, below Linux's
-# default ephemeral range (32768 on), where the thousands of client sockets
-# just closed linger.
-free_port() {
-	local p
-	for _ in $(seq 1 100); do
-		p=$((20000 + RANDOM % 12000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-	done
-	fail "no free port"
-}
 
 # start_servers FLAG…: a fresh memcached and node, each with FLAG… besides
 # the common ones; sets mc_pid mc_port node_pid node_port.

@@ -57,14 +57,7 @@ memcached) command -v memcached >/dev/null || fail "memcached is not installed" 
 esac
 go build -o "$soak_bin" ./internal/cmd/mcsoak
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+start_cleanup
 
 flags=(-U 0 -l 127.0.0.1 -p "$port" -t 1 -m "$memory" -c 4096)
 if [ "$server" = node ]; then

@@ -40,7 +40,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,33 +47,17 @@ import (
 	"time"
 
 	"github.com/memcluster/memcluster/internal/procstatus"
+	"github.com/memcluster/memcluster/internal/subcommand"
 )
 
 // dialers is how many connections are dialled, or sent a version, at once.
 const dialers = 32
 
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-	}
-	var err error
-	switch os.Args[1] {
-	case "idle":
-		err = runIdle(os.Args[2:])
-	case "large":
-		err = runLarge(os.Args[2:])
-	default:
-		usage()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mcconns:", err)
-		os.Exit(1)
-	}
-}
-
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: mcconns idle|large -s host:port -pid PID [flags] (mcconns idle -h for flags)")
-	os.Exit(2)
+	subcommand.Main("mcconns", "mcconns idle|large -s host:port -pid PID [flags] (mcconns idle -h for flags)", map[string]func([]string) error{
+		"idle":  runIdle,
+		"large": runLarge,
+	})
 }
 
 // server is the server under measurement: its address, its process, and a

@@ -29,36 +29,19 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/memcluster/memcluster/internal/subcommand"
 	"github.com/memcluster/memcluster/internal/workload"
 )
 
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-	}
-	var err error
-	switch os.Args[1] {
-	case "fill":
-		err = runFill(os.Args[2:])
-	case "hitratio":
-		err = runHitRatio(os.Args[2:])
-	default:
-		usage()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mcload:", err)
-		os.Exit(1)
-	}
-}
-
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: mcload fill|hitratio -s host:port [flags] (mcload fill -h for flags)")
-	os.Exit(2)
+	subcommand.Main("mcload", "mcload fill|hitratio -s host:port [flags] (mcload fill -h for flags)", map[string]func([]string) error{
+		"fill":     runFill,
+		"hitratio": runHitRatio,
+	})
 }
 
 // conn is one pipelined text-protocol connection.

@@ -50,30 +50,12 @@
 package main
 
 import (
-	"fmt"
-	"os"
+	"github.com/memcluster/memcluster/internal/subcommand"
 )
 
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-	}
-	var err error
-	switch os.Args[1] {
-	case "probe":
-		err = runProbe(os.Args[2:])
-	case "load":
-		err = runLoad(os.Args[2:])
-	default:
-		usage()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mcsoak:", err)
-		os.Exit(1)
-	}
-}
-
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: mcsoak probe|load -s host:port -duration D [flags] (mcsoak probe -h for flags)")
-	os.Exit(2)
+	subcommand.Main("mcsoak", "mcsoak probe|load -s host:port -duration D [flags] (mcsoak probe -h for flags)", map[string]func([]string) error{
+		"probe": runProbe,
+		"load":  runLoad,
+	})
 }

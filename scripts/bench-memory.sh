@@ -63,14 +63,6 @@ start_servers() {
 	wait_port "$node_port"
 }
 
-stop_servers() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	pids=()
-}
-
-# kib PID FIELD: a /proc/PID/status field (VmRSS, VmHWM) in KiB.
-kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 
 load() { taskset -c 1 "$load_bin" "$@"; }
 

@@ -83,14 +83,6 @@ start_servers() {
 	wait_port "$node_port"
 }
 
-stop_servers() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	pids=()
-}
-
-# kib PID FIELD: a /proc/PID/status field (VmRSS, VmHWM) in KiB.
-kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 
 # conns_both MODE FLAG…: mcconns MODE against memcached and the node at
 # once; their outputs in $tmp/mc.out and $tmp/node.out.

@@ -38,3 +38,13 @@ free_port() {
 	echo "$(basename "$0" .sh): no free port" >&2
 	exit 1
 }
+
+# stop_servers kills the processes in pids and forgets them.
+stop_servers() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	pids=()
+}
+
+# kib PID FIELD: a /proc/PID/status field (VmRSS, VmHWM) in KiB.
+kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }

@@ -45,25 +45,32 @@ func SetMemoryLimit(cacheBytes int64) bool {
 const (
 	metricFree   = "/memory/classes/heap/free:bytes" // free, not yet returned
 	metricAllocs = "/gc/heap/allocs:bytes"           // allocated so far
+	metricCycles = "/gc/cycles/total:gc-cycles"      // collections so far
 )
 
 // Scavenger returns the heap's freed memory to the system. A heap's
 // garbage is known only once collected, and the runtime collects only as
-// allocations call for it: so once the node goes quiet after allocating
-// (more than Slack allocated in one period, less in the next), the
-// Scavenger collects once and returns what is free; and whenever more than
-// Slack is free and not yet returned, it returns it.
+// allocations call for it, when the heap has grown by as much as is live:
+// with a large cache, that can be hundreds of megabytes of garbage, kept
+// resident for as long as the node is quiet. So in a quiet period (one that
+// allocated no more than Slack), if the period before was busy or more
+// than Slack was allocated since the last collection, the Scavenger
+// collects and returns what is free; and whenever more than Slack is free
+// and not yet returned, it returns it.
 type Scavenger struct {
 	// Every is how often the heap is looked at.
 	Every time.Duration
-	// Slack is how much free memory the heap may keep unreturned, and
-	// how much a period may allocate and still be quiet.
+	// Slack is how much a period may allocate and still be quiet, how
+	// much may be allocated uncollected while the node is quiet, and how
+	// much free memory the heap may keep unreturned.
 	Slack uint64
 	// Logger receives a debug line per return; nil for none.
 	Logger *slog.Logger
 
 	samples []metrics.Sample
 	allocs  uint64 // bytes allocated when last looked
+	cycles  uint64 // collections when last looked
+	sinceGC uint64 // bytes allocated when a collection was last seen
 	pending bool   // the last period was busy: collect once quiet
 }
 
@@ -85,19 +92,23 @@ func (s *Scavenger) Run(done <-chan struct{}) {
 // time to (see Scavenger), and reports whether it did.
 func (s *Scavenger) Check() bool {
 	if s.samples == nil {
-		s.samples = []metrics.Sample{{Name: metricFree}, {Name: metricAllocs}}
+		s.samples = []metrics.Sample{{Name: metricFree}, {Name: metricAllocs}, {Name: metricCycles}}
 	}
 	metrics.Read(s.samples)
-	free, allocs := s.value(0), s.value(1)
+	free, allocs, cycles := s.value(0), s.value(1), s.value(2)
+	if cycles != s.cycles {
+		s.cycles, s.sinceGC = cycles, allocs // about: it ran in the period
+	}
 	busy := allocs-s.allocs > s.Slack
 	s.allocs = allocs
-	quiet := !busy && s.pending
+	quiet := !busy && (s.pending || allocs-s.sinceGC > s.Slack)
 	s.pending = busy
 	if !quiet && free <= s.Slack {
 		return false
 	}
 	debug.FreeOSMemory()
-	s.pending = false
+	metrics.Read(s.samples)
+	s.allocs, s.cycles, s.sinceGC, s.pending = s.value(1), s.value(2), s.value(1), false
 	if s.Logger != nil {
 		s.Logger.Debug("returned the heap's free memory to the system", "free_before", free, "quiet", quiet)
 	}

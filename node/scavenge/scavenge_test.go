@@ -67,3 +67,24 @@ func TestCheckCollectsABurstTheRuntimeDidNot(t *testing.T) {
 		t.Errorf("after Check, %d bytes of heap in use, want the burst's garbage gone", ms.HeapInuse)
 	}
 }
+
+// Garbage that trickles in, each period too little to be busy, is
+// collected once more than the slack of it has built up since the last
+// collection: with a large cache the runtime would wait until as much
+// again as is live had been allocated.
+func TestCheckCollectsTrickledGarbage(t *testing.T) {
+	s := &Scavenger{Slack: 16 << 20}
+	runtime.GC()
+	s.Check()
+	s.Check()
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // the runtime would not collect yet
+	for i := range 3 {
+		for range 8 {
+			sink = append(sink, make([]byte, 1<<20))
+		}
+		sink = nil
+		if collected := s.Check(); collected != (i == 2) {
+			t.Fatalf("after %d MiB trickled in, Check collected: %v", 8*(i+1), collected)
+		}
+	}
+}

@@ -117,16 +117,25 @@ func New(cfg Config) *Server {
 	}
 	// What large requests and replies leave behind goes back to the
 	// system once the node is quiet, not at the runtime's leisure.
-	scavenger := &scavenge.Scavenger{Every: scavengeEvery, Slack: scavengeSlack, Logger: cfg.Logger}
+	counters := s.commands.Counters()
+	scavenger := &scavenge.Scavenger{
+		Every: scavengeEvery, Slack: scavengeSlack, Logger: cfg.Logger,
+		Activity:      func() uint64 { return counters.BytesRead.Load() + counters.BytesWritten.Load() },
+		QuietActivity: scavengeQuietBytes,
+	}
 	go scavenger.Run(s.done)
 	return s
 }
 
 // How often the heap is looked at for memory to give back to the system,
 // and how much free memory it may keep (see scavenge.Scavenger).
+// A period in which the node read and wrote no more than
+// scavengeQuietBytes is quiet: the heap is left to the runtime while the
+// node serves.
 const (
-	scavengeEvery = 2 * time.Second
-	scavengeSlack = 16 << 20
+	scavengeEvery      = 2 * time.Second
+	scavengeSlack      = 16 << 20
+	scavengeQuietBytes = 1 << 20
 )
 
 // Done is closed when the server begins to shut down, whether by Shutdown or

@@ -48,15 +48,17 @@ const (
 	metricCycles = "/gc/cycles/total:gc-cycles"      // collections so far
 )
 
-// Scavenger returns the heap's freed memory to the system. A heap's
-// garbage is known only once collected, and the runtime collects only as
-// allocations call for it, when the heap has grown by as much as is live:
-// with a large cache, that can be hundreds of megabytes of garbage, kept
-// resident for as long as the node is quiet. So in a quiet period (one that
-// allocated no more than Slack), if the period before was busy or more
-// than Slack was allocated since the last collection, the Scavenger
-// collects and returns what is free; and whenever more than Slack is free
-// and not yet returned, it returns it.
+// Scavenger returns the heap's freed memory to the system once the node is
+// quiet. A heap's garbage is known only once collected, and the runtime
+// collects only as allocations call for it, when the heap has grown by as
+// much as is live: with a large cache, that can be hundreds of megabytes of
+// garbage, kept resident for as long as the node is quiet. So in a quiet
+// period (one that allocated no more than Slack, and saw no more Activity
+// than QuietActivity), if the period before was busy or more than Slack
+// was allocated since the last collection, the Scavenger collects and
+// returns what is free. While the node serves, it leaves the heap to the
+// runtime and its memory limit: a forced collection and return stalls
+// what allocates, and showed in a busy node's latency.
 type Scavenger struct {
 	// Every is how often the heap is looked at.
 	Every time.Duration
@@ -64,10 +66,16 @@ type Scavenger struct {
 	// much may be allocated uncollected while the node is quiet, and how
 	// much free memory the heap may keep unreturned.
 	Slack uint64
+	// Activity, if not nil, counts the node's work so far (bytes read and
+	// written, say); a period with more than QuietActivity of it is not
+	// quiet.
+	Activity      func() uint64
+	QuietActivity uint64
 	// Logger receives a debug line per return; nil for none.
 	Logger *slog.Logger
 
-	samples []metrics.Sample
+	activity uint64 // Activity when last looked
+	samples  []metrics.Sample
 	allocs  uint64 // bytes allocated when last looked
 	cycles  uint64 // collections when last looked
 	sinceGC uint64 // bytes allocated when a collection was last seen
@@ -99,18 +107,26 @@ func (s *Scavenger) Check() bool {
 	if cycles != s.cycles {
 		s.cycles, s.sinceGC = cycles, allocs // about: it ran in the period
 	}
-	busy := allocs-s.allocs > s.Slack
+	allocBusy := allocs-s.allocs > s.Slack
 	s.allocs = allocs
-	quiet := !busy && (s.pending || allocs-s.sinceGC > s.Slack)
-	s.pending = busy
-	if !quiet && free <= s.Slack {
+	busy := allocBusy
+	if s.Activity != nil {
+		a := s.Activity()
+		busy = busy || a-s.activity > s.QuietActivity
+		s.activity = a
+	}
+	if busy {
+		s.pending = s.pending || allocBusy // a burst to collect once quiet
+		return false
+	}
+	if !s.pending && allocs-s.sinceGC <= s.Slack && free <= s.Slack {
 		return false
 	}
 	debug.FreeOSMemory()
 	metrics.Read(s.samples)
 	s.allocs, s.cycles, s.sinceGC, s.pending = s.value(1), s.value(2), s.value(1), false
 	if s.Logger != nil {
-		s.Logger.Debug("returned the heap's free memory to the system", "free_before", free, "quiet", quiet)
+		s.Logger.Debug("returned the heap's free memory to the system", "free_before", free)
 	}
 	return true
 }

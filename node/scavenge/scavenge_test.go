@@ -88,3 +88,28 @@ func TestCheckCollectsTrickledGarbage(t *testing.T) {
 		}
 	}
 }
+
+// While the node serves (its activity passes QuietActivity in a period),
+// the heap is left to the runtime, however much was allocated; the burst
+// is collected once the node is quiet.
+func TestCheckWaitsWhileTheNodeServes(t *testing.T) {
+	var work uint64
+	s := &Scavenger{Slack: 16 << 20, Activity: func() uint64 { return work }, QuietActivity: 1 << 20}
+	runtime.GC()
+	s.Check()
+	s.Check()
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	for range 64 {
+		sink = append(sink, make([]byte, 1<<20))
+	}
+	sink = nil
+	for range 3 {
+		work += 10 << 20
+		if s.Check() {
+			t.Fatal("Check collected while the node served")
+		}
+	}
+	if !s.Check() {
+		t.Fatal("Check left a burst's garbage once the node was quiet")
+	}
+}

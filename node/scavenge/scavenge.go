@@ -76,10 +76,10 @@ type Scavenger struct {
 
 	activity uint64 // Activity when last looked
 	samples  []metrics.Sample
-	allocs  uint64 // bytes allocated when last looked
-	cycles  uint64 // collections when last looked
-	sinceGC uint64 // bytes allocated when a collection was last seen
-	pending bool   // the last period was busy: collect once quiet
+	allocs   uint64 // bytes allocated when last looked
+	cycles   uint64 // collections when last looked
+	sinceGC  uint64 // bytes allocated when a collection was last seen
+	pending  bool   // the last period was busy: collect once quiet
 }
 
 // Run looks at the heap every s.Every until done is closed.

@@ -44,25 +44,8 @@ go build -o "$load_bin" ./internal/cmd/mcload
 start_cleanup
 began=$SECONDS
 
-
-# start_servers MEGABYTES: a fresh memcached and node with -m MEGABYTES; sets
-# mc_pid mc_port node_pid node_port; the node's gctrace goes to $tmp/gctrace.
-start_servers() {
-	stop_servers
-	mc_port=$(free_port)
-	node_port=$(free_port)
-	while [ "$node_port" = "$mc_port" ]; do node_port=$(free_port); done
-	taskset -c 0 memcached -U 0 -l 127.0.0.1 -p "$mc_port" -t 1 -m "$1" -c 4096 -u root &
-	mc_pid=$!
-	pids+=("$mc_pid")
-	GODEBUG=gctrace=1 GOMAXPROCS=1 taskset -c 0 "$node_bin" -U 0 -l 127.0.0.1 -p "$node_port" -t 1 -m "$1" -c 4096 \
-		2>"$tmp/gctrace" &
-	node_pid=$!
-	pids+=("$node_pid")
-	wait_port "$mc_port"
-	wait_port "$node_port"
-}
-
+# The node's gctrace goes to $tmp/node.log (see start_servers).
+node_env=(GODEBUG=gctrace=1)
 
 load() { taskset -c 1 "$load_bin" "$@"; }
 
@@ -84,7 +67,7 @@ fill() {
 # gc_window FROM TO WALL: the gctrace lines FROM+1 … TO, summarised as
 # "collections max-pause-ms max-mark-ms gc-cpu-fraction" over WALL seconds.
 gc_window() {
-	sed -n "$(($1 + 1)),$2p" "$tmp/gctrace" | grep '^gc ' | awk -v wall="$3" '
+	sed -n "$(($1 + 1)),$2p" "$tmp/node.log" | grep '^gc ' | awk -v wall="$3" '
 		{
 			# gc N @T% X%: a+b+c ms clock, d+e/f/g+h ms cpu, ..., P P
 			for (i = 1; i <= NF; i++) {
@@ -103,7 +86,7 @@ gc_window() {
 		END { if (n == 0) { print "0 - - -"; exit } if (p == 0) p = 1; printf "%d %.3f %.0f %.4f\n", n, pause, mark, gc / 1000 / (wall * p) }'
 }
 
-gclines() { wc -l <"$tmp/gctrace"; }
+gclines() { wc -l <"$tmp/node.log"; }
 
 now() { date +%s.%N; }
 
@@ -125,7 +108,7 @@ target() {
 
 # --- memory per item, and the node's GC while it fills --------------------
 echo "== memory: $fill_items items, then the node on to $gc_items" >&2
-start_servers 4096
+start_servers -m 4096 -c 4096
 mc0=$(kib "$mc_pid" VmRSS)
 node0=$(kib "$node_pid" VmRSS)
 fill "$mc_port" "$fill_items" 0 all
@@ -185,7 +168,7 @@ if [ "$gc_items" -gt "$fill_items" ]; then
 		target "max GC pause (ms) overwriting at $gc_items items (at most 1)" "$pause" "v <= 1"
 		add_node "node sets/s, overwrites at $gc_items" "$fill_rate"
 	fi
-	last=$(grep '^gc ' "$tmp/gctrace" | tail -1 || true)
+	last=$(grep '^gc ' "$tmp/node.log" | tail -1 || true)
 	if [ -n "$last" ]; then
 		echo "node's last gctrace line: $last" >&2
 		add_node "node live heap after its last GC (MB)" \
@@ -196,7 +179,7 @@ fi
 # --- tenfold overfill at -m 64 ---------------------------------------------
 over=$((10 * 64 * 1024 * 1024 / (16 + 100)))
 echo "== overfill: -m 64, $over sets" >&2
-start_servers 64
+start_servers -m 64 -c 4096
 fill "$mc_port" "$over" 0
 mc_failed=$fill_failed
 fill "$node_port" "$over" 0
@@ -208,7 +191,7 @@ target "node peak RSS in overfill (KiB; at most $bound)" "$(kib "$node_pid" VmHW
 
 # --- hit ratio at -m 64 --------------------------------------------------
 echo "== hit ratio: -m 64, $hit_warmup warm-up + $hit_requests requests per server" >&2
-start_servers 64
+start_servers -m 64 -c 4096
 hit() {
 	local out
 	out=$(load hitratio -s "127.0.0.1:$1" -keys 1000000 -zipf 0.99 -warmup "$hit_warmup" -requests "$hit_requests" -conns 4 -batch 100)

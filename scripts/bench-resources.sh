@@ -64,26 +64,6 @@ go build -o "$load_bin" ./internal/cmd/mcload
 start_cleanup
 began=$SECONDS
 
-
-# start_servers FLAG…: a fresh memcached and node, each with FLAG… besides
-# the common ones; sets mc_pid mc_port node_pid node_port.
-start_servers() {
-	stop_servers
-	mc_port=$(free_port)
-	node_port=$(free_port)
-	while [ "$node_port" = "$mc_port" ]; do node_port=$(free_port); done
-	taskset -c 0 memcached -U 0 -l 127.0.0.1 -p "$mc_port" -t 1 -c "$max_conns" -u root "$@" &
-	mc_pid=$!
-	pids+=("$mc_pid")
-	GOMAXPROCS=1 taskset -c 0 "$node_bin" -U 0 -l 127.0.0.1 -p "$node_port" -t 1 -c "$max_conns" -u root "$@" \
-		2>"$tmp/node.log" &
-	node_pid=$!
-	pids+=("$node_pid")
-	wait_port "$mc_port"
-	wait_port "$node_port"
-}
-
-
 # conns_both MODE FLAG…: mcconns MODE against memcached and the node at
 # once; their outputs in $tmp/mc.out and $tmp/node.out.
 conns_both() {
@@ -135,7 +115,7 @@ per_conn_row() {
 
 # --- idle connections ----------------------------------------------------
 echo "== idle: $idle_conns connections to each server" >&2
-start_servers -m 64
+start_servers -c "$max_conns" -m 64
 conns_both idle -conns "$idle_conns" -settle "$settle"
 add "RSS at start (KiB)" "$(field start_kib "$tmp/mc.out")" "$(field start_kib "$tmp/node.out")"
 add "RSS with $idle_conns idle connections (KiB)" "$(field idle_kib "$tmp/mc.out")" "$(field idle_kib "$tmp/node.out")"
@@ -144,7 +124,7 @@ per_conn_row "bytes per idle connection after one version" version start
 
 # --- large requests --------------------------------------------------------
 echo "== large: $large_conns connections, a $large_value-byte set and get each" >&2
-start_servers -m 2048 -I 2m
+start_servers -c "$max_conns" -m 2048 -I 2m
 conns_both large -conns "$large_conns" -value "$large_value" -idle "$large_idle" -closed "$large_closed"
 add "RSS with the $large_conns items alone (KiB)" "$(field items_kib "$tmp/mc.out")" "$(field items_kib "$tmp/node.out")"
 add "bytes per $large_value-byte item" "$(per_conn "$tmp/mc.out" items start)" "$(per_conn "$tmp/node.out" items start)"
@@ -159,7 +139,7 @@ bound=$(awk 'BEGIN { printf "%d\n", (1.1 * 64 + 32) * 1024 }')
 for value in 100 10240 512000; do
 	sets=$((10 * 64 * 1024 * 1024 / (16 + value)))
 	echo "== overfill: -m 64, $sets sets of $value-byte values" >&2
-	start_servers -m 64 -I 1m
+	start_servers -c "$max_conns" -m 64 -I 1m
 	refused=()
 	for port in "$mc_port" "$node_port"; do
 		out=$(taskset -c 1 "$load_bin" fill -s "127.0.0.1:$port" -n "$sets" -key 16 -value "$value" -conns 4) ||

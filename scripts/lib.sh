@@ -48,3 +48,24 @@ stop_servers() {
 
 # kib PID FIELD: a /proc/PID/status field (VmRSS, VmHWM) in KiB.
 kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+
+# start_servers FLAG…: a fresh memcached and node side by side on core 0
+# (memcached -t 1; the node with GOMAXPROCS=1 -t 1 and the environment in
+# node_env, if set), each with FLAG… besides the common ones; sets mc_pid
+# mc_port node_pid node_port. The node's standard error goes to
+# $tmp/node.log.
+start_servers() {
+	stop_servers
+	mc_port=$(free_port)
+	node_port=$(free_port)
+	while [ "$node_port" = "$mc_port" ]; do node_port=$(free_port); done
+	taskset -c 0 memcached -U 0 -l 127.0.0.1 -p "$mc_port" -t 1 -u root "$@" &
+	mc_pid=$!
+	pids+=("$mc_pid")
+	env ${node_env[@]+"${node_env[@]}"} GOMAXPROCS=1 taskset -c 0 "$node_bin" -U 0 -l 127.0.0.1 -p "$node_port" -t 1 -u root "$@" \
+		2>"$tmp/node.log" &
+	node_pid=$!
+	pids+=("$node_pid")
+	wait_port "$mc_port"
+	wait_port "$node_port"
+}

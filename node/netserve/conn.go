@@ -34,8 +34,9 @@ const (
 	KeepBuffer = 2 * FlushThreshold
 )
 
-// Conn is one client connection, served by one goroutine, and between its
-// requests, when it is a plain socket, by an event loop (see eventLoop).
+// Conn is one client connection, served by a goroutine of its own while it
+// needs one, and between its requests, when it is a plain socket, by an
+// event loop that holds it with no goroutine (see eventLoop).
 //
 // The Handler reads requests from In and appends replies to Out; the Conn
 // writes Out when the handler calls Flush, AfterRequest or WaitForRequest,

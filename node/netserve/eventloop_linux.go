@@ -47,10 +47,12 @@ const (
 // The loop serves only what cannot block it: requests wholly buffered, of
 // the commands that answer at once, and replies the socket takes. Anything
 // else (a request still arriving, a large value, stats, a client not reading
-// its replies, the end of the connection) it gives back to the connection's
-// goroutine, parked in hold, which serves it as before and then hands the
-// connection back. Each connection is owned by one of the two at a time:
-// hold registers it, and the loop unregisters it before it wakes hold.
+// its replies, the end of the connection) it gives to a new goroutine of
+// the connection's (release), which serves it and, once it waits for a
+// request again, hands it back (park) and ends. Each connection is owned by
+// one of the two at a time: park registers it, and the loop unregisters it
+// before it starts the goroutine. A connection the loop holds has no
+// goroutine and no buffers (Conn.rest).
 type eventLoop struct {
 	epfd int
 	// wake is a pipe whose reading end is in the epoll set: stop writes

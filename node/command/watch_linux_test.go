@@ -92,7 +92,12 @@ func TestWatcherThatNeverReads(t *testing.T) {
 		t.Errorf("Shutdown: %v, want the watcher ended at once", err)
 	}
 	<-served
-	_ = wc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	// What the node had queued before it closed reaches the client through
+	// its 4 KiB window before the end does. The client read nothing for
+	// seconds, so the node's kernel has backed off probing that window
+	// (200 ms, doubling): on a loaded machine the next probe can be many
+	// seconds away.
+	_ = wc.SetReadDeadline(time.Now().Add(60 * time.Second))
 	if _, err := io.Copy(io.Discard, wc); err != nil {
 		t.Errorf("watcher connection after shutdown: %v, want it closed", err)
 	}

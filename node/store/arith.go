@@ -99,8 +99,10 @@ func (s *Store) ArithCAS(key []byte, incr bool, delta, initial uint64, create bo
 			// keeps its place and state.
 			s.stamp(&nh, nc)
 			padded := value
-			if recordLen(h.keyLen, h.valueLen, nh.bits) != recordLen(h.keyLen, h.valueLen, h.bits) {
-				padded = append([]byte(nil), value...) // the record must move
+			if h.bits&bitExternal != 0 || recordLen(h.keyLen, h.valueLen, nh.bits) != recordLen(h.keyLen, h.valueLen, h.bits) {
+				// The record must move, or its value is external, which
+				// is never changed in place (see GetShared).
+				padded = append([]byte(nil), value...)
 			}
 			n := copy(padded, digits)
 			for i := n; i < len(padded); i++ {

@@ -26,6 +26,9 @@ type op struct {
 	// to read in place: a header passed by value costs every call its
 	// copies.
 	found found
+	// given is the value written when it is the store's to keep (see
+	// GiveSet), for putLocked to keep if it goes outside the pages.
+	given []byte
 }
 
 // begin hashes key and reads the clock and the flushes for an operation.

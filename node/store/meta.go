@@ -265,7 +265,12 @@ func (s *Store) rewriteLocked(o *op, key []byte, slot int, loc uint64, old, h *h
 		at := writeHdr(rec, h)
 		at += copy(rec[at:], key) // the header may have changed length
 		if h.bits&bitExternal != 0 {
-			copy(sh.extern[le.Uint32(rec[at:])], value)
+			// An external value is never changed in place: a reader may
+			// hold it (GetShared). A new one replaces it; the record's own
+			// value, as a meta rewrite passes, stays as it is.
+			if i := le.Uint32(rec[at:]); !sameBuffer(sh.extern[i], value) {
+				sh.extern[i] = append([]byte(nil), value...)
+			}
 		} else {
 			copy(rec[at:], value)
 		}
@@ -320,4 +325,9 @@ func (s *Store) SetStale(key, value []byte, flags uint32, deadline int64, cas ui
 		}
 	})
 	return st, newCAS
+}
+
+// sameBuffer reports whether a and b are the same bytes in memory.
+func sameBuffer(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }

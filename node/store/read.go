@@ -59,7 +59,30 @@ func (s *Store) GetAndTouch(key []byte, deadline int64, dst []byte) ([]byte, Met
 	return s.get(key, dst, true, deadline)
 }
 
+// GetShared is Get, except that a value kept outside the pages (one of more
+// than 64 KiB, or a quarter of a page with its key) is not copied: the
+// slice returned on a hit is then the store's own buffer, not dst. The
+// store never changes such a buffer (a write that changes the value gives
+// the item a new one), so the caller may read it after GetShared returns,
+// for as long as it keeps it, as memcached writes an item it holds a
+// reference to: a large value goes to the socket without a copy. A shorter
+// value is appended to dst, as by Get. shared reports which it is: the
+// caller must never write into a shared value, nor append to it.
+func (s *Store) GetShared(key, dst []byte) (value []byte, meta Meta, lk Lookup, shared bool) {
+	return s.getShared(key, dst, false, 0, true)
+}
+
+// GetAndTouchShared is GetAndTouch that shares large values as GetShared.
+func (s *Store) GetAndTouchShared(key []byte, deadline int64, dst []byte) (value []byte, meta Meta, lk Lookup, shared bool) {
+	return s.getShared(key, dst, true, deadline, true)
+}
+
 func (s *Store) get(key, dst []byte, touch bool, deadline int64) ([]byte, Meta, Lookup) {
+	value, meta, lk, _ := s.getShared(key, dst, touch, deadline, false)
+	return value, meta, lk
+}
+
+func (s *Store) getShared(key, dst []byte, touch bool, deadline int64, share bool) ([]byte, Meta, Lookup, bool) {
 	// The hottest path locks as withKey does, without its func value:
 	// the unlock is deferred before anything can fail.
 	o := s.begin(key)
@@ -69,7 +92,7 @@ func (s *Store) get(key, dst []byte, touch bool, deadline int64) ([]byte, Meta, 
 	var f found
 	s.findInto(&o, key, &f)
 	if f.lk != Hit {
-		return dst, Meta{}, f.lk
+		return dst, Meta{}, f.lk, false
 	}
 	rec := sh.record(f.loc)
 	c := s.classLocked(sh, &f.h)
@@ -81,7 +104,10 @@ func (s *Store) get(key, dst []byte, touch bool, deadline int64) ([]byte, Meta, 
 		c.getHits[sh.queueOf(f.loc)]++
 	}
 	bump(rec, &f.h, o.now)
-	return append(dst, sh.valueOf(rec, &f.h)...), s.metaOf(&f.h), Hit
+	if share && f.h.bits&bitExternal != 0 {
+		return sh.valueOf(rec, &f.h), s.metaOf(&f.h), Hit, true
+	}
+	return append(dst, sh.valueOf(rec, &f.h)...), s.metaOf(&f.h), Hit, false
 }
 
 // Touch sets the deadline of key's item and marks it fetched, as memcached's

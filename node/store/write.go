@@ -50,6 +50,31 @@ func (s *Store) Set(mode Mode, key, value []byte, flags uint32, deadline int64, 
 // SetCAS is Set that gives the item stored the CAS unique nc asks for, as
 // memcached's ms with E: cas is still what ModeCAS compares with.
 func (s *Store) SetCAS(mode Mode, key, value []byte, flags uint32, deadline int64, cas uint64, nc NewCAS) (Status, uint64) {
+	return s.set(mode, key, value, flags, deadline, cas, nc, nil)
+}
+
+// GivenValue is the length beyond which a value given to GiveSet is kept
+// as it is, not copied: every value this long is kept outside the pages.
+const GivenValue = maxInlineValue
+
+// givenSlack is how much larger than its value a buffer given to GiveSet
+// may be and still be kept: the rest is memory the store does not count.
+const givenSlack = 4096
+
+// GiveSet is Set for a value the caller gives away. One longer than
+// GivenValue is kept in its own buffer rather than in a copy, if that
+// buffer is not much larger than the value, as memcached reads a value
+// straight into its item: a large value costs one copy less, and no second
+// buffer. Whatever the outcome, the caller must not use value's buffer
+// again.
+func (s *Store) GiveSet(mode Mode, key, value []byte, flags uint32, deadline int64, cas uint64) (Status, uint64) {
+	return s.set(mode, key, value, flags, deadline, cas, NewCAS{}, value)
+}
+
+// set is SetCAS; given is GiveSet's value, nil for SetCAS. (It is a
+// parameter of its own so that the values of SetCAS's callers, which may
+// live on their stacks, are not made to escape.)
+func (s *Store) set(mode Mode, key, value []byte, flags uint32, deadline int64, cas uint64, nc NewCAS, given []byte) (Status, uint64) {
 	if len(key) > MaxKeyLen {
 		return TooLarge, 0
 	}
@@ -83,6 +108,9 @@ func (s *Store) SetCAS(mode Mode, key, value []byte, flags uint32, deadline int6
 	// in the class of the item it compared with.
 	class := s.classOf(size)
 	o := s.begin(key)
+	if len(given) > GivenValue && cap(given)-len(given) <= givenSlack {
+		o.given = given
+	}
 	sh := o.sh
 	var r room
 	var st Status
@@ -234,8 +262,12 @@ func (s *Store) putRecordLocked(o *op, key []byte, h *hdr, v1, v2 []byte, r *roo
 			return 0, res
 		}
 		r.got -= int64(vlen)
-		ext = make([]byte, vlen)
-		copy(ext[copy(ext, v1):], v2)
+		if len(v2) == 0 && sameBuffer(v1, o.given) {
+			ext = o.given[:vlen:vlen] // see GiveSet
+		} else {
+			ext = make([]byte, vlen)
+			copy(ext[copy(ext, v1):], v2)
+		}
 	}
 	q := qSmall
 	if s.noEvict {

@@ -17,8 +17,9 @@ const minGrow = 4096
 // If r holds all n bytes already, they are copied from its buffer at once,
 // after buf has grown (if it must) to exactly what they need. Otherwise buf
 // is filled to its capacity, then grows to twice that (at least minGrow and
-// at least what r holds by then, never more than the n bytes need) each time
-// it is full: it never holds more than about twice what has arrived.
+// at least what r holds by then, never more than the n bytes need, and all
+// they need if that is less than minGrow more) each time it is full: it
+// never holds more than about twice what has arrived.
 //
 // On an error, buf holds the bytes that did arrive; io.EOF, which comes
 // inside the n bytes, is returned as io.ErrUnexpectedEOF.
@@ -35,7 +36,13 @@ func appendArrived(r *bufio.Reader, buf []byte, n int) ([]byte, error) {
 	}
 	for len(buf) < need {
 		if len(buf) == cap(buf) {
-			buf = growTo(buf, min(max(2*cap(buf), minGrow, len(buf)+r.Buffered()), need))
+			c := min(max(2*cap(buf), minGrow, len(buf)+r.Buffered()), need)
+			if need-c < minGrow {
+				// Within a step of the end (a power-of-two value and
+				// its "\r\n"): not one more copy for the last bytes.
+				c = need
+			}
+			buf = growTo(buf, c)
 		}
 		m, err := io.ReadFull(r, buf[len(buf):min(cap(buf), need)])
 		buf = buf[:len(buf)+m]

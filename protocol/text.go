@@ -780,6 +780,10 @@ func (tr *TextReader) parseStorage(req *Request, name []byte, tokens [][]byte, n
 	return tr.readData(req, int(length))
 }
 
+// TakeData gives the caller the buffer of the last request's Data, to keep:
+// the reader reads the next data block into a new one.
+func (tr *TextReader) TakeData() { tr.data = nil }
+
 // ReleaseLarge drops buffers that grew past keep bytes, so that one huge value
 // does not stay pinned to an idle connection.
 func (tr *TextReader) ReleaseLarge(keep int) {

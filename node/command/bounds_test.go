@@ -264,3 +264,55 @@ func TestPipelinedGetsOfLargeItemStream(t *testing.T) {
 		})
 	}
 }
+
+// A large value goes from the socket into its item and from the item to
+// the socket, as memcached's does, without a copy in between: a get of a
+// 512 KiB item, after which the connection rests, allocates a small part
+// of it (the value is written from the store's buffer, not gathered into
+// the reply), and a set of one allocates the value's buffer, which the
+// store keeps, and what it grew through while its bytes arrived.
+func TestLargeValuesNotCopied(t *testing.T) {
+	_, addr := serveForTest(t, Config{MemoryLimit: 64 << 20})
+	c, r := dialForTest(t, addr)
+	const size, rounds = 512 << 10, 20
+	set := []byte(fmt.Sprintf("set k 0 0 %d\r\n%s\r\n", size, strings.Repeat("v", size)))
+	header := fmt.Sprintf("VALUE k 0 %d\r\n", size)
+	replySize := int64(len(header) + size + 2 + len("END\r\n"))
+
+	before := memStats()
+	for range rounds {
+		if _, err := c.Write(set); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := r.ReadString('\n'); got != "STORED\r\n" {
+			t.Fatalf("set: %q, %v", got, err)
+		}
+	}
+	perSet := allocatedSince(before) / rounds
+	// Growing as the bytes arrive takes up to twice the value. It was
+	// four times: the store's copy, and a last step of the growth two
+	// bytes short of the data's "\r\n", then one more.
+	if perSet > 9*size/4 {
+		t.Errorf("a set of a %d-byte value allocated %d bytes, want under 2.25 times the value", size, perSet)
+	}
+
+	buf := make([]byte, 64<<10)
+	get := []byte("get k\r\n")
+	before = memStats()
+	for range rounds {
+		if _, err := c.Write(get); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := io.CopyBuffer(io.Discard, io.LimitReader(r, replySize), buf); err != nil || got != replySize {
+			t.Fatalf("read %d of the reply's %d bytes: %v", got, replySize, err)
+		}
+	}
+	// It was twice the value: a copy out of the store, and the reply
+	// buffer's growth to hold it.
+	if perGet := allocatedSince(before) / rounds; perGet > size/16 {
+		t.Errorf("a get of a %d-byte value allocated %d bytes, want under a sixteenth of the value", size, perGet)
+	}
+	if got := roundTrip(t, c, r, "get k\r\n", 1); !strings.HasPrefix(got, header) {
+		t.Errorf("the reply began %.40q, want %q", got, header)
+	}
+}

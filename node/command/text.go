@@ -216,16 +216,16 @@ func (c *session) retrieve(req *protocol.Request) {
 	batches := 0
 	for {
 		for i := from; i < len(req.Keys); i++ {
-			c.fetch(req.Keys[i], touch, withCAS, deadline)
-			if len(c.Out) < netserve.FlushThreshold {
-				continue
+			if !c.fetch(req.Keys[i], touch, withCAS, deadline) {
+				c.CloseAfterReplies(netserve.CloseError)
+				return
 			}
 			if c.OnLoop() {
-				if !c.TryFlush() {
+				if (len(c.Out) >= netserve.FlushThreshold && !c.TryFlush()) || c.TurnSpent() {
 					c.pendingReq, c.resumeKey = req, i+1
 					return
 				}
-			} else if c.FlushPart() != nil {
+			} else if len(c.Out) >= netserve.FlushThreshold && c.FlushPart() != nil {
 				c.CloseAfterReplies(netserve.CloseError)
 				return
 			}
@@ -266,22 +266,27 @@ func (c *session) retrieve(req *protocol.Request) {
 // tens of microseconds.
 const yieldEveryBatches = 32
 
-// fetch answers one key of a get, gets, gat or gats.
-func (c *session) fetch(key []byte, touch, withCAS bool, deadline int64) {
+// fetch answers one key of a get, gets, gat or gats. A large value is
+// written from the store's own buffer, not copied (see store.GetShared and
+// netserve.Conn.AppendValue). It reports false if a write failed.
+func (c *session) fetch(key []byte, touch, withCAS bool, deadline int64) bool {
 	h := c.h
 	var (
 		value  []byte
 		meta   store.Meta
 		lookup store.Lookup
+		shared bool
 	)
 	if touch {
-		value, meta, lookup = h.store.GetAndTouch(key, deadline, c.Scratch[:0])
+		value, meta, lookup, shared = h.store.GetAndTouchShared(key, deadline, c.Scratch[:0])
 		h.counters.CmdTouch.Add(1)
 	} else {
-		value, meta, lookup = h.store.Get(key, c.Scratch[:0])
+		value, meta, lookup, shared = h.store.GetShared(key, c.Scratch[:0])
 		h.counters.CmdGet.Add(1)
 	}
-	c.Scratch = value
+	if !shared {
+		c.Scratch = value
+	}
 	h.counters.Detail.RecordGet(key, lookup == store.Hit)
 	if h.watching()&logFetchers != 0 {
 		c.logFetch(key, lookup, len(value), meta.Flags)
@@ -289,9 +294,9 @@ func (c *session) fetch(key []byte, touch, withCAS bool, deadline int64) {
 	switch lookup {
 	case store.Hit: // the store counted the hit in the item's class
 		c.Out = protocol.AppendValueHeader(c.Out, key, meta.Flags, len(value), meta.CAS, withCAS)
-		c.Out = append(c.Out, value...)
+		err := c.AppendValue(value)
 		c.Out = append(c.Out, '\r', '\n')
-		return
+		return err == nil
 	case store.MissExpired:
 		h.counters.GetExpired.Add(1)
 	case store.MissFlushed:
@@ -302,6 +307,19 @@ func (c *session) fetch(key []byte, touch, withCAS bool, deadline int64) {
 	} else {
 		h.counters.GetMisses.Add(1)
 	}
+	return true
+}
+
+// storeValue stores req's value by mode. A large value's buffer is given
+// to the store, which keeps it rather than a copy (see store.GiveSet), and
+// the decoder reads the next data block into a new one: a large value is
+// copied once, from the socket's buffer into its item, as memcached's is.
+func (c *session) storeValue(req *protocol.Request, mode store.Mode, deadline int64, cas uint64) (store.Status, uint64) {
+	if len(req.Data) > store.GivenValue && mode != store.ModeAppend && mode != store.ModePrepend {
+		c.text.TakeData()
+		return c.h.store.GiveSet(mode, req.Key(), req.Data, req.Flags, deadline, cas)
+	}
+	return c.h.store.Set(mode, req.Key(), req.Data, req.Flags, deadline, cas)
 }
 
 // storeText answers set, add, replace, append, prepend and cas.
@@ -317,10 +335,10 @@ func (c *session) storeText(req *protocol.Request) {
 	if w := h.watching(); w&(logFetchers|logMutations) != 0 {
 		e := storeEvent{key: req.Key(), cmd: storeCmd(mode, 0), size: len(req.Data), flags: req.Flags, deadline: deadline}
 		status, _ = c.storeWatched(w, e, allocText, req.Command == protocol.CmdSet, func() (store.Status, uint64) {
-			return h.store.Set(mode, req.Key(), req.Data, req.Flags, deadline, cas)
+			return c.storeValue(req, mode, deadline, cas)
 		})
 	} else {
-		status, _ = h.store.Set(mode, req.Key(), req.Data, req.Flags, deadline, cas)
+		status, _ = c.storeValue(req, mode, deadline, cas)
 	}
 	if req.Command == protocol.CmdCas {
 		h.countCASMiss(status)

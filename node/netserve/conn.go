@@ -518,6 +518,41 @@ func (c *Conn) FlushPart() error {
 	return err
 }
 
+// AppendValue adds v, an item's value, to the replies. A value shorter than
+// FlushThreshold is copied into Out. A longer one is written from v itself
+// once the replies before it are, with no copy into Out, as memcached
+// writes a value from its item: on the connection's goroutine at once, and
+// then it lets the other goroutines run (see FlushPart); on the event loop
+// as far as the socket takes it without waiting, what it does not take
+// copied into Out for the goroutine. v must not change meanwhile; it is not
+// kept after AppendValue returns. The error is the write's.
+func (c *Conn) AppendValue(v []byte) error {
+	if len(v) < FlushThreshold {
+		c.Out = append(c.Out, v...)
+		return nil
+	}
+	if c.OnLoop() {
+		c.appendValueNow(v)
+		return nil
+	}
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	n, err := c.sock.Write(v)
+	c.srv.counters.BytesWritten.Add(uint64(n))
+	c.written += int64(n)
+	if c.srv.currConns.Load() > 1 {
+		runtime.Gosched()
+	}
+	return err
+}
+
+// TurnSpent reports whether the connection has been written, on the event
+// loop, as much as one turn allows (loopTurnBytes): a handler in the middle
+// of a long reply leaves the rest to the connection's goroutine, as it does
+// when the socket takes no more, so that the loop serves the others.
+func (c *Conn) TurnSpent() bool { return c.turnWritten >= loopTurnBytes }
+
 // AfterRequestNow is AfterRequest on the event loop: it writes, if enough
 // replies have gathered, only what the socket takes without waiting, and
 // reports whether the loop may go on serving the connection.

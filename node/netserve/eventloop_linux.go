@@ -401,6 +401,20 @@ func (c *Conn) flushReady() bool {
 	return c.TryFlush() && c.In.Buffered() == 0
 }
 
+// appendValueNow is AppendValue on the event loop: it writes the replies
+// gathered and then v as far as the socket takes them, and copies the rest
+// of v into c.Out. A write error is left for the goroutine to meet.
+func (c *Conn) appendValueNow(v []byte) {
+	n := 0
+	if c.TryFlush() {
+		n, _ = c.socket.writeNow(v)
+		c.srv.counters.BytesWritten.Add(uint64(n))
+		c.written += int64(n)
+		c.turnWritten += n
+	}
+	c.Out = append(c.Out, v[n:]...)
+}
+
 // TryFlush writes the gathered replies as far as the socket takes them
 // without waiting, and reports whether it took them all; what it did not
 // take stays in c.Out, for the goroutine to write.

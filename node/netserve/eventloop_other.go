@@ -10,3 +10,4 @@ func (s *Server) eventLoopFor(*Conn) *eventLoop { return nil }
 func (s *Server) stopEventLoops()               {}
 func (l *eventLoop) park(*Conn) bool            { return false }
 func (c *Conn) TryFlush() bool                  { return false }
+func (c *Conn) appendValueNow(v []byte)         { c.Out = append(c.Out, v...) }

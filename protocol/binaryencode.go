@@ -75,19 +75,25 @@ func AppendBinaryText(dst []byte, op BinaryOpcode, opaque uint32, text string) [
 // (pass it for GetK, GetKQ, GATK and GATKQ only), then value (pass nil for
 // Touch). cas is the item's CAS.
 func AppendBinaryGetResponse(dst []byte, op BinaryOpcode, opaque uint32, cas uint64, flags uint32, key, value []byte) []byte {
+	dst = AppendBinaryGetResponseHead(dst, op, opaque, cas, flags, key, len(value))
+	return append(dst, value...)
+}
+
+// AppendBinaryGetResponseHead appends AppendBinaryGetResponse's reply up to
+// its value, of valueLen bytes, which the caller sends next.
+func AppendBinaryGetResponseHead(dst []byte, op BinaryOpcode, opaque uint32, cas uint64, flags uint32, key []byte, valueLen int) []byte {
 	h := BinaryHeader{
 		Magic:     BinaryMagicResponse,
 		Opcode:    op,
 		KeyLen:    uint16(len(key)),
 		ExtrasLen: 4,
-		BodyLen:   uint32(4 + len(key) + len(value)),
+		BodyLen:   uint32(4 + len(key) + valueLen),
 		Opaque:    opaque,
 		CAS:       cas,
 	}
 	dst = h.Append(dst)
 	dst = binary.BigEndian.AppendUint32(dst, flags)
-	dst = append(dst, key...)
-	return append(dst, value...)
+	return append(dst, key...)
 }
 
 // AppendBinaryCounterResponse appends the reply to a successful Increment

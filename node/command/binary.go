@@ -351,15 +351,18 @@ func (b *binaryConn) get(touch bool) {
 		value  []byte
 		meta   store.Meta
 		lookup store.Lookup
+		shared bool
 	)
 	if touch {
 		s.counters.CmdTouch.Add(1)
-		value, meta, lookup = s.store.GetAndTouch(req.Key, s.deadline(int64(req.Exptime())), b.Scratch[:0])
+		value, meta, lookup, shared = s.store.GetAndTouchShared(req.Key, s.deadline(int64(req.Exptime())), b.Scratch[:0])
 	} else {
 		s.counters.CmdGet.Add(1)
-		value, meta, lookup = s.store.Get(req.Key, b.Scratch[:0])
+		value, meta, lookup, shared = s.store.GetShared(req.Key, b.Scratch[:0])
 	}
-	b.Scratch = value
+	if !shared {
+		b.Scratch = value
+	}
 	s.counters.Detail.RecordGet(req.Key, lookup == store.Hit)
 	if s.watching()&logFetchers != 0 {
 		b.logFetch(req.Key, lookup, len(value), meta.Flags)
@@ -369,7 +372,11 @@ func (b *binaryConn) get(touch bool) {
 		key = req.Key
 	}
 	if lookup == store.Hit { // the store counted the hit in the item's class
-		b.Out = protocol.AppendBinaryGetResponse(b.Out, h.Opcode, h.Opaque, meta.CAS, meta.Flags, key, value)
+		// A large value is written from the store's buffer (see fetch).
+		b.Out = protocol.AppendBinaryGetResponseHead(b.Out, h.Opcode, h.Opaque, meta.CAS, meta.Flags, key, len(value))
+		if b.AppendValue(value) != nil {
+			b.CloseAfterReplies(netserve.CloseError)
+		}
 		return
 	}
 	b.countMiss(lookup, touch)

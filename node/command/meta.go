@@ -3,6 +3,7 @@ package command
 import (
 	"strconv"
 
+	"github.com/memcluster/memcluster/node/netserve"
 	"github.com/memcluster/memcluster/node/store"
 	"github.com/memcluster/memcluster/protocol"
 )
@@ -78,8 +79,11 @@ func (c *session) metaGet(req *protocol.Request) {
 	if m.HasRecache {
 		opt.Recache, opt.RecacheDeadline = true, h.metaDeadline(m.Recache)
 	}
+	opt.Share = true
 	value, it, lookup := h.store.MetaGet(key, opt, c.Scratch[:0])
-	c.Scratch = value
+	if !it.Shared {
+		c.Scratch = value
+	}
 	h.counters.Detail.RecordGet(key, lookup == store.Hit)
 	if h.watching()&logFetchers != 0 {
 		if it.Created {
@@ -171,7 +175,10 @@ func (c *session) metaGet(req *protocol.Request) {
 	}
 	c.Out = append(c.Out, '\r', '\n')
 	if m.Value {
-		c.Out = append(c.Out, value...)
+		// A large value is written from the store's buffer (see fetch).
+		if c.AppendValue(value) != nil {
+			c.CloseAfterReplies(netserve.CloseError)
+		}
 		c.Out = append(c.Out, '\r', '\n')
 	}
 }

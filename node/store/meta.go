@@ -19,6 +19,9 @@ type MetaGetOptions struct {
 	// RecacheDeadline and no token was sent (mg's R flag).
 	Recache         bool
 	RecacheDeadline int64
+	// Share hands out a value kept outside the pages as the store's own
+	// buffer, not a copy, as GetShared does; MetaItem.Shared says so.
+	Share bool
 }
 
 // MetaItem is what MetaGet and MetaDebug report of an item.
@@ -39,6 +42,9 @@ type MetaItem struct {
 	// won the token to recompute it (W); TokenSent whether another call
 	// already had (Z).
 	Stale, Won, TokenSent bool
+	// Shared is whether the value returned is the store's own buffer
+	// (MetaGetOptions.Share), which the caller must not change.
+	Shared bool
 	// Created is whether Vivify created the item.
 	Created bool
 	// Class is memcached's slab class number (from 1) and ItemSize
@@ -59,6 +65,7 @@ func (s *Store) MetaGet(key []byte, opt MetaGetOptions, dst []byte) ([]byte, Met
 	var r room
 	var it MetaItem
 	var lk Lookup
+	var value []byte
 	s.writeKey(&o, key, &r, func() roomResult {
 		f := &o.found
 		h, loc := &f.h, f.loc
@@ -105,7 +112,11 @@ func (s *Store) MetaGet(key []byte, opt MetaGetOptions, dst []byte) ([]byte, Met
 		if !opt.NoBump {
 			bump(rec, h, o.now)
 		}
-		dst = append(dst, sh.valueOf(rec, h)...)
+		if v := sh.valueOf(rec, h); opt.Share && h.bits&bitExternal != 0 {
+			value, it.Shared = v, true
+		} else {
+			value = append(dst, v...)
+		}
 		it.Meta = s.metaOf(h)
 		it.Class, it.ItemSize = s.classAndSize(h)
 		lk = Hit
@@ -114,7 +125,7 @@ func (s *Store) MetaGet(key []byte, opt MetaGetOptions, dst []byte) ([]byte, Met
 	if lk != Hit {
 		return dst, MetaItem{}, lk
 	}
-	return dst, it, Hit
+	return value, it, Hit
 }
 
 // classAndSize is memcached's slab class number (from 1) of an item with

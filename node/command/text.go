@@ -262,9 +262,10 @@ func (c *session) retrieve(req *protocol.Request) {
 }
 
 // yieldEveryBatches is how many batches of a get line's keys its goroutine
-// answers before it lets the other goroutines run: about 1,000 lookups,
-// tens of microseconds.
-const yieldEveryBatches = 32
+// answers before it lets the other goroutines run: 256 lookups. With a
+// full cache, 1,024 missing keys took up to 0.3 ms, as long as every
+// request waited for the processor.
+const yieldEveryBatches = 8
 
 // fetch answers one key of a get, gets, gat or gats. A large value is
 // written from the store's own buffer, not copied (see store.GetShared and

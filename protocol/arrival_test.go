@@ -108,8 +108,8 @@ func TestTextDataInPackets(t *testing.T) {
 	if err != nil || req.Command != CmdSet || string(req.Key()) != "big" || !bytes.Equal(req.Data, value) {
 		t.Fatalf("set big: got %v, key %q, %d bytes of data", err, req.Key(), len(req.Data))
 	}
-	if c := cap(tr.data); c != len(value)+2 {
-		t.Errorf("data buffer of %d bytes for a block of %d and its \\r\\n", c, len(value))
+	if c := cap(tr.data); c != len(value) {
+		t.Errorf("data buffer of %d bytes for a block of %d: want the value's length, its \\r\\n read apart", c, len(value))
 	}
 	first := &tr.data[0]
 	req, err = tr.Next()

@@ -331,15 +331,25 @@ func (tr *TextReader) readData(req *Request, length int) error {
 		}
 		return ErrTooLarge
 	}
-	data, err := appendArrived(tr.br, tr.data[:0], n)
+	// The block's "\r\n" is read apart, so that the buffer is exactly the
+	// value: one the store keeps (TakeData) is then no larger than it
+	// counts, where two bytes more made the allocator round a 1 MiB
+	// value up by a page.
+	data, err := appendArrived(tr.br, tr.data[:0], length)
 	tr.data = data
 	if err != nil {
 		return err
 	}
-	if data[n-2] != '\r' || data[n-1] != '\n' {
+	end, err := tr.br.Peek(2)
+	if err != nil {
+		_, _ = tr.br.Discard(len(end))
+		return eofUnexpected(err)
+	}
+	_, _ = tr.br.Discard(2)
+	if end[0] != '\r' || end[1] != '\n' {
 		return ErrBadDataChunk
 	}
-	req.Data = data[:n-2]
+	req.Data = data
 	return nil
 }
 

@@ -167,6 +167,12 @@ func testGomemcache(t *testing.T, c *memcache.Client) {
 	if it, err := c.Get("big"); err != nil || !bytes.Equal(it.Value, big) {
 		t.Fatalf("Get(big): %v", err)
 	}
+	// A large value between small ones in one reply: the node writes it
+	// from the item, apart from the reply around it.
+	if m, err := c.GetMulti([]string{"foo", "big", "bin", "big"}); err != nil || len(m) != 3 ||
+		!bytes.Equal(m["big"].Value, big) || string(m["foo"].Value) != "fooval" || !bytes.Equal(m["bin"].Value, bin) {
+		t.Fatalf("GetMulti(foo, big, bin, big): %d items, %v", len(m), err)
+	}
 	tooBig := bytes.Repeat([]byte("x"), 2<<20)
 	if err := c.Set(&memcache.Item{Key: "toobig", Value: tooBig}); err == nil || !strings.Contains(err.Error(), "SERVER_ERROR object too large for cache") {
 		t.Fatalf("Set 2MB: error %v, want one quoting SERVER_ERROR object too large for cache", err)

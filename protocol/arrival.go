@@ -38,8 +38,8 @@ func appendArrived(r *bufio.Reader, buf []byte, n int) ([]byte, error) {
 		if len(buf) == cap(buf) {
 			c := min(max(2*cap(buf), minGrow, len(buf)+r.Buffered()), need)
 			if need-c < minGrow {
-				// Within a step of the end (a power-of-two value and
-				// its "\r\n"): not one more copy for the last bytes.
+				// Within a step of the end (a value a few bytes over
+				// a power of two): not one more copy for the last bytes.
 				c = need
 			}
 			buf = growTo(buf, c)

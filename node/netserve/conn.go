@@ -477,14 +477,22 @@ func (c *Conn) abort() {
 	_ = c.raw.Close()
 }
 
+// wrote counts n bytes written to the client: in bytes_written, in the
+// connection's total (Written) and in its turn on the event loop (which
+// the loop resets at the turn's start).
+func (c *Conn) wrote(n int) {
+	c.srv.counters.BytesWritten.Add(uint64(n))
+	c.written += int64(n)
+	c.turnWritten += n
+}
+
 // Flush writes the gathered replies.
 func (c *Conn) Flush() error {
 	if len(c.Out) == 0 {
 		return nil
 	}
 	n, err := c.sock.Write(c.Out)
-	c.srv.counters.BytesWritten.Add(uint64(n))
-	c.written += int64(n)
+	c.wrote(n)
 	c.Out = c.Out[:0] // kept for the rest of the reply; WaitForRequest and rest drop it if it grew large
 	return err
 }
@@ -539,8 +547,7 @@ func (c *Conn) AppendValue(v []byte) error {
 		return err
 	}
 	n, err := c.sock.Write(v)
-	c.srv.counters.BytesWritten.Add(uint64(n))
-	c.written += int64(n)
+	c.wrote(n)
 	if c.srv.currConns.Load() > 1 {
 		runtime.Gosched()
 	}

@@ -408,9 +408,7 @@ func (c *Conn) appendValueNow(v []byte) {
 	n := 0
 	if c.TryFlush() {
 		n, _ = c.socket.writeNow(v)
-		c.srv.counters.BytesWritten.Add(uint64(n))
-		c.written += int64(n)
-		c.turnWritten += n
+		c.wrote(n)
 	}
 	c.Out = append(c.Out, v[n:]...)
 }
@@ -423,9 +421,7 @@ func (c *Conn) TryFlush() bool {
 		return true
 	}
 	n, err := c.socket.writeNow(c.Out)
-	c.srv.counters.BytesWritten.Add(uint64(n))
-	c.written += int64(n)
-	c.turnWritten += n
+	c.wrote(n)
 	if err != nil {
 		c.Out = c.Out[:copy(c.Out, c.Out[n:])]
 		return false

@@ -71,7 +71,7 @@ func TestGiveSetKeepsBuffer(t *testing.T) {
 		kept  bool
 	}{
 		{"large", bytes.Repeat([]byte("g"), GivenValue+1), true},
-		{"large with the data block's CRLF", bytes.Repeat([]byte("g"), GivenValue+3)[:GivenValue+1], true},
+		{"large in a buffer a few bytes larger", bytes.Repeat([]byte("g"), GivenValue+3)[:GivenValue+1], true},
 		{"large in a much larger buffer", make([]byte, GivenValue+1, 2*GivenValue), false},
 		{"small", []byte("small"), false},
 	} {

@@ -232,6 +232,28 @@ func (s *Server) Stats() []Stat { return s.commands.Stats() }
 // Settings returns the statistics of "stats settings", in memcached's order.
 func (s *Server) Settings() []Stat { return s.commands.Settings() }
 
+// Drain begins a member's graceful departure: it leaves the cluster at once,
+// so that every ring moves the node's keys to the others, and answers
+// "config get cluster" without itself (see cluster.Cluster.Drain), while it
+// goes on serving its clients and accepting connections, for clients on
+// the old view. It returns once d has passed, ctx is done, or a client's
+// shutdown command (-A) asked for the end; Shutdown then closes the node.
+// It reports false, at once, for a node with no other members to drain
+// to, which leaves the cluster and has nothing to wait for.
+func (s *Server) Drain(ctx context.Context, d time.Duration) bool {
+	if !s.cluster.Drain(ctx) {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	case <-s.done:
+	}
+	return true
+}
+
 // Shutdown stops the server. A member of a cluster first leaves it, so that
 // its peers drop it at once (waiting at most Config.Cluster.LeaveTimeout for
 // the message to go out). It then closes the listeners, lets every

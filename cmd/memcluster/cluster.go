@@ -30,6 +30,22 @@ var clusterFlagDefs = []flagDef{
 	{0, "push-pull-interval", requiredArg, setClusterDuration(func(c *node.ClusterConfig) *time.Duration { return &c.PushPullInterval })},
 	{0, "leave-timeout", requiredArg, setClusterDuration(func(c *node.ClusterConfig) *time.Duration { return &c.LeaveTimeout })},
 	{0, "gossip-key-file", requiredArg, setGossipKeyFile},
+	{0, "drain", requiredArg, setDrain},
+}
+
+// defaultDrain is how long a member serves on after SIGTERM (--drain):
+// five of a ring client's polls (ring.DefaultPollInterval), so that every
+// client has asked, moved and finished the requests it had begun.
+const defaultDrain = 5 * time.Second
+
+// setDrain sets --drain: a duration, 0 for none.
+func setDrain(p *parser, opt, val string) error {
+	d, err := time.ParseDuration(val)
+	if err != nil || d < 0 {
+		return fmt.Errorf("invalid value %q for %s: want a duration such as 5s, or 0 for none", val, opt)
+	}
+	p.o.drain = d
+	return nil
 }
 
 // defaultGossipAddr is where the daemon gossips when neither --gossip-addr
@@ -261,6 +277,12 @@ Cluster options (memcluster's own; long forms only):
     --push-pull-interval=<d> full state exchange this often (default: %[9]v)
     --leave-timeout=<d>   on SIGTERM, wait this long for the leave message to
                           go out before shutting down (default: %[10]v)
+    --drain=<d>           on SIGTERM, leave the cluster at once but serve on
+                          this long, answering "config get cluster" without
+                          this node, so that clients move its keys away
+                          before it closes; a second SIGTERM, or "shutdown",
+                          ends the drain early. A node with no other members
+                          does not drain. 0 for none (default: %[11]v)
     --gossip-key-file=<file> encrypt the gossip (AES-GCM) with the keys in
                           <file>: one base64 key a line, 16, 24 or 32 bytes;
                           the first encrypts, all decrypt; '#' comments.
@@ -274,5 +296,6 @@ func clusterUsageText() string {
 	return fmt.Sprintf(clusterUsage, cluster.DefaultGossipAddr, cluster.DefaultGossipPort,
 		cluster.DefaultRejoinInterval, cluster.DefaultProbeInterval, cluster.DefaultProbeTimeout,
 		cluster.DefaultSuspicionMult, cluster.DefaultSuspicionMaxTimeoutMult,
-		cluster.DefaultGossipInterval, cluster.DefaultPushPullInterval, cluster.DefaultLeaveTimeout)
+		cluster.DefaultGossipInterval, cluster.DefaultPushPullInterval, cluster.DefaultLeaveTimeout,
+		defaultDrain)
 }

@@ -175,7 +175,7 @@ func TestRunGossipAddressTaken(t *testing.T) {
 	taken := l.Addr().String()
 
 	var stdout, stderr testutil.LockedBuffer
-	code := run(context.Background(), []string{"-l", "127.0.0.1", "-p", freePort(t), "--gossip-addr", taken}, nil, &stdout, &stderr)
+	code := run(context.Background(), context.Background(), []string{"-l", "127.0.0.1", "-p", freePort(t), "--gossip-addr", taken}, nil, &stdout, &stderr)
 	if code != exitFailure || !strings.Contains(stderr.String(), "memcluster: node: starting gossip on "+taken) {
 		t.Errorf("exit status %d, stderr %q; want %d and the gossip error", code, stderr.String(), exitFailure)
 	}
@@ -196,7 +196,9 @@ func TestRunGossipAddressTaken(t *testing.T) {
 		defer cancel()
 		var stdout, stderr testutil.LockedBuffer
 		done := make(chan int, 1)
-		go func() { done <- run(ctx, []string{"-l", "127.0.0.1", "-p", port}, nil, &stdout, &stderr) }()
+		go func() {
+			done <- run(ctx, context.Background(), []string{"-l", "127.0.0.1", "-p", port}, nil, &stdout, &stderr)
+		}()
 		if err := testutil.WaitAccepting("tcp", net.JoinHostPort("127.0.0.1", port), 10*time.Second, returned(done)); err != nil {
 			t.Fatalf("%v; stderr:\n%s", err, stderr.String())
 		}
@@ -233,7 +235,7 @@ func TestRunBadGossipKeyFile(t *testing.T) {
 			}
 			var stdout, stderr testutil.LockedBuffer
 			args := []string{"-l", "127.0.0.1", "-p", freePort(t), "--gossip-addr", "127.0.0.1:0", "--gossip-key-file", path}
-			code := run(context.Background(), args, nil, &stdout, &stderr)
+			code := run(context.Background(), context.Background(), args, nil, &stdout, &stderr)
 			if code != exitFailure || !strings.Contains(stderr.String(), tt.want) || !strings.Contains(stderr.String(), "gossip key file") {
 				t.Errorf("exit status %d, stderr %q; want %d and %q", code, stderr.String(), exitFailure, tt.want)
 			}
@@ -264,7 +266,7 @@ func runServing(t *testing.T, addr string, args ...string) string {
 	defer cancel()
 	var stdout, stderr testutil.LockedBuffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, nil, &stdout, &stderr) }()
+	go func() { done <- run(ctx, context.Background(), args, nil, &stdout, &stderr) }()
 	if err := testutil.WaitAccepting("tcp", addr, 10*time.Second, returned(done)); err != nil {
 		t.Fatalf("%q: %v; stderr:\n%s", args, err, stderr.String())
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/memcluster/memcluster/node"
 )
@@ -26,6 +27,10 @@ type options struct {
 	help    bool // -h: print the usage and exit
 	version bool // -V: print the version and exit
 	license bool // -i: print the license and exit
+
+	// drain is how long a member of a cluster serves on after SIGTERM,
+	// out of the cluster's view, for its clients to move away (--drain).
+	drain time.Duration
 
 	pidFile   string // -P: file to write the process ID to
 	daemonize bool   // -d: accepted; memcluster stays in the foreground

@@ -53,8 +53,9 @@ func TestParseArgsDefaults(t *testing.T) {
 		t.Errorf("config:\ngot  %+v\nwant %+v", o.cfg, want)
 	}
 	o.cfg = node.Config{}
-	if !reflect.DeepEqual(o, options{}) {
-		t.Errorf("daemon options: got %+v, want zero", o)
+	// memcluster's own: a member drains for 5 s after SIGTERM.
+	if !reflect.DeepEqual(o, options{drain: 5 * time.Second}) {
+		t.Errorf("daemon options: got %+v, want zero but for a 5 s drain", o)
 	}
 	if logged != "" {
 		t.Errorf("logged %q, want nothing", logged)
@@ -264,6 +265,8 @@ func TestParseArgsDaemonOptions(t *testing.T) {
 		{[]string{"-o", "ssl_verify_mode=1,ssl_min_version=0"}, options{tls: tlsOptions{
 			ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS10,
 		}}},
+		{[]string{"--drain=30s"}, options{drain: 30 * time.Second}},
+		{[]string{"--drain", "0"}, options{drain: 0}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -272,6 +275,9 @@ func TestParseArgsDaemonOptions(t *testing.T) {
 				t.Fatalf("parseArgs(%q) error: %v", tt.args, err)
 			}
 			o.cfg = node.Config{}
+			if tt.args[0] != "--drain" && !strings.HasPrefix(tt.args[0], "--drain=") {
+				tt.want.drain = defaultDrain
+			}
 			if !reflect.DeepEqual(o, tt.want) {
 				t.Errorf("parseArgs(%q):\ngot  %+v\nwant %+v", tt.args, o, tt.want)
 			}
@@ -298,6 +304,8 @@ func TestParseArgsErrors(t *testing.T) {
 		{[]string{"--listen"}, "option '--listen' requires an argument"},
 		{[]string{"--help=x"}, "option '--help' doesn't allow an argument"},
 		{[]string{"--daemon=yes"}, "option '--daemon' doesn't allow an argument"},
+		{[]string{"--drain=-1s"}, `invalid value "-1s" for --drain: want a duration such as 5s, or 0 for none`},
+		{[]string{"--drain=soon"}, `invalid value "soon" for --drain: want a duration such as 5s, or 0 for none`},
 		{[]string{"--ver"}, "option '--ver' is ambiguous; possibilities: '--version' '--verbose'"},
 		{[]string{"--disable-"}, "option '--disable-' is ambiguous; possibilities: '--disable-evictions' '--disable-cas' '--disable-flush-all' '--disable-dumping' '--disable-watch'"},
 		// Errors stop the parsing before a later -h.

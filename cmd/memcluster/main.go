@@ -2,9 +2,11 @@
 // daemon that takes memcached's command-line options.
 //
 // It serves in the foreground until SIGTERM or SIGINT, then leaves the
-// cluster (its peers drop it at once), stops accepting connections, lets the
-// requests under way finish (for up to shutdownTimeout), and exits 0. A
-// second signal ends it at once. SIGHUP reloads the files the node loaded
+// cluster (its peers drop it at once) and, if it had peers, drains: it
+// serves on for --drain, out of the cluster's view, while ring clients move
+// its keys away. It then stops accepting connections, lets the requests
+// under way finish (for up to shutdownTimeout), and exits 0. A second
+// signal ends the drain early; a third ends the process at once. SIGHUP reloads the files the node loaded
 // (the TLS certificates of -Z, the gossip keys) and logs the outcome; a
 // component whose files fail to load keeps what it had.
 //
@@ -53,21 +55,27 @@ var ownsProcess bool
 
 func main() {
 	ownsProcess = true
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, unix.SIGTERM)
+	ctx, stop := context.WithCancel(context.Background())
+	hurry, endDrain := context.WithCancel(context.Background())
 	go func() {
-		<-ctx.Done()
-		stop() // a second signal ends the process at once
+		<-sigs
+		stop()
+		<-sigs
+		endDrain()
+		signal.Reset(os.Interrupt, unix.SIGTERM) // a third signal ends the process at once
 	}()
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
+	code := run(ctx, hurry, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	os.Exit(code)
 }
 
-// run is the daemon: it parses args, serves until ctx is done, shuts the
+// run is the daemon: it parses args, serves until ctx is done, drains (see
+// node.Server.Drain) until the drain is over or hurry is done, shuts the
 // node down and returns the exit status. Help and version go to stdout;
 // logs and errors to stderr. stdin is read only by --sasl-verifier; it may
 // be nil.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func run(ctx, hurry context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// SIGHUP reloads. It is caught from the start, so that it never ends
 	// the process (its default), and until run returns.
 	hup := make(chan os.Signal, 1)
@@ -164,7 +172,13 @@ wait:
 			log.Info("shutdown requested by a client")
 			break wait
 		case <-ctx.Done():
-			log.Info("signal received; shutting down", "timeout", shutdownTimeout)
+			if opts.drain > 0 {
+				log.Info("signal received; draining", "drain", opts.drain)
+				if srv.Drain(hurry, opts.drain) {
+					log.Info("drained")
+				}
+			}
+			log.Info("shutting down", "timeout", shutdownTimeout)
 			break wait
 		case <-hup:
 			reload(srv, log)

@@ -61,7 +61,7 @@ func TestRunPrintsAndExits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), tt.args, nil, &stdout, &stderr)
+			code := run(context.Background(), context.Background(), tt.args, nil, &stdout, &stderr)
 			if code != tt.code {
 				t.Errorf("exit status %d, want %d", code, tt.code)
 			}
@@ -87,7 +87,7 @@ func TestRunServesUntilCanceled(t *testing.T) {
 	var stdout, stderr testutil.LockedBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"-s", sock, "-P", pidFile, "-t", "3", "-v", "-d"}, nil, &stdout, &stderr)
+		done <- run(ctx, context.Background(), []string{"-s", sock, "-P", pidFile, "-t", "3", "-v", "-d"}, nil, &stdout, &stderr)
 	}()
 
 	if err := testutil.WaitAccepting("unix", sock, 10*time.Second, returned(done)); err != nil {
@@ -135,7 +135,7 @@ func TestRunListenFailure(t *testing.T) {
 	var stdout, stderr testutil.LockedBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(context.Background(), []string{"-l", "127.0.0.1", "-p", port}, nil, &stdout, &stderr)
+		done <- run(context.Background(), context.Background(), []string{"-l", "127.0.0.1", "-p", port}, nil, &stdout, &stderr)
 	}()
 	select {
 	case code := <-done:
@@ -154,7 +154,7 @@ func TestRunPIDFileFailure(t *testing.T) {
 	keepGlobals(t)
 	pidFile := filepath.Join(t.TempDir(), "no", "such", "dir", "mc.pid")
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"-s", "/nonexistent/mc.sock", "-P", pidFile}, nil, &stdout, &stderr)
+	code := run(context.Background(), context.Background(), []string{"-s", "/nonexistent/mc.sock", "-P", pidFile}, nil, &stdout, &stderr)
 	if code != exitFailure {
 		t.Errorf("exit status %d, want %d", code, exitFailure)
 	}

@@ -66,7 +66,7 @@ func defaultConfig() node.Config {
 // word, capitals and full stops included, so that operators and scripts
 // recognise it.
 func parseArgs(args []string, stderr io.Writer) (options, error) {
-	o := options{cfg: defaultConfig()}
+	o := options{cfg: defaultConfig(), drain: defaultDrain}
 	p := &parser{
 		o:        &o,
 		warned:   make(map[string]bool),

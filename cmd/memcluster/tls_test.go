@@ -77,7 +77,7 @@ func TestRunTLSStartErrors(t *testing.T) {
 			var stdout, stderr testutil.LockedBuffer
 			done := make(chan int, 1)
 			go func() {
-				done <- run(context.Background(), []string{"-Z", "-o", tt.ssl, "-l", "127.0.0.1", "-p", port, "--no-cluster"}, nil, &stdout, &stderr)
+				done <- run(context.Background(), context.Background(), []string{"-Z", "-o", tt.ssl, "-l", "127.0.0.1", "-p", port, "--no-cluster"}, nil, &stdout, &stderr)
 			}()
 			select {
 			case code := <-done:
@@ -172,7 +172,7 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 	var stdout, stderr testutil.LockedBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"-Z", "-o", "ssl_chain_cert=" + c.CertFile + ",ssl_key=" + c.KeyFile,
+		done <- run(ctx, context.Background(), []string{"-Z", "-o", "ssl_chain_cert=" + c.CertFile + ",ssl_key=" + c.KeyFile,
 			"-l", "127.0.0.1", "-p", port, "--no-cluster", "-v"}, nil, &stdout, &stderr)
 	}()
 

@@ -303,8 +303,8 @@ func QueryView(addr string) (View, error) {
 }
 
 // Query sends one text command to the node at addr and returns its whole
-// reply, through the line "END" (or the first line, if it is not a CONFIG
-// or VALUE block).
+// reply, through the line "END" (or the first line, if it is not a CONFIG,
+// VALUE or STAT block).
 func Query(addr, cmd string) ([]byte, error) {
 	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
@@ -327,7 +327,7 @@ func Query(addr, cmd string) ([]byte, error) {
 		if s == "END\r\n" {
 			return out, nil
 		}
-		if len(out) == len(line) && !strings.HasPrefix(s, "CONFIG ") && !strings.HasPrefix(s, "VALUE ") {
+		if len(out) == len(line) && !strings.HasPrefix(s, "CONFIG ") && !strings.HasPrefix(s, "VALUE ") && !strings.HasPrefix(s, "STAT ") {
 			return out, errors.New(strings.TrimSpace(s))
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,11 +28,12 @@ type proc struct {
 func (p *proc) entry() string { return "127.0.0.1|127.0.0.1|" + strconv.Itoa(p.srv.Port) }
 
 // startProc starts a memcluster daemon named name gossiping on a free
-// loopback port and joining seeds, with the daemon's default timings.
-func startProc(t *testing.T, name string, seeds []string) *proc {
+// loopback port and joining seeds, with the daemon's default timings and
+// any further args.
+func startProc(t *testing.T, name string, seeds []string, args ...string) *proc {
 	t.Helper()
 	gossip := net.JoinHostPort("127.0.0.1", strconv.Itoa(servertest.FreePort(t)))
-	args := []string{"--name", name, "--gossip-addr", gossip}
+	args = append([]string{"--name", name, "--gossip-addr", gossip}, args...)
 	if len(seeds) > 0 {
 		args = append(args, "--join", strings.Join(seeds, ","))
 	}
@@ -142,14 +144,15 @@ func TestProcessCluster(t *testing.T) {
 		t.Errorf("version %d after the restart, want above %d", v3.Version, v2.Version)
 	}
 
-	// SIGTERM of b: it leaves first.
+	// SIGTERM of b: it leaves first, and drains while they drop it.
 	start = time.Now()
-	if st := b.srv.Stop(); st == nil || st.ExitCode() != 0 {
-		t.Errorf("b exited with %v, want status 0", st)
-	}
+	b.srv.Signal(t, syscall.SIGTERM)
 	d = waitDropped(t, start, 2*time.Second, b, a2, c)
 	t.Logf("SIGTERM: both survivors dropped the node within %v of the signal", d.Round(time.Millisecond))
 	clustertest.WaitAgreeAddrs(t, 5*time.Second, addrs(a2, c), entries(a2, c))
+	if st := b.srv.Stop(); st == nil || st.ExitCode() != 0 {
+		t.Errorf("b exited with %v, want status 0", st)
+	}
 }
 
 // TestProcessClusterUnderCPUSaturation runs three daemons while busy loops

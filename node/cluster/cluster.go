@@ -104,6 +104,9 @@ type Cluster struct {
 
 	pubMu   sync.Mutex // guards leaving; held while publishing
 	leaving bool       // Leave has begun: publish no more
+	// draining is set by Drain: the view is the one the others move to,
+	// and refresh no longer replaces it.
+	draining atomic.Bool
 
 	mu sync.Mutex // guards members, gossipAddrs, gossipAddr, seen, lastKey and restarted
 	// members are the other live members, by memberlist name.
@@ -354,6 +357,50 @@ func (c *Cluster) Leave(ctx context.Context) {
 	})
 }
 
+// Drain leaves the cluster, as Leave does, for a node that goes on serving
+// for a while (its drain) so that clients can move its keys away before it
+// closes. From the start of the drain the node answers with the view the
+// other members move to once they see it go: the others, without this node,
+// one version above the view it had, which is the version they compute (see
+// Cluster). A ring client that asks this node therefore moves at once, and
+// one that asks another node moves as soon as that node has seen the leave.
+// Drain reports whether there were other members to move to: if not, it
+// only leaves, and there is nothing to drain for.
+func (c *Cluster) Drain(ctx context.Context) bool {
+	if c.ml == nil {
+		return false
+	}
+	cur := c.cur.Load()
+	var rest []ring.Member
+	if cur != nil {
+		for _, m := range cur.ring.Members() {
+			if m.Entry() != c.self.Entry() {
+				rest = append(rest, m)
+			}
+		}
+	}
+	if len(rest) == 0 {
+		c.Leave(ctx)
+		return false
+	}
+	v, err := newView(cur.version+1, rest)
+	if err != nil { // cannot happen: these members made a ring before
+		c.Leave(ctx)
+		return false
+	}
+	c.draining.Store(true)
+	c.cur.Store(v)
+	c.log.Info("draining: left the cluster's view", "version", v.version, "members", v.ring.Len())
+	c.Leave(ctx)
+	// A refresh that began before draining was set may have stored its
+	// view since; Leave has waited for it to end.
+	c.cur.Store(v)
+	return true
+}
+
+// Draining reports whether the node is draining (see Drain).
+func (c *Cluster) Draining() bool { return c.draining.Load() }
+
 // currentView returns the view to answer a client that reached the node at
 // local.
 func (c *Cluster) currentView(local net.Addr) *view {
@@ -452,6 +499,9 @@ func (c *Cluster) refresh() {
 		}
 	}
 	v.key = key
+	if c.draining.Load() {
+		return // the drain's view stays (see Drain)
+	}
 	c.log.Info("cluster view", "version", v.version, "members", v.ring.Len())
 	c.cur.Store(v)
 }

@@ -35,6 +35,9 @@ type Cluster interface {
 	ConfigReply(local net.Addr) []byte
 	// Owner returns the member that owns key, for that client.
 	Owner(local net.Addr, key []byte) ring.Member
+	// Draining reports whether the node has left the cluster and serves
+	// on only until its clients have moved away ("stats" says so).
+	Draining() bool
 }
 
 // Conns are the node's connections, as "stats" counts them. Its methods are

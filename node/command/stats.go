@@ -117,6 +117,13 @@ func (h *Handler) Stats() []stats.Stat {
 		{Name: "bytes_written", Value: ld(&c.BytesWritten)},
 		{Name: "limit_maxbytes", Value: i(st.LimitMaxBytes)},
 		{Name: "accepting_conns", Value: stats.Bool(h.conns.Accepting())},
+	}...)
+	if h.cluster.Draining() {
+		// memcluster's own, and only while it holds: at rest the list
+		// is memcached's.
+		list = append(list, stats.Stat{Name: "draining", Value: "1"})
+	}
+	list = append(list, []stats.Stat{
 		{Name: "listen_disabled_num", Value: "0"},        // listening is never disabled: -c is enforced per connection
 		{Name: "time_in_listen_disabled_us", Value: "0"}, // and so never for any time
 		{Name: "threads", Value: strconv.Itoa(h.cfg.Threads)},

@@ -2,6 +2,7 @@ package ring_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"time"
@@ -31,6 +32,32 @@ func ExampleSelector() {
 	}
 	_, r := sel.Current()
 	fmt.Println("greeting lives on", r.OwnerString("greeting").Addr())
+}
+
+// A client that sends a dead node's keys to their owners without it at the
+// first failure, rather than failing them until the cluster drops the node.
+func ExampleClient() {
+	sel, err := ring.NewSelector([]string{"10.0.0.1:11211", "10.0.0.2:11211"}, ring.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sel.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := sel.Refresh(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	mc := ring.NewClient(sel)
+	mc.Memcache().Timeout = 200 * time.Millisecond
+	it, err := mc.Get(ctx, "greeting")
+	if errors.Is(err, memcache.ErrCacheMiss) {
+		err = mc.Set(ctx, &memcache.Item{Key: "greeting", Value: []byte("hello")})
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = it
 }
 
 func ExampleNew() {

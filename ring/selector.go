@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 const (
 	DefaultPollInterval = time.Second
 	DefaultTimeout      = time.Second
+	DefaultDownFor      = 5 * time.Second
 )
 
 // ErrClosed is returned by Refresh on a closed Selector.
@@ -46,6 +48,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Dialer dials the nodes. If nil, defaults to a zero net.Dialer.
 	Dialer Dialer
+	// DownFor is how long a member marked down (MarkDown) stays off the
+	// ring, unless a config without it comes first: long enough for the
+	// cluster's gossip to drop a dead node (about 2.3 s with the nodes'
+	// defaults). The mark ends at the first Refresh after it. If zero,
+	// defaults to DefaultDownFor (5 s).
+	DownFor time.Duration
 }
 
 // NodeAddr is the net.Addr a Selector returns for a member: the same pointer
@@ -68,8 +76,9 @@ func (a *NodeAddr) Member() Member { return a.member }
 // state is one snapshot of the cluster as a Selector sees it.
 type state struct {
 	version uint64
-	ring    *Ring
+	ring    *Ring      // the config's members but those marked down
 	addrs   []net.Addr // addrs[i] is ring.Member(i)'s, a *NodeAddr
+	all     []Member   // the config's members
 }
 
 // Selector is a gomemcache ServerSelector that places keys on the ring of a
@@ -92,6 +101,10 @@ type Selector struct {
 	log   *slog.Logger
 
 	cur atomic.Pointer[state] // nil until the first config
+
+	// stateMu is held while cur is replaced: by a new config or a mark.
+	stateMu sync.Mutex
+	down    map[Member]time.Time // members marked down, until when; guarded by stateMu
 
 	life      context.Context // canceled by Close
 	stop      context.CancelFunc
@@ -128,6 +141,9 @@ func NewSelector(seeds []string, cfg Config) (*Selector, error) {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.DownFor <= 0 {
+		cfg.DownFor = DefaultDownFor
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -351,15 +367,69 @@ func (s *Selector) closeConnLocked() {
 }
 
 // installLocked takes the config if its version is higher than the one held
-// (or if none is held), keeping the NodeAddr of every member that stays.
+// (or if none is held); with the one held, it puts back the members whose
+// mark (MarkDown) has ended.
 func (s *Selector) installLocked(version uint64, members []Member) error {
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
 	old := s.cur.Load()
 	if old != nil && version <= old.version {
-		return nil
+		if !s.unmarkEndedLocked(time.Now()) {
+			return nil
+		}
+		version, members = old.version, old.all
 	}
-	r, err := New(members)
+	st, err := s.buildLocked(version, members, old)
 	if err != nil {
 		return err
+	}
+	s.cur.Store(st)
+	if old == nil || version != old.version {
+		s.log.Info("ring: cluster config changed", "version", version, "members", st.ring.Len())
+	}
+	return nil
+}
+
+// unmarkEndedLocked removes the marks that end by now, and reports whether
+// there were any. s.stateMu must be held.
+func (s *Selector) unmarkEndedLocked(now time.Time) bool {
+	ended := false
+	for m, until := range s.down {
+		if !now.Before(until) {
+			delete(s.down, m)
+			ended = true
+		}
+	}
+	return ended
+}
+
+// buildLocked returns the state of a config: its members but those marked
+// down (unless that is all of them), each with the NodeAddr it had in old,
+// if any. A config without a marked member ends its mark. s.stateMu must
+// be held.
+func (s *Selector) buildLocked(version uint64, members []Member, old *state) (*state, error) {
+	on := members
+	if len(s.down) > 0 {
+		on = nil
+		listed := map[Member]bool{}
+		for _, m := range members {
+			listed[m] = true
+			if _, down := s.down[m]; !down {
+				on = append(on, m)
+			}
+		}
+		for m := range s.down {
+			if !listed[m] {
+				delete(s.down, m) // gone from the cluster: nothing to mark
+			}
+		}
+		if len(on) == 0 {
+			on = members // a ring with no node would fail every request
+		}
+	}
+	r, err := New(on)
+	if err != nil {
+		return nil, err
 	}
 	kept := map[Member]net.Addr{}
 	if old != nil {
@@ -367,7 +437,7 @@ func (s *Selector) installLocked(version uint64, members []Member) error {
 			kept[old.ring.Member(i)] = a
 		}
 	}
-	st := &state{version: version, ring: r, addrs: make([]net.Addr, r.Len())}
+	st := &state{version: version, ring: r, addrs: make([]net.Addr, r.Len()), all: slices.Clone(members)}
 	for i := range st.addrs {
 		m := r.Member(i)
 		if a, ok := kept[m]; ok {
@@ -376,11 +446,45 @@ func (s *Selector) installLocked(version uint64, members []Member) error {
 			st.addrs[i] = &NodeAddr{member: m, addr: m.Addr()}
 		}
 	}
-	// Only the holder of sem stores, so nothing can have come between
-	// the Load and the Store.
+	return st, nil
+}
+
+// MarkDown takes the node at addr (an address PickServer returned) off the
+// ring for Config.DownFor, or until a config without it comes first: its
+// keys go to the nodes that own them without it. A client calls it when it
+// cannot reach the node, so that the requests that follow go elsewhere at
+// once instead of failing until the cluster's gossip has dropped the node
+// and the next poll has brought the new config. It reports whether the
+// ring changed: false if the node is not on it, or is the last.
+//
+// A node marked down that was only slow comes back when the mark ends;
+// values set elsewhere meanwhile for its keys are not on it, and a value it
+// held may have been changed elsewhere: a mark trades those stale reads for
+// failed requests, as any client that ejects failing servers does.
+func (s *Selector) MarkDown(addr net.Addr) bool {
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	old := s.cur.Load()
+	if old == nil || len(old.addrs) < 2 {
+		return false
+	}
+	i := slices.IndexFunc(old.addrs, func(a net.Addr) bool { return a.String() == addr.String() })
+	if i < 0 {
+		return false
+	}
+	m := old.ring.Member(i)
+	if s.down == nil {
+		s.down = map[Member]time.Time{}
+	}
+	s.down[m] = time.Now().Add(s.cfg.DownFor)
+	st, err := s.buildLocked(old.version, old.all, old)
+	if err != nil {
+		delete(s.down, m)
+		return false
+	}
 	s.cur.Store(st)
-	s.log.Info("ring: cluster config changed", "version", version, "members", r.Len())
-	return nil
+	s.log.Warn("ring: node marked down", "node", m.Addr(), "for", s.cfg.DownFor)
+	return true
 }
 
 // Close stops the polling, interrupts any Refresh at work and closes the

@@ -20,10 +20,12 @@ import (
 )
 
 // ringLoad is a cache-aside load (get; on a miss, set) from gomemcache
-// clients on a ring.Selector, counting what failed.
+// clients on a ring.Selector, or ring.Clients over one, counting what
+// failed.
 type ringLoad struct {
 	sel  *ring.Selector
 	mc   *memcache.Client
+	rc   *ring.Client // nil for the plain gomemcache client
 	stop chan struct{}
 	wg   sync.WaitGroup
 
@@ -32,12 +34,16 @@ type ringLoad struct {
 	mu     sync.Mutex
 	errs   []string // the first failures, with when they happened
 	failed int
+	// firstAt and lastAt are when the first and the last failure
+	// happened.
+	firstAt, lastAt time.Time
 }
 
 // startRingLoad starts workers clients' load on the cluster that seeds
 // belong to, with the Selector's default poll, once the Selector has the
-// cluster's view. It stops at the end of the test.
-func startRingLoad(t *testing.T, seeds []string, workers int) *ringLoad {
+// cluster's view: gomemcache's client on the Selector, or with failover a
+// ring.Client. It stops at the end of the test.
+func startRingLoad(t *testing.T, seeds []string, workers int, failover bool) *ringLoad {
 	t.Helper()
 	sel, err := ring.NewSelector(seeds, ring.Config{})
 	if err != nil {
@@ -50,6 +56,10 @@ func startRingLoad(t *testing.T, seeds []string, workers int) *ringLoad {
 		t.Fatal(err)
 	}
 	l := &ringLoad{sel: sel, mc: memcache.NewFromSelector(sel), stop: make(chan struct{})}
+	if failover {
+		l.rc = ring.NewClient(sel)
+		l.mc = l.rc.Memcache()
+	}
 	// The machine is shared and a test's timings are loose: a reply late
 	// by a second is not what these tests look for, a failed one is.
 	l.mc.Timeout = 2 * time.Second
@@ -65,15 +75,15 @@ func startRingLoad(t *testing.T, seeds []string, workers int) *ringLoad {
 					return
 				default:
 				}
-				key := fmt.Sprintf("drain:%d", rng.IntN(2000))
-				_, err := l.mc.Get(key)
-				if errors.Is(err, memcache.ErrCacheMiss) {
-					l.misses.Add(1)
-					err = l.mc.Set(&memcache.Item{Key: key, Value: []byte("value of " + key)})
-				}
+				key := fmt.Sprintf("load:%d", rng.IntN(2000))
+				err := l.getOrSet(key)
 				l.ops.Add(1)
 				if err != nil {
 					l.mu.Lock()
+					if l.failed == 0 {
+						l.firstAt = time.Now()
+					}
+					l.lastAt = time.Now()
 					l.failed++
 					if len(l.errs) < 10 {
 						l.errs = append(l.errs, fmt.Sprintf("%v: %s: %v", time.Since(start).Round(time.Millisecond), key, err))
@@ -85,6 +95,26 @@ func startRingLoad(t *testing.T, seeds []string, workers int) *ringLoad {
 	}
 	t.Cleanup(l.close)
 	return l
+}
+
+// getOrSet gets key and, on a miss, sets it.
+func (l *ringLoad) getOrSet(key string) error {
+	item := &memcache.Item{Key: key, Value: []byte("value of " + key)}
+	if l.rc != nil {
+		ctx := context.Background()
+		_, err := l.rc.Get(ctx, key)
+		if errors.Is(err, memcache.ErrCacheMiss) {
+			l.misses.Add(1)
+			err = l.rc.Set(ctx, item)
+		}
+		return err
+	}
+	_, err := l.mc.Get(key)
+	if errors.Is(err, memcache.ErrCacheMiss) {
+		l.misses.Add(1)
+		err = l.mc.Set(item)
+	}
+	return err
 }
 
 // close stops the load and its Selector; it may be called again.
@@ -115,7 +145,7 @@ func (l *ringLoad) failures() (int, []string) {
 // what the draining node says of itself.
 func TestProcessRollingRestart(t *testing.T) {
 	procs, _ := startCluster(t, "a", "b", "c")
-	load := startRingLoad(t, addrs(procs...), 4)
+	load := startRingLoad(t, addrs(procs...), 4, false)
 	time.Sleep(time.Second)
 
 	for i, p := range procs {
@@ -212,4 +242,32 @@ func without(ps []*proc, i int) []*proc {
 	out := make([]*proc, 0, len(ps)-1)
 	out = append(out, ps[:i]...)
 	return append(out, ps[i+1:]...)
+}
+
+// TestProcessKillUnderLoad kills one of three daemons (kill -9) while
+// ring.Clients keep a cache-aside load going, and checks that requests fail
+// for at most a second after the first failure: the clients mark the dead
+// node down at once and send its keys to their owners without it, before
+// the gossip has dropped it.
+func TestProcessKillUnderLoad(t *testing.T) {
+	procs, _ := startCluster(t, "a", "b", "c")
+	load := startRingLoad(t, addrs(procs...), 4, true)
+	time.Sleep(time.Second)
+	before := load.ops.Load()
+	killed := time.Now()
+	procs[1].srv.Kill()
+	waitDropped(t, killed, 10*time.Second, procs[1], procs[0], procs[2])
+	time.Sleep(2 * time.Second) // the clients poll the config without it
+	load.close()
+	failed, first := load.failures()
+	t.Logf("kill -9 under load: %d requests after the kill, %d misses in all, %d failed", load.ops.Load()-before, load.misses.Load(), failed)
+	if failed > 0 {
+		load.mu.Lock()
+		span := load.lastAt.Sub(load.firstAt)
+		load.mu.Unlock()
+		t.Logf("failures for %v after the first; the first:\n%s", span, strings.Join(first, "\n"))
+		if span > time.Second {
+			t.Errorf("requests failed for %v after the first failure, want at most 1 s", span)
+		}
+	}
 }

@@ -48,6 +48,10 @@ type view struct {
 	ring    *ring.Ring
 	config  []byte // the whole reply to "config get cluster"
 	key     string // the member set it was built from, for refresh
+	// names are the memberlist names of its members, and since when it
+	// is the node's view: set by refresh.
+	names []string
+	since time.Time
 }
 
 func newView(version uint64, members []ring.Member) (*view, error) {
@@ -104,6 +108,9 @@ type Cluster struct {
 
 	pubMu   sync.Mutex // guards leaving; held while publishing
 	leaving bool       // Leave has begun: publish no more
+	// leavingMeta makes the metadata say that the node is leaving (see
+	// metaLeaving): set by Leave, which publishes it before it goes.
+	leavingMeta atomic.Bool
 	// draining is set by Drain: the view is the one the others move to,
 	// and refresh no longer replaces it.
 	draining atomic.Bool
@@ -120,13 +127,23 @@ type Cluster struct {
 	// restarted is set when a member's epoch fell: it restarted at the
 	// same address. That is a change too, or the version could fall.
 	restarted bool
+	// quorum names the members of the node's stable view (see refresh),
+	// less those that have left since, as against failed or been cut
+	// off: a node that sees no more than half of it is in a minority (see
+	// snapshotLocked). gone are the members that left, until they return.
+	quorum   map[string]bool
+	gone     map[string]bool
+	minority bool // the last snapshot was in a minority
+	// Owned by the goroutine that calls refresh.
+	stable *view // the last view that was the node's for settle or more
 }
 
 // remoteMember is what a member publishes in its metadata.
 type remoteMember struct {
-	member ring.Member
-	epoch  uint64
-	gossip string // its gossip address, ip:port
+	member  ring.Member
+	epoch   uint64
+	leaving bool   // it said it is leaving: its departure is no failure
+	gossip  string // its gossip address, ip:port
 }
 
 // New returns the membership of a node configured by cfg, whose memcached
@@ -232,6 +249,8 @@ func (c *Cluster) Start(ctx context.Context, ls []net.Listener) error {
 	c.self = self
 	c.members = make(map[string]remoteMember)
 	c.gossipAddrs = make(map[string]bool)
+	c.quorum = map[string]bool{c.name: true}
+	c.gone = make(map[string]bool)
 	c.change = make(chan struct{}, 1)
 	c.publish = make(chan struct{}, 1)
 	c.stop = make(chan struct{})
@@ -322,16 +341,24 @@ func (c *Cluster) Leave(ctx context.Context) {
 		return
 	}
 	c.left.Do(func() {
-		close(c.stop)
-		// No alive message may follow the leave: it would bring the
-		// node back to life in its peers' eyes.
-		c.pubMu.Lock()
-		c.leaving = true
-		c.pubMu.Unlock()
 		timeout := c.cfg.LeaveTimeout
 		if d, ok := ctx.Deadline(); ok {
 			timeout = min(timeout, time.Until(d))
 		}
+		// First say so, so that the others count the departure as a
+		// leave and not a failure (see snapshotLocked).
+		c.leavingMeta.Store(true)
+		c.pubMu.Lock()
+		if timeout > 0 {
+			if err := c.ml.UpdateNode(min(timeout, c.cfg.GossipInterval)); err != nil {
+				c.log.Debug("publishing the leave", "err", err)
+			}
+		}
+		// No alive message may follow the leave: it would bring the
+		// node back to life in its peers' eyes.
+		c.leaving = true
+		c.pubMu.Unlock()
+		close(c.stop)
 		if timeout > 0 {
 			if err := c.ml.Leave(timeout); err != nil {
 				// Every peer may be leaving too; otherwise they
@@ -475,9 +502,35 @@ func (c *Cluster) loop() {
 // changed, bumps and republishes this node's epoch. One goroutine calls it
 // at a time: start, then loop.
 func (c *Cluster) refresh() {
+	now := time.Now()
+	cur := c.cur.Load()
 	c.mu.Lock()
-	members, version, key, bumped := c.snapshotLocked()
+	if cur != nil && cur.names != nil && now.Sub(cur.since) >= c.settle() && c.stable != cur {
+		// The view has held long enough to judge majorities by.
+		c.stable = cur
+		c.quorum = make(map[string]bool, len(cur.names))
+		for _, name := range cur.names {
+			if !c.gone[name] {
+				c.quorum[name] = true
+			}
+		}
+	}
+	members, version, key, bumped, minority := c.snapshotLocked()
+	names := make([]string, 0, len(c.members)+1)
+	names = append(names, c.name)
+	for name := range c.members {
+		names = append(names, name)
+	}
 	c.mu.Unlock()
+	if minority {
+		// Answer with the last view that held, below the majority's
+		// version (see snapshotLocked).
+		if c.stable != nil && cur != c.stable && !c.draining.Load() {
+			c.log.Info("cluster view: back to the last stable one", "version", c.stable.version, "members", c.stable.ring.Len())
+			c.cur.Store(c.stable)
+		}
+		return
+	}
 	if bumped {
 		select {
 		case c.publish <- struct{}{}:
@@ -498,7 +551,7 @@ func (c *Cluster) refresh() {
 			return
 		}
 	}
-	v.key = key
+	v.key, v.names, v.since = key, names, now
 	if c.draining.Load() {
 		return // the drain's view stays (see Drain)
 	}
@@ -506,10 +559,21 @@ func (c *Cluster) refresh() {
 	c.cur.Store(v)
 }
 
+// settle is how long a view must hold before the node judges majorities by
+// it: longer than memberlist takes to declare the members on the far side
+// of a partition dead one after the other (two suspicion timeouts), so that
+// the first of those failures, which alone looks like a lost minority, does
+// not become the measure.
+func (c *Cluster) settle() time.Duration {
+	return 2 * time.Duration(c.cfg.SuspicionMult) * c.cfg.ProbeInterval
+}
+
 // snapshotLocked returns the live members, this node first, the version,
 // and the member set as a string; it bumps this node's epoch, and reports
-// so, if that set is not the one it was last bumped for. c.mu must be held.
-func (c *Cluster) snapshotLocked() (members []ring.Member, version uint64, key string, bumped bool) {
+// so, if that set is not the one it was last bumped for. It reports
+// minority, and bumps nothing, if the node sees no majority of the members
+// of its stable view. c.mu must be held.
+func (c *Cluster) snapshotLocked() (members []ring.Member, version uint64, key string, bumped, minority bool) {
 	members = make([]ring.Member, 0, len(c.members)+1)
 	members = append(members, c.self)
 	maxEpoch := uint64(0)
@@ -524,13 +588,39 @@ func (c *Cluster) snapshotLocked() (members []ring.Member, version uint64, key s
 	}
 	slices.Sort(entries)
 	key = strings.Join(entries, " ")
+	// A node that sees no more than half of the members of its stable
+	// view (see refresh) is cut off from the rest, or they failed: it
+	// cannot tell which. It goes back to answering with that view, at its
+	// version, and takes no new epoch, while the majority moves on to a
+	// higher version: ring clients, which take the highest version,
+	// follow the majority, and one that asks this node first is not sent
+	// every key to it. Once it sees a majority again, that is a change of
+	// membership like any other.
+	seen := 1 // this node
+	for name := range c.members {
+		if c.quorum[name] {
+			seen++
+		}
+	}
+	if minority := 2*seen <= len(c.quorum); minority {
+		if !c.minority {
+			c.log.Warn("this node sees no majority of the cluster; its view will not take a new version",
+				"members_seen", len(members), "last_majority", len(c.quorum))
+		}
+		c.minority = true
+		return members, max(c.epoch.Load(), maxEpoch), key, false, true
+	}
+	if c.minority {
+		c.log.Info("this node sees a majority of the cluster again", "members", len(members))
+		c.minority = false
+	}
 	if key != c.lastKey || c.restarted {
 		c.lastKey, c.restarted = key, false
 		c.seen++
 		c.epoch.Store(c.seen)
 		bumped = true
 	}
-	return members, max(c.epoch.Load(), maxEpoch), key, bumped
+	return members, max(c.epoch.Load(), maxEpoch), key, bumped, false
 }
 
 // rejoinLoop joins the seeds at once and then, until the node leaves,
@@ -641,16 +731,17 @@ func (c *Cluster) setMember(n *memberlist.Node) {
 		c.gossipAddrs[addr] = true
 		return
 	}
-	m, epoch, err := decodeMeta(n.Meta)
+	nm, err := decodeMeta(n.Meta)
 	if err != nil {
 		c.log.Debug("ignoring a member with bad metadata", "member", n.Name, "err", err)
 		delete(c.members, n.Name)
 		return
 	}
-	if old, ok := c.members[n.Name]; ok && epoch < old.epoch {
+	if old, ok := c.members[n.Name]; ok && nm.epoch < old.epoch {
 		c.restarted = true
 	}
-	c.members[n.Name] = remoteMember{member: m, epoch: epoch, gossip: addr}
+	c.members[n.Name] = remoteMember{member: nm.member, epoch: nm.epoch, leaving: nm.leaving, gossip: addr}
+	delete(c.gone, n.Name)
 	c.gossipAddrs[addr] = true
 }
 
@@ -661,6 +752,10 @@ func (c *Cluster) removeMember(n *memberlist.Node) {
 	if old, ok := c.members[n.Name]; ok {
 		delete(c.gossipAddrs, old.gossip)
 		delete(c.members, n.Name)
+		if old.leaving {
+			delete(c.quorum, n.Name)
+			c.gone[n.Name] = true
+		}
 	}
 }
 

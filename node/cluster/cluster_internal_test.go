@@ -21,21 +21,21 @@ func TestMetaRoundTrip(t *testing.T) {
 		{ring.Member{Host: "only-a-host", Port: 7}, 42},
 	}
 	for _, tt := range tests {
-		b := encodeMeta(tt.m, tt.epoch)
+		b := encodeMeta(nodeMeta{member: tt.m, epoch: tt.epoch, leaving: tt.epoch == 42})
 		if len(b) > 512 {
 			t.Errorf("%v: %d bytes of metadata, over memberlist's 512", tt.m, len(b))
 		}
-		m, epoch, err := decodeMeta(b)
-		if err != nil || m != tt.m || epoch != tt.epoch {
-			t.Errorf("decodeMeta(encodeMeta(%v, %d)) = %v, %d, %v", tt.m, tt.epoch, m, epoch, err)
+		nm, err := decodeMeta(b)
+		if err != nil || nm != (nodeMeta{member: tt.m, epoch: tt.epoch, leaving: tt.epoch == 42}) {
+			t.Errorf("decodeMeta(encodeMeta(%v, %d)) = %+v, %v", tt.m, tt.epoch, nm, err)
 		}
 		// Every strict prefix and any trailing byte is refused.
 		for i := range len(b) {
-			if _, _, err := decodeMeta(b[:i]); err == nil {
+			if _, err := decodeMeta(b[:i]); err == nil {
 				t.Errorf("%v: prefix of %d bytes accepted", tt.m, i)
 			}
 		}
-		if _, _, err := decodeMeta(append(b, 0)); err == nil {
+		if _, err := decodeMeta(append(b, 0)); err == nil {
 			t.Errorf("%v: trailing byte accepted", tt.m)
 		}
 	}
@@ -45,28 +45,28 @@ func TestMetaRoundTrip(t *testing.T) {
 		{Host: "h", IP: "127.0.0.1", Port: 0},
 		{},
 	} {
-		if _, _, err := decodeMeta(encodeMeta(bad, 1)); err == nil {
+		if _, err := decodeMeta(encodeMeta(nodeMeta{member: bad, epoch: 1})); err == nil {
 			t.Errorf("invalid member %v accepted", bad)
 		}
 	}
 }
 
 func FuzzDecodeMeta(f *testing.F) {
-	f.Add(encodeMeta(ring.Member{Host: "127.0.0.1", IP: "127.0.0.1", Port: 11211}, 3))
-	f.Add(encodeMeta(ring.Member{Host: "node", Port: 1}, 0))
+	f.Add(encodeMeta(nodeMeta{member: ring.Member{Host: "127.0.0.1", IP: "127.0.0.1", Port: 11211}, epoch: 3}))
+	f.Add(encodeMeta(nodeMeta{member: ring.Member{Host: "node", Port: 1}, leaving: true}))
 	f.Add([]byte{})
 	f.Add([]byte{metaFormat, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, epoch, err := decodeMeta(b)
+		nm, err := decodeMeta(b)
 		if err != nil {
 			return
 		}
-		if err := m.Validate(); err != nil {
-			t.Fatalf("decoded an invalid member %v: %v", m, err)
+		if err := nm.member.Validate(); err != nil {
+			t.Fatalf("decoded an invalid member %v: %v", nm.member, err)
 		}
-		m2, epoch2, err := decodeMeta(encodeMeta(m, epoch))
-		if err != nil || m2 != m || epoch2 != epoch {
-			t.Fatalf("round trip of %v, %d: %v, %d, %v", m, epoch, m2, epoch2, err)
+		nm2, err := decodeMeta(encodeMeta(nm))
+		if err != nil || nm2 != nm {
+			t.Fatalf("round trip of %+v: %+v, %v", nm, nm2, err)
 		}
 	})
 }

@@ -151,13 +151,30 @@ func (c *Cluster) memberlistConfig(ctx context.Context, advIP netip.Addr, advPor
 // Metadata: what a node publishes to the others. Compact, versioned, and
 // bounded well within memberlist's MetaMaxSize (512 bytes): 1 format byte,
 // the epoch and port as uvarints, then the host and the IP, each a length
-// byte and the text.
-const metaFormat = 1
+// byte and the text. The format byte also says whether the node is
+// leaving: it publishes metaLeaving just before it leaves, so that the
+// others can tell its departure from a failure or a partition.
+const (
+	metaFormat  = 1
+	metaLeaving = 2 // metaFormat's layout, from a node about to leave
+)
 
-func encodeMeta(m ring.Member, epoch uint64) []byte {
+// nodeMeta is what a node's metadata says.
+type nodeMeta struct {
+	member  ring.Member
+	epoch   uint64
+	leaving bool
+}
+
+func encodeMeta(nm nodeMeta) []byte {
+	m := nm.member
 	b := make([]byte, 0, 2*binary.MaxVarintLen64+2+len(m.Host)+len(m.IP))
-	b = append(b, metaFormat)
-	b = binary.AppendUvarint(b, epoch)
+	if nm.leaving {
+		b = append(b, metaLeaving)
+	} else {
+		b = append(b, metaFormat)
+	}
+	b = binary.AppendUvarint(b, nm.epoch)
 	b = binary.AppendUvarint(b, uint64(m.Port))
 	b = append(b, byte(len(m.Host)))
 	b = append(b, m.Host...)
@@ -169,45 +186,46 @@ func encodeMeta(m ring.Member, epoch uint64) []byte {
 var errBadMeta = errors.New("bad metadata")
 
 // decodeMeta reads what encodeMeta wrote. It does not keep b.
-func decodeMeta(b []byte) (ring.Member, uint64, error) {
-	if len(b) == 0 || b[0] != metaFormat {
-		return ring.Member{}, 0, errBadMeta
+func decodeMeta(b []byte) (nodeMeta, error) {
+	if len(b) == 0 || b[0] != metaFormat && b[0] != metaLeaving {
+		return nodeMeta{}, errBadMeta
 	}
+	leaving := b[0] == metaLeaving
 	b = b[1:]
 	epoch, n := binary.Uvarint(b)
 	if n <= 0 {
-		return ring.Member{}, 0, errBadMeta
+		return nodeMeta{}, errBadMeta
 	}
 	b = b[n:]
 	port, n := binary.Uvarint(b)
 	if n <= 0 || port > 65535 {
-		return ring.Member{}, 0, errBadMeta
+		return nodeMeta{}, errBadMeta
 	}
 	b = b[n:]
 	var fields [2]string
 	for i := range fields {
 		if len(b) == 0 || int(b[0]) > len(b)-1 {
-			return ring.Member{}, 0, errBadMeta
+			return nodeMeta{}, errBadMeta
 		}
 		n := 1 + int(b[0])
 		fields[i] = string(b[1:n])
 		b = b[n:]
 	}
 	if len(b) != 0 {
-		return ring.Member{}, 0, errBadMeta
+		return nodeMeta{}, errBadMeta
 	}
 	m := ring.Member{Host: fields[0], IP: fields[1], Port: int(port)}
 	if err := m.Validate(); err != nil {
-		return ring.Member{}, 0, fmt.Errorf("%w: %w", errBadMeta, err)
+		return nodeMeta{}, fmt.Errorf("%w: %w", errBadMeta, err)
 	}
-	return m, epoch, nil
+	return nodeMeta{member: m, epoch: epoch, leaving: leaving}, nil
 }
 
 // delegate publishes the node's metadata. memberlist calls it concurrently.
 type delegate struct{ c *Cluster }
 
 func (d delegate) NodeMeta(limit int) []byte {
-	b := encodeMeta(d.c.self, d.c.epoch.Load())
+	b := encodeMeta(nodeMeta{member: d.c.self, epoch: d.c.epoch.Load(), leaving: d.c.leavingMeta.Load()})
 	if len(b) > limit {
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/memcluster/memcluster/internal/clustertest"
+	"github.com/memcluster/memcluster/internal/testutil"
 	"github.com/memcluster/memcluster/node"
 	"github.com/memcluster/memcluster/ring"
 )
@@ -76,6 +78,13 @@ func TestConfigCommandsSingleNode(t *testing.T) {
 				{"config get cluster now", "ERROR\r\n"},
 				{"config set cluster 0 1", "ERROR\r\n"},
 				{"config GET cluster", "ERROR\r\n"},
+				// A single node's view is version 1, which a watch
+				// from 0 gets at once.
+				{"config watch cluster 0", clusterReply(1, self)},
+				{"config watch cluster x", "CLIENT_ERROR bad command line format\r\n"},
+				{"config watch cluster -1", "CLIENT_ERROR bad command line format\r\n"},
+				{"config watch cluster", "ERROR\r\n"},
+				{"config watch owner 0", "ERROR\r\n"},
 			}
 			for _, tt := range tests {
 				got, err := clustertest.Query(addr, tt.cmd)
@@ -289,5 +298,32 @@ func TestStartClusterErrors(t *testing.T) {
 	// The node still answers as a single node.
 	if v := s.ClusterView(); v.Version != 0 || v.Members != nil {
 		t.Errorf("ClusterView after a failed start: %+v", v)
+	}
+}
+
+// TestSelectorFollowsAtOnce checks that a ring.Selector learns of a change
+// as soon as the node it watches does ("config watch cluster"), not at its
+// next poll: this one polls once an hour.
+func TestSelectorFollowsAtOnce(t *testing.T) {
+	c := clustertest.Start(t, 3)
+	before := clustertest.WaitAgree(t, 10*time.Second, c.Nodes...)
+	sel, err := ring.NewSelector([]string{c.Nodes[0].Addr}, ring.Config{PollInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sel.Close()
+	testutil.WaitFor(t, 5*time.Second, "the first config", func() bool { v, _ := sel.Current(); return v == before.Version })
+
+	// A graceful leave of a node the Selector may be watching, then a join.
+	c.Stop(c.Nodes[1])
+	after := clustertest.WaitAgree(t, 5*time.Second, c.Nodes[0], c.Nodes[2])
+	start := time.Now()
+	testutil.WaitFor(t, 2*time.Second, "the config after the leave", func() bool { v, _ := sel.Current(); return v >= after.Version })
+	t.Logf("the Selector had the config without the node %v after both survivors", time.Since(start).Round(time.Millisecond))
+	joined := c.Add("")
+	again := clustertest.WaitAgree(t, 10*time.Second, c.Nodes[0], c.Nodes[2], joined)
+	testutil.WaitFor(t, 2*time.Second, "the config after the join", func() bool { v, _ := sel.Current(); return v >= again.Version })
+	if _, r := sel.Current(); r.Len() != 3 {
+		t.Errorf("the Selector's ring has %d members after the join, want 3", r.Len())
 	}
 }

@@ -165,14 +165,22 @@ func NewSelector(seeds []string, cfg Config) (*Selector, error) {
 	return s, nil
 }
 
-// poll refreshes at once and then every PollInterval until Close.
+// poll refreshes at once and then, until Close, follows the cluster: it
+// waits for each change of its config on one node with memcluster's
+// "config watch cluster", and takes it as soon as that node has it; where
+// no node of the ring answers that (memcached, ElastiCache) or the watch
+// fails, it refreshes every PollInterval.
 func (s *Selector) poll() {
 	defer close(s.done)
 	t := time.NewTicker(s.cfg.PollInterval)
 	defer t.Stop()
+	w := watcher{s: s, unsupported: map[string]bool{}}
+	defer w.close()
 	for {
 		if err := s.Refresh(s.life); err != nil && s.life.Err() == nil {
 			s.log.Warn("ring: cannot get the cluster config", "err", err)
+		}
+		for w.next() {
 		}
 		select {
 		case <-s.life.Done():
@@ -180,6 +188,79 @@ func (s *Selector) poll() {
 		case <-t.C:
 		}
 	}
+}
+
+// watchWait bounds a watch: above the longest a node waits before it
+// answers a watch with the config it has (20 s).
+const watchWait = 25 * time.Second
+
+// watcher is the poller's watch of one node, over a connection of its own.
+type watcher struct {
+	s           *Selector
+	conn        net.Conn
+	addr        string
+	br          *bufio.Reader
+	unsupported map[string]bool // nodes that answered the watch with an error
+}
+
+// next waits for the config after the one the Selector holds on a node of
+// its ring, installs it, and reports whether it may watch again at once:
+// false when no node can be watched or the watch failed.
+func (w *watcher) next() bool {
+	s := w.s
+	version, r := s.Current()
+	if w.conn == nil || !slices.ContainsFunc(r.Members(), func(m Member) bool { return m.Addr() == w.addr }) {
+		w.close()
+		for _, m := range r.Members() {
+			if !w.unsupported[m.Addr()] {
+				w.addr = m.Addr()
+				break
+			}
+		}
+		if w.addr == "" {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(s.life, s.cfg.Timeout)
+		nc, err := s.cfg.Dialer.DialContext(ctx, "tcp", w.addr)
+		cancel()
+		if err != nil {
+			w.addr = ""
+			return false
+		}
+		w.conn, w.br = nc, bufio.NewReaderSize(nc, 4096)
+	}
+	nc := w.conn
+	nc.SetDeadline(time.Now().Add(watchWait))
+	defer context.AfterFunc(s.life, func() { nc.SetDeadline(time.Unix(1, 0)) })()
+	if _, err := fmt.Fprintf(nc, "config watch cluster %d\r\n", version); err != nil {
+		w.close()
+		return false
+	}
+	got, members, err := ParseClusterConfig(w.br)
+	if err != nil {
+		if !errors.Is(err, io.EOF) && !errors.As(err, new(net.Error)) && s.life.Err() == nil {
+			// It answered, but not a config: no watch here.
+			w.unsupported[w.addr] = true
+		}
+		w.close()
+		return false
+	}
+	select {
+	case s.sem <- struct{}{}:
+	case <-s.life.Done():
+		return false
+	}
+	err = s.installLocked(got, members)
+	<-s.sem
+	return err == nil
+}
+
+// close closes the watch's connection.
+func (w *watcher) close() {
+	if w.conn != nil {
+		w.conn.Close()
+	}
+	w.conn, w.br, w.addr = nil, nil, ""
 }
 
 // PickServer returns the address of the node that owns key on the current

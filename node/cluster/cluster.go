@@ -85,6 +85,10 @@ type Cluster struct {
 	// for a single node listening on every interface: the view then
 	// depends on the address a client reached the node at.
 	cur atomic.Pointer[view]
+	// viewChanged is closed, and replaced, when cur is: what WatchConfig
+	// waits on. Guarded by viewMu.
+	viewMu      sync.Mutex
+	viewChanged chan struct{}
 	// singleCache is the last view made for a single node from a
 	// connection's address.
 	singleCache atomic.Pointer[view]
@@ -217,7 +221,7 @@ func (c *Cluster) Start(ctx context.Context, ls []net.Listener) error {
 			if err != nil {
 				return fmt.Errorf("node: publishing %s: %w", self.Entry(), err)
 			}
-			c.cur.Store(v)
+			c.setView(v)
 		}
 		return nil
 	}
@@ -416,12 +420,12 @@ func (c *Cluster) Drain(ctx context.Context) bool {
 		return false
 	}
 	c.draining.Store(true)
-	c.cur.Store(v)
+	c.setView(v)
 	c.log.Info("draining: left the cluster's view", "version", v.version, "members", v.ring.Len())
 	c.Leave(ctx)
 	// A refresh that began before draining was set may have stored its
 	// view since; Leave has waited for it to end.
-	c.cur.Store(v)
+	c.setView(v)
 	return true
 }
 
@@ -527,7 +531,7 @@ func (c *Cluster) refresh() {
 		// version (see snapshotLocked).
 		if c.stable != nil && cur != c.stable && !c.draining.Load() {
 			c.log.Info("cluster view: back to the last stable one", "version", c.stable.version, "members", c.stable.ring.Len())
-			c.cur.Store(c.stable)
+			c.setView(c.stable)
 		}
 		return
 	}
@@ -556,7 +560,7 @@ func (c *Cluster) refresh() {
 		return // the drain's view stays (see Drain)
 	}
 	c.log.Info("cluster view", "version", v.version, "members", v.ring.Len())
-	c.cur.Store(v)
+	c.setView(v)
 }
 
 // settle is how long a view must hold before the node judges majorities by
@@ -770,6 +774,33 @@ func netipString(ip net.IP) string {
 // defaultMemcachedPort is memcached's port, listed for a node that serves
 // no TCP listener.
 const defaultMemcachedPort = 11211
+
+// setView makes v the node's view and wakes those waiting for a change.
+func (c *Cluster) setView(v *view) {
+	c.viewMu.Lock()
+	defer c.viewMu.Unlock()
+	c.cur.Store(v)
+	if c.viewChanged != nil {
+		close(c.viewChanged)
+		c.viewChanged = nil
+	}
+}
+
+// WatchConfig returns the reply to "config get cluster" for a client that
+// reached the node at local if its version is above after; otherwise no
+// reply, and a channel closed when the view next changes, to call again
+// then.
+func (c *Cluster) WatchConfig(local net.Addr, after uint64) ([]byte, <-chan struct{}) {
+	c.viewMu.Lock()
+	defer c.viewMu.Unlock()
+	if v := c.currentView(local); v.version > after {
+		return v.config, nil
+	}
+	if c.viewChanged == nil {
+		c.viewChanged = make(chan struct{})
+	}
+	return nil, c.viewChanged
+}
 
 // ConfigReply returns the reply to "config get cluster" for a client that
 // reached the node at local, in ElastiCache's Auto Discovery format. The

@@ -38,6 +38,9 @@ type Cluster interface {
 	// Draining reports whether the node has left the cluster and serves
 	// on only until its clients have moved away ("stats" says so).
 	Draining() bool
+	// WatchConfig returns ConfigReply's reply if its version is above
+	// after; otherwise nil and a channel closed at the view's next change.
+	WatchConfig(local net.Addr, after uint64) ([]byte, <-chan struct{})
 }
 
 // Conns are the node's connections, as "stats" counts them. Its methods are

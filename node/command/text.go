@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/memcluster/memcluster/node/netserve"
 	"github.com/memcluster/memcluster/node/stats"
@@ -466,6 +467,10 @@ func (c *session) statsDetail(req *protocol.Request) {
 // is unknown, as it is to memcached.
 func (c *session) configCommand(req *protocol.Request) {
 	args := req.Args
+	if len(args) == 3 && string(args[0]) == "watch" && string(args[1]) == "cluster" {
+		c.configWatch(req)
+		return
+	}
 	if len(args) < 2 || string(args[0]) != "get" {
 		c.textError(req, protocol.ErrUnknownCommand)
 		return
@@ -481,6 +486,43 @@ func (c *session) configCommand(req *protocol.Request) {
 		c.Out = appendOwner(c.Out, c.h.cluster.Owner(c.LocalAddr(), args[2]))
 	default:
 		c.textError(req, protocol.ErrUnknownCommand)
+	}
+}
+
+// configWatchWait is the longest "config watch cluster" waits for a new
+// view before it answers with the one it has: a client that went away
+// meanwhile holds its goroutine no longer.
+const configWatchWait = 20 * time.Second
+
+// configWatch answers memcluster's "config watch cluster <version>": as
+// "config get cluster" does, once the node's view has a version above
+// <version> (at once if it has), or after configWatchWait with the view it
+// has, or at shutdown. A ring client waits on it to follow the cluster at
+// once rather than at its next poll. The connection waits meanwhile; its
+// goroutine serves it, never the event loop (see textOnLoop).
+func (c *session) configWatch(req *protocol.Request) {
+	after, err := strconv.ParseUint(string(req.Args[2]), 10, 64)
+	if err != nil {
+		c.textError(req, protocol.ErrBadFormat)
+		return
+	}
+	timer := time.NewTimer(configWatchWait)
+	defer timer.Stop()
+	for {
+		reply, changed := c.h.cluster.WatchConfig(c.LocalAddr(), after)
+		if reply != nil {
+			c.Out = append(c.Out, reply...)
+			return
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			c.Out = append(c.Out, c.h.cluster.ConfigReply(c.LocalAddr())...)
+			return
+		case <-c.h.done:
+			c.Out = append(c.Out, c.h.cluster.ConfigReply(c.LocalAddr())...)
+			return
+		}
 	}
 }
 

@@ -174,7 +174,7 @@ func (s *Selector) poll() {
 	defer close(s.done)
 	t := time.NewTicker(s.cfg.PollInterval)
 	defer t.Stop()
-	w := watcher{s: s, unsupported: map[string]bool{}}
+	w := watcher{s: s, unsupported: map[string]bool{}, broke: map[string]time.Time{}}
 	defer w.close()
 	for {
 		if err := s.Refresh(s.life); err != nil && s.life.Err() == nil {
@@ -200,50 +200,45 @@ type watcher struct {
 	conn        net.Conn
 	addr        string
 	br          *bufio.Reader
-	unsupported map[string]bool // nodes that answered the watch with an error
+	unsupported map[string]bool      // nodes that answered the watch with an error
+	broke       map[string]time.Time // nodes whose watch failed, and when
 }
 
+// watchRetry is how long a node whose watch failed is not watched again.
+const watchRetry = 5 * time.Second
+
 // next waits for the config after the one the Selector holds on a node of
-// its ring, installs it, and reports whether it may watch again at once:
-// false when no node can be watched or the watch failed.
+// its ring, installs it, and reports whether to watch again at once: false
+// when no node of the ring can be watched now. A watch that fails moves on
+// to another node.
 func (w *watcher) next() bool {
 	s := w.s
 	version, r := s.Current()
 	if w.conn == nil || !slices.ContainsFunc(r.Members(), func(m Member) bool { return m.Addr() == w.addr }) {
-		w.close()
-		for _, m := range r.Members() {
-			if !w.unsupported[m.Addr()] {
-				w.addr = m.Addr()
-				break
-			}
-		}
-		if w.addr == "" {
+		if !w.connect(r) {
 			return false
 		}
-		ctx, cancel := context.WithTimeout(s.life, s.cfg.Timeout)
-		nc, err := s.cfg.Dialer.DialContext(ctx, "tcp", w.addr)
-		cancel()
-		if err != nil {
-			w.addr = ""
-			return false
-		}
-		w.conn, w.br = nc, bufio.NewReaderSize(nc, 4096)
 	}
 	nc := w.conn
 	nc.SetDeadline(time.Now().Add(watchWait))
 	defer context.AfterFunc(s.life, func() { nc.SetDeadline(time.Unix(1, 0)) })()
-	if _, err := fmt.Fprintf(nc, "config watch cluster %d\r\n", version); err != nil {
-		w.close()
-		return false
+	_, err := fmt.Fprintf(nc, "config watch cluster %d\r\n", version)
+	var got uint64
+	var members []Member
+	if err == nil {
+		got, members, err = ParseClusterConfig(w.br)
 	}
-	got, members, err := ParseClusterConfig(w.br)
 	if err != nil {
-		if !errors.Is(err, io.EOF) && !errors.As(err, new(net.Error)) && s.life.Err() == nil {
-			// It answered, but not a config: no watch here.
-			w.unsupported[w.addr] = true
+		if s.life.Err() != nil {
+			return false
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, new(net.Error)) {
+			w.broke[w.addr] = time.Now()
+		} else {
+			w.unsupported[w.addr] = true // it answered, but not a config
 		}
 		w.close()
-		return false
+		return true // another node, if any
 	}
 	select {
 	case s.sem <- struct{}{}:
@@ -253,6 +248,32 @@ func (w *watcher) next() bool {
 	err = s.installLocked(got, members)
 	<-s.sem
 	return err == nil
+}
+
+// connect opens the watch's connection to a node of r that can be
+// watched, and reports whether there was one.
+func (w *watcher) connect(r *Ring) bool {
+	s := w.s
+	w.close()
+	for _, m := range r.Members() {
+		addr := m.Addr()
+		if w.unsupported[addr] || time.Since(w.broke[addr]) < watchRetry {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(s.life, s.cfg.Timeout)
+		nc, err := s.cfg.Dialer.DialContext(ctx, "tcp", addr)
+		cancel()
+		if err != nil {
+			if s.life.Err() != nil {
+				return false
+			}
+			w.broke[addr] = time.Now()
+			continue
+		}
+		w.conn, w.addr, w.br = nc, addr, bufio.NewReaderSize(nc, 4096)
+		return true
+	}
+	return false
 }
 
 // close closes the watch's connection.

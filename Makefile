@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin
 FUZZTIME  ?= 30s
 
-.PHONY: all build run test fmt-check vet bench bench-memory bench-resources soak fuzz clean
+.PHONY: all build run test fmt-check vet bench bench-memory bench-resources bench-cluster soak fuzz clean
 
 all: build
 
@@ -49,6 +49,13 @@ bench-memory: build
 # 100 B, 10 KiB and 500 KiB values.
 bench-resources: build
 	./scripts/bench-resources.sh
+
+# What a change of membership costs a cache-aside client on three nodes
+# (about eight minutes): failed requests and extra misses through a
+# scale-out, a rolling restart, a graceful scale-in and a kill -9, with
+# ring.Client and the drain on, and with both off.
+bench-cluster: build
+	./scripts/bench-cluster.sh
 
 # One node at -m 64 for DURATION (default 10m; make soak DURATION=60s for a
 # quick look) under mixed load with stalled, slow and abusive clients and

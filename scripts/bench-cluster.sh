@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# What a change of membership costs a cache-aside application on three
+# memcluster nodes (internal/cmd/mcclusterbench): a node joining (3->4), a
+# rolling restart of all four, a graceful scale-in (4->3, SIGTERM) and a
+# kill -9, each followed by PHASE of load.
+#
+# Three runs of the same timeline, one after the other:
+#   baseline  no events: the misses the load costs by itself (new keys);
+#   on        ring.Client (a dead node's keys move at the first failure) and
+#             the nodes' default --drain;
+#   off       gomemcache on ring.Selector alone, and --drain=0.
+# It prints each run's per-second rows and, per event, the requests that
+# failed and the extra misses (the event's window's misses minus the
+# baseline's for the same window), on and off side by side. There is no
+# warm hand-off yet (issue 16): a scale-out's moved keys miss.
+#
+# Environment: WARMUP (default 30s), PHASE (30s), KEYS (100000), WORKERS (8),
+# MEMCLUSTER (default bin/memcluster).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+node_bin=${MEMCLUSTER:-bin/memcluster}
+[ -x "$node_bin" ] || { echo "bench-cluster: $node_bin missing: run make build" >&2; exit 1; }
+go build -o bin/mcclusterbench ./internal/cmd/mcclusterbench
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+common=(-bin "$node_bin" -warmup "${WARMUP:-30s}" -phase "${PHASE:-30s}" -keys "${KEYS:-100000}" -workers "${WORKERS:-8}")
+
+echo "== baseline: the same load, no events" >&2
+bin/mcclusterbench "${common[@]}" -client ring -events=false | tee "$tmp/baseline"
+echo "== on: ring.Client, default drain" >&2
+bin/mcclusterbench "${common[@]}" -client ring | tee "$tmp/on"
+echo "== off: gomemcache alone, --drain=0" >&2
+bin/mcclusterbench "${common[@]}" -client plain -drain 0 | tee "$tmp/off"
+
+# The summary rows: the lines after the "event failed misses" header.
+summary() { awk '/^event +failed +misses$/ { on = 1; next } on && NF { print }' "$1"; }
+echo
+printf '%-26s %12s %14s %12s %14s\n' event failed_on extra_miss_on failed_off extra_miss_off
+paste -d'|' <(summary "$tmp/baseline") <(summary "$tmp/on") <(summary "$tmp/off") | awk -F'|' '
+{
+	nb = split($1, bw, " "); nn = split($2, nw, " "); nf = split($3, fw, " ")
+	name = $2; sub(/ +[0-9-]+ +[0-9-]+$/, "", name)
+	printf "%-26s %12d %14d %12d %14d\n", name, nw[nn-1], nw[nn] - bw[nb], fw[nf-1], fw[nf] - bw[nb]
+}'

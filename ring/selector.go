@@ -83,10 +83,14 @@ type state struct {
 
 // Selector is a gomemcache ServerSelector that places keys on the ring of a
 // memcluster cluster (or any server answering `config get cluster` in
-// ElastiCache's Auto Discovery format) and follows the cluster as it changes
-// by polling that command on the nodes it knows: its seeds and the members
-// of the last config it took. It asks the node that answered last, and moves
-// on to the next known node when that one is down or behind.
+// ElastiCache's Auto Discovery format) and follows the cluster as it changes:
+// it keeps memcluster's `config watch cluster` open on one member and takes
+// each new config the moment that member has it, and polls `config get
+// cluster` on the nodes it knows (its seeds and the members of the last
+// config it took) where no member answers the watch. It asks the node that
+// answered last, and moves on to the next known node when that one is down
+// or behind. MarkDown takes a node that cannot be reached off the ring for
+// a while; Client does so at a request's first failure.
 //
 // It takes a config only if its version is higher than the one it holds, so
 // a node that lags the cluster never turns it back. The version must

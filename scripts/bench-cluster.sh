@@ -14,8 +14,13 @@
 # baseline's for the same window), on and off side by side. There is no
 # warm hand-off yet (issue 16): a scale-out's moved keys miss.
 #
+# Then, past this machine, a fleet of 100 in-process nodes on the in-memory
+# gossip network with the daemon's default timings (TestFleetSimulation):
+# how long until every node agrees after a join, a graceful leave and ten
+# simultaneous failures, and the gossip bytes a node sends per second.
+#
 # Environment: WARMUP (default 30s), PHASE (30s), KEYS (100000), WORKERS (8),
-# MEMCLUSTER (default bin/memcluster).
+# FLEET (nodes in the simulation, 100), MEMCLUSTER (default bin/memcluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 node_bin=${MEMCLUSTER:-bin/memcluster}
@@ -42,3 +47,8 @@ paste -d'|' <(summary "$tmp/baseline") <(summary "$tmp/on") <(summary "$tmp/off"
 	name = $2; sub(/ +[0-9-]+ +[0-9-]+$/, "", name)
 	printf "%-26s %12d %14d %12d %14d\n", name, nw[nn-1], nw[nn] - bw[nb], fw[nf-1], fw[nf] - bw[nb]
 }'
+
+echo
+echo "== a simulated fleet of ${FLEET:-100} nodes, default timings" >&2
+MEMCLUSTER_FLEET_TEST=${FLEET:-100} go test -count=1 -run '^TestFleetSimulation$' -v ./internal/clustertest/ |
+	sed -n 's/^ *fleet_test.go:[0-9]*: //p'

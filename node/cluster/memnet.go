@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -102,6 +103,23 @@ type Transport struct {
 	streamCh chan net.Conn
 	done     chan struct{} // closed by Shutdown
 	once     sync.Once
+	sent     atomic.Int64 // bytes sent, in packets and on streams
+}
+
+// BytesSent returns the bytes the transport has sent so far, in packets
+// (those lost included) and on streams: its gossip traffic.
+func (t *Transport) BytesSent() int64 { return t.sent.Load() }
+
+// countingConn is a stream's end that counts what its owner writes.
+type countingConn struct {
+	net.Conn
+	sent *atomic.Int64
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.sent.Add(int64(n))
+	return n, err
 }
 
 var _ memberlist.Transport = (*Transport)(nil)
@@ -132,6 +150,7 @@ func (t *Transport) WriteTo(b []byte, addr string) (time.Time, error) {
 		return now, fmt.Errorf("clustertest: transport %s is shut down", t.addr)
 	default:
 	}
+	t.sent.Add(int64(len(b)))
 	dest := t.net.route(string(t.addr), addr)
 	if dest == nil {
 		return now, nil
@@ -158,8 +177,8 @@ func (t *Transport) DialTimeout(addr string, timeout time.Duration) (net.Conn, e
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
-	case dest.streamCh <- remote:
-		return local, nil
+	case dest.streamCh <- countingConn{remote, &dest.sent}:
+		return countingConn{local, &t.sent}, nil
 	case <-dest.done:
 	case <-t.done:
 	case <-timer.C:

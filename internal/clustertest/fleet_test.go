@@ -28,19 +28,10 @@ func TestFleetSimulation(t *testing.T) {
 	if n, err := strconv.Atoi(env); err == nil && n > 10 {
 		size = n
 	}
-	timing := node.ClusterConfig{
-		RejoinInterval:          cluster.DefaultRejoinInterval,
-		ProbeInterval:           cluster.DefaultProbeInterval,
-		ProbeTimeout:            cluster.DefaultProbeTimeout,
-		SuspicionMult:           cluster.DefaultSuspicionMult,
-		SuspicionMaxTimeoutMult: cluster.DefaultSuspicionMaxTimeoutMult,
-		GossipInterval:          cluster.DefaultGossipInterval,
-		PushPullInterval:        cluster.DefaultPushPullInterval,
-		LeaveTimeout:            cluster.DefaultLeaveTimeout,
-	}
 	c := clustertest.New(t)
 	add := func() *clustertest.Node {
-		cfg := node.Config{Cluster: timing, MemoryLimit: 1 << 20}
+		// Zero timings are the daemon's defaults (cluster.Config.WithDefaults).
+		cfg := node.Config{MemoryLimit: 1 << 20}
 		cfg.Cluster.Join = c.Seeds()
 		return c.AddConfig("", cfg)
 	}

@@ -18,7 +18,9 @@ import (
 	"github.com/memcluster/memcluster/node/cluster"
 	"github.com/memcluster/memcluster/node/command"
 	"github.com/memcluster/memcluster/node/config"
+	"github.com/memcluster/memcluster/node/handoff"
 	"github.com/memcluster/memcluster/node/netserve"
+	"github.com/memcluster/memcluster/node/peer"
 	"github.com/memcluster/memcluster/node/scavenge"
 	"github.com/memcluster/memcluster/node/stats"
 	"github.com/memcluster/memcluster/node/store"
@@ -66,6 +68,7 @@ type Server struct {
 	store    *store.Store
 	tls      *tlsconf.State // nil without TLS
 	cluster  *cluster.Cluster
+	handoff  *handoff.Handoff // nil if the node has no cluster or no hand-off
 	commands *command.Handler
 	net      *netserve.Server
 
@@ -83,19 +86,35 @@ func New(cfg Config) *Server {
 	if cfg.TLS != nil {
 		s.tls = tlsconf.NewState(*cfg.TLS)
 	}
-	s.store = store.New(store.Config{
+	storeCfg := store.Config{
 		MaxBytes:    cfg.MemoryLimit,
 		ItemSizeMax: cfg.ItemSizeMax,
 		NoEvictions: cfg.NoEvictions,
 		NoCAS:       cfg.NoCAS,
 		Epoch:       started,
 		OnEvict:     func(ev store.Eviction) { s.commands.LogEviction(ev) },
-	})
+	}
+	if cfg.Cluster.Enabled() && cfg.Cluster.Handoff >= 0 {
+		// The hand-off learns of every write from the store, so it is
+		// made first, and given the store after.
+		var ho *handoff.Handoff
+		storeCfg.OnWrite = func(keyHash uint64) {
+			if ho != nil {
+				ho.Wrote(keyHash)
+			}
+		}
+		s.store = store.New(storeCfg)
+		ho = s.newHandoff()
+		s.handoff = ho
+	} else {
+		s.store = store.New(storeCfg)
+	}
 	s.commands = command.New(cfg, command.Options{
 		Store:    s.store,
 		Started:  started,
 		TLS:      s.tls,
 		Cluster:  s.cluster,
+		Handoff:  s.handoff,
 		Done:     s.done,
 		Shutdown: s.closeDone,
 		MemoryLimitSet: func(bytes int64) {
@@ -125,6 +144,31 @@ func New(cfg Config) *Server {
 	}
 	go scavenger.Run(s.done)
 	return s
+}
+
+// newHandoff makes the node's hand-off (node/handoff), fetching from the
+// other nodes over their memcached listeners, with the node's TLS, and
+// told of every change of the cluster's view.
+func (s *Server) newHandoff() *handoff.Handoff {
+	if s.cfg.SASL || s.cfg.Protocol == "binary" {
+		// The fetch is an mg, which a node that speaks only the binary
+		// protocol does not answer.
+		s.cfg.Logger.Warn("the hand-off after a change of membership is off: it needs the text protocol, and this node has SASL or -B binary")
+		return nil
+	}
+	pc := peer.Config{MaxValue: s.cfg.ItemSizeMax}
+	if s.tls != nil {
+		pc.TLS = s.tls.ClientConfig
+	}
+	ho := handoff.New(handoff.Config{
+		Store:   s.store,
+		Fetcher: peer.New(pc),
+		Window:  s.cfg.Cluster.Handoff,
+		Logger:  s.cfg.Logger,
+	})
+	s.cluster.OnViewChange(ho.ViewChanged)
+	go ho.Run(s.done)
+	return ho
 }
 
 // How often the heap is looked at for memory to give back to the system,

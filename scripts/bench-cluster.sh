@@ -7,12 +7,13 @@
 # Three runs of the same timeline, one after the other:
 #   baseline  no events: the misses the load costs by itself (new keys);
 #   on        ring.Client (a dead node's keys move at the first failure) and
-#             the nodes' default --drain;
-#   off       gomemcache on ring.Selector alone, and --drain=0.
+#             the nodes' default --drain and --handoff;
+#   off       gomemcache on ring.Selector alone, --drain=0 and --handoff=0.
 # It prints each run's per-second rows and, per event, the requests that
-# failed and the extra misses (the event's window's misses minus the
-# baseline's for the same window), on and off side by side. There is no
-# warm hand-off yet (issue 16): a scale-out's moved keys miss.
+# failed, the extra misses (the event's window's misses minus the
+# baseline's for the same window) and the points of hit ratio lost over the
+# 20 s from the event on (the baseline's ratio minus the run's), on and off
+# side by side.
 #
 # Then, past this machine, a fleet of 100 in-process nodes on the in-memory
 # gossip network with the daemon's default timings (TestFleetSimulation):
@@ -34,18 +35,19 @@ echo "== baseline: the same load, no events" >&2
 bin/mcclusterbench "${common[@]}" -client ring -events=false | tee "$tmp/baseline"
 echo "== on: ring.Client, default drain" >&2
 bin/mcclusterbench "${common[@]}" -client ring | tee "$tmp/on"
-echo "== off: gomemcache alone, --drain=0" >&2
-bin/mcclusterbench "${common[@]}" -client plain -drain 0 | tee "$tmp/off"
+echo "== off: gomemcache alone, --drain=0, --handoff=0" >&2
+bin/mcclusterbench "${common[@]}" -client plain -drain 0 -handoff 0 | tee "$tmp/off"
 
 # The summary rows: the lines after the "event failed misses" header.
-summary() { awk '/^event +failed +misses$/ { on = 1; next } on && NF { print }' "$1"; }
+summary() { awk '/^event +failed +misses +hits20s$/ { on = 1; next } on && NF { print }' "$1"; }
 echo
-printf '%-26s %12s %14s %12s %14s\n' event failed_on extra_miss_on failed_off extra_miss_off
+printf '%-26s %10s %14s %12s %10s %14s %12s\n' event failed_on extra_miss_on pts_20s_on failed_off extra_miss_off pts_20s_off
 paste -d'|' <(summary "$tmp/baseline") <(summary "$tmp/on") <(summary "$tmp/off") | awk -F'|' '
 {
 	nb = split($1, bw, " "); nn = split($2, nw, " "); nf = split($3, fw, " ")
-	name = $2; sub(/ +[0-9-]+ +[0-9-]+$/, "", name)
-	printf "%-26s %12d %14d %12d %14d\n", name, nw[nn-1], nw[nn] - bw[nb], fw[nf-1], fw[nf] - bw[nb]
+	name = $2; sub(/ +[0-9-]+ +[0-9-]+ +[0-9.]+$/, "", name)
+	printf "%-26s %10d %14d %12.2f %10d %14d %12.2f\n", name, nw[nn-2], nw[nn-1] - bw[nb-1], 100 * (bw[nb] - nw[nn]),
+		fw[nf-2], fw[nf-1] - bw[nb-1], 100 * (bw[nb] - fw[nf])
 }'
 
 echo

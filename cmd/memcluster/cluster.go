@@ -11,6 +11,7 @@ import (
 
 	"github.com/memcluster/memcluster/node"
 	"github.com/memcluster/memcluster/node/cluster"
+	"github.com/memcluster/memcluster/node/handoff"
 )
 
 // clusterFlagDefs are memcluster's own options, for the cluster. They have
@@ -31,6 +32,20 @@ var clusterFlagDefs = []flagDef{
 	{0, "leave-timeout", requiredArg, setClusterDuration(func(c *node.ClusterConfig) *time.Duration { return &c.LeaveTimeout })},
 	{0, "gossip-key-file", requiredArg, setGossipKeyFile},
 	{0, "drain", requiredArg, setDrain},
+	{0, "handoff", requiredArg, setHandoff},
+}
+
+// setHandoff sets --handoff: a duration, 0 for none.
+func setHandoff(p *parser, opt, val string) error {
+	d, err := time.ParseDuration(val)
+	if err != nil || d < 0 {
+		return fmt.Errorf("invalid value %q for %s: want a duration such as 1m, or 0 for none", val, opt)
+	}
+	if d == 0 {
+		d = -1 // cluster.Config: negative is off
+	}
+	p.o.cfg.Cluster.Handoff = d
+	return nil
 }
 
 // defaultDrain is how long a member serves on after SIGTERM (--drain):
@@ -283,6 +298,11 @@ Cluster options (memcluster's own; long forms only):
                           before it closes; a second SIGTERM, or "shutdown",
                           ends the drain early. A node with no other members
                           does not drain. 0 for none (default: %[11]v)
+    --handoff=<d>         for this long after a change of membership, a key
+                          this node has just come to own and misses is
+                          fetched from its previous owner, unless written
+                          here meanwhile: a scale-out or restart is no miss
+                          storm. 0 for none (default: %[12]v)
     --gossip-key-file=<file> encrypt the gossip (AES-GCM) with the keys in
                           <file>: one base64 key a line, 16, 24 or 32 bytes;
                           the first encrypts, all decrypt; '#' comments.
@@ -297,5 +317,5 @@ func clusterUsageText() string {
 		cluster.DefaultRejoinInterval, cluster.DefaultProbeInterval, cluster.DefaultProbeTimeout,
 		cluster.DefaultSuspicionMult, cluster.DefaultSuspicionMaxTimeoutMult,
 		cluster.DefaultGossipInterval, cluster.DefaultPushPullInterval, cluster.DefaultLeaveTimeout,
-		defaultDrain)
+		defaultDrain, handoff.DefaultWindow)
 }

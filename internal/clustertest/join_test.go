@@ -327,7 +327,7 @@ func TestProcessJoin(t *testing.T) {
 	keys := make([]string, nKeys)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("join-key-%04d", i)
-		if err := mc.Set(&memcache.Item{Key: keys[i], Value: []byte("v1-" + keys[i])}); err != nil {
+		if err := mc.Set(&memcache.Item{Key: keys[i], Value: []byte("v1-" + keys[i]), Flags: 42, Expiration: 3600}); err != nil {
 			t.Fatalf("set %s: %v", keys[i], err)
 		}
 	}
@@ -464,21 +464,51 @@ func TestProcessJoin(t *testing.T) {
 			}
 		}
 	}
-	// Keys that moved miss once, then are set again and hit, on d.
-	for _, k := range moved {
-		if it, err := mc.Get(k); !errors.Is(err, memcache.ErrCacheMiss) {
-			if bad++; bad <= 10 {
-				t.Errorf("first get %s after it moved: %v, %v; want a miss", k, itemValue(it), err)
-			}
-			continue
+	// Keys that moved are served by d from their previous owners during
+	// the hand-off window (hits, with their flags and remaining TTL and
+	// a CAS of d's), except those the application wrote through d in the
+	// meantime: a key deleted there stays deleted, and one overwritten
+	// there keeps its new value.
+	deleted, overwritten, handed := moved[:50], moved[50:100], moved[100:]
+	for _, k := range deleted {
+		if err := mc.Delete(k); err != nil && !errors.Is(err, memcache.ErrCacheMiss) {
+			t.Fatalf("delete %s: %v", k, err)
 		}
+	}
+	for _, k := range overwritten {
 		if err := mc.Set(&memcache.Item{Key: k, Value: []byte("v2-" + k)}); err != nil {
 			t.Fatalf("set %s again: %v", k, err)
 		}
-		if it, err := mc.Get(k); err != nil || string(it.Value) != "v2-"+k {
+	}
+	want := func(k string) string {
+		switch {
+		case slices.Contains(deleted, k):
+			return ""
+		case slices.Contains(overwritten, k):
+			return "v2-" + k
+		}
+		return "v1-" + k
+	}
+	for _, k := range moved {
+		it, err := mc.Get(k)
+		got := ""
+		if err == nil {
+			got = string(it.Value)
+		} else if !errors.Is(err, memcache.ErrCacheMiss) {
+			t.Fatalf("get %s: %v", k, err)
+		}
+		if got != want(k) {
 			if bad++; bad <= 10 {
-				t.Errorf("get %s after setting it again: %v, %v; want a hit", k, itemValue(it), err)
+				t.Errorf("get %s after it moved to d: %q, want %q", k, got, want(k))
 			}
+		}
+	}
+	for _, k := range handed[:20] {
+		// A one-line reply is Query's error.
+		reply, _ := clustertest.Query(d.srv.Addr, "mg "+k+" f t c")
+		var flags, ttl, cas int
+		if _, err := fmt.Sscanf(string(reply), "HD f%d t%d c%d", &flags, &ttl, &cas); err != nil || flags != 42 || ttl < 3500 || ttl > 3600 || cas == 0 {
+			t.Errorf("d's item %s: %q; want flags 42, a TTL just under 3600 and a CAS", k, reply)
 		}
 	}
 	direct := memcache.New(d.srv.Addr)
@@ -488,16 +518,36 @@ func TestProcessJoin(t *testing.T) {
 		t.Fatalf("get of the moved keys from d directly: %v", err)
 	}
 	for _, k := range moved {
-		if it := onD[k]; it == nil || string(it.Value) != "v2-"+k {
+		got := ""
+		if it := onD[k]; it != nil {
+			got = string(it.Value)
+		}
+		if got != want(k) {
 			if bad++; bad <= 10 {
-				t.Errorf("d holds %s = %v, want %q", k, itemValue(it), "v2-"+k)
+				t.Errorf("d holds %s = %q, want %q", k, got, want(k))
 			}
 		}
 	}
+	stats, err := clustertest.Query(d.srv.Addr, "stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("d's hand-off: %s", handoffStats(stats))
 	if bad > 10 {
 		t.Errorf("... %d key checks failed in all", bad)
 	}
 	t.Logf("data: %d keys stayed, %d moved; %d failed checks", len(stayed), len(moved), bad)
+}
+
+// handoffStats returns the handoff_ lines of a stats reply.
+func handoffStats(reply []byte) string {
+	var out []string
+	for _, line := range strings.Split(string(reply), "\r\n") {
+		if strings.HasPrefix(line, "STAT handoff_") {
+			out = append(out, strings.TrimPrefix(line, "STAT "))
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // ringEntries returns the host|ip|port entries of r's members, sorted.

@@ -89,6 +89,8 @@ type Cluster struct {
 	// waits on. Guarded by viewMu.
 	viewMu      sync.Mutex
 	viewChanged chan struct{}
+	// onView is OnViewChange's function, called under viewMu.
+	onView func(self ring.Member, old, cur []ring.Member)
 	// singleCache is the last view made for a single node from a
 	// connection's address.
 	singleCache atomic.Pointer[view]
@@ -779,11 +781,28 @@ const defaultMemcachedPort = 11211
 func (c *Cluster) setView(v *view) {
 	c.viewMu.Lock()
 	defer c.viewMu.Unlock()
+	old := c.cur.Load()
+	if c.onView != nil && old != v {
+		var oldMembers []ring.Member
+		if old != nil {
+			oldMembers = old.ring.Members()
+		}
+		c.onView(c.self, oldMembers, v.ring.Members())
+	}
 	c.cur.Store(v)
 	if c.viewChanged != nil {
 		close(c.viewChanged)
 		c.viewChanged = nil
 	}
+}
+
+// OnViewChange makes fn be called each time the node's view changes, with
+// this node's member (Name empty) and the old and the new views' members
+// (the old nil for the first). It must be called before Start. fn is called
+// by one goroutine at a time, before the new view is served; it must not
+// block nor call the Cluster.
+func (c *Cluster) OnViewChange(fn func(self ring.Member, old, cur []ring.Member)) {
+	c.onView = fn
 }
 
 // WatchConfig returns the reply to "config get cluster" for a client that

@@ -91,6 +91,12 @@ type Config struct {
 	// keys. If empty, the gossip is not encrypted.
 	GossipKeyFile string
 
+	// Handoff is how long after a change of membership a node that
+	// misses a key it has just come to own asks the key's previous owner
+	// for it (see node/handoff). If zero, defaults to
+	// handoff.DefaultWindow; negative turns the hand-off off.
+	Handoff time.Duration
+
 	// Transport, if set, carries the gossip instead of UDP and TCP on
 	// GossipAddr, which is then ignored: for example an in-memory network
 	// in tests (see internal/clustertest). The node shuts it down.

@@ -151,7 +151,11 @@ func (b *binaryConn) onLoop() bool {
 	}
 	head, _ := b.In.Peek(2)
 	switch protocol.BinaryOpcode(head[1]).Loud() {
-	case protocol.OpGet, protocol.OpGetK, protocol.OpGAT, protocol.OpGATK, protocol.OpTouch,
+	case protocol.OpGet, protocol.OpGetK, protocol.OpGAT, protocol.OpGATK:
+		// Unless the hand-off would fetch the key: the network is the
+		// goroutine's.
+		return !b.binaryWantsWarm()
+	case protocol.OpTouch,
 		protocol.OpSet, protocol.OpAdd, protocol.OpReplace, protocol.OpAppend, protocol.OpPrepend,
 		protocol.OpDelete, protocol.OpIncrement, protocol.OpDecrement, protocol.OpNoop, protocol.OpVersion:
 		return true
@@ -347,6 +351,7 @@ func (b *binaryConn) get(touch bool) {
 	h := &req.Header
 	loud := h.Opcode.Loud()
 	withKey := loud == protocol.OpGetK || loud == protocol.OpGATK
+	b.warm(req.Key) // on the loop, only if the window began since onLoop
 	var (
 		value  []byte
 		meta   store.Meta

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/memcluster/memcluster/node/config"
+	"github.com/memcluster/memcluster/node/handoff"
 	"github.com/memcluster/memcluster/node/netserve"
 	"github.com/memcluster/memcluster/node/stats"
 	"github.com/memcluster/memcluster/node/store"
@@ -77,6 +78,10 @@ type Options struct {
 	// Shutdown asks the node to shut down, for the "shutdown" command
 	// (-A); it must not wait for the shutdown.
 	Shutdown func()
+	// Handoff, if not nil, warms the cache after a change of membership:
+	// reads of keys the node has just come to own consult it (see
+	// node/handoff), and flush_all ends its window.
+	Handoff *handoff.Handoff
 	// MemoryLimitSet, if not nil, is told the cache's new bound when
 	// cache_memlimit sets it.
 	MemoryLimitSet func(bytes int64)
@@ -92,6 +97,7 @@ type Handler struct {
 	started      time.Time
 	tls          *tlsconf.State
 	cluster      Cluster
+	handoff      *handoff.Handoff // nil if none
 	conns        Conns
 	done         <-chan struct{}
 	shutdown     func()
@@ -118,6 +124,7 @@ func New(cfg config.Config, opts Options) *Handler {
 		started:  opts.Started,
 		tls:      opts.TLS,
 		cluster:  opts.Cluster,
+		handoff:  opts.Handoff,
 		conns:    opts.Conns,
 		done:     opts.Done,
 		shutdown: opts.Shutdown,

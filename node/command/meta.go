@@ -68,6 +68,10 @@ func (c *session) metaGet(req *protocol.Request) {
 	h := c.h
 	m := &req.Meta
 	key := req.Key()
+	if !isHandoffFetch(m) && !c.warm(key) {
+		c.pendingReq = req // on the event loop: the goroutine reads it
+		return
+	}
 	opt := store.MetaGetOptions{NoBump: m.NoBump}
 	if m.HasTTL {
 		opt.Touch, opt.Deadline = true, h.metaDeadline(m.TTL)

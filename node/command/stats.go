@@ -157,7 +157,7 @@ func (h *Handler) Stats() []stats.Stat {
 		{Name: "log_watchers", Value: i(c.LogWatchers.Load())},
 	}...)
 	list = append(list, h.tls.Stats(&h.counters)...)
-	return append(list, []stats.Stat{
+	list = append(list, []stats.Stat{
 		{Name: "unexpected_napi_ids", Value: zero}, // memcached's NAPI ids (-o napi_ids)
 		{Name: "round_robin_fallback", Value: zero},
 		{Name: "bytes", Value: i(st.Bytes)},
@@ -178,6 +178,21 @@ func (h *Handler) Stats() []stats.Stat {
 		{Name: "direct_reclaims", Value: u(st.DirectReclaims)},
 		{Name: "lru_bumps_dropped", Value: zero}, // reads never queue their bumps
 	}...)
+	if ho := h.handoff; ho != nil && (ho.Active() || ho.Stats().Fetches > 0) {
+		// memcluster's own, after memcached's, once a change of
+		// membership has begun a hand-off (see node/handoff): a node
+		// that never had one lists memcached's names alone.
+		hs := ho.Stats()
+		list = append(list, []stats.Stat{
+			{Name: "handoff_active", Value: stats.Bool(ho.Active())},
+			{Name: "handoff_fetches", Value: u(hs.Fetches)},
+			{Name: "handoff_hits", Value: u(hs.Hits)},
+			{Name: "handoff_misses", Value: u(hs.Misses)},
+			{Name: "handoff_errors", Value: u(hs.Errors)},
+			{Name: "handoff_skipped", Value: u(hs.Skipped)},
+		}...)
+	}
+	return list
 }
 
 // slabPageSize is memcached's slab page: "stats slabs" counts pages of

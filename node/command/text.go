@@ -70,6 +70,9 @@ func (h *Handler) flushAll(exptime int64) {
 	}
 	h.oldestLive.Store(oldest) // as memcached's settings.oldest_live
 	h.store.Flush(at)
+	if h.handoff != nil {
+		h.handoff.Flushed() // what was flushed must not come back
+	}
 }
 
 // storageMode returns the store's mode for a storage command.
@@ -217,6 +220,11 @@ func (c *session) retrieve(req *protocol.Request) {
 	batches := 0
 	for {
 		for i := from; i < len(req.Keys); i++ {
+			if !c.warm(req.Keys[i]) {
+				// On the event loop: the goroutine reads it.
+				c.pendingReq, c.resumeKey = req, i
+				return
+			}
 			if !c.fetch(req.Keys[i], touch, withCAS, deadline) {
 				c.CloseAfterReplies(netserve.CloseError)
 				return

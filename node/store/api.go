@@ -112,6 +112,16 @@ type Config struct {
 	// (the store passes the Eviction by value and allocates nothing for
 	// the call).
 	OnEvict func(Eviction)
+
+	// OnWrite, if not nil, is called with the hash (xxhash.Sum64) of the
+	// key of every operation that may store, change or remove an item (the sets, deletes, touches and
+	// arithmetic, and the reads that touch or create), on the caller's
+	// goroutine, before the operation and outside every lock of the
+	// store: the node's hand-off (node/handoff) learns from it which keys
+	// the application wrote. It is not called for Restore, evictions,
+	// expiry or flushes. It must not call the Store, and is called
+	// concurrently.
+	OnWrite func(keyHash uint64)
 }
 
 // Stats are the store's counters and gauges, under memcached's meanings:

@@ -33,6 +33,7 @@ func (s *Store) Arith(key []byte, incr bool, delta, initial uint64, create bool,
 // ArithCAS is Arith that gives the item counted or created the CAS unique
 // nc asks for, as memcached's ma with E.
 func (s *Store) ArithCAS(key []byte, incr bool, delta, initial uint64, create bool, deadline int64, cas uint64, nc NewCAS) (uint64, uint64, Status) {
+	s.wrote(key)
 	o := s.begin(key)
 	sh := o.sh
 	var r room

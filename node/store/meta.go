@@ -60,6 +60,9 @@ type MetaItem struct {
 // callers see TokenSent. On a miss it returns dst and why. A hit counts as
 // a get hit, or with Touch as a touch hit, in the item's class.
 func (s *Store) MetaGet(key []byte, opt MetaGetOptions, dst []byte) ([]byte, MetaItem, Lookup) {
+	if opt.Touch || opt.Vivify {
+		s.wrote(key)
+	}
 	o := s.begin(key)
 	sh := o.sh
 	var r room
@@ -197,6 +200,7 @@ type MetaDeleteOptions struct {
 // It returns OK, NotFound or Exists. An OK without Invalidate counts a
 // delete hit in the item's class.
 func (s *Store) MetaDelete(key []byte, opt MetaDeleteOptions) Status {
+	s.wrote(key)
 	o := s.begin(key)
 	sh := o.sh
 	var r room
@@ -302,8 +306,10 @@ func (s *Store) rewriteLocked(o *op, key []byte, slot int, loc uint64, old, h *h
 // a store counts as a compare-and-swap hit.
 func (s *Store) SetStale(key, value []byte, flags uint32, deadline int64, cas uint64, nc NewCAS) (Status, uint64) {
 	if s.noCAS {
+		// SetCAS tells OnWrite.
 		return s.SetCAS(ModeCAS, key, value, flags, deadline, cas, nc)
 	}
+	s.wrote(key)
 	o := s.begin(key)
 	var h hdr
 	older := false

@@ -56,6 +56,7 @@ func (s *Store) Get(key, dst []byte) ([]byte, Meta, Lookup) {
 // memcached's gat: the returned Meta carries the new deadline, and the hit
 // counts as a touch hit. The CAS unique is unchanged.
 func (s *Store) GetAndTouch(key []byte, deadline int64, dst []byte) ([]byte, Meta, Lookup) {
+	s.wrote(key)
 	return s.get(key, dst, true, deadline)
 }
 
@@ -74,6 +75,7 @@ func (s *Store) GetShared(key, dst []byte) (value []byte, meta Meta, lk Lookup, 
 
 // GetAndTouchShared is GetAndTouch that shares large values as GetShared.
 func (s *Store) GetAndTouchShared(key []byte, deadline int64, dst []byte) (value []byte, meta Meta, lk Lookup, shared bool) {
+	s.wrote(key)
 	return s.getShared(key, dst, true, deadline, true)
 }
 
@@ -124,6 +126,7 @@ func (s *Store) SetDeadline(key []byte, deadline int64) Status {
 }
 
 func (s *Store) touch(key []byte, deadline int64, count bool) Status {
+	s.wrote(key)
 	o := s.begin(key)
 	st := NotFound
 	s.withKey(&o, key, func() {
@@ -158,6 +161,12 @@ func (s *Store) Drop(key []byte) {
 }
 
 func (s *Store) remove(key []byte, cas uint64, count bool) Status {
+	s.wrote(key)
+	return s.removeQuiet(key, cas, count)
+}
+
+// removeQuiet is remove without telling Config.OnWrite.
+func (s *Store) removeQuiet(key []byte, cas uint64, count bool) Status {
 	o := s.begin(key)
 	st := NotFound
 	s.withKey(&o, key, func() {

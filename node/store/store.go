@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // The Store itself: its type, construction, clock and flushes (Flush),
@@ -88,6 +90,16 @@ type Store struct {
 	done     chan struct{} // closed when the reclaimer has returned
 
 	onEvict func(Eviction) // Config.OnEvict, or nil
+	onWrite func(uint64)   // Config.OnWrite, or nil
+}
+
+// wrote tells Config.OnWrite of a write to key. (It passes the key's hash,
+// not the key: a key given to a function value escapes, and the callers'
+// keys would then be allocated on the heap.)
+func (s *Store) wrote(key []byte) {
+	if s.onWrite != nil {
+		s.onWrite(xxhash.Sum64(key))
+	}
 }
 
 // flushState records the flush_all commands that apply. It is immutable once
@@ -142,6 +154,7 @@ func newStore(cfg Config, n, pageSize int, background bool) *Store {
 		noCAS:     cfg.NoCAS,
 		now:       cfg.Now,
 		onEvict:   cfg.OnEvict,
+		onWrite:   cfg.OnWrite,
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}

@@ -50,6 +50,7 @@ func (s *Store) Set(mode Mode, key, value []byte, flags uint32, deadline int64, 
 // SetCAS is Set that gives the item stored the CAS unique nc asks for, as
 // memcached's ms with E: cas is still what ModeCAS compares with.
 func (s *Store) SetCAS(mode Mode, key, value []byte, flags uint32, deadline int64, cas uint64, nc NewCAS) (Status, uint64) {
+	s.wrote(key)
 	return s.set(mode, key, value, flags, deadline, cas, nc, nil)
 }
 
@@ -68,7 +69,23 @@ const givenSlack = 4096
 // buffer. Whatever the outcome, the caller must not use value's buffer
 // again.
 func (s *Store) GiveSet(mode Mode, key, value []byte, flags uint32, deadline int64, cas uint64) (Status, uint64) {
+	s.wrote(key)
 	return s.set(mode, key, value, flags, deadline, cas, NewCAS{}, value)
+}
+
+// Restore adds an item brought from elsewhere, as Set with ModeAdd: it
+// stores nothing, and returns NotStored, if key has a live item. It is
+// not reported to Config.OnWrite: the node's hand-off (node/handoff)
+// restores with it the items it fetches from a key's previous owner.
+func (s *Store) Restore(key, value []byte, flags uint32, deadline int64) (Status, uint64) {
+	return s.set(ModeAdd, key, value, flags, deadline, 0, NewCAS{}, nil)
+}
+
+// Unrestore removes the item Restore stored, if its CAS unique is still
+// cas: for a restore that a write overtook. It counts nothing and is not
+// reported to Config.OnWrite.
+func (s *Store) Unrestore(key []byte, cas uint64) {
+	s.removeQuiet(key, cas, false)
 }
 
 // set is SetCAS; given is GiveSet's value, nil for SetCAS. (It is a

@@ -201,6 +201,23 @@ func (t *State) loadLocked() error {
 	return nil
 }
 
+// ClientConfig returns the configuration to dial another node of the
+// cluster at host with: the node's own certificate, offered to a peer that
+// asks for one (ssl_verify_mode), and the peer's verified against the CA
+// file (ssl_ca_cert) if one is set, else the system's roots, for host.
+func (t *State) ClientConfig(host string) (*tls.Config, error) {
+	m := t.current.Load()
+	if m == nil {
+		return nil, errors.New("node: TLS certificates not loaded")
+	}
+	return &tls.Config{
+		Certificates: m.config.Certificates,
+		RootCAs:      m.config.ClientCAs,
+		ServerName:   host,
+		MinVersion:   m.config.MinVersion,
+	}, nil
+}
+
 // loadTLSMaterial reads the files c names. Errors are *FileError.
 func loadTLSMaterial(c *Config) (*material, error) {
 	chainErr := func(err error) error { return &FileError{What: "certificate chain", File: c.CertFile, Err: err} }

@@ -20,12 +20,14 @@
 // (keys asked for the first time), which scripts/bench-cluster.sh
 // subtracts.
 //
-//	mcclusterbench [-bin bin/memcluster] [-client ring|plain] [-drain D]
+//	mcclusterbench [-bin bin/memcluster] [-client ring|plain] [-drain D] [-handoff D]
 //	               [-events=false] [-keys 100000] [-workers 8] [-warmup 30s] [-phase 30s]
 //
 // -client ring uses ring.Client, which sends a dead node's keys elsewhere at
-// the first failure; plain, gomemcache on the Selector alone. -drain is
-// passed to the daemons as --drain (the daemon's default if empty).
+// the first failure; plain, gomemcache on the Selector alone. -drain and
+// -handoff are passed to the daemons as --drain and --handoff (the
+// daemon's defaults if empty). Each event's row also gives the hit ratio
+// over the 20 s from the event on (hits20s).
 package main
 
 import (
@@ -53,6 +55,10 @@ import (
 	"github.com/memcluster/memcluster/ring"
 )
 
+// ratioWindow is how long after an event its hit ratio is measured: the
+// issue's bar is a scale-out costing at most a point over 20 s.
+const ratioWindow = 20 * time.Second
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "mcclusterbench:", err)
@@ -62,7 +68,7 @@ func main() {
 
 // bench is one run: its daemons, its load and its counters.
 type bench struct {
-	bin, drain, logDir string
+	bin, drain, handoff, logDir string
 
 	mu    sync.Mutex
 	nodes map[string]*daemon // live daemons by name
@@ -82,6 +88,7 @@ func run() error {
 	flag.StringVar(&b.bin, "bin", "bin/memcluster", "the memcluster daemon")
 	client := flag.String("client", "ring", "ring (ring.Client) or plain (gomemcache on the Selector)")
 	flag.StringVar(&b.drain, "drain", "", "the daemons' --drain (their default if empty)")
+	flag.StringVar(&b.handoff, "handoff", "", "the daemons' --handoff (their default if empty)")
 	keys := flag.Uint64("keys", 100000, "keys in the Zipf(0.99) mix")
 	workers := flag.Int("workers", 8, "concurrent clients")
 	warmup := flag.Duration("warmup", 30*time.Second, "load before the first event")
@@ -132,7 +139,7 @@ func run() error {
 		}()
 	}
 
-	fmt.Printf("# client %s, drain %q, events %v, %d keys, %d workers\n", *client, b.drain, *events, *keys, *workers)
+	fmt.Printf("# client %s, drain %q, handoff %q, events %v, %d keys, %d workers\n", *client, b.drain, b.handoff, *events, *keys, *workers)
 	fmt.Printf("%6s %9s %7s %7s\n", "t_s", "gets/s", "hits", "failed")
 	began := time.Now()
 	b.printEverySecond(began, stop)
@@ -140,6 +147,7 @@ func run() error {
 	type result struct {
 		name           string
 		failed, misses int64
+		ratio20        float64 // the hit ratio over the 20 s from the event on
 	}
 	var results []result
 	next := began.Add(*warmup)
@@ -153,9 +161,12 @@ func run() error {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 		}
+		time.Sleep(time.Until(start.Add(ratioWindow)))
+		c20 := b.counts()
 		time.Sleep(time.Until(start.Add(*phase)))
 		c1 := b.counts()
-		results = append(results, result{name, c1.failed - c0.failed, c1.misses - c0.misses})
+		ratio20 := float64(c20.hits-c0.hits) / float64(max(c20.gets-c0.gets, 1))
+		results = append(results, result{name, c1.failed - c0.failed, c1.misses - c0.misses, ratio20})
 		next = next.Add(*phase)
 		return nil
 	}
@@ -193,9 +204,9 @@ func run() error {
 	close(stop)
 	wg.Wait()
 
-	fmt.Printf("\n%-26s %8s %8s\n", "event", "failed", "misses")
+	fmt.Printf("\n%-26s %8s %8s %8s\n", "event", "failed", "misses", "hits20s")
 	for _, r := range results {
-		fmt.Printf("%-26s %8d %8d\n", r.name, r.failed, r.misses)
+		fmt.Printf("%-26s %8d %8d %8.4f\n", r.name, r.failed, r.misses, r.ratio20)
 	}
 	return nil
 }
@@ -297,6 +308,9 @@ func (b *bench) start(name string, seeds []string) (*daemon, error) {
 		"--name", name, "--gossip-addr", d.gossip}
 	if len(seeds) > 0 {
 		args = append(args, "--join", strings.Join(seeds, ","))
+	}
+	if b.handoff != "" {
+		args = append(args, "--handoff", b.handoff)
 	}
 	if b.drain != "" {
 		args = append(args, "--drain", b.drain)

@@ -1,0 +1,154 @@
+package clustertest_test
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/memcluster/memcluster/internal/clustertest"
+	"github.com/memcluster/memcluster/ring"
+)
+
+// TestHandoffEveryReadCommand checks that a node that has just joined
+// serves the keys it has come to own from their previous owners, through
+// every command that reads (get with many keys, gets, gat, mg, and the
+// binary protocol's get, getk and gat), on connections served by the event
+// loop, which leaves the fetch to the connection's goroutine.
+func TestHandoffEveryReadCommand(t *testing.T) {
+	c := clustertest.Start(t, 3)
+	view := clustertest.WaitAgree(t, agreeTimeout, c.Nodes...)
+	var members []ring.Member
+	for _, e := range view.Entries {
+		f := strings.Split(e, "|")
+		port, err := strconv.Atoi(f[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		members = append(members, ring.Member{Host: f[0], IP: f[1], Port: port})
+	}
+	old, err := ring.New(members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 600
+	key := func(i int) string { return fmt.Sprintf("hk-%d", i) }
+	for i := range n {
+		mc := memcache.New(old.OwnerString(key(i)).Addr())
+		if err := mc.Set(&memcache.Item{Key: key(i), Value: []byte("v-" + key(i)), Flags: 5}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := c.Add("d")
+	clustertest.WaitAgree(t, agreeTimeout, c.Live()...)
+	var moved []string
+	for i := range n {
+		if owner, err := nodeOwner(d.Addr, key(i)); err != nil {
+			t.Fatal(err)
+		} else if owner == d.Entry {
+			moved = append(moved, key(i))
+		}
+	}
+	if len(moved) < 60 {
+		t.Fatalf("only %d of %d keys moved to d", len(moved), n)
+	}
+	t.Logf("%d of %d keys moved to d", len(moved), n)
+	groups := make([][]string, 7)
+	for i, k := range moved {
+		groups[i%7] = append(groups[i%7], k)
+	}
+
+	// get with many keys, through gomemcache.
+	items, err := memcache.New(d.Addr).GetMulti(groups[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range groups[0] {
+		if it := items[k]; it == nil || string(it.Value) != "v-"+k || it.Flags != 5 {
+			t.Errorf("get %s from d: %v, want v-%s with flags 5", k, it, k)
+		}
+	}
+	text := func(cmd string) string {
+		reply, _ := clustertest.Query(d.Addr, cmd) // a one-line reply is Query's error
+		return string(reply)
+	}
+	for _, k := range groups[1] {
+		if got := text("gets " + k); !strings.HasPrefix(got, "VALUE "+k+" 5 ") || !strings.Contains(got, "v-"+k) {
+			t.Errorf("gets %s from d: %q", k, got)
+		}
+	}
+	for _, k := range groups[2] {
+		if got := text("gat 100 " + k); !strings.HasPrefix(got, "VALUE "+k+" 5 ") || !strings.Contains(got, "v-"+k) {
+			t.Errorf("gat %s from d: %q", k, got)
+		}
+	}
+	mg, err := net.DialTimeout("tcp", d.Addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mg.Close()
+	mg.SetDeadline(time.Now().Add(10 * time.Second))
+	mgr := bufio.NewReader(mg)
+	for _, k := range groups[3] {
+		fmt.Fprintf(mg, "mg %s v f\r\n", k)
+		head, _ := mgr.ReadString('\n')
+		data, _ := mgr.ReadString('\n')
+		if got := head + data; got != fmt.Sprintf("VA %d f5\r\nv-%s\r\n", len("v-"+k), k) {
+			t.Errorf("mg %s from d: %q", k, got)
+		}
+	}
+	for op, g := range map[byte][]string{0x00: groups[4], 0x0c: groups[5], 0x1d: groups[6]} {
+		conn, err := net.DialTimeout("tcp", d.Addr, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(conn)
+		for _, k := range g {
+			if value, flags, status := binaryRead(t, conn, br, op, k); status != 0 || value != "v-"+k || flags != 5 {
+				t.Errorf("binary opcode %#x %s from d: status %#x, %q, flags %d; want v-%s, flags 5", op, k, status, value, flags, k)
+			}
+		}
+		conn.Close()
+	}
+}
+
+// binaryRead sends a binary get (0x00), getk (0x0c) or gat (0x1d, exptime
+// 100) of key and returns the value, flags and status of the reply.
+func binaryRead(t *testing.T, w io.Writer, r *bufio.Reader, op byte, key string) (string, uint32, uint16) {
+	t.Helper()
+	var extras []byte
+	if op == 0x1d {
+		extras = binary.BigEndian.AppendUint32(nil, 100)
+	}
+	req := make([]byte, 24, 24+len(extras)+len(key))
+	req[0], req[1] = 0x80, op
+	binary.BigEndian.PutUint16(req[2:], uint16(len(key)))
+	req[4] = byte(len(extras))
+	binary.BigEndian.PutUint32(req[8:], uint32(len(extras)+len(key)))
+	req = append(append(req, extras...), key...)
+	if _, err := w.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 24)
+	if _, err := io.ReadFull(r, head); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, binary.BigEndian.Uint32(head[8:]))
+	if _, err := io.ReadFull(r, body); err != nil {
+		t.Fatal(err)
+	}
+	status := binary.BigEndian.Uint16(head[6:])
+	ext, keyLen := int(head[4]), int(binary.BigEndian.Uint16(head[2:]))
+	if status != 0 || ext != 4 {
+		return "", 0, status
+	}
+	return string(body[ext+keyLen:]), binary.BigEndian.Uint32(body), status
+}

@@ -1,0 +1,364 @@
+// Package handoff keeps a node's cache warm across changes of membership.
+// For a window after a change (a node joining, leaving, restarting), a read
+// that misses a key the node has just come to own first asks the key's
+// previous owner, stores what it gets (with its flags and remaining TTL, and
+// a fresh CAS), and answers from it: a scale-out then costs only the keys
+// that were not cached anywhere, not a quarter of the cache.
+//
+// The hand-off never brings back what the application removed: every key
+// written on this node during the window (set, deleted, touched, counted),
+// as the store reports through store.Config.OnWrite, is remembered in a
+// filter of tombstones, and is not fetched; a fetch that a write overtakes
+// is undone. A flush ends the window. Come here to change what is fetched,
+// from whom, and when.
+package handoff
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/memcluster/memcluster/node/store"
+	"github.com/memcluster/memcluster/ring"
+)
+
+// DefaultWindow is how long after a change of membership a node fetches
+// the keys it misses from their previous owners: long enough for the hot
+// keys of a cache-aside load to be asked for, short enough that a previous
+// owner's copy, which no longer receives the application's writes, is not
+// trusted for long.
+const DefaultWindow = time.Minute
+
+// DefaultTimeout bounds one fetch from a previous owner: the read waits for
+// it, so it is short; a previous owner that does not answer in time is a
+// miss.
+const DefaultTimeout = 200 * time.Millisecond
+
+// DefaultMaxFetches is how many fetches may be in flight at once; a read
+// that would start one more misses as it would without the hand-off.
+const DefaultMaxFetches = 64
+
+// Opaque is the opaque token (meta flag O) of a hand-off fetch. A node does
+// not hand off a read that carries it: a fetch is answered from the
+// previous owner's store and never passed on, so two nodes whose views
+// disagree for a moment cannot send one fetch back and forth.
+const Opaque = "mchandoff"
+
+// Item is an item fetched from a previous owner.
+type Item struct {
+	Value []byte
+	Flags uint32
+	// TTL is the item's remaining time to live in seconds; 0 if it never
+	// expires.
+	TTL int64
+}
+
+// Fetcher fetches a key's item from another member. found is false if the
+// member has no live item for key. It is called concurrently.
+type Fetcher interface {
+	Fetch(ctx context.Context, m ring.Member, key []byte) (it Item, found bool, err error)
+}
+
+// Config configures a Hand-off.
+type Config struct {
+	// Store is the node's store, where fetched items are restored.
+	// Required.
+	Store *store.Store
+	// Fetcher fetches from previous owners. Required.
+	Fetcher Fetcher
+	// Window is how long after a change of membership keys are fetched.
+	// If zero, defaults to DefaultWindow; negative turns the hand-off off.
+	Window time.Duration
+	// Timeout bounds each fetch. If zero, defaults to DefaultTimeout.
+	Timeout time.Duration
+	// MaxFetches bounds the fetches in flight. If zero, defaults to
+	// DefaultMaxFetches.
+	MaxFetches int
+	// Logger receives the hand-off's lines. If nil, slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; if nil, time.Now.
+	Now func() time.Time
+}
+
+// Stats counts what the hand-off did.
+type Stats struct {
+	Fetches uint64 // fetches from previous owners
+	Hits    uint64 // fetches that found the item and restored it
+	Misses  uint64 // fetches that found no item
+	Errors  uint64 // fetches that failed: unreachable owner, timeout, bad reply
+	Skipped uint64 // reads not fetched: the key was written in the window, or too many fetches were in flight
+}
+
+// Handoff is a node's hand-off. Create it with New; its methods are safe for
+// concurrent use.
+type Handoff struct {
+	cfg Config
+	log *slog.Logger
+	// win is the window in progress, nil outside one.
+	win atomic.Pointer[window]
+	// tombs are the keys written lately (see tombstones), rotated every
+	// Window outside a window (Run).
+	tombs    *tombstones
+	inFlight atomic.Int64
+
+	fetches, hits, misses, errors, skipped atomic.Uint64
+}
+
+// window is one hand-off window: the ring now, the rings before it,
+// newest first, and when it ends.
+type window struct {
+	cur     *ring.Ring
+	curSelf int // this node's index in cur
+	prev    []prevRing
+	until   time.Time
+}
+
+// prevRing is a ring the cluster had before the current one, with this
+// node's index in it (-1 if it was not a member).
+type prevRing struct {
+	ring *ring.Ring
+	self int
+}
+
+// maxPrevRings is how many rings back a miss looks for a previous owner,
+// through changes that came one after another within a window: a node that
+// joins sees itself alone, then some of the members, then all.
+const maxPrevRings = 4
+
+// New returns a hand-off configured by cfg.
+func New(cfg Config) *Handoff {
+	if cfg.Window == 0 {
+		cfg.Window = DefaultWindow
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxFetches <= 0 {
+		cfg.MaxFetches = DefaultMaxFetches
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Handoff{cfg: cfg, log: cfg.Logger.With("component", "handoff"), tombs: newTombstones()}
+}
+
+// Run forgets, every Window, the keys written before the last Window, unless a
+// window is in progress, until done is closed.
+func (h *Handoff) Run(done <-chan struct{}) {
+	if h.cfg.Window < 0 {
+		return
+	}
+	t := time.NewTicker(h.cfg.Window)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			if h.active() == nil {
+				h.tombs.rotate()
+			}
+		}
+	}
+}
+
+// ViewChanged begins a window after the cluster's members changed from old
+// to cur; self is this node. Keys self owns in cur and not in old are then
+// fetched from their owner in old. A node whose old view held only itself
+// (it has just started or joined) takes its keys' owners from cur without
+// itself. A view without self (the node is leaving) or with self alone
+// ends the window. It is called by one goroutine at a time.
+func (h *Handoff) ViewChanged(self ring.Member, old, cur []ring.Member) {
+	if h.cfg.Window < 0 {
+		return
+	}
+	curRing, curSelf := ringWith(self, cur)
+	if curRing == nil || curSelf < 0 || curRing.Len() < 2 {
+		h.end("this node owns no keys or all of them")
+		return
+	}
+	pr, prSelf := ringWith(self, old)
+	if pr == nil || pr.Len() == 0 || (prSelf >= 0 && pr.Len() == 1) {
+		others := make([]ring.Member, 0, len(cur))
+		for _, m := range cur {
+			if m.Entry() != self.Entry() {
+				others = append(others, m)
+			}
+		}
+		pr, prSelf = ringWith(self, others)
+	}
+	if pr == nil {
+		return
+	}
+	w := &window{cur: curRing, curSelf: curSelf, until: h.cfg.Now().Add(h.cfg.Window)}
+	w.prev = append(w.prev, prevRing{ring: pr, self: prSelf})
+	if old := h.active(); old != nil {
+		for _, p := range old.prev {
+			if len(w.prev) < maxPrevRings {
+				w.prev = append(w.prev, p)
+			}
+		}
+	}
+	h.win.Store(w)
+	h.log.Info("hand-off window begins", "members", curRing.Len(), "for", h.cfg.Window)
+}
+
+// ringWith builds the ring of members and finds self in it; nil if
+// members cannot make one.
+func ringWith(self ring.Member, members []ring.Member) (*ring.Ring, int) {
+	if len(members) == 0 {
+		return nil, -1
+	}
+	r, err := ring.New(members)
+	if err != nil {
+		return nil, -1
+	}
+	for i, m := range r.Members() {
+		if m.Entry() == self.Entry() {
+			return r, i
+		}
+	}
+	return r, -1
+}
+
+// active returns the window in progress, ending it if its time is up.
+func (h *Handoff) active() *window {
+	w := h.win.Load()
+	if w == nil {
+		return nil
+	}
+	if h.cfg.Now().After(w.until) {
+		if h.win.CompareAndSwap(w, nil) {
+			h.log.Info("hand-off window ends", "fetched", h.hits.Load())
+		}
+		return nil
+	}
+	return w
+}
+
+// end ends the window in progress, if any.
+func (h *Handoff) end(why string) {
+	if h.win.Swap(nil) != nil {
+		h.log.Info("hand-off window ends", "why", why)
+	}
+}
+
+// Flushed ends the window: the application flushed the cache, and the
+// previous owners' items must not come back.
+func (h *Handoff) Flushed() { h.end("flush_all") }
+
+// Active reports whether a window is in progress.
+func (h *Handoff) Active() bool { return h.active() != nil }
+
+// Wrote records that the application wrote the key whose hash
+// (xxhash.Sum64) is keyHash: it is not fetched in this window or the next
+// (see tombstones). It is store.Config.OnWrite.
+func (h *Handoff) Wrote(keyHash uint64) {
+	if h.cfg.Window < 0 {
+		return
+	}
+	h.tombs.add(keyHash)
+}
+
+// Wants reports whether a read of key that misses should first fetch it
+// (Warm): a window is in progress, this node owns key and did not before,
+// and key was not written in the window. It does no I/O and does not look
+// in the store.
+func (h *Handoff) Wants(key []byte) bool {
+	w := h.active()
+	if w == nil {
+		return false
+	}
+	_, ok := w.previousOwner(key)
+	return ok && !h.tombs.has(xxhash.Sum64(key))
+}
+
+// previousOwner returns the member that owned key before this node came to
+// own it in the window, if it did.
+func (w *window) previousOwner(key []byte) (ring.Member, bool) {
+	if w.cur.OwnerIndex(key) != w.curSelf {
+		return ring.Member{}, false
+	}
+	for _, p := range w.prev {
+		if i := p.ring.OwnerIndex(key); i != p.self && i >= 0 {
+			return p.ring.Member(i), true
+		}
+	}
+	return ring.Member{}, false
+}
+
+// Warm fetches key from its previous owner, if Wants, and restores it in
+// the store unless the store has it or the application wrote it meanwhile.
+// It blocks for up to Config.Timeout on the network; ctx may end it
+// sooner. It reports whether the store now has an item restored from the
+// previous owner.
+func (h *Handoff) Warm(ctx context.Context, key []byte) bool {
+	w := h.active()
+	if w == nil {
+		return false
+	}
+	owner, ok := w.previousOwner(key)
+	if !ok {
+		return false
+	}
+	hash := xxhash.Sum64(key)
+	if h.tombs.has(hash) {
+		h.skipped.Add(1)
+		return false
+	}
+	if h.inFlight.Add(1) > int64(h.cfg.MaxFetches) {
+		h.inFlight.Add(-1)
+		h.skipped.Add(1)
+		return false
+	}
+	defer h.inFlight.Add(-1)
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
+	defer cancel()
+	h.fetches.Add(1)
+	it, found, err := h.cfg.Fetcher.Fetch(ctx, owner, key)
+	switch {
+	case err != nil:
+		h.errors.Add(1)
+		h.log.Debug("hand-off fetch failed", "owner", owner.Addr(), "err", err)
+		return false
+	case !found:
+		h.misses.Add(1)
+		return false
+	}
+	var deadline int64
+	if it.TTL > 0 {
+		deadline = h.cfg.Store.Now() + it.TTL
+	}
+	st, cas := h.cfg.Store.Restore(key, it.Value, it.Flags, deadline)
+	if st != store.OK {
+		h.skipped.Add(1)
+		return false
+	}
+	// A write that began before the item was restored marked its key
+	// first (store.Config.OnWrite): undo the restore then, unless the
+	// write has already replaced it (a new CAS).
+	if h.tombs.has(hash) {
+		h.cfg.Store.Unrestore(key, cas)
+		h.skipped.Add(1)
+		return false
+	}
+	h.hits.Add(1)
+	return true
+}
+
+// Stats returns the hand-off's counts.
+func (h *Handoff) Stats() Stats {
+	return Stats{
+		Fetches: h.fetches.Load(),
+		Hits:    h.hits.Load(),
+		Misses:  h.misses.Load(),
+		Errors:  h.errors.Load(),
+		Skipped: h.skipped.Load(),
+	}
+}

@@ -1,0 +1,178 @@
+package peer_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/memcluster/memcluster/internal/tlstest"
+	"github.com/memcluster/memcluster/node"
+	"github.com/memcluster/memcluster/node/peer"
+	"github.com/memcluster/memcluster/node/tlsconf"
+	"github.com/memcluster/memcluster/ring"
+)
+
+// serve runs a node with cfg on a loopback port and returns its member.
+func serve(t *testing.T, cfg node.Config) ring.Member {
+	t.Helper()
+	cfg.ListenAddrs = []string{"127.0.0.1:0"}
+	s := node.New(cfg)
+	ls, err := s.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.ServeListeners(ls)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	port := ls[0].Addr().(*net.TCPAddr).Port
+	return ring.Member{Host: "127.0.0.1", IP: "127.0.0.1", Port: port}
+}
+
+// send sends text commands to m and reads one reply line per command.
+func send(t *testing.T, m ring.Member, cmds ...string) []string {
+	t.Helper()
+	c, err := net.Dial("tcp", m.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	var out []string
+	for _, cmd := range cmds {
+		fmt.Fprintf(c, "%s\r\n", cmd)
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, strings.TrimSpace(line))
+	}
+	return out
+}
+
+func fetch(t *testing.T, c *peer.Client, m ring.Member, key string) (string, uint32, int64, bool, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	it, found, err := c.Fetch(ctx, m, []byte(key))
+	return string(it.Value), it.Flags, it.TTL, found, err
+}
+
+func TestFetch(t *testing.T) {
+	m := serve(t, node.Config{})
+	// "a b\r\n" is a binary-protocol key; ms sets it base64-encoded.
+	got := send(t, m, "set k1 42 100 5\r\nhello", "set k2 7 0 2\r\nhi", "ms YSBiDQo= 3 b F9\r\nbin")
+	if strings.Join(got, ",") != "STORED,STORED,HD" {
+		t.Fatalf("setting up: %q", got)
+	}
+	c := peer.New(peer.Config{})
+	for _, tc := range []struct {
+		key   string
+		value string
+		flags uint32
+		ttlLo int64
+		ttlHi int64
+		found bool
+	}{
+		{"k1", "hello", 42, 99, 100, true},
+		{"k2", "hi", 7, 0, 0, true},
+		{"a b\r\n", "bin", 9, 0, 0, true},
+		{"missing", "", 0, 0, 0, false},
+	} {
+		v, flags, ttl, found, err := fetch(t, c, m, tc.key)
+		if err != nil || found != tc.found || v != tc.value || flags != tc.flags || ttl < tc.ttlLo || ttl > tc.ttlHi {
+			t.Errorf("Fetch(%q) = %q flags %d ttl %d found %v err %v; want %q flags %d ttl %d-%d found %v",
+				tc.key, v, flags, ttl, found, err, tc.value, tc.flags, tc.ttlLo, tc.ttlHi, tc.found)
+		}
+	}
+}
+
+func TestFetchReusesConnections(t *testing.T) {
+	m := serve(t, node.Config{})
+	c := peer.New(peer.Config{})
+	for range 20 {
+		if _, _, _, _, err := fetch(t, c, m, "k"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := net.Dial("tcp", m.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "stats\r\n")
+	br := bufio.NewReader(conn)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "STAT total_connections ") {
+			// The peer's one connection, this one, and the listener's
+			// own count, as memcached counts it.
+			var n int
+			fmt.Sscanf(line, "STAT total_connections %d", &n)
+			if n > 3 {
+				t.Errorf("20 fetches opened %d connections in all, want one (total_connections %d)", n-2, n)
+			}
+			return
+		}
+	}
+}
+
+func TestFetchFromDeadPeerFailsFast(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	m := ring.Member{Host: "127.0.0.1", IP: "127.0.0.1", Port: port}
+	c := peer.New(peer.Config{DownFor: time.Minute})
+	if _, _, _, _, err := fetch(t, c, m, "k"); err == nil {
+		t.Fatal("Fetch from a closed port succeeded")
+	}
+	start := time.Now()
+	_, _, _, _, err = fetch(t, c, m, "k")
+	if err == nil {
+		t.Fatal("second Fetch from a closed port succeeded")
+	}
+	if d := time.Since(start); d > 10*time.Millisecond {
+		t.Errorf("second Fetch took %v, want at once: the peer is down", d)
+	}
+}
+
+func TestFetchOverTLS(t *testing.T) {
+	f := tlstest.NewFiles(t, "peer CA")
+	tc := tlsconf.Config{CertFile: f.CertFile, KeyFile: f.KeyFile, CAFile: f.CAFile}
+	m := serve(t, node.Config{TLS: &tc})
+	st := tlsconf.NewState(tc)
+	if err := st.EnsureLoaded(); err != nil {
+		t.Fatal(err)
+	}
+	plain := peer.New(peer.Config{})
+	if _, _, _, _, err := fetch(t, plain, m, "k"); err == nil {
+		t.Fatal("a plain-text fetch from a TLS node succeeded")
+	}
+	c := peer.New(peer.Config{TLS: st.ClientConfig})
+	v, _, _, found, err := fetch(t, c, m, "k")
+	if err != nil || found {
+		t.Fatalf("Fetch of a missing key over TLS: %q %v %v, want a miss", v, found, err)
+	}
+	// A peer whose certificate the CA did not sign is refused.
+	other := tlstest.NewFiles(t, "another CA")
+	ost := tlsconf.NewState(tlsconf.Config{CertFile: other.CertFile, KeyFile: other.KeyFile, CAFile: other.CAFile})
+	if err := ost.EnsureLoaded(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, _, err := fetch(t, peer.New(peer.Config{TLS: ost.ClientConfig}), m, "k"); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Fetch from a node with a certificate of another CA: %v, want a verification error", err)
+	}
+}

@@ -51,7 +51,7 @@ bench-resources: build
 	./scripts/bench-resources.sh
 
 # What a change of membership costs a cache-aside client on three nodes
-# (about ten minutes): failed requests and extra misses through a
+# (about twenty minutes): failed requests and extra misses through a
 # scale-out, a rolling restart, a graceful scale-in and a kill -9, with
 # ring.Client and the drain on, and with both off; then a simulated fleet
 # of 100 nodes: time to agree after changes, and gossip bytes per node.

@@ -69,6 +69,7 @@ type Server struct {
 	tls      *tlsconf.State // nil without TLS
 	cluster  *cluster.Cluster
 	handoff  *handoff.Handoff // nil if the node has no cluster or no hand-off
+	peers    *peer.Client     // the hand-off's client to the other nodes
 	commands *command.Handler
 	net      *netserve.Server
 
@@ -160,9 +161,10 @@ func (s *Server) newHandoff() *handoff.Handoff {
 	if s.tls != nil {
 		pc.TLS = s.tls.ClientConfig
 	}
+	s.peers = peer.New(pc)
 	ho := handoff.New(handoff.Config{
 		Store:   s.store,
-		Fetcher: peer.New(pc),
+		Fetcher: s.peers,
 		Window:  s.cfg.Cluster.Handoff,
 		Logger:  s.cfg.Logger,
 	})
@@ -288,6 +290,16 @@ func (s *Server) Drain(ctx context.Context, d time.Duration) bool {
 	if !s.cluster.Drain(ctx) {
 		return false
 	}
+	pushCtx, endPush := context.WithCancel(ctx)
+	pushed := make(chan struct{})
+	if s.handoff != nil && s.cfg.Cluster.HandoffPush > 0 {
+		go func() {
+			defer close(pushed)
+			s.push(pushCtx)
+		}()
+	} else {
+		close(pushed)
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -295,7 +307,19 @@ func (s *Server) Drain(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 	case <-s.done:
 	}
+	endPush()
+	<-pushed
 	return true
+}
+
+// push sends the node's most recently used items, up to
+// Config.Cluster.HandoffPush bytes, to their owners in the view the node
+// drains to (see handoff.Push), until ctx ends.
+func (s *Server) push(ctx context.Context) {
+	res := handoff.Push(ctx, s.store, s.cluster.View().Members, s.peers, s.cfg.Cluster.HandoffPush)
+	s.cfg.Logger.Info("drain: pushed recently used items to their new owners",
+		"items", res.Items, "bytes", res.Bytes, "stored", res.Stored, "failed_batches", res.Errors,
+		"accessed_within_s", res.Cutoff, "took", res.Duration.Round(time.Millisecond))
 }
 
 // Shutdown stops the server. A member of a cluster first leaves it, so that

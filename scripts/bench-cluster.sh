@@ -20,7 +20,9 @@
 # how long until every node agrees after a join, a graceful leave and ten
 # simultaneous failures, and the gossip bytes a node sends per second.
 #
-# Environment: WARMUP (default 30s), PHASE (30s), KEYS (100000), WORKERS (8),
+# Environment: WARMUP (default 60s, past the first minute's hand-off
+# windows of a cluster just formed), PHASE (60s, so that each event starts
+# from a cache recovered from the one before), KEYS (100000), WORKERS (8),
 # FLEET (nodes in the simulation, 100), MEMCLUSTER (default bin/memcluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +31,7 @@ node_bin=${MEMCLUSTER:-bin/memcluster}
 go build -o bin/mcclusterbench ./internal/cmd/mcclusterbench
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-common=(-bin "$node_bin" -warmup "${WARMUP:-30s}" -phase "${PHASE:-30s}" -keys "${KEYS:-100000}" -workers "${WORKERS:-8}")
+common=(-bin "$node_bin" -warmup "${WARMUP:-60s}" -phase "${PHASE:-60s}" -keys "${KEYS:-100000}" -workers "${WORKERS:-8}")
 
 echo "== baseline: the same load, no events" >&2
 bin/mcclusterbench "${common[@]}" -client ring -events=false | tee "$tmp/baseline"

@@ -33,6 +33,21 @@ var clusterFlagDefs = []flagDef{
 	{0, "gossip-key-file", requiredArg, setGossipKeyFile},
 	{0, "drain", requiredArg, setDrain},
 	{0, "handoff", requiredArg, setHandoff},
+	{0, "handoff-push", requiredArg, setHandoffPush},
+}
+
+// defaultHandoffPush is --handoff-push, in megabytes: a default -m's worth,
+// which a drain's five seconds push over a LAN.
+const defaultHandoffPush = 64
+
+// setHandoffPush sets --handoff-push: megabytes, 0 for none.
+func setHandoffPush(p *parser, opt, val string) error {
+	n, err := strconv.ParseInt(val, 10, 64)
+	if err != nil || n < 0 || n > 1<<20 {
+		return fmt.Errorf("invalid value %q for %s: want megabytes, 0 for none", val, opt)
+	}
+	p.o.cfg.Cluster.HandoffPush = n << 20
+	return nil
 }
 
 // setHandoff sets --handoff: a duration, 0 for none.
@@ -110,6 +125,7 @@ func defaultClusterConfig() node.ClusterConfig {
 		GossipInterval:          cluster.DefaultGossipInterval,
 		PushPullInterval:        cluster.DefaultPushPullInterval,
 		LeaveTimeout:            cluster.DefaultLeaveTimeout,
+		HandoffPush:             defaultHandoffPush << 20,
 	}
 }
 
@@ -303,6 +319,9 @@ Cluster options (memcluster's own; long forms only):
                           fetched from its previous owner, unless written
                           here meanwhile: a scale-out or restart is no miss
                           storm. 0 for none (default: %[12]v)
+    --handoff-push=<mb>   on SIGTERM, during the drain, push up to this many
+                          megabytes of the most recently used items to their
+                          new owners. 0 for none (default: %[13]d)
     --gossip-key-file=<file> encrypt the gossip (AES-GCM) with the keys in
                           <file>: one base64 key a line, 16, 24 or 32 bytes;
                           the first encrypts, all decrypt; '#' comments.
@@ -317,5 +336,5 @@ func clusterUsageText() string {
 		cluster.DefaultRejoinInterval, cluster.DefaultProbeInterval, cluster.DefaultProbeTimeout,
 		cluster.DefaultSuspicionMult, cluster.DefaultSuspicionMaxTimeoutMult,
 		cluster.DefaultGossipInterval, cluster.DefaultPushPullInterval, cluster.DefaultLeaveTimeout,
-		defaultDrain, handoff.DefaultWindow)
+		defaultDrain, handoff.DefaultWindow, defaultHandoffPush)
 }

@@ -69,6 +69,13 @@ func TestParseArgsCluster(t *testing.T) {
 		{[]string{"--gossip-key-file=gossip.key", "--gossip-addr=127.0.0.1:7947"}, func(c *node.ClusterConfig) {
 			c.GossipKeyFile, c.GossipAddr = "gossip.key", "127.0.0.1:7947"
 		}, true},
+		// The hand-off: a window (0: none), and the drain's push.
+		{[]string{"--handoff=2m", "--handoff-push=16"}, func(c *node.ClusterConfig) {
+			c.Handoff, c.HandoffPush = 2*time.Minute, 16<<20
+		}, false},
+		{[]string{"--handoff", "0", "--handoff-push", "0"}, func(c *node.ClusterConfig) {
+			c.Handoff, c.HandoffPush = -1, 0
+		}, false},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -136,6 +143,8 @@ func TestParseArgsClusterErrors(t *testing.T) {
 		{[]string{"--advertise-addr", "h:x"}, `invalid address "h:x" for --advertise-addr: bad port`},
 		{[]string{"--join", "a:1,b:c"}, `invalid address "b:c" for --join: bad port`},
 		{[]string{"--join"}, "option '--join' requires an argument"},
+		{[]string{"--handoff", "-1s"}, `invalid value "-1s" for --handoff: want a duration such as 1m, or 0 for none`},
+		{[]string{"--handoff-push", "lots"}, `invalid value "lots" for --handoff-push: want megabytes, 0 for none`},
 		{[]string{"--probe-interval", "1"}, `invalid value "1" for --probe-interval: want a positive duration such as 500ms or 2s`},
 		{[]string{"--probe-timeout", "-1s"}, `invalid value "-1s" for --probe-timeout: want a positive duration such as 500ms or 2s`},
 		{[]string{"--suspicion-mult", "0"}, `invalid value "0" for --suspicion-mult: must be at least 1`},

@@ -47,6 +47,7 @@ func TestParseArgsDefaults(t *testing.T) {
 			GossipInterval:          100 * time.Millisecond,
 			PushPullInterval:        10 * time.Second,
 			LeaveTimeout:            2 * time.Second,
+			HandoffPush:             64 << 20,
 		},
 	}
 	if !reflect.DeepEqual(o.cfg, want) {

@@ -3,11 +3,13 @@ package clustertest_test
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -151,4 +153,67 @@ func binaryRead(t *testing.T, w io.Writer, r *bufio.Reader, op byte, key string)
 		return "", 0, status
 	}
 	return string(body[ext+keyLen:]), binary.BigEndian.Uint32(body), status
+}
+
+// TestProcessScaleInPushes checks that a node leaving with SIGTERM pushes
+// its items to their new owners during its drain: once it has gone, the
+// keys it owned hit on the survivors, with their flags.
+func TestProcessScaleInPushes(t *testing.T) {
+	procs, view := startCluster(t, "a", "b", "c")
+	ringOf := func(entries []string) *ring.Ring {
+		var ms []ring.Member
+		for _, e := range entries {
+			f := strings.Split(e, "|")
+			port, err := strconv.Atoi(f[2])
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms = append(ms, ring.Member{Host: f[0], IP: f[1], Port: port})
+		}
+		r, err := ring.New(ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	old := ringOf(view.Entries)
+	leaving := procs[2]
+	const n = 1500
+	var owned []string
+	clients := make(map[string]*memcache.Client)
+	client := func(addr string) *memcache.Client {
+		if clients[addr] == nil {
+			clients[addr] = memcache.New(addr)
+			clients[addr].Timeout = 2 * time.Second
+		}
+		return clients[addr]
+	}
+	for i := range n {
+		k := fmt.Sprintf("push-%d", i)
+		owner := old.OwnerString(k)
+		if err := client(owner.Addr()).Set(&memcache.Item{Key: k, Value: []byte("v-" + k), Flags: 9}); err != nil {
+			t.Fatal(err)
+		}
+		if owner.Entry() == leaving.entry() {
+			owned = append(owned, k)
+		}
+	}
+	leaving.srv.Signal(t, syscall.SIGTERM)
+	if st := leaving.srv.Wait(15 * time.Second); st == nil || st.ExitCode() != 0 {
+		t.Fatalf("%s: exit %v after SIGTERM\n%s", leaving.name, st, leaving.srv.Output())
+	}
+	survivors := ringOf(entries(procs[:2]...))
+	hits := 0
+	for _, k := range owned {
+		it, err := client(survivors.OwnerString(k).Addr()).Get(k)
+		if err == nil && string(it.Value) == "v-"+k && it.Flags == 9 {
+			hits++
+		} else if err != nil && !errors.Is(err, memcache.ErrCacheMiss) {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d of the %d keys %s owned hit on their new owners after it left", hits, len(owned), leaving.name)
+	if hits < len(owned)*95/100 {
+		t.Errorf("%d of %d keys of the node that left hit on their new owners, want at least 95%%\n%s", hits, len(owned), leaving.srv.Output())
+	}
 }

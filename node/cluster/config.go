@@ -97,6 +97,12 @@ type Config struct {
 	// handoff.DefaultWindow; negative turns the hand-off off.
 	Handoff time.Duration
 
+	// HandoffPush is how many bytes of its most recently used items (keys
+	// and values) a node leaving with a drain (node.Server.Drain) pushes
+	// to their new owners, within the drain, when the hand-off is on. If
+	// zero, none.
+	HandoffPush int64
+
 	// Transport, if set, carries the gossip instead of UDP and TCP on
 	// GossipAddr, which is then ignored: for example an in-memory network
 	// in tests (see internal/clustertest). The node shuts it down.

@@ -214,7 +214,13 @@ func (c *session) metaSet(req *protocol.Request) {
 		newCAS uint64
 	)
 	nc := explicitCAS(m)
+	// An add carrying the hand-off's opaque is a leaving node's push
+	// (handoff.Push): stored unless written here lately.
+	pushed := mode == store.ModeAdd && h.handoff != nil && isHandoffFetch(m)
 	set := func() (store.Status, uint64) {
+		if pushed {
+			return h.handoff.Accept(key, req.Data, m.ClientFlags, deadline)
+		}
 		if m.Invalidate && mode == store.ModeCAS {
 			return h.store.SetStale(key, req.Data, m.ClientFlags, deadline, cas, nc)
 		}

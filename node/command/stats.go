@@ -178,7 +178,7 @@ func (h *Handler) Stats() []stats.Stat {
 		{Name: "direct_reclaims", Value: u(st.DirectReclaims)},
 		{Name: "lru_bumps_dropped", Value: zero}, // reads never queue their bumps
 	}...)
-	if ho := h.handoff; ho != nil && (ho.Active() || ho.Stats().Fetches > 0) {
+	if ho := h.handoff; ho != nil && (ho.Active() || ho.Stats().Fetches > 0 || ho.Stats().Accepted > 0) {
 		// memcluster's own, after memcached's, once a change of
 		// membership has begun a hand-off (see node/handoff): a node
 		// that never had one lists memcached's names alone.
@@ -190,6 +190,7 @@ func (h *Handler) Stats() []stats.Stat {
 			{Name: "handoff_misses", Value: u(hs.Misses)},
 			{Name: "handoff_errors", Value: u(hs.Errors)},
 			{Name: "handoff_skipped", Value: u(hs.Skipped)},
+			{Name: "handoff_accepted", Value: u(hs.Accepted)},
 		}...)
 	}
 	return list

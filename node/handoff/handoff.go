@@ -90,6 +90,9 @@ type Stats struct {
 	Misses  uint64 // fetches that found no item
 	Errors  uint64 // fetches that failed: unreachable owner, timeout, bad reply
 	Skipped uint64 // reads not fetched: the key was written in the window, or too many fetches were in flight
+	// Accepted counts the items leaving nodes pushed (Push) that were
+	// stored.
+	Accepted uint64
 }
 
 // Handoff is a node's hand-off. Create it with New; its methods are safe for
@@ -104,7 +107,7 @@ type Handoff struct {
 	tombs    *tombstones
 	inFlight atomic.Int64
 
-	fetches, hits, misses, errors, skipped atomic.Uint64
+	fetches, hits, misses, errors, skipped, accepted atomic.Uint64
 }
 
 // window is one hand-off window: the ring now, the rings before it,
@@ -114,7 +117,22 @@ type window struct {
 	curSelf int // this node's index in cur
 	prev    []prevRing
 	until   time.Time
+	// joined is set in the window of a node that has just started or
+	// joined: see ViewChanged.
+	joined bool
+	// fetches and found count the window's fetches, and those that found
+	// the item, to end a window whose fetches find nothing (see Warm).
+	fetches, found atomic.Int64
 }
+
+// A window whose first uselessFetches fetches found fewer than one in
+// uselessRatio ends early: the previous owners have nothing to give, as
+// when a whole cluster starts empty and every node first sees itself
+// alone. Each fetch would cost its read a round trip for nothing.
+const (
+	uselessFetches = 1000
+	uselessRatio   = 20
+)
 
 // prevRing is a ring the cluster had before the current one, with this
 // node's index in it (-1 if it was not a member).
@@ -183,8 +201,16 @@ func (h *Handoff) ViewChanged(self ring.Member, old, cur []ring.Member) {
 		h.end("this node owns no keys or all of them")
 		return
 	}
+	// A node that has just started or joined (its old view held itself
+	// alone) takes its keys' previous owners from its current view
+	// without itself, at this change and every other in its window: the
+	// views it sees while it joins (itself and some of the members) were
+	// never the cluster's, and the owners they name may not have the key.
+	last := h.active()
+	joined := last != nil && last.joined
 	pr, prSelf := ringWith(self, old)
-	if pr == nil || pr.Len() == 0 || (prSelf >= 0 && pr.Len() == 1) {
+	if joined || pr == nil || pr.Len() == 0 || (prSelf >= 0 && pr.Len() == 1) {
+		joined = true
 		others := make([]ring.Member, 0, len(cur))
 		for _, m := range cur {
 			if m.Entry() != self.Entry() {
@@ -196,10 +222,10 @@ func (h *Handoff) ViewChanged(self ring.Member, old, cur []ring.Member) {
 	if pr == nil {
 		return
 	}
-	w := &window{cur: curRing, curSelf: curSelf, until: h.cfg.Now().Add(h.cfg.Window)}
+	w := &window{cur: curRing, curSelf: curSelf, joined: joined, until: h.cfg.Now().Add(h.cfg.Window)}
 	w.prev = append(w.prev, prevRing{ring: pr, self: prSelf})
-	if old := h.active(); old != nil {
-		for _, p := range old.prev {
+	if last != nil && !joined {
+		for _, p := range last.prev {
 			if len(w.prev) < maxPrevRings {
 				w.prev = append(w.prev, p)
 			}
@@ -322,6 +348,14 @@ func (h *Handoff) Warm(ctx context.Context, key []byte) bool {
 	defer cancel()
 	h.fetches.Add(1)
 	it, found, err := h.cfg.Fetcher.Fetch(ctx, owner, key)
+	n := w.fetches.Add(1)
+	if found {
+		w.found.Add(1)
+	} else if n == uselessFetches && w.found.Load()*uselessRatio < n {
+		if h.win.CompareAndSwap(w, nil) {
+			h.log.Info("hand-off window ends: the previous owners have almost nothing", "fetches", n, "found", w.found.Load())
+		}
+	}
 	switch {
 	case err != nil:
 		h.errors.Add(1)
@@ -335,21 +369,48 @@ func (h *Handoff) Warm(ctx context.Context, key []byte) bool {
 	if it.TTL > 0 {
 		deadline = h.cfg.Store.Now() + it.TTL
 	}
-	st, cas := h.cfg.Store.Restore(key, it.Value, it.Flags, deadline)
-	if st != store.OK {
+	if st, _ := h.restore(key, it.Value, it.Flags, deadline, hash); st != store.OK {
 		h.skipped.Add(1)
 		return false
+	}
+	h.hits.Add(1)
+	return true
+}
+
+// restore adds key's item from another node unless the store has key or
+// the application wrote it lately. It returns store.OK and the item's
+// CAS unique, or store.NotStored.
+func (h *Handoff) restore(key, value []byte, flags uint32, deadline int64, hash uint64) (store.Status, uint64) {
+	if h.tombs.has(hash) {
+		return store.NotStored, 0
+	}
+	st, cas := h.cfg.Store.Restore(key, value, flags, deadline)
+	if st != store.OK {
+		return store.NotStored, 0
 	}
 	// A write that began before the item was restored marked its key
 	// first (store.Config.OnWrite): undo the restore then, unless the
 	// write has already replaced it (a new CAS).
 	if h.tombs.has(hash) {
 		h.cfg.Store.Unrestore(key, cas)
-		h.skipped.Add(1)
-		return false
+		return store.NotStored, 0
 	}
-	h.hits.Add(1)
-	return true
+	return store.OK, cas
+}
+
+// Accept stores an item a leaving node pushed (see Push), as Warm restores
+// a fetched one: unless the store has key or the application wrote it
+// lately. deadline is the store's absolute deadline, 0 for none. It
+// returns store.OK and the item's CAS unique, or store.NotStored.
+func (h *Handoff) Accept(key, value []byte, flags uint32, deadline int64) (store.Status, uint64) {
+	if h.cfg.Window < 0 {
+		return store.NotStored, 0
+	}
+	st, cas := h.restore(key, value, flags, deadline, xxhash.Sum64(key))
+	if st == store.OK {
+		h.accepted.Add(1)
+	}
+	return st, cas
 }
 
 // Stats returns the hand-off's counts.
@@ -360,5 +421,7 @@ func (h *Handoff) Stats() Stats {
 		Misses:  h.misses.Load(),
 		Errors:  h.errors.Load(),
 		Skipped: h.skipped.Load(),
+
+		Accepted: h.accepted.Load(),
 	}
 }

@@ -249,3 +249,41 @@ func TestTombstonesRotate(t *testing.T) {
 		t.Fatal("a tombstone outlived two rotations")
 	}
 }
+
+func TestUselessWindowEndsEarly(t *testing.T) {
+	// A cluster starting empty: the previous owners have nothing.
+	old, cur := members(1, 2, 3), members(1, 2, 3, 4)
+	h, _, f := setup(t, 4, old, cur)
+	f.items = nil
+	moved := movedKeys(t, 4, old, cur)
+	for i := 0; h.Active(); i++ {
+		if i > 20*uselessFetches {
+			t.Fatalf("the window is still on after %d reads whose fetches found nothing", i)
+		}
+		h.Warm(context.Background(), fmt.Appendf(nil, "%s-%d", moved[0], i))
+	}
+	// The keys of the loop were not all moved ones; the window counted
+	// only the fetches.
+	if s := h.Stats(); s.Fetches != uselessFetches {
+		t.Fatalf("the window ended after %d fetches, want %d", s.Fetches, uselessFetches)
+	}
+}
+
+func TestJoinThroughPartialViews(t *testing.T) {
+	// A joining node may see itself with some of the members before it
+	// sees them all: those partial views were never the cluster's.
+	all := members(1, 2, 3, 4)
+	h, _, f := setup(t, 4, members(1, 2, 3), all)
+	h.ViewChanged(member(4), members(4), members(1, 4))
+	h.ViewChanged(member(4), members(1, 4), all)
+	before := members(1, 2, 3)
+	r, _ := ring.New(before)
+	for _, k := range movedKeys(t, 4, before, all) {
+		if !h.Warm(context.Background(), []byte(k)) {
+			t.Fatalf("Warm(%s) = false after a join through a partial view", k)
+		}
+		if got, want := f.asked[len(f.asked)-1], r.OwnerString(k).Addr(); got != want {
+			t.Fatalf("asked %s for %s, want %s, its owner before the join", got, k, want)
+		}
+	}
+}

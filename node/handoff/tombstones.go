@@ -49,14 +49,14 @@ func (t *tombstones) rotate() {
 }
 
 // bits returns the filters' two bit positions for hash.
-func bits(hash uint64) (uint64, uint64) {
+func bitsOf(hash uint64) (uint64, uint64) {
 	return hash % tombstoneBits, (hash >> 32) * 0x9e3779b1 % tombstoneBits
 }
 
 // add records hash.
 func (t *tombstones) add(hash uint64) {
 	f := t.newer.Load()
-	a, b := bits(hash)
+	a, b := bitsOf(hash)
 	f[a/64].Or(1 << (a % 64))
 	f[b/64].Or(1 << (b % 64))
 }
@@ -68,6 +68,6 @@ func (t *tombstones) has(hash uint64) bool {
 }
 
 func (f *filter) has(hash uint64) bool {
-	a, b := bits(hash)
+	a, b := bitsOf(hash)
 	return f[a/64].Load()&(1<<(a%64)) != 0 && f[b/64].Load()&(1<<(b%64)) != 0
 }

@@ -109,6 +109,84 @@ func (c *Client) Fetch(ctx context.Context, m ring.Member, key []byte) (handoff.
 	return it, found, nil
 }
 
+var _ handoff.Pusher = (*Client)(nil)
+
+// Push sends items to m, pipelined, each as an ms in add mode (ME) that
+// carries handoff.Opaque, and returns how many m stored.
+func (c *Client) Push(ctx context.Context, m ring.Member, items []handoff.PushItem) (int, error) {
+	addr := m.Addr()
+	p, err := c.pool(addr)
+	if err != nil {
+		return 0, err
+	}
+	cn, err := c.get(ctx, p, m, addr)
+	if err != nil {
+		return 0, err
+	}
+	stored, err := c.push(ctx, cn, items)
+	if err != nil {
+		cn.nc.Close()
+		return stored, fmt.Errorf("peer %s: %w", addr, err)
+	}
+	select {
+	case p.idle <- cn:
+	default:
+		cn.nc.Close()
+	}
+	return stored, nil
+}
+
+// push writes every item's ms on cn, then reads their replies.
+func (c *Client) push(ctx context.Context, cn *conn, items []handoff.PushItem) (int, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		if err := cn.nc.SetDeadline(dl); err != nil {
+			return 0, err
+		}
+	} else if err := cn.nc.SetDeadline(time.Time{}); err != nil {
+		return 0, err
+	}
+	w := cn.w
+	var num []byte
+	for _, it := range items {
+		w.WriteString("ms ")
+		enc := base64.NewEncoder(base64.StdEncoding, w)
+		enc.Write(it.Key)
+		enc.Close()
+		w.WriteByte(' ')
+		w.Write(strconv.AppendInt(num[:0], int64(len(it.Value)), 10))
+		w.WriteString(" b ME F")
+		w.Write(strconv.AppendUint(num[:0], uint64(it.Flags), 10))
+		if it.TTL > 0 {
+			w.WriteString(" T")
+			w.Write(strconv.AppendInt(num[:0], it.TTL, 10))
+		}
+		w.WriteString(" O" + handoff.Opaque + "\r\n")
+		w.Write(it.Value)
+		w.WriteString("\r\n")
+	}
+	if err := w.Flush(); err != nil {
+		return 0, err
+	}
+	stored := 0
+	for range items {
+		line, err := cn.r.ReadSlice('\n')
+		if err != nil {
+			return stored, err
+		}
+		switch {
+		case bytes.HasPrefix(line, []byte("HD")):
+			stored++
+		case bytes.HasPrefix(line, []byte("NS")):
+		case bytes.HasPrefix(line, []byte("SERVER_ERROR")):
+			// Too large or out of memory on that node: the others
+			// may still fit.
+		default:
+			return stored, fmt.Errorf("%w: %q", ErrBadReply, line)
+		}
+	}
+	return stored, nil
+}
+
 // pool returns addr's pool, or errDown.
 func (c *Client) pool(addr string) (*pool, error) {
 	c.mu.Lock()

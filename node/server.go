@@ -9,9 +9,13 @@
 package node
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -151,13 +155,21 @@ func New(cfg Config) *Server {
 // other nodes over their memcached listeners, with the node's TLS, and
 // told of every change of the cluster's view.
 func (s *Server) newHandoff() *handoff.Handoff {
-	if s.cfg.SASL || s.cfg.Protocol == "binary" {
-		// The fetch is an mg, which a node that speaks only the binary
-		// protocol does not answer.
-		s.cfg.Logger.Warn("the hand-off after a change of membership is off: it needs the text protocol, and this node has SASL or -B binary")
-		return nil
-	}
+	// The others serve the protocols this node does, and authenticate
+	// as it does: the binary protocol if its clients must use it (with
+	// SASL if on), else the meta protocol (with ASCII authentication if
+	// on, -Y).
 	pc := peer.Config{MaxValue: s.cfg.ItemSizeMax}
+	pc.Binary = s.cfg.Protocol == "binary" || (s.cfg.SASL && (s.cfg.AuthFile == "" || s.cfg.Protocol != "ascii"))
+	if (pc.Binary && s.cfg.SASL) || (!pc.Binary && s.cfg.AuthFile != "") {
+		file := s.cfg.Cluster.PeerAuthFile
+		if file == "" {
+			s.cfg.Logger.Warn("the hand-off after a change of membership is off: this node's clients authenticate, " +
+				"and it has no credentials to authenticate to the other nodes with (--peer-auth-file)")
+			return nil
+		}
+		pc.Auth = func() (string, string, error) { return readPeerAuth(file) }
+	}
 	if s.tls != nil {
 		pc.TLS = s.tls.ClientConfig
 	}
@@ -337,4 +349,32 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.store.Close()
 	}
 	return err
+}
+
+// readPeerAuth reads the user and password a node authenticates to the
+// others with from file (Config.Cluster.PeerAuthFile): the first line that
+// is neither blank nor a '#' comment, user:password. It is read at each
+// new connection, so a changed file takes effect without a reload.
+func readPeerAuth(file string) (user, password string, err error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", "", fmt.Errorf("node: peer credentials: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		user, password, ok := strings.Cut(line, ":")
+		if !ok || user == "" {
+			return "", "", fmt.Errorf("node: peer credentials: %s: want user:password", file)
+		}
+		return user, password, nil
+	}
+	if err := sc.Err(); err != nil {
+		return "", "", fmt.Errorf("node: peer credentials: %s: %w", file, err)
+	}
+	return "", "", fmt.Errorf("node: peer credentials: %s: %w", file, errors.New("no user:password line"))
 }

@@ -82,6 +82,16 @@ const (
 	OpSASLStep      BinaryOpcode = 0x22
 	OpGATK          BinaryOpcode = 0x23
 	OpGATKQ         BinaryOpcode = 0x24
+
+	// memcluster's own, for one node's hand-off to another after a
+	// change of membership (node/handoff), on a node whose clients speak
+	// only the binary protocol (SASL, -B binary); memcached answers them
+	// StatusUnknownCommand. OpHandoffGet is Get, answered with 8 bytes of
+	// extras: the flags and the seconds the item has left (0: it never
+	// expires). OpHandoffAdd is Add, which the node stores only if it
+	// has not written the key lately.
+	OpHandoffGet BinaryOpcode = 0xe0
+	OpHandoffAdd BinaryOpcode = 0xe1
 )
 
 var binaryOpcodeNames = [...]string{
@@ -100,6 +110,12 @@ var binaryOpcodeNames = [...]string{
 
 // String returns the opcode's name, such as "GetKQ", or "Opcode(0x50)".
 func (op BinaryOpcode) String() string {
+	switch op {
+	case OpHandoffGet:
+		return "HandoffGet"
+	case OpHandoffAdd:
+		return "HandoffAdd"
+	}
 	if int(op) < len(binaryOpcodeNames) && binaryOpcodeNames[op] != "" {
 		return binaryOpcodeNames[op]
 	}

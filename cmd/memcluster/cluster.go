@@ -34,6 +34,13 @@ var clusterFlagDefs = []flagDef{
 	{0, "drain", requiredArg, setDrain},
 	{0, "handoff", requiredArg, setHandoff},
 	{0, "handoff-push", requiredArg, setHandoffPush},
+	{0, "peer-auth-file", requiredArg, func(p *parser, opt, val string) error {
+		if val == "" {
+			return fmt.Errorf("invalid value %q for %s: want a file", val, opt)
+		}
+		p.o.cfg.Cluster.PeerAuthFile = val
+		return nil
+	}},
 }
 
 // defaultHandoffPush is --handoff-push, in megabytes: a default -m's worth,
@@ -322,6 +329,9 @@ Cluster options (memcluster's own; long forms only):
     --handoff-push=<mb>   on SIGTERM, during the drain, push up to this many
                           megabytes of the most recently used items to their
                           new owners. 0 for none (default: %[13]d)
+    --peer-auth-file=<file> with SASL (-S) or -Y, the user:password this
+                          node authenticates to the others with for the
+                          hand-off; without it such a node has no hand-off
     --gossip-key-file=<file> encrypt the gossip (AES-GCM) with the keys in
                           <file>: one base64 key a line, 16, 24 or 32 bytes;
                           the first encrypts, all decrypt; '#' comments.

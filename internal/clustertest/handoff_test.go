@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"github.com/memcluster/memcluster/internal/clustertest"
+	"github.com/memcluster/memcluster/node"
 	"github.com/memcluster/memcluster/ring"
 )
 
@@ -26,20 +28,7 @@ import (
 // loop, which leaves the fetch to the connection's goroutine.
 func TestHandoffEveryReadCommand(t *testing.T) {
 	c := clustertest.Start(t, 3)
-	view := clustertest.WaitAgree(t, agreeTimeout, c.Nodes...)
-	var members []ring.Member
-	for _, e := range view.Entries {
-		f := strings.Split(e, "|")
-		port, err := strconv.Atoi(f[2])
-		if err != nil {
-			t.Fatal(err)
-		}
-		members = append(members, ring.Member{Host: f[0], IP: f[1], Port: port})
-	}
-	old, err := ring.New(members)
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := ringOfEntries(t, clustertest.WaitAgree(t, agreeTimeout, c.Nodes...).Entries)
 	const n = 600
 	key := func(i int) string { return fmt.Sprintf("hk-%d", i) }
 	for i := range n {
@@ -160,23 +149,7 @@ func binaryRead(t *testing.T, w io.Writer, r *bufio.Reader, op byte, key string)
 // keys it owned hit on the survivors, with their flags.
 func TestProcessScaleInPushes(t *testing.T) {
 	procs, view := startCluster(t, "a", "b", "c")
-	ringOf := func(entries []string) *ring.Ring {
-		var ms []ring.Member
-		for _, e := range entries {
-			f := strings.Split(e, "|")
-			port, err := strconv.Atoi(f[2])
-			if err != nil {
-				t.Fatal(err)
-			}
-			ms = append(ms, ring.Member{Host: f[0], IP: f[1], Port: port})
-		}
-		r, err := ring.New(ms)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	old := ringOf(view.Entries)
+	old := ringOfEntries(t, view.Entries)
 	leaving := procs[2]
 	const n = 1500
 	var owned []string
@@ -202,7 +175,7 @@ func TestProcessScaleInPushes(t *testing.T) {
 	if st := leaving.srv.Wait(15 * time.Second); st == nil || st.ExitCode() != 0 {
 		t.Fatalf("%s: exit %v after SIGTERM\n%s", leaving.name, st, leaving.srv.Output())
 	}
-	survivors := ringOf(entries(procs[:2]...))
+	survivors := ringOfEntries(t, entries(procs[:2]...))
 	hits := 0
 	for _, k := range owned {
 		it, err := client(survivors.OwnerString(k).Addr()).Get(k)
@@ -215,5 +188,133 @@ func TestProcessScaleInPushes(t *testing.T) {
 	t.Logf("%d of the %d keys %s owned hit on their new owners after it left", hits, len(owned), leaving.name)
 	if hits < len(owned)*95/100 {
 		t.Errorf("%d of %d keys of the node that left hit on their new owners, want at least 95%%\n%s", hits, len(owned), leaving.srv.Output())
+	}
+}
+
+// TestHandoffSASL checks the hand-off between nodes whose clients must
+// authenticate with SASL: the nodes fetch from each other over the binary
+// protocol, as the user of --peer-auth-file, and a client's get on the new
+// node hits.
+func TestHandoffSASL(t *testing.T) {
+	dir := t.TempDir()
+	pwdb, peerAuth := dir+"/pwdb", dir+"/peer"
+	if err := os.WriteFile(pwdb, []byte("app:apppw\ncluster:clusterpw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(peerAuth, []byte("# the cluster's own user\ncluster:clusterpw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := clustertest.New(t)
+	add := func(name string) *clustertest.Node {
+		cfg := node.Config{SASL: true, SASLPasswordFile: pwdb, Cluster: clustertest.FastTiming}
+		cfg.Cluster.Join = c.Seeds()
+		cfg.Cluster.PeerAuthFile = peerAuth
+		return c.AddConfig(name, cfg)
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		add(name)
+	}
+	view := clustertest.WaitAgree(t, agreeTimeout, c.Nodes...)
+	old := ringOfEntries(t, view.Entries)
+	const n = 300
+	key := func(i int) string { return fmt.Sprintf("sk-%d", i) }
+	conns := make(map[string]*saslConn)
+	for i := range n {
+		addr := old.OwnerString(key(i)).Addr()
+		if conns[addr] == nil {
+			conns[addr] = dialSASL(t, addr, "app", "apppw")
+		}
+		conns[addr].set(t, key(i), "v-"+key(i), 6)
+	}
+	d := add("d")
+	cur := ringOfEntries(t, clustertest.WaitAgree(t, agreeTimeout, c.Live()...).Entries)
+	cd := dialSASL(t, d.Addr, "app", "apppw")
+	moved, hits := 0, 0
+	for i := range n {
+		if cur.OwnerString(key(i)).Entry() != d.Entry {
+			continue
+		}
+		moved++
+		value, flags, status := binaryRead(t, cd.conn, cd.r, 0x00, key(i))
+		if status == 0 && value == "v-"+key(i) && flags == 6 {
+			hits++
+		}
+	}
+	t.Logf("%d of %d moved keys hit on the new node", hits, moved)
+	if moved == 0 || hits != moved {
+		t.Errorf("%d of %d moved keys hit on the new node over SASL, want all", hits, moved)
+	}
+}
+
+// ringOfEntries returns the ring of the members of host|ip|port entries.
+func ringOfEntries(t *testing.T, entries []string) *ring.Ring {
+	t.Helper()
+	var ms []ring.Member
+	for _, e := range entries {
+		f := strings.Split(e, "|")
+		port, err := strconv.Atoi(f[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, ring.Member{Host: f[0], IP: f[1], Port: port})
+	}
+	r, err := ring.New(ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// saslConn is a binary-protocol connection that authenticated with SASL
+// PLAIN.
+type saslConn struct {
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+func dialSASL(t *testing.T, addr, user, password string) *saslConn {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	c := &saslConn{conn: conn, r: bufio.NewReader(conn)}
+	if status, _ := c.do(t, 0x21, nil, "PLAIN", "\x00"+user+"\x00"+password); status != 0 {
+		t.Fatalf("SASL PLAIN as %s on %s: status %#x", user, addr, status)
+	}
+	return c
+}
+
+// do sends one binary request and returns the reply's status and body.
+func (c *saslConn) do(t *testing.T, op byte, extras []byte, key, value string) (uint16, []byte) {
+	t.Helper()
+	req := make([]byte, 24)
+	req[0], req[1] = 0x80, op
+	binary.BigEndian.PutUint16(req[2:], uint16(len(key)))
+	req[4] = byte(len(extras))
+	binary.BigEndian.PutUint32(req[8:], uint32(len(extras)+len(key)+len(value)))
+	req = append(append(append(req, extras...), key...), value...)
+	if _, err := c.conn.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 24)
+	if _, err := io.ReadFull(c.r, head); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, binary.BigEndian.Uint32(head[8:]))
+	if _, err := io.ReadFull(c.r, body); err != nil {
+		t.Fatal(err)
+	}
+	return binary.BigEndian.Uint16(head[6:]), body
+}
+
+// set sets key with a binary Set.
+func (c *saslConn) set(t *testing.T, key, value string, flags uint32) {
+	t.Helper()
+	extras := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, flags), 0)
+	if status, body := c.do(t, 0x01, extras, key, value); status != 0 {
+		t.Fatalf("set %s: status %#x %q", key, status, body)
 	}
 }

@@ -90,7 +90,7 @@ type Cluster struct {
 	viewMu      sync.Mutex
 	viewChanged chan struct{}
 	// onView is OnViewChange's function, called under viewMu.
-	onView func(self ring.Member, old, cur []ring.Member)
+	onView func(self ring.Member, old, cur *ring.Ring)
 	// singleCache is the last view made for a single node from a
 	// connection's address.
 	singleCache atomic.Pointer[view]
@@ -783,11 +783,11 @@ func (c *Cluster) setView(v *view) {
 	defer c.viewMu.Unlock()
 	old := c.cur.Load()
 	if c.onView != nil && old != v {
-		var oldMembers []ring.Member
+		var oldRing *ring.Ring
 		if old != nil {
-			oldMembers = old.ring.Members()
+			oldRing = old.ring
 		}
-		c.onView(c.self, oldMembers, v.ring.Members())
+		c.onView(c.self, oldRing, v.ring)
 	}
 	c.cur.Store(v)
 	if c.viewChanged != nil {
@@ -797,11 +797,11 @@ func (c *Cluster) setView(v *view) {
 }
 
 // OnViewChange makes fn be called each time the node's view changes, with
-// this node's member (Name empty) and the old and the new views' members
-// (the old nil for the first). It must be called before Start. fn is called
+// this node's member (Name empty) and the old and the new views' rings
+// (the old nil for the first), which are immutable. It must be called before Start. fn is called
 // by one goroutine at a time, before the new view is served; it must not
 // block nor call the Cluster.
-func (c *Cluster) OnViewChange(fn func(self ring.Member, old, cur []ring.Member)) {
+func (c *Cluster) OnViewChange(fn func(self ring.Member, old, cur *ring.Ring)) {
 	c.onView = fn
 }
 

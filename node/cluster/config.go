@@ -103,6 +103,14 @@ type Config struct {
 	// zero, none.
 	HandoffPush int64
 
+	// PeerAuthFile names the file of the credentials a node authenticates
+	// to the others with, for the hand-off, when its clients must
+	// authenticate (SASL, or ASCII authentication with -Y): one line,
+	// user:password, of a user the others' credentials files accept
+	// (SASL PLAIN, so keep the cluster on TLS). If empty, such a node has
+	// no hand-off.
+	PeerAuthFile string
+
 	// Transport, if set, carries the gossip instead of UDP and TCP on
 	// GossipAddr, which is then ignored: for example an in-memory network
 	// in tests (see internal/clustertest). The node shuts it down.

@@ -295,6 +295,10 @@ func (b *binaryConn) dispatch() {
 		b.concat()
 	case protocol.OpDelete:
 		b.deleteItem()
+	case protocol.OpHandoffGet:
+		b.handoffGet()
+	case protocol.OpHandoffAdd:
+		b.handoffAdd()
 	case protocol.OpIncrement, protocol.OpDecrement:
 		b.arith()
 	case protocol.OpQuit:

@@ -68,3 +68,53 @@ func (c *session) binaryWantsWarm() bool {
 	_, lk := c.h.store.Peek(key)
 	return lk != store.Hit
 }
+
+// handoffGet answers a HandoffGet, another node's hand-off fetch over the
+// binary protocol (see protocol.OpHandoffGet): from this node's store
+// alone, with the item's flags and the seconds it has left.
+func (b *binaryConn) handoffGet() {
+	s, req := b.h, b.req
+	h := &req.Header
+	s.counters.CmdGet.Add(1)
+	value, meta, lookup := s.store.Get(req.Key, b.Scratch[:0])
+	b.Scratch = value
+	if lookup != store.Hit {
+		b.countMiss(lookup, false)
+		b.fail(protocol.StatusKeyNotFound)
+		return
+	}
+	var ttl int64
+	if meta.Deadline != 0 {
+		ttl = max(meta.Deadline-s.store.Now(), 1)
+	}
+	extras := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, meta.Flags), uint32(min(ttl, 1<<31)))
+	b.Out = protocol.AppendBinaryResponse(b.Out, h.Opcode, protocol.StatusOK, h.Opaque, meta.CAS, extras, nil, value)
+}
+
+// handoffAdd answers a HandoffAdd, a leaving node's push over the binary
+// protocol (see protocol.OpHandoffAdd): stored unless this node has the
+// key or wrote it lately (handoff.Handoff.Accept).
+func (b *binaryConn) handoffAdd() {
+	s, req := b.h, b.req
+	flags, exptime := req.StorageExtras()
+	deadline := s.deadline(int64(exptime))
+	var (
+		status store.Status
+		cas    uint64
+	)
+	if s.handoff != nil {
+		status, cas = s.handoff.Accept(req.Key, req.Value, flags, deadline)
+	} else {
+		status, cas = s.store.Set(store.ModeAdd, req.Key, req.Value, flags, deadline, 0)
+	}
+	switch status {
+	case store.OK:
+		b.ok(cas)
+	case store.TooLarge:
+		b.fail(protocol.StatusTooLarge)
+	case store.NoMemory:
+		b.fail(protocol.StatusOutOfMemory)
+	default:
+		b.fail(protocol.StatusNotStored)
+	}
+}

@@ -16,6 +16,7 @@ package handoff
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -118,8 +119,11 @@ type window struct {
 	prev    []prevRing
 	until   time.Time
 	// joined is set in the window of a node that has just started or
-	// joined: see ViewChanged.
-	joined bool
+	// joined, whose keys' previous owners are those of others, its view
+	// without it (see ViewChanged and othersRing); prev is then empty.
+	joined     bool
+	othersOnce sync.Once
+	others     *ring.Ring
 	// fetches and found count the window's fetches, and those that found
 	// the item, to end a window whose fetches find nothing (see Warm).
 	fetches, found atomic.Int64
@@ -186,18 +190,20 @@ func (h *Handoff) Run(done <-chan struct{}) {
 	}
 }
 
-// ViewChanged begins a window after the cluster's members changed from old
-// to cur; self is this node. Keys self owns in cur and not in old are then
-// fetched from their owner in old. A node whose old view held only itself
-// (it has just started or joined) takes its keys' owners from cur without
-// itself. A view without self (the node is leaving) or with self alone
-// ends the window. It is called by one goroutine at a time.
-func (h *Handoff) ViewChanged(self ring.Member, old, cur []ring.Member) {
+// ViewChanged begins a window after the cluster's ring changed from old
+// to cur (old nil for the node's first view); self is this node. Keys self
+// owns in cur and not in old are then fetched from their owner in old. A
+// node whose old view held only itself (it has just started or joined)
+// takes its keys' owners from cur without itself. A view without self
+// (the node is leaving) or with self alone ends the window. It is called
+// by one goroutine at a time, and builds no ring: a fleet's nodes see a
+// change each as members come and go.
+func (h *Handoff) ViewChanged(self ring.Member, old, cur *ring.Ring) {
 	if h.cfg.Window < 0 {
 		return
 	}
-	curRing, curSelf := ringWith(self, cur)
-	if curRing == nil || curSelf < 0 || curRing.Len() < 2 {
+	curSelf := indexOf(cur, self)
+	if curSelf < 0 || cur.Len() < 2 {
 		h.end("this node owns no keys or all of them")
 		return
 	}
@@ -207,50 +213,46 @@ func (h *Handoff) ViewChanged(self ring.Member, old, cur []ring.Member) {
 	// views it sees while it joins (itself and some of the members) were
 	// never the cluster's, and the owners they name may not have the key.
 	last := h.active()
-	joined := last != nil && last.joined
-	pr, prSelf := ringWith(self, old)
-	if joined || pr == nil || pr.Len() == 0 || (prSelf >= 0 && pr.Len() == 1) {
-		joined = true
-		others := make([]ring.Member, 0, len(cur))
-		for _, m := range cur {
-			if m.Entry() != self.Entry() {
-				others = append(others, m)
-			}
-		}
-		pr, prSelf = ringWith(self, others)
-	}
-	if pr == nil {
-		return
-	}
-	w := &window{cur: curRing, curSelf: curSelf, joined: joined, until: h.cfg.Now().Add(h.cfg.Window)}
-	w.prev = append(w.prev, prevRing{ring: pr, self: prSelf})
-	if last != nil && !joined {
-		for _, p := range last.prev {
-			if len(w.prev) < maxPrevRings {
-				w.prev = append(w.prev, p)
+	oldSelf := indexOf(old, self)
+	joined := (last != nil && last.joined) || old == nil || old.Len() == 0 || (oldSelf >= 0 && old.Len() == 1)
+	w := &window{cur: cur, curSelf: curSelf, joined: joined, until: h.cfg.Now().Add(h.cfg.Window)}
+	if !joined {
+		w.prev = append(w.prev, prevRing{ring: old, self: oldSelf})
+		if last != nil {
+			for _, p := range last.prev {
+				if len(w.prev) < maxPrevRings {
+					w.prev = append(w.prev, p)
+				}
 			}
 		}
 	}
 	h.win.Store(w)
-	h.log.Info("hand-off window begins", "members", curRing.Len(), "for", h.cfg.Window)
+	h.log.Debug("hand-off window begins", "members", cur.Len(), "joined", joined, "for", h.cfg.Window)
 }
 
-// ringWith builds the ring of members and finds self in it; nil if
-// members cannot make one.
-func ringWith(self ring.Member, members []ring.Member) (*ring.Ring, int) {
-	if len(members) == 0 {
-		return nil, -1
+// indexOf returns self's index in r, -1 if it is not a member (or r is
+// nil).
+func indexOf(r *ring.Ring, self ring.Member) int {
+	if r == nil {
+		return -1
 	}
-	r, err := ring.New(members)
-	if err != nil {
-		return nil, -1
-	}
-	for i, m := range r.Members() {
-		if m.Entry() == self.Entry() {
-			return r, i
+	for i := range r.Len() {
+		if m := r.Member(i); m.Host == self.Host && m.IP == self.IP && m.Port == self.Port {
+			return i
 		}
 	}
-	return r, -1
+	return -1
+}
+
+// othersRing returns, for a window of a node that joined, the ring of its
+// current view without it, built at the first read that needs it.
+func (w *window) othersRing() *ring.Ring {
+	w.othersOnce.Do(func() {
+		ms := w.cur.Members()
+		ms = append(ms[:w.curSelf:w.curSelf], ms[w.curSelf+1:]...)
+		w.others, _ = ring.New(ms)
+	})
+	return w.others
 }
 
 // active returns the window in progress, ending it if its time is up.
@@ -261,7 +263,7 @@ func (h *Handoff) active() *window {
 	}
 	if h.cfg.Now().After(w.until) {
 		if h.win.CompareAndSwap(w, nil) {
-			h.log.Info("hand-off window ends", "fetched", h.hits.Load())
+			h.log.Debug("hand-off window ends", "fetched", h.hits.Load())
 		}
 		return nil
 	}
@@ -271,7 +273,7 @@ func (h *Handoff) active() *window {
 // end ends the window in progress, if any.
 func (h *Handoff) end(why string) {
 	if h.win.Swap(nil) != nil {
-		h.log.Info("hand-off window ends", "why", why)
+		h.log.Debug("hand-off window ends", "why", why)
 	}
 }
 
@@ -309,6 +311,12 @@ func (h *Handoff) Wants(key []byte) bool {
 // own it in the window, if it did.
 func (w *window) previousOwner(key []byte) (ring.Member, bool) {
 	if w.cur.OwnerIndex(key) != w.curSelf {
+		return ring.Member{}, false
+	}
+	if w.joined {
+		if r := w.othersRing(); r != nil && r.Len() > 0 {
+			return r.Owner(key), true
+		}
 		return ring.Member{}, false
 	}
 	for _, p := range w.prev {

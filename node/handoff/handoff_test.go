@@ -72,7 +72,7 @@ func setup(t *testing.T, self int, old, cur []ring.Member) (*Handoff, *store.Sto
 		f.items[m][k] = Item{Value: []byte("v-" + k), Flags: 7, TTL: 100}
 	}
 	h = New(Config{Store: st, Fetcher: f, Logger: slog.New(slog.DiscardHandler)})
-	h.ViewChanged(member(self), old, cur)
+	h.ViewChanged(member(self), rg(t, old), rg(t, cur))
 	return h, st, f
 }
 
@@ -140,7 +140,7 @@ func TestJoinFromAloneFetchesFromTheOthers(t *testing.T) {
 	// are those of the cluster without it.
 	old, cur := members(4), members(1, 2, 3, 4)
 	h, _, _ := setup(t, 4, members(1, 2, 3), cur)
-	h.ViewChanged(member(4), old, cur)
+	h.ViewChanged(member(4), rg(t, old), rg(t, cur))
 	for _, k := range movedKeys(t, 4, members(1, 2, 3), cur) {
 		if !h.Warm(context.Background(), []byte(k)) {
 			t.Fatalf("Warm(%s) = false after a join from alone", k)
@@ -199,7 +199,7 @@ func TestFlushAndTimeEndTheWindow(t *testing.T) {
 	}
 	now := time.Now()
 	h.cfg.Now = func() time.Time { return now }
-	h.ViewChanged(member(4), old, cur)
+	h.ViewChanged(member(4), rg(t, old), rg(t, cur))
 	if !h.Wants([]byte(moved[0])) {
 		t.Fatal("no window after a change")
 	}
@@ -212,7 +212,7 @@ func TestFlushAndTimeEndTheWindow(t *testing.T) {
 func TestLeavingOrAloneEndsTheWindow(t *testing.T) {
 	old, cur := members(1, 2, 3), members(1, 2, 3, 4)
 	h, _, _ := setup(t, 4, old, cur)
-	h.ViewChanged(member(4), cur, members(1, 2, 3)) // draining: out of its own view
+	h.ViewChanged(member(4), rg(t, cur), rg(t, members(1, 2, 3))) // draining: out of its own view
 	if h.Active() {
 		t.Fatal("a window for a node out of the view")
 	}
@@ -274,8 +274,8 @@ func TestJoinThroughPartialViews(t *testing.T) {
 	// sees them all: those partial views were never the cluster's.
 	all := members(1, 2, 3, 4)
 	h, _, f := setup(t, 4, members(1, 2, 3), all)
-	h.ViewChanged(member(4), members(4), members(1, 4))
-	h.ViewChanged(member(4), members(1, 4), all)
+	h.ViewChanged(member(4), rg(t, members(4)), rg(t, members(1, 4)))
+	h.ViewChanged(member(4), rg(t, members(1, 4)), rg(t, all))
 	before := members(1, 2, 3)
 	r, _ := ring.New(before)
 	for _, k := range movedKeys(t, 4, before, all) {
@@ -286,4 +286,14 @@ func TestJoinThroughPartialViews(t *testing.T) {
 			t.Fatalf("asked %s for %s, want %s, its owner before the join", got, k, want)
 		}
 	}
+}
+
+// rg returns the ring of members.
+func rg(t *testing.T, members []ring.Member) *ring.Ring {
+	t.Helper()
+	r, err := ring.New(members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/memcluster/memcluster/node/handoff"
+	"github.com/memcluster/memcluster/protocol"
 	"github.com/memcluster/memcluster/ring"
 )
 
@@ -41,6 +43,14 @@ type Config struct {
 	// TLS, if not nil, returns the client TLS configuration to dial peers
 	// with, for a peer's host name; nil dials in plain text.
 	TLS func(host string) (*tls.Config, error)
+	// Binary speaks the binary protocol to peers (protocol.OpHandoffGet
+	// and OpHandoffAdd), for nodes that speak only it (SASL, -B binary);
+	// otherwise the meta protocol.
+	Binary bool
+	// Auth, if not nil, returns the user and password a new connection
+	// authenticates with: SASL PLAIN with Binary, memcached's ASCII
+	// authentication (-Y) without.
+	Auth func() (user, password string, err error)
 	// MaxValue is the longest value accepted from a peer: the node's
 	// item size limit. If zero, 1 MiB.
 	MaxValue int
@@ -136,7 +146,8 @@ func (c *Client) Push(ctx context.Context, m ring.Member, items []handoff.PushIt
 	return stored, nil
 }
 
-// push writes every item's ms on cn, then reads their replies.
+// push writes every item's ms, or HandoffAdd, on cn, then reads their
+// replies.
 func (c *Client) push(ctx context.Context, cn *conn, items []handoff.PushItem) (int, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		if err := cn.nc.SetDeadline(dl); err != nil {
@@ -144,6 +155,9 @@ func (c *Client) push(ctx context.Context, cn *conn, items []handoff.PushItem) (
 		}
 	} else if err := cn.nc.SetDeadline(time.Time{}); err != nil {
 		return 0, err
+	}
+	if c.cfg.Binary {
+		return c.pushBinary(cn, items)
 	}
 	w := cn.w
 	var num []byte
@@ -182,6 +196,35 @@ func (c *Client) push(ctx context.Context, cn *conn, items []handoff.PushItem) (
 			// may still fit.
 		default:
 			return stored, fmt.Errorf("%w: %q", ErrBadReply, line)
+		}
+	}
+	return stored, nil
+}
+
+// pushBinary writes every item's HandoffAdd on cn, then reads their
+// replies.
+func (c *Client) pushBinary(cn *conn, items []handoff.PushItem) (int, error) {
+	var req, extras []byte
+	for _, it := range items {
+		extras = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(extras[:0], it.Flags), uint32(min(it.TTL, 1<<31)))
+		req = protocol.AppendBinaryRequest(req[:0], protocol.OpHandoffAdd, 0, 0, extras, it.Key, it.Value)
+		cn.w.Write(req)
+	}
+	if err := cn.w.Flush(); err != nil {
+		return 0, err
+	}
+	stored := 0
+	for range items {
+		status, _, _, err := readBinary(cn.r, 1<<10)
+		if err != nil {
+			return stored, err
+		}
+		switch status {
+		case protocol.StatusOK:
+			stored++
+		case protocol.StatusNotStored, protocol.StatusTooLarge, protocol.StatusOutOfMemory:
+		default:
+			return stored, fmt.Errorf("%w: status %#x", ErrBadReply, uint16(status))
 		}
 	}
 	return stored, nil
@@ -230,15 +273,97 @@ func (c *Client) get(ctx context.Context, p *pool, m ring.Member, addr string) (
 		c.mu.Unlock()
 		return nil, fmt.Errorf("peer %s: %w", addr, err)
 	}
-	return &conn{nc: nc, r: bufio.NewReader(nc), w: bufio.NewWriterSize(nc, 512)}, nil
+	cn := &conn{nc: nc, r: bufio.NewReader(nc), w: bufio.NewWriterSize(nc, 512)}
+	if c.cfg.Auth != nil {
+		if err := c.authenticate(ctx, cn); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("peer %s: authenticating: %w", addr, err)
+		}
+	}
+	return cn, nil
 }
 
-// fetch sends one mg on cn and reads its reply.
+// ErrAuth is returned when a peer refuses the node's credentials.
+var ErrAuth = errors.New("peer: authentication refused")
+
+// authenticate authenticates cn with Config.Auth's credentials.
+func (c *Client) authenticate(ctx context.Context, cn *conn) error {
+	user, password, err := c.cfg.Auth()
+	if err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		if err := cn.nc.SetDeadline(dl); err != nil {
+			return err
+		}
+	}
+	if !c.cfg.Binary {
+		// memcached's ASCII authentication: a set whose data is the
+		// user and the password.
+		fmt.Fprintf(cn.w, "set auth 0 0 %d\r\n%s %s\r\n", len(user)+1+len(password), user, password)
+		if err := cn.w.Flush(); err != nil {
+			return err
+		}
+		line, err := cn.r.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(line, []byte("STORED\r\n")) {
+			return fmt.Errorf("%w: %q", ErrAuth, bytes.TrimSpace(line))
+		}
+		return nil
+	}
+	cred := make([]byte, 0, 2+len(user)+len(password))
+	cred = append(append(append(append(cred, 0), user...), 0), password...)
+	cn.w.Write(protocol.AppendBinaryRequest(nil, protocol.OpSASLAuth, 0, 0, nil, []byte("PLAIN"), cred))
+	if err := cn.w.Flush(); err != nil {
+		return err
+	}
+	status, _, _, err := readBinary(cn.r, 1<<10)
+	if err != nil {
+		return err
+	}
+	if status != protocol.StatusOK {
+		return fmt.Errorf("%w: status %#x", ErrAuth, uint16(status))
+	}
+	return nil
+}
+
+// readBinary reads one binary response: its status, extras and value,
+// refusing a body longer than maxBody.
+func readBinary(r *bufio.Reader, maxBody int) (status protocol.BinaryStatus, extras, value []byte, err error) {
+	var head [protocol.BinaryHeaderLen]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		return 0, nil, nil, err
+	}
+	var h protocol.BinaryHeader
+	if err := h.Decode(head[:]); err != nil {
+		return 0, nil, nil, err
+	}
+	if h.Magic != protocol.BinaryMagicResponse {
+		return 0, nil, nil, fmt.Errorf("%w: magic %#x", ErrBadReply, h.Magic)
+	}
+	n := int64(h.BodyLen)
+	if n > int64(maxBody) || int(h.ExtrasLen)+int(h.KeyLen) > int(n) {
+		return 0, nil, nil, fmt.Errorf("%w: a body of %d bytes", ErrBadReply, n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0, nil, nil, err
+	}
+	el, kl := int(h.ExtrasLen), int(h.KeyLen)
+	return protocol.BinaryStatus(h.Status), body[:el], body[el+kl:], nil
+}
+
+// fetch sends one mg, or HandoffGet, on cn and reads its reply.
 func (c *Client) fetch(ctx context.Context, cn *conn, key []byte) (handoff.Item, bool, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		if err := cn.nc.SetDeadline(dl); err != nil {
 			return handoff.Item{}, false, err
 		}
+	}
+	if c.cfg.Binary {
+		return c.fetchBinary(cn, key)
 	}
 	// The key goes base64-encoded (b): a binary-protocol key may hold
 	// spaces or newlines.
@@ -271,6 +396,28 @@ func (c *Client) fetch(ctx context.Context, cn *conn, key []byte) (handoff.Item,
 	}
 	it.Value = it.Value[:n]
 	return it, true, nil
+}
+
+// fetchBinary sends a HandoffGet on cn and reads its reply.
+func (c *Client) fetchBinary(cn *conn, key []byte) (handoff.Item, bool, error) {
+	cn.w.Write(protocol.AppendBinaryRequest(nil, protocol.OpHandoffGet, 0, 0, nil, key, nil))
+	if err := cn.w.Flush(); err != nil {
+		return handoff.Item{}, false, err
+	}
+	status, extras, value, err := readBinary(cn.r, c.cfg.MaxValue+8)
+	switch {
+	case err != nil:
+		return handoff.Item{}, false, err
+	case status == protocol.StatusKeyNotFound:
+		return handoff.Item{}, false, nil
+	case status != protocol.StatusOK || len(extras) != 8:
+		return handoff.Item{}, false, fmt.Errorf("%w: status %#x, %d bytes of extras", ErrBadReply, uint16(status), len(extras))
+	}
+	return handoff.Item{
+		Value: value,
+		Flags: binary.BigEndian.Uint32(extras),
+		TTL:   int64(binary.BigEndian.Uint32(extras[4:])),
+	}, true, nil
 }
 
 // parseHead parses the first line of an mg reply: "EN" (a miss), or "VA

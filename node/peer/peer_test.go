@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/memcluster/memcluster/internal/tlstest"
 	"github.com/memcluster/memcluster/node"
+	"github.com/memcluster/memcluster/node/handoff"
 	"github.com/memcluster/memcluster/node/peer"
 	"github.com/memcluster/memcluster/node/tlsconf"
 	"github.com/memcluster/memcluster/ring"
@@ -174,5 +176,74 @@ func TestFetchOverTLS(t *testing.T) {
 	}
 	if _, _, _, _, err := fetch(t, peer.New(peer.Config{TLS: ost.ClientConfig}), m, "k"); err == nil || errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Fetch from a node with a certificate of another CA: %v, want a verification error", err)
+	}
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	f := t.TempDir() + "/creds"
+	if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func auth(user, password string) func() (string, string, error) {
+	return func() (string, string, error) { return user, password, nil }
+}
+
+// pushAndFetch pushes an item to m with c and fetches it back.
+func pushAndFetch(t *testing.T, c *peer.Client, m ring.Member) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	items := []handoff.PushItem{
+		{Key: []byte("p1"), Value: []byte("one"), Flags: 3, TTL: 50},
+		{Key: []byte("p 2\n"), Value: []byte("two"), Flags: 4},
+	}
+	stored, err := c.Push(ctx, m, items)
+	if err != nil || stored != 2 {
+		t.Fatalf("Push: %d stored, %v; want 2", stored, err)
+	}
+	// Pushed again: the node has them, so stores none.
+	if stored, err := c.Push(ctx, m, items); err != nil || stored != 0 {
+		t.Fatalf("Push again: %d stored, %v; want 0", stored, err)
+	}
+	for _, it := range items {
+		v, flags, ttl, found, err := fetch(t, c, m, string(it.Key))
+		if err != nil || !found || v != string(it.Value) || flags != it.Flags || ttl > it.TTL || (it.TTL > 0 && ttl < it.TTL-1) {
+			t.Errorf("Fetch(%q) = %q flags %d ttl %d found %v err %v; want %q flags %d ttl %d",
+				it.Key, v, flags, ttl, found, err, it.Value, it.Flags, it.TTL)
+		}
+	}
+}
+
+func TestPushAndFetch(t *testing.T) {
+	pushAndFetch(t, peer.New(peer.Config{}), serve(t, node.Config{}))
+}
+
+func TestBinaryPushAndFetch(t *testing.T) {
+	pushAndFetch(t, peer.New(peer.Config{Binary: true}), serve(t, node.Config{Protocol: "binary"}))
+}
+
+func TestSASLPeer(t *testing.T) {
+	m := serve(t, node.Config{SASL: true, SASLPasswordFile: writeFile(t, "alice:secret\n")})
+	pushAndFetch(t, peer.New(peer.Config{Binary: true, Auth: auth("alice", "secret")}), m)
+	for name, c := range map[string]*peer.Client{
+		"no credentials":    peer.New(peer.Config{Binary: true}),
+		"a wrong password":  peer.New(peer.Config{Binary: true, Auth: auth("alice", "guess")}),
+		"the text protocol": peer.New(peer.Config{Auth: auth("alice", "secret")}),
+	} {
+		if _, _, _, found, err := fetch(t, c, m, "p1"); err == nil || found {
+			t.Errorf("Fetch with %s from a SASL node: found %v, err %v; want an error", name, found, err)
+		}
+	}
+}
+
+func TestASCIIAuthPeer(t *testing.T) {
+	m := serve(t, node.Config{AuthFile: writeFile(t, "bob:pw\n")})
+	pushAndFetch(t, peer.New(peer.Config{Auth: auth("bob", "pw")}), m)
+	if _, _, _, found, err := fetch(t, peer.New(peer.Config{Auth: auth("bob", "nope")}), m, "p1"); !errors.Is(err, peer.ErrAuth) || found {
+		t.Errorf("Fetch with a wrong password: found %v, err %v; want ErrAuth", found, err)
 	}
 }

@@ -19,7 +19,7 @@ const minGrow = 4096
 // is filled to its capacity, then grows to twice that (at least minGrow and
 // at least what r holds by then, never more than the n bytes need, and all
 // they need if that is less than minGrow more) each time it is full: it
-// never holds more than about twice what has arrived.
+// never holds more than twice what has arrived, or minGrow, plus minGrow.
 //
 // On an error, buf holds the bytes that did arrive; io.EOF, which comes
 // inside the n bytes, is returned as io.ErrUnexpectedEOF.

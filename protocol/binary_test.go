@@ -95,6 +95,8 @@ var binaryValidRequests = []struct {
 }{
 	{"get", OpGet, "", "k", ""},
 	{"getq", OpGetQ, "", "k", ""},
+	{"handoff get", OpHandoffGet, "", "k", ""},
+	{"handoff add", OpHandoffAdd, binaryExtStorage, "k", "v"},
 	{"getk", OpGetK, "", "k", ""},
 	{"getkq", OpGetKQ, "", "k", ""},
 	{"get key 250", OpGet, "", strings.Repeat("a", 250), ""},

@@ -235,6 +235,7 @@ func FuzzDispatchBinary(f *testing.F) {
 		cat(header(0x20, "", "", "", 9), header(0x21, "PLAIN", "", "\x00user\x00secret", 10), header(0x00, "a", "", "", 11)),
 		cat(header(0x1d, "a", "\x00\x00\x00\x0a", "", 12), header(0x0e, "a", "", "tail", 13), header(0x08, "", "", "", 14), header(0x07, "", "", "", 15)),
 		header(0x01, "a", setExtras, string(make([]byte, 100)), 16)[:40],
+		cat(header(0xe1, "a", setExtras, "pushed", 17), header(0xe0, "a", "", "", 18), header(0xe0, "b", "", "", 19)),
 	)
 	f.Fuzz(fuzzDispatch)
 }

@@ -2,12 +2,15 @@ package clustertest_test
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +20,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"github.com/memcluster/memcluster/internal/clustertest"
+	"github.com/memcluster/memcluster/internal/tlstest"
 	"github.com/memcluster/memcluster/node"
 	"github.com/memcluster/memcluster/ring"
 )
@@ -316,5 +320,124 @@ func (c *saslConn) set(t *testing.T, key, value string, flags uint32) {
 	extras := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, flags), 0)
 	if status, body := c.do(t, 0x01, extras, key, value); status != 0 {
 		t.Fatalf("set %s: status %#x %q", key, status, body)
+	}
+}
+
+// TestHandoffTLS checks the hand-off between nodes that serve TLS: a node
+// fetches from the others over TLS, verifying their certificates against
+// the CA of ssl_ca_cert, and a client's get on the new node hits.
+func TestHandoffTLS(t *testing.T) {
+	files := tlstest.NewFiles(t, "cluster CA")
+	c := clustertest.New(t)
+	add := func(name string) *clustertest.Node {
+		cfg := node.Config{
+			TLS:     &node.TLSConfig{CertFile: files.CertFile, KeyFile: files.KeyFile, CAFile: files.CAFile},
+			Cluster: clustertest.FastTiming,
+		}
+		cfg.Cluster.Join = c.Seeds()
+		return c.AddConfig(name, cfg)
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		add(name)
+	}
+	old := ringOfEntries(t, clustertest.WaitAgree(t, agreeTimeout, c.Nodes...).Entries)
+	client := func(addr string) *memcache.Client {
+		mc := memcache.New(addr)
+		mc.Timeout = 2 * time.Second
+		mc.DialContext = func(ctx context.Context, network, address string) (net.Conn, error) {
+			d := tls.Dialer{Config: files.ClientConfig(nil)}
+			return d.DialContext(ctx, network, address)
+		}
+		return mc
+	}
+	const n = 300
+	key := func(i int) string { return fmt.Sprintf("tk-%d", i) }
+	for i := range n {
+		if err := client(old.OwnerString(key(i)).Addr()).Set(&memcache.Item{Key: key(i), Value: []byte("v-" + key(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := add("d")
+	cur := ringOfEntries(t, clustertest.WaitAgree(t, agreeTimeout, c.Live()...).Entries)
+	var moved []string
+	for i := range n {
+		if cur.OwnerString(key(i)).Entry() == d.Entry {
+			moved = append(moved, key(i))
+		}
+	}
+	items, err := client(d.Addr).GetMulti(moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d of %d moved keys hit on the new node over TLS", len(items), len(moved))
+	if len(moved) == 0 || len(items) != len(moved) {
+		t.Errorf("%d of %d moved keys hit on the new node over TLS, want all", len(items), len(moved))
+	}
+}
+
+// systemPython is the python with Debian's python3-pymemcache, which
+// .ci/run installs.
+const systemPython = "/usr/bin/python3"
+
+// handoffPymemcache reads, through pymemcache on the node at argv[1], the
+// keys of argv[2:] (each moved to that node and set to "v-" + key with
+// flags 0), deletes the first, and reads it again: it prints how many hit
+// with the right value, and whether the deleted key came back.
+const handoffPymemcache = `
+import sys
+from pymemcache.client.base import Client
+host, port = sys.argv[1].rsplit(":", 1)
+c = Client((host, int(port)), timeout=5, connect_timeout=5)
+keys = sys.argv[2:]
+got = c.get_many(keys)
+hits = sum(1 for k in keys if got.get(k) == ("v-" + k).encode())
+c.delete(keys[0])
+back = c.get(keys[0]) is not None
+print(hits, len(keys), back)
+`
+
+// TestProcessHandoffPymemcache checks the hand-off with a client that
+// knows nothing of the cluster: pymemcache, talking to a node that has
+// just joined, gets the keys it has come to own from their previous
+// owners, and a key it deletes there stays deleted.
+func TestProcessHandoffPymemcache(t *testing.T) {
+	if out, err := exec.Command(systemPython, "-c", "import pymemcache").CombinedOutput(); err != nil {
+		t.Fatalf("pymemcache is not importable by %s (%v): %s; install it with `apt-get install python3-pymemcache`", systemPython, err, out)
+	}
+	procs, view := startCluster(t, "a", "b", "c")
+	old := ringOfEntries(t, view.Entries)
+	const n = 400
+	key := func(i int) string { return fmt.Sprintf("py-%d", i) }
+	for i := range n {
+		mc := memcache.New(old.OwnerString(key(i)).Addr())
+		mc.Timeout = 2 * time.Second
+		if err := mc.Set(&memcache.Item{Key: key(i), Value: []byte("v-" + key(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := startProc(t, "d", gossips(procs...))
+	all := append(procs, d)
+	cur := ringOfEntries(t, clustertest.WaitAgreeAddrs(t, agreeTimeout, addrs(all...), entries(all...)).Entries)
+	var moved []string
+	for i := range n {
+		if cur.OwnerString(key(i)).Entry() == d.entry() {
+			moved = append(moved, key(i))
+		}
+	}
+	if len(moved) < 40 {
+		t.Fatalf("only %d of %d keys moved to d", len(moved), n)
+	}
+	out, err := exec.Command(systemPython, append([]string{"-c", handoffPymemcache, d.srv.Addr}, moved...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pymemcache: %v\n%s", err, out)
+	}
+	var hits, asked int
+	var back string
+	if _, err := fmt.Sscanf(string(out), "%d %d %s", &hits, &asked, &back); err != nil {
+		t.Fatalf("pymemcache printed %q: %v", out, err)
+	}
+	t.Logf("pymemcache on the new node: %d of %d moved keys hit; the deleted key came back: %s", hits, asked, back)
+	if hits != len(moved) || back != "False" {
+		t.Errorf("pymemcache on the new node: %d of %d moved keys hit, deleted key back %s; want all, and False", hits, len(moved), back)
 	}
 }

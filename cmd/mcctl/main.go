@@ -65,6 +65,12 @@ Commands:
 Flags:
   -s host:port[,...]   seed nodes (required)
   -timeout duration    timeout of each network operation (default 2s)
+  -tls                 connect with TLS, verifying the nodes against the
+                       system's roots or -tls-ca
+  -tls-ca file         CA certificates to verify the nodes with (PEM); implies -tls
+  -tls-cert file, -tls-key file
+                       client certificate and key, for nodes that ask for
+                       one (ssl_verify_mode); imply -tls
 
 Exit status: 0 ok; 1 miss or not found; 2 usage or connection error.
 `
@@ -96,6 +102,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	servers := fs.String("s", "", "seed nodes, host:port[,host:port...]")
 	timeout := fs.Duration("timeout", defaultTimeout, "timeout of each network operation")
+	var tlsOpts tlsOptions
+	fs.BoolVar(&tlsOpts.on, "tls", false, "connect with TLS")
+	fs.StringVar(&tlsOpts.caFile, "tls-ca", "", "CA certificates to verify the nodes with (PEM)")
+	fs.StringVar(&tlsOpts.certFile, "tls-cert", "", "client certificate (PEM)")
+	fs.StringVar(&tlsOpts.keyFile, "tls-key", "", "client certificate's key (PEM)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			io.WriteString(stdout, usageText)
@@ -103,7 +114,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return fail(stderr, usagef("%v", err))
 	}
-	err := dispatch(ctx, *servers, *timeout, fs.Args(), stdout)
+	tc, err := tlsOpts.config()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	err = dispatch(ctx, *servers, *timeout, dialer{tls: tc}, fs.Args(), stdout)
 	return fail(stderr, err)
 }
 
@@ -124,7 +139,7 @@ func fail(stderr io.Writer, err error) int {
 }
 
 // dispatch checks the command line and runs the command.
-func dispatch(ctx context.Context, servers string, timeout time.Duration, args []string, stdout io.Writer) error {
+func dispatch(ctx context.Context, servers string, timeout time.Duration, d dialer, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return usagef("no command")
 	}
@@ -163,7 +178,7 @@ func dispatch(ctx context.Context, servers string, timeout time.Duration, args [
 		}
 	}
 
-	c, err := discover(ctx, seeds, timeout)
+	c, err := discover(ctx, seeds, timeout, d)
 	if err != nil {
 		return err
 	}
@@ -267,14 +282,16 @@ type cluster struct {
 	ring    *ring.Ring
 	mc      *memcache.Client
 	timeout time.Duration
+	dial    dialer
 }
 
 // discover asks the seeds for the cluster config, once.
-func discover(ctx context.Context, seeds []string, timeout time.Duration) (*cluster, error) {
+func discover(ctx context.Context, seeds []string, timeout time.Duration, d dialer) (*cluster, error) {
 	sel, err := ring.NewSelector(seeds, ring.Config{
 		PollInterval: -1, // one Refresh, no polling
 		Timeout:      timeout,
 		Logger:       slog.New(slog.DiscardHandler),
+		Dialer:       d,
 	})
 	if err != nil {
 		return nil, usagef("%v", err)
@@ -295,10 +312,9 @@ func discover(ctx context.Context, seeds []string, timeout time.Duration) (*clus
 		dctx, cancel := context.WithCancel(dctx)
 		defer cancel()
 		defer context.AfterFunc(ctx, cancel)()
-		var d net.Dialer
 		return d.DialContext(dctx, network, addr)
 	}
-	return &cluster{sel: sel, version: version, ring: r, mc: mc, timeout: timeout}, nil
+	return &cluster{sel: sel, version: version, ring: r, mc: mc, timeout: timeout, dial: d}, nil
 }
 
 // Close closes the selector and the client's idle connections.
@@ -398,7 +414,7 @@ func (c *cluster) stats(ctx context.Context, w io.Writer) error {
 	var wg sync.WaitGroup
 	for i, m := range members {
 		wg.Go(func() {
-			s, err := fetchStats(ctx, m.Addr(), c.timeout)
+			s, err := fetchStats(ctx, m.Addr(), c.timeout, c.dial)
 			res[i] = nodeStats{s, err}
 		})
 	}
@@ -463,10 +479,9 @@ const maxStatsLines = 10000
 
 // fetchStats sends `stats` to the node at addr and returns its STAT lines as
 // name → value.
-func fetchStats(ctx context.Context, addr string, timeout time.Duration) (map[string]string, error) {
+func fetchStats(ctx context.Context, addr string, timeout time.Duration, d dialer) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/memcluster/memcluster/internal/servertest"
+	"github.com/memcluster/memcluster/internal/tlstest"
 	"github.com/memcluster/memcluster/ring"
 )
 
@@ -486,6 +487,44 @@ func TestParseStats(t *testing.T) {
 		got, err := parseStats(bufio.NewReader(strings.NewReader(tt.in)))
 		if (err == nil) != tt.ok || fmt.Sprint(got) != fmt.Sprint(tt.want) {
 			t.Errorf("parseStats(%q): got %v, %v; want %v, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestTLS runs mcctl against a node that serves only TLS and asks for
+// client certificates: with -tls-ca and a client certificate every command
+// works; without TLS, or without the certificate, discovery fails.
+func TestTLS(t *testing.T) {
+	files := tlstest.NewFiles(t, "mcctl CA")
+	client := files.CA.Client(t, "mcctl")
+	certFile, keyFile := client.WriteFiles(t, files.Dir, "client")
+	srv := servertest.StartMemcluster(t, "--no-cluster", "-Z", "-o",
+		"ssl_chain_cert="+files.CertFile+",ssl_key="+files.KeyFile+",ssl_ca_cert="+files.CAFile+",ssl_verify_mode=2")
+	tlsFlags := []string{"-tls-ca", files.CAFile, "-tls-cert", certFile, "-tls-key", keyFile, "-s", srv.Addr}
+	for _, tc := range []struct {
+		args []string
+		out  string
+	}{
+		{[]string{"set", "k", "over-tls"}, ""},
+		{[]string{"get", "k"}, "over-tls"},
+		{[]string{"owner", "k"}, "127.0.0.1|127.0.0.1|" + strconv.Itoa(srv.Port) + "\n"},
+	} {
+		r := mcctl(t, append(tlsFlags, tc.args...)...)
+		if r.code != exitOK || r.stdout != tc.out {
+			t.Errorf("mcctl %v over TLS: exit %d, out %q, err %q; want 0, %q", tc.args, r.code, r.stdout, r.stderr, tc.out)
+		}
+	}
+	if r := mcctl(t, append(tlsFlags, "stats")...); r.code != exitOK || !strings.Contains(r.stdout, "curr_items") {
+		t.Errorf("mcctl stats over TLS: exit %d, out %q, err %q", r.code, r.stdout, r.stderr)
+	}
+	for name, args := range map[string][]string{
+		"plain TCP":          {"-s", srv.Addr, "get", "k"},
+		"no client cert":     {"-tls-ca", files.CAFile, "-s", srv.Addr, "get", "k"},
+		"an unknown CA":      {"-tls", "-tls-cert", certFile, "-tls-key", keyFile, "-s", srv.Addr, "get", "k"},
+		"a cert without key": {"-tls-cert", certFile, "-s", srv.Addr, "get", "k"},
+	} {
+		if r := mcctl(t, args...); r.code != exitError {
+			t.Errorf("mcctl with %s: exit %d, out %q; want %d", name, r.code, r.stdout, exitError)
 		}
 	}
 }

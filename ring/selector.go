@@ -27,7 +27,9 @@ const (
 var ErrClosed = errors.New("ring: selector closed")
 
 // Dialer dials the nodes a Selector asks for the cluster config. *net.Dialer
-// satisfies it. A Selector calls it from one goroutine at a time.
+// satisfies it, and so does *tls.Dialer, for a cluster that serves TLS (give
+// gomemcache the same dialer as Client.DialContext). A Selector calls it
+// from one goroutine at a time.
 type Dialer interface {
 	DialContext(ctx context.Context, network, address string) (net.Conn, error)
 }
@@ -46,7 +48,8 @@ type Config struct {
 	// Logger receives a warning when a node does not answer and a line
 	// when the ring changes. If nil, defaults to slog.Default().
 	Logger *slog.Logger
-	// Dialer dials the nodes. If nil, defaults to a zero net.Dialer.
+	// Dialer dials the nodes: a *tls.Dialer for a cluster that serves
+	// TLS. If nil, defaults to a zero net.Dialer.
 	Dialer Dialer
 	// DownFor is how long a member marked down (MarkDown) stays off the
 	// ring, unless a config without it comes first: long enough for the

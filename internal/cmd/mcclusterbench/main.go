@@ -166,6 +166,7 @@ func run() error {
 		time.Sleep(time.Until(start.Add(*phase)))
 		c1 := b.counts()
 		ratio20 := float64(c20.hits-c0.hits) / float64(max(c20.gets-c0.gets, 1))
+		b.printHandoff()
 		results = append(results, result{name, c1.failed - c0.failed, c1.misses - c0.misses, ratio20})
 		next = next.Add(*phase)
 		return nil
@@ -290,6 +291,36 @@ func (b *bench) printEverySecond(began time.Time, stop chan struct{}) {
 			prev = c
 		}
 	}()
+}
+
+// printHandoff prints each live daemon's hand-off counters (its stats'
+// handoff_ lines, which a node has once it has had a window or a push).
+func (b *bench) printHandoff() {
+	b.mu.Lock()
+	ds := make([]*daemon, 0, len(b.nodes))
+	for _, d := range b.nodes {
+		ds = append(ds, d)
+	}
+	b.mu.Unlock()
+	for _, d := range ds {
+		nc, err := net.DialTimeout("tcp", d.addr, time.Second)
+		if err != nil {
+			continue
+		}
+		nc.SetDeadline(time.Now().Add(2 * time.Second))
+		io.WriteString(nc, "stats\r\n")
+		var out []string
+		sc := bufio.NewScanner(nc)
+		for sc.Scan() && sc.Text() != "END" {
+			if rest, ok := strings.CutPrefix(sc.Text(), "STAT handoff_"); ok {
+				out = append(out, rest)
+			}
+		}
+		nc.Close()
+		if len(out) > 0 {
+			fmt.Printf("# hand-off of %s: %s\n", d.name, strings.Join(out, " "))
+		}
+	}
 }
 
 // start starts the daemon name, joining seeds, on free loopback ports.

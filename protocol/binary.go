@@ -92,6 +92,11 @@ const (
 	// has not written the key lately.
 	OpHandoffGet BinaryOpcode = 0xe0
 	OpHandoffAdd BinaryOpcode = 0xe1
+	// OpConfigGet is "config get <key>" for clients that speak only the
+	// binary protocol, those of a SASL node above all (Auto Discovery
+	// after logging in): its key is "cluster", and its value the whole
+	// reply the text command gets.
+	OpConfigGet BinaryOpcode = 0xe2
 )
 
 var binaryOpcodeNames = [...]string{
@@ -115,6 +120,8 @@ func (op BinaryOpcode) String() string {
 		return "HandoffGet"
 	case OpHandoffAdd:
 		return "HandoffAdd"
+	case OpConfigGet:
+		return "ConfigGet"
 	}
 	if int(op) < len(binaryOpcodeNames) && binaryOpcodeNames[op] != "" {
 		return binaryOpcodeNames[op]

@@ -96,6 +96,7 @@ var binaryValidRequests = []struct {
 	{"get", OpGet, "", "k", ""},
 	{"getq", OpGetQ, "", "k", ""},
 	{"handoff get", OpHandoffGet, "", "k", ""},
+	{"config get", OpConfigGet, "", "cluster", ""},
 	{"handoff add", OpHandoffAdd, binaryExtStorage, "k", "v"},
 	{"getk", OpGetK, "", "k", ""},
 	{"getkq", OpGetKQ, "", "k", ""},

@@ -270,7 +270,7 @@ func ReadBinaryBody(r *bufio.Reader, req *BinaryRequest, maxValue int) error {
 //	opcode                      extras  key        body
 //	Get GetQ GetK GetKQ         0       > 0        = key
 //	Delete DeleteQ              0       > 0        = key
-//	HandoffGet                  0       > 0        = key
+//	HandoffGet ConfigGet        0       > 0        = key
 //	Set Add Replace (+Q)        8       > 0        any value
 //	HandoffAdd                  8       > 0        any value
 //	Append Prepend (+Q)         0       > 0        any value
@@ -292,7 +292,7 @@ func (req *BinaryRequest) Validate() error {
 	}
 	ok := false
 	switch h.Opcode {
-	case OpGet, OpGetQ, OpGetK, OpGetKQ, OpDelete, OpDeleteQ, OpHandoffGet:
+	case OpGet, OpGetQ, OpGetK, OpGetKQ, OpDelete, OpDeleteQ, OpHandoffGet, OpConfigGet:
 		ok = el == 0 && kl > 0 && bl == kl
 	case OpSet, OpSetQ, OpAdd, OpAddQ, OpReplace, OpReplaceQ, OpHandoffAdd:
 		ok = el == 8 && kl > 0

@@ -57,6 +57,18 @@ type Config struct {
 	// defaults). The mark ends at the first Refresh after it. If zero,
 	// defaults to DefaultDownFor (5 s).
 	DownFor time.Duration
+	// SASL, if not nil, is the login the Selector gives each node before
+	// it asks for the config, over the binary protocol (SASL PLAIN, then
+	// memcluster's ConfigGet, protocol.OpConfigGet): for a cluster whose
+	// nodes run with -S, which serve no text command. Such a Selector
+	// polls every PollInterval; it cannot watch. PLAIN sends the
+	// password: use it over TLS (Dialer).
+	SASL *SASLLogin
+}
+
+// SASLLogin is a user and password for SASL PLAIN.
+type SASLLogin struct {
+	User, Password string
 }
 
 // NodeAddr is the net.Addr a Selector returns for a member: the same pointer
@@ -220,6 +232,9 @@ const watchRetry = 5 * time.Second
 // to another node.
 func (w *watcher) next() bool {
 	s := w.s
+	if s.cfg.SASL != nil {
+		return false // a binary connection cannot watch: poll
+	}
 	version, r := s.Current()
 	if w.conn == nil || !slices.ContainsFunc(r.Members(), func(m Member) bool { return m.Addr() == w.addr }) {
 		if !w.connect(r) {
@@ -443,6 +458,12 @@ func (s *Selector) fetchLocked(ctx context.Context, addr string) (uint64, []Memb
 		return 0, nil, err
 	}
 	s.conn, s.connAddr, s.br = nc, addr, bufio.NewReaderSize(nc, 4096)
+	if s.cfg.SASL != nil {
+		if err := s.loginLocked(); err != nil {
+			s.closeConnLocked()
+			return 0, nil, err
+		}
+	}
 	version, members, err := s.exchangeLocked(actx)
 	if err != nil {
 		s.closeConnLocked()
@@ -462,6 +483,9 @@ func (s *Selector) exchangeLocked(ctx context.Context) (uint64, []Member, error)
 	}
 	// Cancellation interrupts the exchange by moving the deadline.
 	defer context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })()
+	if s.cfg.SASL != nil {
+		return s.binaryConfigLocked()
+	}
 	if _, err := io.WriteString(nc, "config get cluster\r\n"); err != nil {
 		return 0, nil, err
 	}

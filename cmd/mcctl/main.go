@@ -71,6 +71,9 @@ Flags:
   -tls-cert file, -tls-key file
                        client certificate and key, for nodes that ask for
                        one (ssl_verify_mode); imply -tls
+  -sasl-user name      log in with SASL PLAIN, for nodes with -S: the
+                       commands then speak the binary protocol
+  -sasl-password pw    its password (default: $MCCTL_SASL_PASSWORD)
 
 Exit status: 0 ok; 1 miss or not found; 2 usage or connection error.
 `
@@ -107,6 +110,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&tlsOpts.caFile, "tls-ca", "", "CA certificates to verify the nodes with (PEM)")
 	fs.StringVar(&tlsOpts.certFile, "tls-cert", "", "client certificate (PEM)")
 	fs.StringVar(&tlsOpts.keyFile, "tls-key", "", "client certificate's key (PEM)")
+	saslUser := fs.String("sasl-user", "", "log in with SASL PLAIN as this user (nodes with -S)")
+	saslPassword := fs.String("sasl-password", "", "the -sasl-user's password (default $MCCTL_SASL_PASSWORD)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			io.WriteString(stdout, usageText)
@@ -118,7 +123,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	err = dispatch(ctx, *servers, *timeout, dialer{tls: tc}, fs.Args(), stdout)
+	var login *ring.SASLLogin
+	if *saslUser != "" {
+		login = &ring.SASLLogin{User: *saslUser, Password: *saslPassword}
+		if login.Password == "" {
+			login.Password = os.Getenv("MCCTL_SASL_PASSWORD")
+		}
+	} else if *saslPassword != "" {
+		return fail(stderr, usagef("-sasl-password needs -sasl-user"))
+	}
+	err = dispatch(ctx, *servers, *timeout, dialer{tls: tc}, login, fs.Args(), stdout)
 	return fail(stderr, err)
 }
 
@@ -139,7 +153,7 @@ func fail(stderr io.Writer, err error) int {
 }
 
 // dispatch checks the command line and runs the command.
-func dispatch(ctx context.Context, servers string, timeout time.Duration, d dialer, args []string, stdout io.Writer) error {
+func dispatch(ctx context.Context, servers string, timeout time.Duration, d dialer, login *ring.SASLLogin, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return usagef("no command")
 	}
@@ -178,7 +192,7 @@ func dispatch(ctx context.Context, servers string, timeout time.Duration, d dial
 		}
 	}
 
-	c, err := discover(ctx, seeds, timeout, d)
+	c, err := discover(ctx, seeds, timeout, d, login)
 	if err != nil {
 		return err
 	}
@@ -283,15 +297,17 @@ type cluster struct {
 	mc      *memcache.Client
 	timeout time.Duration
 	dial    dialer
+	sasl    *ring.SASLLogin // nil: no login; else get, set, delete and stats speak binary
 }
 
 // discover asks the seeds for the cluster config, once.
-func discover(ctx context.Context, seeds []string, timeout time.Duration, d dialer) (*cluster, error) {
+func discover(ctx context.Context, seeds []string, timeout time.Duration, d dialer, login *ring.SASLLogin) (*cluster, error) {
 	sel, err := ring.NewSelector(seeds, ring.Config{
 		PollInterval: -1, // one Refresh, no polling
 		Timeout:      timeout,
 		Logger:       slog.New(slog.DiscardHandler),
 		Dialer:       d,
+		SASL:         login,
 	})
 	if err != nil {
 		return nil, usagef("%v", err)
@@ -314,7 +330,7 @@ func discover(ctx context.Context, seeds []string, timeout time.Duration, d dial
 		defer context.AfterFunc(ctx, cancel)()
 		return d.DialContext(dctx, network, addr)
 	}
-	return &cluster{sel: sel, version: version, ring: r, mc: mc, timeout: timeout, dial: d}, nil
+	return &cluster{sel: sel, version: version, ring: r, mc: mc, timeout: timeout, dial: d, sasl: login}, nil
 }
 
 // Close closes the selector and the client's idle connections.
@@ -349,6 +365,9 @@ func (c *cluster) get(ctx context.Context, w io.Writer, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if c.sasl != nil {
+		return c.saslGet(ctx, w, key)
+	}
 	it, err := c.mc.Get(key)
 	if errors.Is(err, memcache.ErrCacheMiss) {
 		return errNotFound
@@ -366,6 +385,9 @@ func (c *cluster) set(ctx context.Context, key, value string, ttl int32) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if c.sasl != nil {
+		return c.saslSet(ctx, key, value, ttl)
+	}
 	err := c.mc.Set(&memcache.Item{Key: key, Value: []byte(value), Expiration: ttl})
 	if err != nil {
 		return c.nodeErr(key, err)
@@ -377,6 +399,9 @@ func (c *cluster) set(ctx context.Context, key, value string, ttl int32) error {
 func (c *cluster) delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if c.sasl != nil {
+		return c.saslDelete(ctx, key)
 	}
 	err := c.mc.Delete(key)
 	if errors.Is(err, memcache.ErrCacheMiss) {
@@ -414,7 +439,13 @@ func (c *cluster) stats(ctx context.Context, w io.Writer) error {
 	var wg sync.WaitGroup
 	for i, m := range members {
 		wg.Go(func() {
-			s, err := fetchStats(ctx, m.Addr(), c.timeout, c.dial)
+			var s map[string]string
+			var err error
+			if c.sasl != nil {
+				s, err = fetchStatsSASL(ctx, m.Addr(), c.timeout, c.dial, c.sasl)
+			} else {
+				s, err = fetchStats(ctx, m.Addr(), c.timeout, c.dial)
+			}
 			res[i] = nodeStats{s, err}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -522,6 +523,50 @@ func TestTLS(t *testing.T) {
 		"no client cert":     {"-tls-ca", files.CAFile, "-s", srv.Addr, "get", "k"},
 		"an unknown CA":      {"-tls", "-tls-cert", certFile, "-tls-key", keyFile, "-s", srv.Addr, "get", "k"},
 		"a cert without key": {"-tls-cert", certFile, "-s", srv.Addr, "get", "k"},
+	} {
+		if r := mcctl(t, args...); r.code != exitError {
+			t.Errorf("mcctl with %s: exit %d, out %q; want %d", name, r.code, r.stdout, exitError)
+		}
+	}
+}
+
+// TestSASL runs mcctl against a node with -S, which serves no text
+// command: with -sasl-user every command works, over the binary protocol
+// (the config through memcluster's ConfigGet); a wrong password fails.
+func TestSASL(t *testing.T) {
+	pwdb := t.TempDir() + "/pwdb"
+	if err := os.WriteFile(pwdb, []byte("ops:opspw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := servertest.StartMemcluster(t, "--no-cluster", "-S", "--sasl-pwdb", pwdb)
+	login := []string{"-sasl-user", "ops", "-sasl-password", "opspw", "-s", srv.Addr}
+	entry := "127.0.0.1|127.0.0.1|" + strconv.Itoa(srv.Port)
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"set", "k", "with-sasl", "--ttl", "100"}, exitOK, ""},
+		{[]string{"get", "k"}, exitOK, "with-sasl"},
+		{[]string{"owner", "k"}, exitOK, entry + "\n"},
+		{[]string{"delete", "k"}, exitOK, ""},
+		{[]string{"get", "k"}, exitNotFound, ""},
+		{[]string{"delete", "k"}, exitNotFound, ""},
+	} {
+		r := mcctl(t, append(login, tc.args...)...)
+		if r.code != tc.code || r.stdout != tc.out {
+			t.Errorf("mcctl %v with SASL: exit %d, out %q, err %q; want %d, %q", tc.args, r.code, r.stdout, r.stderr, tc.code, tc.out)
+		}
+	}
+	if r := mcctl(t, append(login, "members")...); r.code != exitOK || !strings.Contains(r.stdout, entry) {
+		t.Errorf("mcctl members with SASL: exit %d, out %q, err %q", r.code, r.stdout, r.stderr)
+	}
+	if r := mcctl(t, append(login, "stats")...); r.code != exitOK || !strings.Contains(r.stdout, "curr_items") {
+		t.Errorf("mcctl stats with SASL: exit %d, out %q, err %q", r.code, r.stdout, r.stderr)
+	}
+	for name, args := range map[string][]string{
+		"no login":         {"-s", srv.Addr, "get", "k"},
+		"a wrong password": {"-sasl-user", "ops", "-sasl-password", "guess", "-s", srv.Addr, "get", "k"},
 	} {
 		if r := mcctl(t, args...); r.code != exitError {
 			t.Errorf("mcctl with %s: exit %d, out %q; want %d", name, r.code, r.stdout, exitError)

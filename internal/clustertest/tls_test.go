@@ -3,15 +3,18 @@ package clustertest_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"github.com/memcluster/memcluster/internal/clustertest"
+	"github.com/memcluster/memcluster/internal/testutil"
 	"github.com/memcluster/memcluster/internal/tlstest"
 	"github.com/memcluster/memcluster/node"
 	"github.com/memcluster/memcluster/ring"
@@ -63,4 +66,55 @@ func TestSelectorOverTLS(t *testing.T) {
 			t.Fatalf("%s on its owner %s: %v, %v", k, r.OwnerString(k).Addr(), itemValue(it), err)
 		}
 	}
+}
+
+// TestSelectorSASL checks Auto Discovery on a cluster whose nodes run
+// with -S and serve no text command: ring.Selector logs in with SASL PLAIN
+// and asks for the config over the binary protocol, follows a join by
+// polling, and a wrong password is refused.
+func TestSelectorSASL(t *testing.T) {
+	pwdb := t.TempDir() + "/pwdb"
+	if err := os.WriteFile(pwdb, []byte("app:apppw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := clustertest.New(t)
+	add := func(name string) *clustertest.Node {
+		cfg := node.Config{SASL: true, SASLPasswordFile: pwdb, Cluster: clustertest.FastTiming}
+		cfg.Cluster.Join = c.Seeds()
+		return c.AddConfig(name, cfg)
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		add(name)
+	}
+	view := clustertest.WaitAgree(t, agreeTimeout, c.Nodes...)
+	newSelector := func(password string, poll time.Duration) *ring.Selector {
+		sel, err := ring.NewSelector([]string{c.Nodes[0].Addr}, ring.Config{
+			SASL:         &ring.SASLLogin{User: "app", Password: password},
+			PollInterval: poll,
+			Logger:       slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sel.Close() })
+		return sel
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := newSelector("guess", -1).Refresh(ctx); !errors.Is(err, ring.ErrLogin) {
+		t.Fatalf("Refresh with a wrong password: %v, want ErrLogin", err)
+	}
+	sel := newSelector("apppw", 200*time.Millisecond)
+	if err := sel.Refresh(ctx); err != nil {
+		t.Fatalf("Refresh with SASL: %v", err)
+	}
+	if version, r := sel.Current(); version != view.Version || r.Len() != 3 {
+		t.Fatalf("the Selector holds version %d with %d members, want the nodes' %d with 3", version, r.Len(), view.Version)
+	}
+	add("d")
+	view = clustertest.WaitAgree(t, agreeTimeout, c.Live()...)
+	testutil.WaitFor(t, agreeTimeout, "the Selector on the 4-node view", func() bool {
+		version, r := sel.Current()
+		return version == view.Version && r.Len() == 4
+	})
 }

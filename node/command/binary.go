@@ -299,6 +299,8 @@ func (b *binaryConn) dispatch() {
 		b.handoffGet()
 	case protocol.OpHandoffAdd:
 		b.handoffAdd()
+	case protocol.OpConfigGet:
+		b.configGet()
 	case protocol.OpIncrement, protocol.OpDecrement:
 		b.arith()
 	case protocol.OpQuit:

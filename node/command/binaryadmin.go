@@ -147,3 +147,16 @@ func (b *binaryConn) authFailed() {
 		b.CloseAfterReplies(netserve.CloseUnknown)
 	}
 }
+
+// configGet answers a ConfigGet (see protocol.OpConfigGet): for the key
+// "cluster", the reply of the text "config get cluster" as its value, so
+// that a client of a SASL node, which serves no text command, can find the
+// cluster once it has logged in.
+func (b *binaryConn) configGet() {
+	h := &b.req.Header
+	if string(b.req.Key) != "cluster" {
+		b.fail(protocol.StatusKeyNotFound)
+		return
+	}
+	b.Out = protocol.AppendBinaryResponse(b.Out, h.Opcode, protocol.StatusOK, h.Opaque, 0, nil, nil, b.h.cluster.ConfigReply(b.LocalAddr()))
+}

@@ -1,0 +1,76 @@
+package ring
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/memcluster/memcluster/protocol"
+)
+
+// ErrLogin is returned when a node refuses a Selector's SASL login.
+var ErrLogin = errors.New("ring: SASL login refused")
+
+// maxConfigReply bounds the value of a ConfigGet reply: a cluster config
+// of MaxMembers long entries.
+const maxConfigReply = 1 << 20
+
+// loginLocked logs in on s.conn with SASL PLAIN as Config.SASL, within
+// s.conn's deadline, which is the caller's.
+func (s *Selector) loginLocked() error {
+	l := s.cfg.SASL
+	cred := make([]byte, 0, 2+len(l.User)+len(l.Password))
+	cred = append(append(append(append(cred, 0), l.User...), 0), l.Password...)
+	if _, err := s.conn.Write(protocol.AppendBinaryRequest(nil, protocol.OpSASLAuth, 0, 0, nil, []byte("PLAIN"), cred)); err != nil {
+		return err
+	}
+	status, _, err := readBinaryReply(s.br, 1<<10)
+	if err != nil {
+		return err
+	}
+	if status != protocol.StatusOK {
+		return fmt.Errorf("%w: %s", ErrLogin, status)
+	}
+	return nil
+}
+
+// binaryConfigLocked asks for the config with a ConfigGet on s.conn, which
+// has logged in, and parses the reply.
+func (s *Selector) binaryConfigLocked() (uint64, []Member, error) {
+	if _, err := s.conn.Write(protocol.AppendBinaryRequest(nil, protocol.OpConfigGet, 0, 0, nil, []byte("cluster"), nil)); err != nil {
+		return 0, nil, err
+	}
+	status, value, err := readBinaryReply(s.br, maxConfigReply)
+	if err != nil {
+		return 0, nil, err
+	}
+	if status != protocol.StatusOK {
+		return 0, nil, fmt.Errorf("ring: config get cluster over the binary protocol: %s", status)
+	}
+	return ParseClusterConfig(bufio.NewReader(bytes.NewReader(value)))
+}
+
+// readBinaryReply reads one binary response and returns its status and
+// value, refusing a body longer than maxBody.
+func readBinaryReply(r *bufio.Reader, maxBody int) (protocol.BinaryStatus, []byte, error) {
+	var head [protocol.BinaryHeaderLen]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		return 0, nil, err
+	}
+	if head[0] != protocol.BinaryMagicResponse {
+		return 0, nil, fmt.Errorf("ring: not a binary reply (magic %#x)", head[0])
+	}
+	n := binary.BigEndian.Uint32(head[8:])
+	el, kl := uint32(head[4]), uint32(binary.BigEndian.Uint16(head[2:]))
+	if n > uint32(maxBody) || el+kl > n {
+		return 0, nil, fmt.Errorf("ring: a binary reply of %d bytes", n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0, nil, err
+	}
+	return protocol.BinaryStatus(binary.BigEndian.Uint16(head[6:])), body[el+kl:], nil
+}

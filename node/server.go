@@ -29,6 +29,7 @@ import (
 	"github.com/memcluster/memcluster/node/stats"
 	"github.com/memcluster/memcluster/node/store"
 	"github.com/memcluster/memcluster/node/tlsconf"
+	"github.com/memcluster/memcluster/ring"
 )
 
 // Version is the memcached protocol version the node reports to clients
@@ -180,7 +181,10 @@ func (s *Server) newHandoff() *handoff.Handoff {
 		Window:  s.cfg.Cluster.Handoff,
 		Logger:  s.cfg.Logger,
 	})
-	s.cluster.OnViewChange(ho.ViewChanged)
+	s.cluster.OnViewChange(func(self ring.Member, old, cur *ring.Ring) {
+		ho.ViewChanged(self, old, cur)
+		s.peers.Retain(old, cur)
+	})
 	go ho.Run(s.done)
 	return ho
 }
@@ -302,7 +306,9 @@ func (s *Server) Drain(ctx context.Context, d time.Duration) bool {
 	if !s.cluster.Drain(ctx) {
 		return false
 	}
-	pushCtx, endPush := context.WithCancel(ctx)
+	// The push ends with the drain, whatever its peers do: its I/O is
+	// bounded by this deadline.
+	pushCtx, endPush := context.WithTimeout(ctx, d)
 	pushed := make(chan struct{})
 	if s.handoff != nil && s.cfg.Cluster.HandoffPush > 0 {
 		go func() {
@@ -328,7 +334,7 @@ func (s *Server) Drain(ctx context.Context, d time.Duration) bool {
 // Config.Cluster.HandoffPush bytes, to their owners in the view the node
 // drains to (see handoff.Push), until ctx ends.
 func (s *Server) push(ctx context.Context) {
-	res := handoff.Push(ctx, s.store, s.cluster.View().Members, s.peers, s.cfg.Cluster.HandoffPush)
+	res := handoff.Push(ctx, s.store, s.cluster.View().Members, s.peers, s.cfg.Cluster.HandoffPush, s.handoff.Fresh)
 	s.cfg.Logger.Info("drain: pushed recently used items to their new owners",
 		"items", res.Items, "bytes", res.Bytes, "stored", res.Stored, "failed_batches", res.Errors,
 		"accessed_within_s", res.Cutoff, "took", res.Duration.Round(time.Millisecond))
@@ -346,6 +352,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.commands.StopCrawls() // crawls stop at their next step once done is closed
 	err := s.net.Wait(ctx)
 	if first {
+		if s.peers != nil {
+			s.peers.Close()
+		}
 		s.store.Close()
 	}
 	return err

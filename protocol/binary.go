@@ -85,8 +85,9 @@ const (
 
 	// memcluster's own, for one node's hand-off to another after a
 	// change of membership (node/handoff), on a node whose clients speak
-	// only the binary protocol (SASL, -B binary); memcached answers them
-	// StatusUnknownCommand. OpHandoffGet is Get, answered with 8 bytes of
+	// only the binary protocol (SASL, -B binary). memcached answers them
+	// StatusUnknownCommand; a memcluster node serves them, in a cluster
+	// or not, to clients that have authenticated where it asks them to. OpHandoffGet is Get, answered with 8 bytes of
 	// extras: the flags and the seconds the item has left (0: it never
 	// expires). OpHandoffAdd is Add, which the node stores only if it
 	// has not written the key lately.

@@ -55,15 +55,23 @@ func (n *saslNode) do(op protocol.BinaryOpcode, extras, key, value []byte) (prot
 	if _, err := n.nc.Write(protocol.AppendBinaryRequest(nil, op, 0, 0, extras, key, value)); err != nil {
 		return 0, nil, nil, err
 	}
-	status, ext, _, val, err := n.read()
+	limit := maxReply
+	if op == protocol.OpGet {
+		limit = maxValueReply
+	}
+	status, ext, _, val, err := n.read(limit)
 	return status, ext, val, err
 }
 
-// maxReply bounds a reply's body: a value of memcached's largest item.
-const maxReply = 1<<30 + 1<<10
+// The longest reply body read: a get's, a value of memcached's largest
+// item (-I 1024m); any other's.
+const (
+	maxValueReply = 1<<30 + 1<<10
+	maxReply      = 64 << 10
+)
 
 // read reads one reply.
-func (n *saslNode) read() (status protocol.BinaryStatus, extras, key, value []byte, err error) {
+func (n *saslNode) read(maxBody int) (status protocol.BinaryStatus, extras, key, value []byte, err error) {
 	var head [protocol.BinaryHeaderLen]byte
 	if _, err := io.ReadFull(n.br, head[:]); err != nil {
 		return 0, nil, nil, nil, err
@@ -71,7 +79,7 @@ func (n *saslNode) read() (status protocol.BinaryStatus, extras, key, value []by
 	var h protocol.BinaryHeader
 	_ = h.Decode(head[:])
 	el, kl := int(h.ExtrasLen), int(h.KeyLen)
-	if h.Magic != protocol.BinaryMagicResponse || h.BodyLen > maxReply || el+kl > int(h.BodyLen) {
+	if h.Magic != protocol.BinaryMagicResponse || int64(h.BodyLen) > int64(maxBody) || el+kl > int(h.BodyLen) {
 		return 0, nil, nil, nil, fmt.Errorf("not a binary reply")
 	}
 	body := make([]byte, h.BodyLen)
@@ -154,7 +162,7 @@ func fetchStatsSASL(ctx context.Context, addr string, timeout time.Duration, d d
 	}
 	stats := map[string]string{}
 	for range maxStatsLines {
-		status, _, key, value, err := n.read()
+		status, _, key, value, err := n.read(maxReply)
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package command
 import (
 	"context"
 	"encoding/binary"
+	"strconv"
 
 	"github.com/memcluster/memcluster/node/handoff"
 	"github.com/memcluster/memcluster/node/store"
@@ -78,6 +79,9 @@ func (b *binaryConn) handoffGet() {
 	s.counters.CmdGet.Add(1)
 	value, meta, lookup := s.store.Get(req.Key, b.Scratch[:0])
 	b.Scratch = value
+	if lookup == store.Hit && s.handoff != nil && !s.handoff.Fresh(req.Key, meta.CAS) {
+		lookup = store.Miss // stale: see handoff.Handoff.Fresh
+	}
 	if lookup != store.Hit {
 		b.countMiss(lookup, false)
 		b.fail(protocol.StatusKeyNotFound)
@@ -117,4 +121,34 @@ func (b *binaryConn) handoffAdd() {
 	default:
 		b.fail(protocol.StatusNotStored)
 	}
+}
+
+// handoffMetaGet answers an mg that carries the hand-off's opaque (see
+// isHandoffFetch), another node's fetch: from this node's store alone, and
+// only an item handoff.Handoff.Fresh lets go, as "VA <len> f<flags>
+// t<seconds left, -1 for none> O<opaque>" or "EN".
+func (c *session) handoffMetaGet(req *protocol.Request) {
+	h := c.h
+	key := req.Key()
+	h.counters.CmdGet.Add(1)
+	value, meta, lookup := h.store.Get(key, c.Scratch[:0])
+	c.Scratch = value
+	if lookup != store.Hit || !h.handoff.Fresh(key, meta.CAS) {
+		h.counters.GetMisses.Add(1)
+		c.Out = append(c.Out, "EN\r\n"...)
+		return
+	}
+	ttl := int64(-1)
+	if meta.Deadline != 0 {
+		ttl = max(meta.Deadline-h.store.Now(), 1)
+	}
+	c.Out = append(c.Out, "VA "...)
+	c.Out = strconv.AppendInt(c.Out, int64(len(value)), 10)
+	c.Out = append(c.Out, " f"...)
+	c.Out = strconv.AppendUint(c.Out, uint64(meta.Flags), 10)
+	c.Out = append(c.Out, " t"...)
+	c.Out = strconv.AppendInt(c.Out, ttl, 10)
+	c.Out = append(c.Out, " O"+handoff.Opaque+"\r\n"...)
+	c.Out = append(c.Out, value...)
+	c.Out = append(c.Out, '\r', '\n')
 }

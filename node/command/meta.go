@@ -68,7 +68,12 @@ func (c *session) metaGet(req *protocol.Request) {
 	h := c.h
 	m := &req.Meta
 	key := req.Key()
-	if !isHandoffFetch(m) && !c.warm(key) {
+	if isHandoffFetch(m) {
+		if h.handoff != nil {
+			c.handoffMetaGet(req)
+			return
+		}
+	} else if !c.warm(key) {
 		c.pendingReq = req // on the event loop: the goroutine reads it
 		return
 	}

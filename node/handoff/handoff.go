@@ -6,16 +6,19 @@
 // that were not cached anywhere, not a quarter of the cache.
 //
 // The hand-off never brings back what the application removed: every key
-// written on this node during the window (set, deleted, touched, counted),
-// as the store reports through store.Config.OnWrite, is remembered in a
-// filter of tombstones, and is not fetched; a fetch that a write overtakes
-// is undone. A flush ends the window. Come here to change what is fetched,
-// from whom, and when.
+// written on this node lately (set, deleted, touched, counted), as the
+// store reports through store.Config.OnWrite, is remembered in a filter of
+// tombstones, and is not fetched; a write that comes while a fetched item
+// is stored wins (store.Restore's veto). A previous owner hands over only
+// items written in its last spell of ownership of their key (Fresh), not
+// a copy left from before the key went elsewhere. A flush ends the window.
+// Come here to change what is fetched, from whom, and when.
 package handoff
 
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,6 +106,9 @@ type Handoff struct {
 	log *slog.Logger
 	// win is the window in progress, nil outside one.
 	win atomic.Pointer[window]
+	// history is this node's views, oldest first, each with the store's
+	// last CAS unique when it began (see Fresh); immutable once stored.
+	history atomic.Pointer[[]ownedView]
 	// tombs are the keys written lately (see tombstones), rotated every
 	// Window outside a window (Run).
 	tombs    *tombstones
@@ -137,6 +143,20 @@ const (
 	uselessFetches = 1000
 	uselessRatio   = 20
 )
+
+// ownedView is one of this node's views, for Fresh: its ring, this node's
+// index in it (-1 if it was not a member), and the store's last CAS unique
+// when it began.
+type ownedView struct {
+	ring *ring.Ring
+	self int
+	seq  uint64
+}
+
+// maxHistory is how many views Fresh looks back through. An item written
+// before the oldest of them, on a node that has owned its key throughout,
+// is taken for stale: a miss, not a wrong value.
+const maxHistory = 64
 
 // prevRing is a ring the cluster had before the current one, with this
 // node's index in it (-1 if it was not a member).
@@ -203,6 +223,7 @@ func (h *Handoff) ViewChanged(self ring.Member, old, cur *ring.Ring) {
 		return
 	}
 	curSelf := indexOf(cur, self)
+	h.remember(ownedView{ring: cur, self: curSelf, seq: h.cfg.Store.LastCAS()})
 	if curSelf < 0 || cur.Len() < 2 {
 		h.end("this node owns no keys or all of them")
 		return
@@ -228,6 +249,46 @@ func (h *Handoff) ViewChanged(self ring.Member, old, cur *ring.Ring) {
 	}
 	h.win.Store(w)
 	h.log.Debug("hand-off window begins", "members", cur.Len(), "joined", joined, "for", h.cfg.Window)
+}
+
+// remember adds v to the history of views.
+func (h *Handoff) remember(v ownedView) {
+	var hist []ownedView
+	if p := h.history.Load(); p != nil {
+		hist = *p
+	}
+	if len(hist) >= maxHistory {
+		hist = hist[len(hist)-maxHistory+1:]
+	}
+	hist = append(slices.Clone(hist), v)
+	h.history.Store(&hist)
+}
+
+// Fresh reports whether this node's item for key, whose CAS unique is
+// cas, may be handed to another node (a fetch, or the push of a drain): it
+// was written while this node owned key in its last spell of ownership.
+// An item from an earlier spell is stale: another node owned the key
+// since, and the application may have changed or deleted it there, so
+// that handing it over would bring back what it removed. A node's views
+// since it last owned key (it has just lost it, to the asking node) are
+// passed over. With NoCAS (every CAS 0) nothing is fresh.
+func (h *Handoff) Fresh(key []byte, cas uint64) bool {
+	p := h.history.Load()
+	if p == nil || cas == 0 {
+		return false
+	}
+	hist := *p
+	i := len(hist) - 1
+	for i >= 0 && hist[i].ring.OwnerIndex(key) != hist[i].self {
+		i-- // views since this node lost the key
+	}
+	if i < 0 {
+		return false // it never owned key in the views it remembers
+	}
+	for i > 0 && hist[i-1].ring.OwnerIndex(key) == hist[i-1].self {
+		i-- // back to the start of the spell
+	}
+	return cas > hist[i].seq
 }
 
 // indexOf returns self's index in r, -1 if it is not a member (or r is
@@ -392,15 +453,11 @@ func (h *Handoff) restore(key, value []byte, flags uint32, deadline int64, hash 
 	if h.tombs.has(hash) {
 		return store.NotStored, 0
 	}
-	st, cas := h.cfg.Store.Restore(key, value, flags, deadline)
+	// The tombstones are looked at again under the key's lock: a write
+	// that marked the key before then is seen, and one after overrides
+	// the restored item (see store.Restore).
+	st, cas := h.cfg.Store.Restore(key, value, flags, deadline, func() bool { return h.tombs.has(hash) })
 	if st != store.OK {
-		return store.NotStored, 0
-	}
-	// A write that began before the item was restored marked its key
-	// first (store.Config.OnWrite): undo the restore then, unless the
-	// write has already replaced it (a new CAS).
-	if h.tombs.has(hash) {
-		h.cfg.Store.Unrestore(key, cas)
 		return store.NotStored, 0
 	}
 	return store.OK, cas

@@ -297,3 +297,45 @@ func rg(t *testing.T, members []ring.Member) *ring.Ring {
 	}
 	return r
 }
+
+func TestFreshOnlyFromTheLastSpellOfOwnership(t *testing.T) {
+	st := store.New(store.Config{})
+	defer st.Close()
+	h := New(Config{Store: st, Fetcher: &fakeFetcher{}, Logger: slog.New(slog.DiscardHandler)})
+	v1, v2, v4 := rg(t, members(1, 2)), rg(t, members(1, 2, 3)), rg(t, members(1, 2, 4))
+	self := member(1).Entry()
+	// k moves 1 → 3 → 1 → 4; j stays on 1 throughout.
+	var k, j string
+	for i := 0; k == "" || j == ""; i++ {
+		key := fmt.Sprintf("k%d", i)
+		o1, o2, o4 := v1.OwnerString(key).Entry(), v2.OwnerString(key).Entry(), v4.OwnerString(key).Entry()
+		switch {
+		case k == "" && o1 == self && o2 == member(3).Entry() && o4 == member(4).Entry():
+			k = key
+		case j == "" && o1 == self && o2 == self && o4 == self:
+			j = key
+		}
+	}
+	set := func(key string) uint64 {
+		_, cas := st.Set(store.ModeSet, []byte(key), []byte("v"), 0, 0, 0)
+		return cas
+	}
+	h.ViewChanged(member(1), nil, v1)
+	casK1, casJ := set(k), set(j)
+	h.ViewChanged(member(1), v1, v2) // k goes to 3, where it may be changed
+	h.ViewChanged(member(1), v2, v1) // 3 leaves: k comes back, empty of 3's writes
+	casK2 := set(k)
+	h.ViewChanged(member(1), v1, v4) // k goes to 4, which asks
+	if h.Fresh([]byte(k), casK1) {
+		t.Error("an item written before the key went to another node is handed over")
+	}
+	if !h.Fresh([]byte(k), casK2) {
+		t.Error("an item written in the last spell of ownership is not handed over")
+	}
+	if !h.Fresh([]byte(j), casJ) {
+		t.Error("an item of a key owned throughout is not handed over")
+	}
+	if h.Fresh([]byte(k), 0) {
+		t.Error("an item without a CAS unique (-C) is handed over")
+	}
+}

@@ -48,7 +48,10 @@ const pushBatch = 64
 // store twice: once to find the last access age above which the items
 // fit in maxBytes, and once to send those (items are read as a get would,
 // one shard's range at a time).
-func Push(ctx context.Context, st *store.Store, members []ring.Member, p Pusher, maxBytes int64) PushResult {
+//
+// fresh, if not nil, picks the items that may go (Handoff.Fresh): a copy
+// this node kept from an earlier spell of ownership must not.
+func Push(ctx context.Context, st *store.Store, members []ring.Member, p Pusher, maxBytes int64, fresh func(key []byte, cas uint64) bool) PushResult {
 	began := time.Now()
 	var res PushResult
 	r, err := ring.New(members)
@@ -111,7 +114,7 @@ func Push(ctx context.Context, st *store.Store, members []ring.Member, p Pusher,
 			key := b.Key(i)
 			v, meta, lk := st.Get(key, value[:0])
 			value = v
-			if lk != store.Hit {
+			if lk != store.Hit || (fresh != nil && !fresh(key, meta.CAS)) {
 				continue
 			}
 			var ttl int64

@@ -39,7 +39,7 @@ func TestPushSendsTheMostRecentlyUsedToTheirOwners(t *testing.T) {
 	others := members(1, 2, 3)
 	r, _ := ring.New(others)
 	p := &fakePusher{got: make(map[string][]PushItem)}
-	res := Push(context.Background(), st, others, p, recentBytes+100)
+	res := Push(context.Background(), st, others, p, recentBytes+100, nil)
 	if res.Items != n || res.Stored != n || res.Bytes != recentBytes {
 		t.Fatalf("pushed %+v, want the %d recent items, %d bytes", res, n, recentBytes)
 	}
@@ -61,7 +61,7 @@ func TestPushSendsTheMostRecentlyUsedToTheirOwners(t *testing.T) {
 
 	// A bound of half the bytes pushes about half.
 	p = &fakePusher{got: make(map[string][]PushItem)}
-	res = Push(context.Background(), st, others, p, recentBytes/2)
+	res = Push(context.Background(), st, others, p, recentBytes/2, nil)
 	if res.Bytes < recentBytes/2 || res.Bytes > recentBytes/2+20 {
 		t.Fatalf("with a bound of %d bytes, pushed %d", recentBytes/2, res.Bytes)
 	}

@@ -156,6 +156,8 @@ func (c *Client) push(ctx context.Context, cn *conn, items []handoff.PushItem) (
 	} else if err := cn.nc.SetDeadline(time.Time{}); err != nil {
 		return 0, err
 	}
+	// Canceling ctx interrupts the exchange.
+	defer context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })()
 	if c.cfg.Binary {
 		return c.pushBinary(cn, items)
 	}
@@ -172,7 +174,7 @@ func (c *Client) push(ctx context.Context, cn *conn, items []handoff.PushItem) (
 		w.Write(strconv.AppendUint(num[:0], uint64(it.Flags), 10))
 		if it.TTL > 0 {
 			w.WriteString(" T")
-			w.Write(strconv.AppendInt(num[:0], it.TTL, 10))
+			w.Write(strconv.AppendInt(num[:0], exptime(it.TTL), 10))
 		}
 		w.WriteString(" O" + handoff.Opaque + "\r\n")
 		w.Write(it.Value)
@@ -206,7 +208,7 @@ func (c *Client) push(ctx context.Context, cn *conn, items []handoff.PushItem) (
 func (c *Client) pushBinary(cn *conn, items []handoff.PushItem) (int, error) {
 	var req, extras []byte
 	for _, it := range items {
-		extras = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(extras[:0], it.Flags), uint32(min(it.TTL, 1<<31)))
+		extras = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(extras[:0], it.Flags), uint32(exptime(it.TTL)))
 		req = protocol.AppendBinaryRequest(req[:0], protocol.OpHandoffAdd, 0, 0, extras, it.Key, it.Value)
 		cn.w.Write(req)
 	}
@@ -228,6 +230,57 @@ func (c *Client) pushBinary(cn *conn, items []handoff.PushItem) (int, error) {
 		}
 	}
 	return stored, nil
+}
+
+// Retain closes the idle connections to every peer that is a member of
+// none of rings (nil ones are skipped): a departed node's sockets are not
+// kept. A later request to such a peer dials anew.
+func (c *Client) Retain(rings ...*ring.Ring) {
+	keep := map[string]bool{}
+	for _, r := range rings {
+		if r == nil {
+			continue
+		}
+		for _, m := range r.Members() {
+			keep[m.Addr()] = true
+		}
+	}
+	c.mu.Lock()
+	var drop []*pool
+	for addr, p := range c.pools {
+		if !keep[addr] {
+			drop = append(drop, p)
+			delete(c.pools, addr)
+		}
+	}
+	c.mu.Unlock()
+	for _, p := range drop {
+		p.closeIdle()
+	}
+}
+
+// Close closes every idle connection; connections in use are closed when
+// their request ends, as the pools are gone.
+func (c *Client) Close() {
+	c.mu.Lock()
+	pools := c.pools
+	c.pools = map[string]*pool{}
+	c.mu.Unlock()
+	for _, p := range pools {
+		p.closeIdle()
+	}
+}
+
+// closeIdle closes p's idle connections.
+func (p *pool) closeIdle() {
+	for {
+		select {
+		case cn := <-p.idle:
+			cn.nc.Close()
+		default:
+			return
+		}
+	}
 }
 
 // pool returns addr's pool, or errDown.
@@ -297,6 +350,7 @@ func (c *Client) authenticate(ctx context.Context, cn *conn) error {
 			return err
 		}
 	}
+	defer context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })()
 	if !c.cfg.Binary {
 		// memcached's ASCII authentication: a set whose data is the
 		// user and the password.
@@ -362,6 +416,8 @@ func (c *Client) fetch(ctx context.Context, cn *conn, key []byte) (handoff.Item,
 			return handoff.Item{}, false, err
 		}
 	}
+	// Canceling ctx interrupts the exchange.
+	defer context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })()
 	if c.cfg.Binary {
 		return c.fetchBinary(cn, key)
 	}
@@ -465,4 +521,17 @@ func parseHead(line []byte) (it handoff.Item, n int, found bool, err error) {
 		}
 	}
 	return it, n, true, nil
+}
+
+// maxRelativeExptime is memcached's: an exptime above 30 days is a unix
+// time.
+const maxRelativeExptime = 30 * 24 * 3600
+
+// exptime returns the exptime that gives an item ttl seconds more: ttl
+// itself up to 30 days, else the unix time ttl from now.
+func exptime(ttl int64) int64 {
+	if ttl > maxRelativeExptime {
+		return min(time.Now().Unix()+ttl, 1<<32-1)
+	}
+	return ttl
 }

@@ -8,7 +8,7 @@ import (
 
 // TestOnWriteReportsEveryWrite checks that every operation that may store,
 // change or remove an item reports its key to Config.OnWrite, and that
-// reads, Restore and Unrestore do not: the hand-off trusts it to know every
+// reads and Restore do not: the hand-off trusts it to know every
 // key the application wrote.
 func TestOnWriteReportsEveryWrite(t *testing.T) {
 	var got []uint64
@@ -45,22 +45,24 @@ func TestOnWriteReportsEveryWrite(t *testing.T) {
 	s.Get(k, nil)
 	s.Peek(k)
 	s.MetaGet(k, MetaGetOptions{}, nil)
-	st, cas := s.Restore(k, []byte("restored"), 5, 0)
+	st, _ := s.Restore(k, []byte("restored"), 5, 0, nil)
 	if st != OK {
 		t.Fatalf("Restore of a missing key: %v, want OK", st)
 	}
-	if st, _ := s.Restore(k, []byte("again"), 5, 0); st != NotStored {
+	if st, _ := s.Restore(k, []byte("again"), 5, 0, nil); st != NotStored {
 		t.Fatalf("Restore of a present key: %v, want NotStored", st)
 	}
-	s.Unrestore(k, cas+1) // not its CAS: stays
 	if v, _, lk := s.Get(k, nil); lk != Hit || string(v) != "restored" {
-		t.Fatalf("after Unrestore with another CAS: %q %v, want restored", v, lk)
+		t.Fatalf("after Restore: %q %v, want restored", v, lk)
 	}
-	s.Unrestore(k, cas)
-	if _, _, lk := s.Get(k, nil); lk == Hit {
-		t.Fatal("Unrestore with the item's CAS left it")
+	k2 := []byte("vetoed")
+	if st, _ := s.Restore(k2, []byte("x"), 0, 0, func() bool { return true }); st != NotStored {
+		t.Fatalf("Restore with a veto: %v, want NotStored", st)
+	}
+	if _, _, lk := s.Get(k2, nil); lk == Hit {
+		t.Fatal("a vetoed Restore stored its item")
 	}
 	if len(got) != 0 {
-		t.Fatalf("reads, Restore and Unrestore reported %d writes, want none", len(got))
+		t.Fatalf("reads and Restore reported %d writes, want none", len(got))
 	}
 }

@@ -162,11 +162,6 @@ func (s *Store) Drop(key []byte) {
 
 func (s *Store) remove(key []byte, cas uint64, count bool) Status {
 	s.wrote(key)
-	return s.removeQuiet(key, cas, count)
-}
-
-// removeQuiet is remove without telling Config.OnWrite.
-func (s *Store) removeQuiet(key []byte, cas uint64, count bool) Status {
 	o := s.begin(key)
 	st := NotFound
 	s.withKey(&o, key, func() {

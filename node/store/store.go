@@ -203,6 +203,10 @@ func (s *Store) Close() {
 // (see Config.Now), read now.
 func (s *Store) Now() int64 { return s.exactNow() }
 
+// LastCAS returns the last CAS unique the store handed out: an item stored
+// or changed later has a greater one (with NoCAS every item's is 0).
+func (s *Store) LastCAS() uint64 { return s.seq.Load() }
+
 // CoarseNow is Now as the store's reclaimer last read it: at most 100ms
 // behind, and cheaper than Now. Items are checked against it; it suits
 // timestamps that may be a moment late.

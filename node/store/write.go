@@ -51,7 +51,7 @@ func (s *Store) Set(mode Mode, key, value []byte, flags uint32, deadline int64, 
 // memcached's ms with E: cas is still what ModeCAS compares with.
 func (s *Store) SetCAS(mode Mode, key, value []byte, flags uint32, deadline int64, cas uint64, nc NewCAS) (Status, uint64) {
 	s.wrote(key)
-	return s.set(mode, key, value, flags, deadline, cas, nc, nil)
+	return s.set(mode, key, value, flags, deadline, cas, nc, nil, nil)
 }
 
 // GivenValue is the length beyond which a value given to GiveSet is kept
@@ -70,28 +70,26 @@ const givenSlack = 4096
 // again.
 func (s *Store) GiveSet(mode Mode, key, value []byte, flags uint32, deadline int64, cas uint64) (Status, uint64) {
 	s.wrote(key)
-	return s.set(mode, key, value, flags, deadline, cas, NewCAS{}, value)
+	return s.set(mode, key, value, flags, deadline, cas, NewCAS{}, value, nil)
 }
 
 // Restore adds an item brought from elsewhere, as Set with ModeAdd: it
-// stores nothing, and returns NotStored, if key has a live item. It is
-// not reported to Config.OnWrite: the node's hand-off (node/handoff)
-// restores with it the items it fetches from a key's previous owner.
-func (s *Store) Restore(key, value []byte, flags uint32, deadline int64) (Status, uint64) {
-	return s.set(ModeAdd, key, value, flags, deadline, 0, NewCAS{}, nil)
-}
-
-// Unrestore removes the item Restore stored, if its CAS unique is still
-// cas: for a restore that a write overtook. It counts nothing and is not
-// reported to Config.OnWrite.
-func (s *Store) Unrestore(key []byte, cas uint64) {
-	s.removeQuiet(key, cas, false)
+// stores nothing, and returns NotStored, if key has a live item or if
+// veto, called under the key's lock, reports true. It is not reported to
+// Config.OnWrite: the node's hand-off (node/handoff) restores with it the
+// items it fetches from a key's previous owner, and its veto is whether
+// the application wrote the key lately. A write reports to OnWrite before
+// it takes the key's lock, so it either comes before the veto, which then
+// sees it, or after the restore, which it then overrides. veto must not
+// call the Store.
+func (s *Store) Restore(key, value []byte, flags uint32, deadline int64, veto func() bool) (Status, uint64) {
+	return s.set(ModeAdd, key, value, flags, deadline, 0, NewCAS{}, nil, veto)
 }
 
 // set is SetCAS; given is GiveSet's value, nil for SetCAS. (It is a
 // parameter of its own so that the values of SetCAS's callers, which may
 // live on their stacks, are not made to escape.)
-func (s *Store) set(mode Mode, key, value []byte, flags uint32, deadline int64, cas uint64, nc NewCAS, given []byte) (Status, uint64) {
+func (s *Store) set(mode Mode, key, value []byte, flags uint32, deadline int64, cas uint64, nc NewCAS, given []byte, veto func() bool) (Status, uint64) {
 	if len(key) > MaxKeyLen {
 		return TooLarge, 0
 	}
@@ -140,6 +138,10 @@ func (s *Store) set(mode Mode, key, value []byte, flags uint32, deadline int64, 
 			if f.lk == Hit {
 				promote(sh.record(f.loc), old, o.now)
 				sh.classes[class].setCmds++
+				st = NotStored
+				return roomOK
+			}
+			if veto != nil && veto() {
 				st = NotStored
 				return roomOK
 			}

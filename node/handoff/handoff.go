@@ -108,7 +108,7 @@ type Handoff struct {
 	win atomic.Pointer[window]
 	// history is this node's views, oldest first, each with the store's
 	// last CAS unique when it began (see Fresh); immutable once stored.
-	history atomic.Pointer[[]ownedView]
+	history atomic.Pointer[[]*ownedView]
 	// tombs are the keys written lately (see tombstones), rotated every
 	// Window outside a window (Run).
 	tombs    *tombstones
@@ -144,14 +144,39 @@ const (
 	uselessRatio   = 20
 )
 
-// ownedView is one of this node's views, for Fresh: its ring, this node's
-// index in it (-1 if it was not a member), and the store's last CAS unique
-// when it began.
+// ownedView is one of this node's views, for Fresh: its members, this
+// node, and the store's last CAS unique when it began. Its ring is kept
+// only while it is among the newest (a ring of 100 members is 1.6 MB);
+// an older one is rebuilt from the members when Fresh needs it.
 type ownedView struct {
-	ring *ring.Ring
-	self int
-	seq  uint64
+	members []ring.Member
+	self    ring.Member
+	seq     uint64
+	r       atomic.Pointer[ring.Ring]
 }
+
+// ring returns v's ring, and this node's index in it (-1 if it was not a
+// member).
+func (v *ownedView) ring() (*ring.Ring, int) {
+	r := v.r.Load()
+	if r == nil {
+		var err error
+		if r, err = ring.New(v.members); err != nil {
+			r, _ = ring.New(nil)
+		}
+		v.r.Store(r)
+	}
+	return r, indexOf(r, v.self)
+}
+
+// owns reports whether this node owned key in v.
+func (v *ownedView) owns(key []byte) bool {
+	r, self := v.ring()
+	return self >= 0 && r.OwnerIndex(key) == self
+}
+
+// keepRings is how many of the newest views keep their rings.
+const keepRings = 2
 
 // maxHistory is how many views Fresh looks back through. An item written
 // before the oldest of them, on a node that has owned its key throughout,
@@ -223,7 +248,7 @@ func (h *Handoff) ViewChanged(self ring.Member, old, cur *ring.Ring) {
 		return
 	}
 	curSelf := indexOf(cur, self)
-	h.remember(ownedView{ring: cur, self: curSelf, seq: h.cfg.Store.LastCAS()})
+	h.remember(self, cur)
 	if curSelf < 0 || cur.Len() < 2 {
 		h.end("this node owns no keys or all of them")
 		return
@@ -251,9 +276,12 @@ func (h *Handoff) ViewChanged(self ring.Member, old, cur *ring.Ring) {
 	h.log.Debug("hand-off window begins", "members", cur.Len(), "joined", joined, "for", h.cfg.Window)
 }
 
-// remember adds v to the history of views.
-func (h *Handoff) remember(v ownedView) {
-	var hist []ownedView
+// remember adds the view cur, of which self is this node, to the history
+// of views, and lets go of the rings of the older ones.
+func (h *Handoff) remember(self ring.Member, cur *ring.Ring) {
+	v := &ownedView{members: cur.Members(), self: self, seq: h.cfg.Store.LastCAS()}
+	v.r.Store(cur)
+	var hist []*ownedView
 	if p := h.history.Load(); p != nil {
 		hist = *p
 	}
@@ -261,6 +289,9 @@ func (h *Handoff) remember(v ownedView) {
 		hist = hist[len(hist)-maxHistory+1:]
 	}
 	hist = append(slices.Clone(hist), v)
+	for _, old := range hist[:max(len(hist)-keepRings, 0)] {
+		old.r.Store(nil)
+	}
 	h.history.Store(&hist)
 }
 
@@ -279,13 +310,13 @@ func (h *Handoff) Fresh(key []byte, cas uint64) bool {
 	}
 	hist := *p
 	i := len(hist) - 1
-	for i >= 0 && hist[i].ring.OwnerIndex(key) != hist[i].self {
+	for i >= 0 && !hist[i].owns(key) {
 		i-- // views since this node lost the key
 	}
 	if i < 0 {
 		return false // it never owned key in the views it remembers
 	}
-	for i > 0 && hist[i-1].ring.OwnerIndex(key) == hist[i-1].self {
+	for i > 0 && hist[i-1].owns(key) {
 		i-- // back to the start of the spell
 	}
 	return cas > hist[i].seq

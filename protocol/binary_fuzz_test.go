@@ -110,3 +110,23 @@ func FuzzBinaryHeader(f *testing.F) {
 		}
 	})
 }
+
+// FuzzBinaryResponse feeds arbitrary bytes to ReadBinaryResponse, the
+// reader of the module's clients: no panic, and a body within the bound and
+// the input, split as its header says.
+func FuzzBinaryResponse(f *testing.F) {
+	f.Add(AppendBinaryResponse(nil, OpGet, StatusOK, 1, 2, []byte{0, 0, 0, 7}, nil, []byte("value")))
+	f.Add(AppendBinaryResponse(nil, OpStat, StatusOK, 0, 0, nil, []byte("pid"), []byte("1")))
+	f.Add(AppendBinaryError(nil, OpSASLAuth, StatusAuthError, 0))
+	f.Add([]byte("\x81\x00\x00\x05\x04\x00\x00\x00\x00\x00\x00\x03"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, extras, key, value, err := ReadBinaryResponse(bufio.NewReader(bytes.NewReader(data)), 64)
+		if err != nil {
+			return
+		}
+		n := len(extras) + len(key) + len(value)
+		if n > 64 || n+BinaryHeaderLen > len(data) || n != int(h.BodyLen) || len(extras) != int(h.ExtrasLen) || len(key) != int(h.KeyLen) {
+			t.Fatalf("body of %d bytes (extras %d, key %d, value %d) for header %+v and %d bytes of input", n, len(extras), len(key), len(value), h, len(data))
+		}
+	})
+}

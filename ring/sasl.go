@@ -3,10 +3,8 @@ package ring
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/memcluster/memcluster/protocol"
 )
@@ -56,21 +54,6 @@ func (s *Selector) binaryConfigLocked() (uint64, []Member, error) {
 // readBinaryReply reads one binary response and returns its status and
 // value, refusing a body longer than maxBody.
 func readBinaryReply(r *bufio.Reader, maxBody int) (protocol.BinaryStatus, []byte, error) {
-	var head [protocol.BinaryHeaderLen]byte
-	if _, err := io.ReadFull(r, head[:]); err != nil {
-		return 0, nil, err
-	}
-	if head[0] != protocol.BinaryMagicResponse {
-		return 0, nil, fmt.Errorf("ring: not a binary reply (magic %#x)", head[0])
-	}
-	n := binary.BigEndian.Uint32(head[8:])
-	el, kl := uint32(head[4]), uint32(binary.BigEndian.Uint16(head[2:]))
-	if n > uint32(maxBody) || el+kl > n {
-		return 0, nil, fmt.Errorf("ring: a binary reply of %d bytes", n)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return 0, nil, err
-	}
-	return protocol.BinaryStatus(binary.BigEndian.Uint16(head[6:])), body[el+kl:], nil
+	h, _, _, value, err := protocol.ReadBinaryResponse(r, maxBody)
+	return h.Status, value, err
 }

@@ -72,21 +72,8 @@ const (
 
 // read reads one reply.
 func (n *saslNode) read(maxBody int) (status protocol.BinaryStatus, extras, key, value []byte, err error) {
-	var head [protocol.BinaryHeaderLen]byte
-	if _, err := io.ReadFull(n.br, head[:]); err != nil {
-		return 0, nil, nil, nil, err
-	}
-	var h protocol.BinaryHeader
-	_ = h.Decode(head[:])
-	el, kl := int(h.ExtrasLen), int(h.KeyLen)
-	if h.Magic != protocol.BinaryMagicResponse || int64(h.BodyLen) > int64(maxBody) || el+kl > int(h.BodyLen) {
-		return 0, nil, nil, nil, fmt.Errorf("not a binary reply")
-	}
-	body := make([]byte, h.BodyLen)
-	if _, err := io.ReadFull(n.br, body); err != nil {
-		return 0, nil, nil, nil, err
-	}
-	return h.Status, body[:el], body[el : el+kl], body[el+kl:], nil
+	h, extras, key, value, err := protocol.ReadBinaryResponse(n.br, maxBody)
+	return h.Status, extras, key, value, err
 }
 
 // saslKeyOp runs one key's command on its owner over SASL.

@@ -385,28 +385,12 @@ func (c *Client) authenticate(ctx context.Context, cn *conn) error {
 
 // readBinary reads one binary response: its status, extras and value,
 // refusing a body longer than maxBody.
-func readBinary(r *bufio.Reader, maxBody int) (status protocol.BinaryStatus, extras, value []byte, err error) {
-	var head [protocol.BinaryHeaderLen]byte
-	if _, err := io.ReadFull(r, head[:]); err != nil {
-		return 0, nil, nil, err
+func readBinary(r *bufio.Reader, maxBody int) (protocol.BinaryStatus, []byte, []byte, error) {
+	h, extras, _, value, err := protocol.ReadBinaryResponse(r, maxBody)
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("%w: %w", ErrBadReply, err)
 	}
-	var h protocol.BinaryHeader
-	if err := h.Decode(head[:]); err != nil {
-		return 0, nil, nil, err
-	}
-	if h.Magic != protocol.BinaryMagicResponse {
-		return 0, nil, nil, fmt.Errorf("%w: magic %#x", ErrBadReply, h.Magic)
-	}
-	n := int64(h.BodyLen)
-	if n > int64(maxBody) || int(h.ExtrasLen)+int(h.KeyLen) > int(n) {
-		return 0, nil, nil, fmt.Errorf("%w: a body of %d bytes", ErrBadReply, n)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return 0, nil, nil, err
-	}
-	el, kl := int(h.ExtrasLen), int(h.KeyLen)
-	return protocol.BinaryStatus(h.Status), body[:el], body[el+kl:], nil
+	return h.Status, extras, value, nil
 }
 
 // fetch sends one mg, or HandoffGet, on cn and reads its reply.

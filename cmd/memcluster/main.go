@@ -141,6 +141,14 @@ func run(ctx, hurry context.Context, args []string, stdin io.Reader, stdout, std
 		return exitFailure
 	}
 	if err := srv.StartCluster(ctx, ls); err != nil {
+		if ctx.Err() != nil {
+			// A stop signal came while the cluster started (its name
+			// lookups end with ctx): stop, as asked, not as a failure.
+			for _, l := range ls {
+				l.Close()
+			}
+			return 0
+		}
 		if opts.gossipChosen {
 			for _, l := range ls {
 				l.Close()

@@ -91,17 +91,26 @@ func (c *cluster) saslKeyOp(ctx context.Context, key string, op func(*saslNode) 
 	return err
 }
 
+// replyErr is the outcome of cmd's reply: err if the exchange failed,
+// errNotFound for a missing key, an error for any other status but OK.
+func replyErr(cmd string, status protocol.BinaryStatus, err error) error {
+	switch {
+	case err != nil:
+		return err
+	case status == protocol.StatusKeyNotFound:
+		return errNotFound
+	case status != protocol.StatusOK:
+		return fmt.Errorf("%s: %s", cmd, status)
+	}
+	return nil
+}
+
 // saslGet is get over SASL.
 func (c *cluster) saslGet(ctx context.Context, w io.Writer, key string) error {
 	return c.saslKeyOp(ctx, key, func(n *saslNode) error {
 		status, _, value, err := n.do(protocol.OpGet, nil, []byte(key), nil)
-		switch {
-		case err != nil:
+		if err = replyErr("get", status, err); err != nil {
 			return err
-		case status == protocol.StatusKeyNotFound:
-			return errNotFound
-		case status != protocol.StatusOK:
-			return fmt.Errorf("get: %s", status)
 		}
 		_, err = w.Write(value)
 		return err
@@ -113,10 +122,7 @@ func (c *cluster) saslSet(ctx context.Context, key, value string, ttl int32) err
 	return c.saslKeyOp(ctx, key, func(n *saslNode) error {
 		extras := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 0), uint32(ttl))
 		status, _, _, err := n.do(protocol.OpSet, extras, []byte(key), []byte(value))
-		if err == nil && status != protocol.StatusOK {
-			err = fmt.Errorf("set: %s", status)
-		}
-		return err
+		return replyErr("set", status, err)
 	})
 }
 
@@ -124,15 +130,7 @@ func (c *cluster) saslSet(ctx context.Context, key, value string, ttl int32) err
 func (c *cluster) saslDelete(ctx context.Context, key string) error {
 	return c.saslKeyOp(ctx, key, func(n *saslNode) error {
 		status, _, _, err := n.do(protocol.OpDelete, nil, []byte(key), nil)
-		switch {
-		case err != nil:
-			return err
-		case status == protocol.StatusKeyNotFound:
-			return errNotFound
-		case status != protocol.StatusOK:
-			return fmt.Errorf("delete: %s", status)
-		}
-		return nil
+		return replyErr("delete", status, err)
 	})
 }
 

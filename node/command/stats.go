@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/memcluster/memcluster/node/handoff"
 	"github.com/memcluster/memcluster/node/netserve"
 	"github.com/memcluster/memcluster/node/stats"
 	"github.com/memcluster/memcluster/node/store"
@@ -178,13 +179,22 @@ func (h *Handler) Stats() []stats.Stat {
 		{Name: "direct_reclaims", Value: u(st.DirectReclaims)},
 		{Name: "lru_bumps_dropped", Value: zero}, // reads never queue their bumps
 	}...)
-	if ho := h.handoff; ho != nil && (ho.Active() || ho.Stats().Fetches > 0 || ho.Stats().Accepted > 0) {
-		// memcluster's own, after memcached's, once a change of
-		// membership has begun a hand-off (see node/handoff): a node
-		// that never had one lists memcached's names alone.
-		hs := ho.Stats()
+	if ho := h.handoff; ho != nil {
+		list = appendHandoffStats(list, ho)
+	}
+	return list
+}
+
+// appendHandoffStats appends the hand-off's counts (see node/handoff),
+// memcluster's own, once a change of membership has begun a hand-off or
+// another node pushed here: a node that never had one lists memcached's
+// names alone.
+func appendHandoffStats(list []stats.Stat, ho *handoff.Handoff) []stats.Stat {
+	hs, active := ho.Stats(), ho.Active()
+	if active || hs.Fetches > 0 || hs.Accepted > 0 {
+		u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 		list = append(list, []stats.Stat{
-			{Name: "handoff_active", Value: stats.Bool(ho.Active())},
+			{Name: "handoff_active", Value: stats.Bool(active)},
 			{Name: "handoff_fetches", Value: u(hs.Fetches)},
 			{Name: "handoff_hits", Value: u(hs.Hits)},
 			{Name: "handoff_misses", Value: u(hs.Misses)},

@@ -110,10 +110,22 @@ func New(cfg Config) *Server {
 			}
 		}
 		s.store = store.New(storeCfg)
-		ho = s.newHandoff()
-		s.handoff = ho
+		s.peers = s.newPeers()
+		if s.peers != nil {
+			ho = s.newHandoff()
+			s.handoff = ho
+		}
 	} else {
 		s.store = store.New(storeCfg)
+		if cfg.Cluster.Enabled() && cfg.Cluster.Forward {
+			if s.peers = s.newPeers(); s.peers != nil {
+				s.cluster.OnViewChange(func(_ ring.Member, old, cur *ring.Ring) { s.peers.Retain(old, cur) })
+			}
+		}
+	}
+	var forward *peer.Client
+	if cfg.Cluster.Enabled() && cfg.Cluster.Forward {
+		forward = s.peers
 	}
 	s.commands = command.New(cfg, command.Options{
 		Store:    s.store,
@@ -121,6 +133,7 @@ func New(cfg Config) *Server {
 		TLS:      s.tls,
 		Cluster:  s.cluster,
 		Handoff:  s.handoff,
+		Forward:  forward,
 		Done:     s.done,
 		Shutdown: s.closeDone,
 		MemoryLimitSet: func(bytes int64) {
@@ -152,20 +165,23 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// newHandoff makes the node's hand-off (node/handoff), fetching from the
-// other nodes over their memcached listeners, with the node's TLS, and
-// told of every change of the cluster's view.
-func (s *Server) newHandoff() *handoff.Handoff {
+// newPeers makes the node's client to the other nodes (node/peer), for the
+// hand-off and forwarding, over their memcached listeners with the node's
+// TLS, authenticating as --peer-auth-file says where the nodes' clients
+// must; nil, with a warning, if they must and there are no credentials.
+// Its idle connections to departed nodes are closed at each change of the
+// cluster's view.
+func (s *Server) newPeers() *peer.Client {
 	// The others serve the protocols this node does, and authenticate
-	// as it does: the binary protocol if its clients must use it (with
-	// SASL if on), else the meta protocol (with ASCII authentication if
-	// on, -Y).
-	pc := peer.Config{MaxValue: s.cfg.ItemSizeMax}
+	// as it does: the hand-off speaks the binary protocol if its clients
+	// must use it (with SASL if on), else the meta protocol (with ASCII
+	// authentication if on, -Y).
+	pc := peer.Config{MaxValue: s.cfg.ItemSizeMax, SASL: s.cfg.SASL, ASCII: s.cfg.AuthFile != ""}
 	pc.Binary = s.cfg.Protocol == "binary" || (s.cfg.SASL && (s.cfg.AuthFile == "" || s.cfg.Protocol != "ascii"))
-	if (pc.Binary && s.cfg.SASL) || (!pc.Binary && s.cfg.AuthFile != "") {
+	if pc.SASL || pc.ASCII {
 		file := s.cfg.Cluster.PeerAuthFile
 		if file == "" {
-			s.cfg.Logger.Warn("the hand-off after a change of membership is off: this node's clients authenticate, " +
+			s.cfg.Logger.Warn("the hand-off after a change of membership, and forwarding, are off: this node's clients authenticate, " +
 				"and it has no credentials to authenticate to the other nodes with (--peer-auth-file)")
 			return nil
 		}
@@ -174,7 +190,13 @@ func (s *Server) newHandoff() *handoff.Handoff {
 	if s.tls != nil {
 		pc.TLS = s.tls.ClientConfig
 	}
-	s.peers = peer.New(pc)
+	return peer.New(pc)
+}
+
+// newHandoff makes the node's hand-off (node/handoff), fetching from the
+// other nodes with s.peers, and told of every change of the cluster's
+// view.
+func (s *Server) newHandoff() *handoff.Handoff {
 	ho := handoff.New(handoff.Config{
 		Store:   s.store,
 		Fetcher: s.peers,

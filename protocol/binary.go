@@ -98,6 +98,10 @@ const (
 	// after logging in): its key is "cluster", and its value the whole
 	// reply the text command gets.
 	OpConfigGet BinaryOpcode = 0xe2
+	// OpPeer is memcluster's "peer" (protocol.CmdPeer): no extras, key or
+	// value, answered StatusOK; the node then serves the connection's
+	// requests from its own store and never forwards them.
+	OpPeer BinaryOpcode = 0xe3
 )
 
 var binaryOpcodeNames = [...]string{
@@ -123,6 +127,8 @@ func (op BinaryOpcode) String() string {
 		return "HandoffAdd"
 	case OpConfigGet:
 		return "ConfigGet"
+	case OpPeer:
+		return "Peer"
 	}
 	if int(op) < len(binaryOpcodeNames) && binaryOpcodeNames[op] != "" {
 		return binaryOpcodeNames[op]
@@ -199,6 +205,10 @@ const (
 	StatusAuthContinue   BinaryStatus = 0x21
 	StatusUnknownCommand BinaryStatus = 0x81
 	StatusOutOfMemory    BinaryStatus = 0x82
+	// StatusInternalError is the protocol's "Internal error", which
+	// memcached 1.6 never sends: a node answers it when it cannot reach
+	// the node it forwards a request to.
+	StatusInternalError BinaryStatus = 0x84
 )
 
 // Message returns the body memcached sends with an error status when the
@@ -225,6 +235,8 @@ func (s BinaryStatus) Message() string {
 		return "Unknown command"
 	case StatusOutOfMemory:
 		return "Out of memory"
+	case StatusInternalError:
+		return "Internal error"
 	}
 	return ""
 }
@@ -254,6 +266,8 @@ func (s BinaryStatus) String() string {
 		return "UnknownCommand"
 	case StatusOutOfMemory:
 		return "OutOfMemory"
+	case StatusInternalError:
+		return "InternalError"
 	}
 	return "Status(0x" + strconv.FormatUint(uint64(s), 16) + ")"
 }

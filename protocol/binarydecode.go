@@ -279,7 +279,7 @@ func ReadBinaryBody(r *bufio.Reader, req *BinaryRequest, maxValue int) error {
 //	Stat                        0       any        not checked
 //	Flush FlushQ                0 or 4  0          = extras
 //	Noop Version Quit QuitQ     0       0          0
-//	SASLListMechs               0       0          0
+//	SASLListMechs Peer          0       0          0
 //	SASLAuth SASLStep           0       > 0        any value
 func (req *BinaryRequest) Validate() error {
 	h := &req.Header
@@ -306,7 +306,7 @@ func (req *BinaryRequest) Validate() error {
 		ok = el == 0
 	case OpFlush, OpFlushQ:
 		ok = kl == 0 && bl == el && (el == 0 || el == 4)
-	case OpNoop, OpVersion, OpQuit, OpQuitQ, OpSASLListMechs:
+	case OpNoop, OpVersion, OpQuit, OpQuitQ, OpSASLListMechs, OpPeer:
 		ok = el == 0 && kl == 0 && bl == 0
 	case OpSASLAuth, OpSASLStep:
 		ok = el == 0 && kl > 0

@@ -51,6 +51,10 @@ const (
 	CmdLruCrawler    // lru_crawler crawl|metadump|sleep|tocrawl|enable|disable …
 	CmdLru           // lru mode|temp_ttl|tune …
 	CmdWatch         // watch [stream …]
+	// CmdPeer is memcluster's "peer": it marks the connection as another
+	// node's, whose requests the node serves from its own store and never
+	// forwards (see node/peer). memcached answers it ERROR.
+	CmdPeer
 )
 
 var commandNames = [...]string{
@@ -63,6 +67,7 @@ var commandNames = [...]string{
 	CmdMetaNoop: "mn", CmdMetaGet: "mg", CmdMetaSet: "ms", CmdMetaDelete: "md", CmdMetaArith: "ma",
 	CmdMetaDebug: "me", CmdCacheMemlimit: "cache_memlimit", CmdSlabs: "slabs",
 	CmdLruCrawler: "lru_crawler", CmdLru: "lru", CmdWatch: "watch",
+	CmdPeer: "peer",
 }
 
 // freeArgCommands are the commands whose words after the name go to
@@ -669,6 +674,12 @@ func (tr *TextReader) parse(req *Request, line []byte) error {
 		return nil
 	case "mn":
 		req.Command = CmdMetaNoop
+		return nil
+	case "peer":
+		if ntokens != 2 {
+			return ErrUnknownCommand
+		}
+		req.Command = CmdPeer
 		return nil
 	case "stats", "shutdown", "config", "cache_memlimit", "lru", "slabs", "lru_crawler", "watch":
 		// The node judges these commands' words; the decoder checks

@@ -34,6 +34,7 @@ var clusterFlagDefs = []flagDef{
 	{0, "drain", requiredArg, setDrain},
 	{0, "handoff", requiredArg, setHandoff},
 	{0, "handoff-push", requiredArg, setHandoffPush},
+	{0, "forward", noArg, func(p *parser, _, _ string) error { p.o.cfg.Cluster.Forward = true; return nil }},
 	{0, "peer-auth-file", requiredArg, func(p *parser, opt, val string) error {
 		if val == "" {
 			return fmt.Errorf("invalid value %q for %s: want a file", val, opt)
@@ -329,9 +330,14 @@ Cluster options (memcluster's own; long forms only):
     --handoff-push=<mb>   on SIGTERM, during the drain, push up to this many
                           megabytes of the most recently used items to their
                           new owners. 0 for none (default: %[13]d)
+    --forward             serve every key: a request for a key another node
+                          owns is forwarded to it and its reply relayed, so a
+                          client given one address sees the whole cluster.
+                          Commands without a key stay local (default: off)
     --peer-auth-file=<file> with SASL (-S) or -Y, the user:password this
                           node authenticates to the others with for the
-                          hand-off; without it such a node has no hand-off
+                          hand-off and forwarding; without it such a node
+                          has neither
     --gossip-key-file=<file> encrypt the gossip (AES-GCM) with the keys in
                           <file>: one base64 key a line, 16, 24 or 32 bytes;
                           the first encrypts, all decrypt; '#' comments.

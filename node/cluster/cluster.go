@@ -52,6 +52,9 @@ type view struct {
 	// is the node's view: set by refresh.
 	names []string
 	since time.Time
+	// self is this node's index in ring, -1 if it is not a member (a
+	// draining node's view): set by setView.
+	self int
 }
 
 func newView(version uint64, members []ring.Member) (*view, error) {
@@ -59,7 +62,7 @@ func newView(version uint64, members []ring.Member) (*view, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &view{version: version, ring: r, config: ring.FormatClusterConfig(version, r.Members())}, nil
+	return &view{version: version, ring: r, config: ring.FormatClusterConfig(version, r.Members()), self: -1}, nil
 }
 
 // Cluster is a node's membership: its published memcached address and, when
@@ -782,6 +785,14 @@ func (c *Cluster) setView(v *view) {
 	c.viewMu.Lock()
 	defer c.viewMu.Unlock()
 	old := c.cur.Load()
+	if old != v { // v is not served yet: it may still be written
+		v.self = -1
+		for i := range v.ring.Len() {
+			if m := v.ring.Member(i); m.Host == c.self.Host && m.IP == c.self.IP && m.Port == c.self.Port {
+				v.self = i
+			}
+		}
+	}
 	if c.onView != nil && old != v {
 		var oldRing *ring.Ring
 		if old != nil {
@@ -825,6 +836,22 @@ func (c *Cluster) WatchConfig(local net.Addr, after uint64) ([]byte, <-chan stru
 // reached the node at local, in ElastiCache's Auto Discovery format. The
 // caller must not modify it.
 func (c *Cluster) ConfigReply(local net.Addr) []byte { return c.currentView(local).config }
+
+// Route returns the member that owns key in the node's view, and whether
+// that is another node: false for a node without a cluster or a key of its
+// own. A draining node, no longer in its view, routes every key to
+// another. It does not allocate.
+func (c *Cluster) Route(key []byte) (owner ring.Member, remote bool) {
+	v := c.cur.Load()
+	if v == nil {
+		return ring.Member{}, false
+	}
+	i := v.ring.OwnerIndex(key)
+	if i < 0 || i == v.self {
+		return ring.Member{}, false
+	}
+	return v.ring.Member(i), true
+}
 
 // Owner returns the member the ring of the view for a client that reached
 // the node at local gives key to.

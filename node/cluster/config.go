@@ -108,8 +108,14 @@ type Config struct {
 	// authenticate (SASL, or ASCII authentication with -Y): one line,
 	// user:password, of a user the others' credentials files accept
 	// (SASL PLAIN, so keep the cluster on TLS). If empty, such a node has
-	// no hand-off.
+	// no hand-off and does not forward.
 	PeerAuthFile string
+
+	// Forward makes the node forward each request for a key another node
+	// owns to that node and relay its reply (see node/command), so that
+	// a client with one address sees the whole cache. If false, every
+	// key is served here, as memcached does.
+	Forward bool
 
 	// Transport, if set, carries the gossip instead of UDP and TCP on
 	// GossipAddr, which is then ignored: for example an in-memory network

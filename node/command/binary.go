@@ -150,6 +150,13 @@ func (b *binaryConn) onLoop() bool {
 		return false
 	}
 	head, _ := b.In.Peek(2)
+	if b.routing() && binaryKeyed(protocol.BinaryOpcode(head[1])) {
+		if key := b.bufferedBinaryKey(); key != nil {
+			if _, remote := b.route(key); remote {
+				return false // the network is the goroutine's
+			}
+		}
+	}
 	switch protocol.BinaryOpcode(head[1]).Loud() {
 	case protocol.OpGet, protocol.OpGetK, protocol.OpGAT, protocol.OpGATK:
 		// Unless the hand-off would fetch the key: the network is the
@@ -282,6 +289,9 @@ func (b *binaryConn) dispatch() {
 		b.h.log.Debug("binary command", "conn", b.ID(), "opcode", b.req.Header.Opcode.String(), "key", string(b.req.Key))
 	}
 	h := b.req.Header
+	if b.routing() && binaryKeyed(h.Opcode) && b.forwardBinary() {
+		return
+	}
 	switch h.Opcode.Loud() {
 	case protocol.OpGet, protocol.OpGetK:
 		b.get(false)
@@ -301,6 +311,9 @@ func (b *binaryConn) dispatch() {
 		b.handoffAdd()
 	case protocol.OpConfigGet:
 		b.configGet()
+	case protocol.OpPeer:
+		b.peer = true
+		b.ok(0)
 	case protocol.OpIncrement, protocol.OpDecrement:
 		b.arith()
 	case protocol.OpQuit:

@@ -18,6 +18,7 @@ import (
 	"github.com/memcluster/memcluster/node/config"
 	"github.com/memcluster/memcluster/node/handoff"
 	"github.com/memcluster/memcluster/node/netserve"
+	"github.com/memcluster/memcluster/node/peer"
 	"github.com/memcluster/memcluster/node/stats"
 	"github.com/memcluster/memcluster/node/store"
 	"github.com/memcluster/memcluster/node/tlsconf"
@@ -42,6 +43,10 @@ type Cluster interface {
 	// WatchConfig returns ConfigReply's reply if its version is above
 	// after; otherwise nil and a channel closed at the view's next change.
 	WatchConfig(local net.Addr, after uint64) ([]byte, <-chan struct{})
+	// Route returns the member that owns key in the node's view, and
+	// whether that is another node. It must not allocate: forwarding
+	// calls it for every key.
+	Route(key []byte) (owner ring.Member, remote bool)
 }
 
 // Conns are the node's connections, as "stats" counts them. Its methods are
@@ -85,25 +90,35 @@ type Options struct {
 	// MemoryLimitSet, if not nil, is told the cache's new bound when
 	// cache_memlimit sets it.
 	MemoryLimitSet func(bytes int64)
+	// Forward, if not nil, forwards each keyed request that another node
+	// owns to that node over its connections (see forward.go), except
+	// on connections marked as a peer's; nil serves every key here, as
+	// memcached does.
+	Forward *peer.Client
+	// ForwardTimeout bounds a forwarded request. If zero,
+	// DefaultForwardTimeout.
+	ForwardTimeout time.Duration
 }
 
 // Handler serves memcached's commands over a node's store. Create it with
 // New; its methods are safe for concurrent use.
 type Handler struct {
-	cfg          config.Config
-	log          *slog.Logger
-	store        *store.Store
-	counters     stats.Counters // updated by every connection; see Counters
-	started      time.Time
-	tls          *tlsconf.State
-	cluster      Cluster
-	handoff      *handoff.Handoff // nil if none
-	conns        Conns
-	done         <-chan struct{}
-	shutdown     func()
-	auth         *auth // nil if authErr
-	authErr      error // a bad authentication setting, returned by Prepare
-	authWarnOnce sync.Once
+	cfg            config.Config
+	log            *slog.Logger
+	store          *store.Store
+	counters       stats.Counters // updated by every connection; see Counters
+	started        time.Time
+	tls            *tlsconf.State
+	cluster        Cluster
+	handoff        *handoff.Handoff // nil if none
+	forward        *peer.Client     // nil if requests are not forwarded
+	forwardTimeout time.Duration
+	conns          Conns
+	done           <-chan struct{}
+	shutdown       func()
+	auth           *auth // nil if authErr
+	authErr        error // a bad authentication setting, returned by Prepare
+	authWarnOnce   sync.Once
 
 	compat     compatSettings // memcached's settings the node shows but has no use for
 	oldestLive atomic.Int64   // stats settings' oldest: memcached's oldest_live, set by flush_all
@@ -118,17 +133,22 @@ type Handler struct {
 // applied (config.Config.WithDefaults).
 func New(cfg config.Config, opts Options) *Handler {
 	s := &Handler{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		store:    opts.Store,
-		started:  opts.Started,
-		tls:      opts.TLS,
-		cluster:  opts.Cluster,
-		handoff:  opts.Handoff,
-		conns:    opts.Conns,
-		done:     opts.Done,
-		shutdown: opts.Shutdown,
-		memSet:   opts.MemoryLimitSet,
+		cfg:            cfg,
+		log:            cfg.Logger,
+		store:          opts.Store,
+		started:        opts.Started,
+		tls:            opts.TLS,
+		cluster:        opts.Cluster,
+		handoff:        opts.Handoff,
+		conns:          opts.Conns,
+		done:           opts.Done,
+		shutdown:       opts.Shutdown,
+		memSet:         opts.MemoryLimitSet,
+		forward:        opts.Forward,
+		forwardTimeout: opts.ForwardTimeout,
+	}
+	if s.forwardTimeout <= 0 {
+		s.forwardTimeout = DefaultForwardTimeout
 	}
 	s.auth, s.authErr = newAuth(cfg)
 	s.verbosity.Store(int32(cfg.Verbosity))

@@ -50,24 +50,31 @@ func (c *session) binaryWantsWarm() bool {
 	if ho == nil || !ho.Active() {
 		return false
 	}
+	key := c.bufferedBinaryKey()
+	if key == nil || !ho.Wants(key) {
+		return false
+	}
+	_, lk := c.h.store.Peek(key)
+	return lk != store.Hit
+}
+
+// bufferedBinaryKey returns the key of the binary request at the head of
+// c.In if it is buffered in full, else nil. It reads nothing: the key is
+// valid until c.In is next read.
+func (c *session) bufferedBinaryKey() []byte {
 	// Peek only what is buffered: a Peek past it would wait for the
 	// socket.
 	if c.In.Buffered() < protocol.BinaryHeaderLen {
-		return false
+		return nil
 	}
 	head, _ := c.In.Peek(protocol.BinaryHeaderLen)
 	keyLen, extLen := int(binary.BigEndian.Uint16(head[2:4])), int(head[4])
 	n := protocol.BinaryHeaderLen + extLen + keyLen
 	if keyLen == 0 || c.In.Buffered() < n {
-		return false
+		return nil
 	}
 	b, _ := c.In.Peek(n)
-	key := b[protocol.BinaryHeaderLen+extLen:]
-	if !ho.Wants(key) {
-		return false
-	}
-	_, lk := c.h.store.Peek(key)
-	return lk != store.Hit
+	return b[protocol.BinaryHeaderLen+extLen:]
 }
 
 // handoffGet answers a HandoffGet, another node's hand-off fetch over the

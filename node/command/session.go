@@ -33,6 +33,10 @@ type session struct {
 	pendingReq *protocol.Request
 	pendingErr error
 	resumeKey  int
+
+	// peer is set once the client said "peer" (or OpPeer): it is another
+	// node, whose requests are served here and never forwarded.
+	peer bool
 }
 
 // ConnOpened logs the connection's opening to watchers of connevents. It
@@ -207,7 +211,7 @@ func (c *session) AnswerReady() bool {
 			return true
 		}
 		req, err := text.Next()
-		if !textOnLoop(req, err) {
+		if !textOnLoop(req, err) || (err == nil && c.textForwards(req)) {
 			c.pendingReq, c.pendingErr = req, err
 			return false
 		}

@@ -182,6 +182,11 @@ func (h *Handler) Stats() []stats.Stat {
 	if ho := h.handoff; ho != nil {
 		list = appendHandoffStats(list, ho)
 	}
+	if h.forward != nil {
+		list = append(list,
+			stats.Stat{Name: "forwarded", Value: stats.Uint(c.Forwarded.Load())},
+			stats.Stat{Name: "forward_errors", Value: stats.Uint(c.ForwardErrors.Load())})
+	}
 	return list
 }
 

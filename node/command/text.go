@@ -122,6 +122,9 @@ func (c *session) textError(req *protocol.Request, te *protocol.TextError) {
 // handleText executes one decoded text request, appending its reply.
 func (c *session) handleText(req *protocol.Request) {
 	h := c.h
+	if c.routing() && c.forwardText(req) {
+		return
+	}
 	switch req.Command {
 	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
 		c.retrieve(req)
@@ -170,6 +173,9 @@ func (c *session) handleText(req *protocol.Request) {
 		c.lruCrawlerCommand(req)
 	case protocol.CmdMetaNoop:
 		c.Out = append(c.Out, protocol.ReplyMetaNoop...)
+	case protocol.CmdPeer:
+		c.peer = true
+		c.Out = append(c.Out, protocol.ReplyOK...)
 	case protocol.CmdMetaGet:
 		c.metaGet(req)
 	case protocol.CmdMetaSet:
@@ -218,8 +224,19 @@ func (c *session) retrieve(req *protocol.Request) {
 	resumed := from > 0 // part of the reply is written
 	c.resumeKey = 0
 	batches := 0
+	failed := false // forwarding failed: the rest is read, not answered
 	for {
-		for i := from; i < len(req.Keys); i++ {
+		for i := from; i < len(req.Keys) && !failed; i++ {
+			if c.routing() {
+				if _, remote := c.route(req.Keys[i]); remote {
+					if c.OnLoop() {
+						c.pendingReq, c.resumeKey = req, i
+						return
+					}
+					failed = c.retrieveForwarded(req, i, touch, withCAS, deadline) != nil
+					break // the batch is answered
+				}
+			}
 			if !c.warm(req.Keys[i]) {
 				// On the event loop: the goroutine reads it.
 				c.pendingReq, c.resumeKey = req, i
@@ -266,6 +283,17 @@ func (c *session) retrieve(req *protocol.Request) {
 			c.textError(req, te)
 			return
 		}
+	}
+	if failed {
+		// memcached's proxy answers a get it could not complete with
+		// its error alone; if part of the reply is written, the client
+		// can only be told by closing.
+		if unwritten := start - c.Written(); unwritten >= 0 && !resumed {
+			c.Out = append(c.Out[:unwritten], replyBackendFailure...)
+		} else {
+			c.CloseAfterReplies(netserve.CloseError)
+		}
+		return
 	}
 	c.Out = append(c.Out, protocol.ReplyEnd...)
 }

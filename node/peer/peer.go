@@ -35,8 +35,24 @@ type Client struct {
 	cfg Config
 
 	mu    sync.Mutex // guards pools
-	pools map[string]*pool
+	pools map[poolKey]*pool
 }
+
+// poolKey names a pool: a peer's address, and what its connections are
+// for.
+type poolKey struct {
+	addr string
+	kind connKind
+}
+
+// connKind is what a pooled connection is for.
+type connKind uint8
+
+const (
+	handoffConn   connKind = iota // the hand-off's, in Config.Binary's protocol
+	forwardText                   // forwarding text requests, marked a peer's
+	forwardBinary                 // forwarding binary requests, marked a peer's
+)
 
 // Config configures a Client.
 type Config struct {
@@ -48,15 +64,21 @@ type Config struct {
 	// otherwise the meta protocol.
 	Binary bool
 	// Auth, if not nil, returns the user and password a new connection
-	// authenticates with: SASL PLAIN with Binary, memcached's ASCII
-	// authentication (-Y) without.
+	// authenticates with where the peers ask for it: SASL PLAIN on binary
+	// connections if SASL is set, memcached's ASCII authentication (-Y) on
+	// text connections if ASCII is set.
 	Auth func() (user, password string, err error)
+	// SASL and ASCII say which connections authenticate: see Auth.
+	SASL, ASCII bool
 	// MaxValue is the longest value accepted from a peer: the node's
 	// item size limit. If zero, 1 MiB.
 	MaxValue int
-	// MaxIdle is how many idle connections are kept to each peer. If
-	// zero, 8.
+	// MaxIdle is how many idle connections the hand-off keeps to each
+	// peer. If zero, 8.
 	MaxIdle int
+	// MaxIdleForward is how many idle connections forwarding keeps to
+	// each peer, for each protocol. If zero, 64.
+	MaxIdleForward int
 	// DownFor is how long a peer that could not be dialed is not tried
 	// again: a departed node's fetches fail at once. If zero, 1 s.
 	DownFor time.Duration
@@ -70,10 +92,13 @@ func New(cfg Config) *Client {
 	if cfg.MaxIdle <= 0 {
 		cfg.MaxIdle = 8
 	}
+	if cfg.MaxIdleForward <= 0 {
+		cfg.MaxIdleForward = 64
+	}
 	if cfg.DownFor <= 0 {
 		cfg.DownFor = time.Second
 	}
-	return &Client{cfg: cfg, pools: make(map[string]*pool)}
+	return &Client{cfg: cfg, pools: make(map[poolKey]*pool)}
 }
 
 // pool is the idle connections to one peer.
@@ -98,11 +123,11 @@ var errDown = errors.New("peer: down")
 // flags and remaining TTL. found is false on a miss.
 func (c *Client) Fetch(ctx context.Context, m ring.Member, key []byte) (handoff.Item, bool, error) {
 	addr := m.Addr()
-	p, err := c.pool(addr)
+	p, err := c.pool(addr, handoffConn)
 	if err != nil {
 		return handoff.Item{}, false, err
 	}
-	cn, err := c.get(ctx, p, m, addr)
+	cn, err := c.get(ctx, p, m, addr, c.cfg.Binary)
 	if err != nil {
 		return handoff.Item{}, false, err
 	}
@@ -125,11 +150,11 @@ var _ handoff.Pusher = (*Client)(nil)
 // carries handoff.Opaque, and returns how many m stored.
 func (c *Client) Push(ctx context.Context, m ring.Member, items []handoff.PushItem) (int, error) {
 	addr := m.Addr()
-	p, err := c.pool(addr)
+	p, err := c.pool(addr, handoffConn)
 	if err != nil {
 		return 0, err
 	}
-	cn, err := c.get(ctx, p, m, addr)
+	cn, err := c.get(ctx, p, m, addr, c.cfg.Binary)
 	if err != nil {
 		return 0, err
 	}
@@ -247,10 +272,10 @@ func (c *Client) Retain(rings ...*ring.Ring) {
 	}
 	c.mu.Lock()
 	var drop []*pool
-	for addr, p := range c.pools {
-		if !keep[addr] {
+	for k, p := range c.pools {
+		if !keep[k.addr] {
 			drop = append(drop, p)
-			delete(c.pools, addr)
+			delete(c.pools, k)
 		}
 	}
 	c.mu.Unlock()
@@ -264,7 +289,7 @@ func (c *Client) Retain(rings ...*ring.Ring) {
 func (c *Client) Close() {
 	c.mu.Lock()
 	pools := c.pools
-	c.pools = map[string]*pool{}
+	c.pools = map[poolKey]*pool{}
 	c.mu.Unlock()
 	for _, p := range pools {
 		p.closeIdle()
@@ -283,14 +308,19 @@ func (p *pool) closeIdle() {
 	}
 }
 
-// pool returns addr's pool, or errDown.
-func (c *Client) pool(addr string) (*pool, error) {
+// pool returns addr's pool of kind's connections, or errDown.
+func (c *Client) pool(addr string, kind connKind) (*pool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p := c.pools[addr]
+	k := poolKey{addr, kind}
+	p := c.pools[k]
 	if p == nil {
-		p = &pool{idle: make(chan *conn, c.cfg.MaxIdle)}
-		c.pools[addr] = p
+		idle := c.cfg.MaxIdle
+		if kind != handoffConn {
+			idle = c.cfg.MaxIdleForward
+		}
+		p = &pool{idle: make(chan *conn, idle)}
+		c.pools[k] = p
 	}
 	if time.Now().Before(p.downUntil) {
 		return nil, errDown
@@ -298,8 +328,9 @@ func (c *Client) pool(addr string) (*pool, error) {
 	return p, nil
 }
 
-// get returns an idle connection to addr, or dials one.
-func (c *Client) get(ctx context.Context, p *pool, m ring.Member, addr string) (*conn, error) {
+// get returns an idle connection to addr, or dials one that speaks binary
+// or text.
+func (c *Client) get(ctx context.Context, p *pool, m ring.Member, addr string, binary bool) (*conn, error) {
 	select {
 	case cn := <-p.idle:
 		return cn, nil
@@ -327,8 +358,8 @@ func (c *Client) get(ctx context.Context, p *pool, m ring.Member, addr string) (
 		return nil, fmt.Errorf("peer %s: %w", addr, err)
 	}
 	cn := &conn{nc: nc, r: bufio.NewReader(nc), w: bufio.NewWriterSize(nc, 512)}
-	if c.cfg.Auth != nil {
-		if err := c.authenticate(ctx, cn); err != nil {
+	if c.cfg.Auth != nil && ((binary && c.cfg.SASL) || (!binary && c.cfg.ASCII)) {
+		if err := c.authenticate(ctx, cn, binary); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("peer %s: authenticating: %w", addr, err)
 		}
@@ -339,8 +370,9 @@ func (c *Client) get(ctx context.Context, p *pool, m ring.Member, addr string) (
 // ErrAuth is returned when a peer refuses the node's credentials.
 var ErrAuth = errors.New("peer: authentication refused")
 
-// authenticate authenticates cn with Config.Auth's credentials.
-func (c *Client) authenticate(ctx context.Context, cn *conn) error {
+// authenticate authenticates cn, a binary or text connection, with
+// Config.Auth's credentials.
+func (c *Client) authenticate(ctx context.Context, cn *conn, binary bool) error {
 	user, password, err := c.cfg.Auth()
 	if err != nil {
 		return err
@@ -351,7 +383,7 @@ func (c *Client) authenticate(ctx context.Context, cn *conn) error {
 		}
 	}
 	defer context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })()
-	if !c.cfg.Binary {
+	if !binary {
 		// memcached's ASCII authentication: a set whose data is the
 		// user and the password.
 		fmt.Fprintf(cn.w, "set auth 0 0 %d\r\n%s %s\r\n", len(user)+1+len(password), user, password)

@@ -229,11 +229,11 @@ func TestBinaryPushAndFetch(t *testing.T) {
 
 func TestSASLPeer(t *testing.T) {
 	m := serve(t, node.Config{SASL: true, SASLPasswordFile: writeFile(t, "alice:secret\n")})
-	pushAndFetch(t, peer.New(peer.Config{Binary: true, Auth: auth("alice", "secret")}), m)
+	pushAndFetch(t, peer.New(peer.Config{Binary: true, SASL: true, Auth: auth("alice", "secret")}), m)
 	for name, c := range map[string]*peer.Client{
 		"no credentials":    peer.New(peer.Config{Binary: true}),
-		"a wrong password":  peer.New(peer.Config{Binary: true, Auth: auth("alice", "guess")}),
-		"the text protocol": peer.New(peer.Config{Auth: auth("alice", "secret")}),
+		"a wrong password":  peer.New(peer.Config{Binary: true, SASL: true, Auth: auth("alice", "guess")}),
+		"the text protocol": peer.New(peer.Config{ASCII: true, Auth: auth("alice", "secret")}),
 	} {
 		if _, _, _, found, err := fetch(t, c, m, "p1"); err == nil || found {
 			t.Errorf("Fetch with %s from a SASL node: found %v, err %v; want an error", name, found, err)
@@ -243,8 +243,8 @@ func TestSASLPeer(t *testing.T) {
 
 func TestASCIIAuthPeer(t *testing.T) {
 	m := serve(t, node.Config{AuthFile: writeFile(t, "bob:pw\n")})
-	pushAndFetch(t, peer.New(peer.Config{Auth: auth("bob", "pw")}), m)
-	if _, _, _, found, err := fetch(t, peer.New(peer.Config{Auth: auth("bob", "nope")}), m, "p1"); !errors.Is(err, peer.ErrAuth) || found {
+	pushAndFetch(t, peer.New(peer.Config{ASCII: true, Auth: auth("bob", "pw")}), m)
+	if _, _, _, found, err := fetch(t, peer.New(peer.Config{ASCII: true, Auth: auth("bob", "nope")}), m, "p1"); !errors.Is(err, peer.ErrAuth) || found {
 		t.Errorf("Fetch with a wrong password: found %v, err %v; want ErrAuth", found, err)
 	}
 }

@@ -56,6 +56,10 @@ type Counters struct {
 	// read them in time). "stats reset" keeps them, as memcached's does.
 	LogWatchers                       atomic.Int64
 	LogWatcherSent, LogWatcherSkipped atomic.Uint64
+	// Forwarded counts the requests sent to their keys' owners (one per
+	// owner for a retrieval's batch of keys), ForwardErrors those that
+	// failed (see node/command's forwarding): memcluster's own.
+	Forwarded, ForwardErrors atomic.Uint64
 
 	Detail Detail // "stats detail"
 }
@@ -71,7 +75,7 @@ func (c *Counters) Reset() {
 		&c.TouchMisses, &c.BytesRead, &c.BytesWritten,
 		&c.TotalConns, &c.RejectedConns, &c.StoreTooLarge, &c.StoreNoMemory,
 		&c.AuthCmds, &c.AuthErrors, &c.SSLHandshakeErrors, &c.SSLNewSessions,
-		&c.ConnYields, &c.IdleKicks,
+		&c.ConnYields, &c.IdleKicks, &c.Forwarded, &c.ForwardErrors,
 	} {
 		v.Store(0)
 	}

@@ -1,0 +1,423 @@
+package command
+
+// Forwarding (--forward): a request for a key another node owns is sent to
+// that node, the owner, and its reply relayed, so that a client with one
+// address sees the whole cluster's cache. A request goes on a pooled
+// connection marked as a peer's (protocol.CmdPeer), which the owner serves
+// from its own store: no request is forwarded twice. Each forwarded request
+// is followed by a no-op (mn, or a binary Noop), whose reply marks where
+// the request's replies end, quiet modes included; the owner's replies are
+// relayed byte for byte. Commands without a key stay local.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/memcluster/memcluster/node/netserve"
+	"github.com/memcluster/memcluster/node/peer"
+	"github.com/memcluster/memcluster/protocol"
+	"github.com/memcluster/memcluster/ring"
+)
+
+// DefaultForwardTimeout is how long a forwarded request may take, from
+// dialing the owner to the end of its reply, unless Options.ForwardTimeout
+// says otherwise.
+const DefaultForwardTimeout = 2 * time.Second
+
+// replyBackendFailure is the reply to a request whose owner could not be
+// reached, memcached's proxy's.
+var replyBackendFailure = []byte("SERVER_ERROR backend failure\r\n")
+
+// routing reports whether the connection's keyed requests go to their
+// owners: forwarding is on, and the connection is not another node's.
+func (c *session) routing() bool { return c.h.forward != nil && !c.peer }
+
+// route returns the owner of key and whether it is another node.
+func (c *session) route(key []byte) (ring.Member, bool) { return c.h.cluster.Route(key) }
+
+// textForwards reports whether req, which the decoder returned without
+// error, is a keyed command at least one of whose keys (of the batch at
+// hand, for a retrieval) another node owns: the event loop leaves it to the
+// goroutine.
+func (c *session) textForwards(req *protocol.Request) bool {
+	if !c.routing() || !forwardable(req.Command) {
+		return false
+	}
+	for _, k := range req.Keys[c.resumeKey:] {
+		if _, remote := c.route(k); remote {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardable reports whether cmd is a keyed command, which forwarding
+// sends to its key's owner.
+func forwardable(cmd protocol.Command) bool {
+	switch cmd {
+	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats,
+		protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdAppend, protocol.CmdPrepend, protocol.CmdCas,
+		protocol.CmdDelete, protocol.CmdIncr, protocol.CmdDecr, protocol.CmdTouch,
+		protocol.CmdMetaGet, protocol.CmdMetaSet, protocol.CmdMetaDelete, protocol.CmdMetaArith, protocol.CmdMetaDebug:
+		return true
+	}
+	return false
+}
+
+// forwardText forwards req, a keyed text request other than a retrieval,
+// if another node owns its key, relaying the owner's reply, and reports
+// whether it did. It runs on the connection's goroutine.
+func (c *session) forwardText(req *protocol.Request) bool {
+	switch req.Command {
+	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
+		return false // see retrieve
+	}
+	if !forwardable(req.Command) {
+		return false
+	}
+	owner, remote := c.route(req.Key())
+	if !remote {
+		return false
+	}
+	c.h.counters.Forwarded.Add(1)
+	fc, err := c.openForward(owner, false)
+	if err == nil {
+		appendTextRequest(fc.W, req)
+		fc.W.WriteString("mn\r\n")
+		if err = fc.W.Flush(); err == nil {
+			mark := len(c.Out)
+			if err = c.relayText(fc.R); err != nil {
+				c.Out = c.Out[:mark]
+			}
+		}
+		fc.Release(err == nil)
+	}
+	if err != nil {
+		c.forwardFailed(owner, err)
+		c.Out = append(c.Out, replyBackendFailure...)
+	}
+	return true
+}
+
+// openForward lends a connection to owner for forwarding, its deadline set.
+func (c *session) openForward(owner ring.Member, binary bool) (*peer.ForwardConn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.h.forwardTimeout)
+	defer cancel()
+	fc, err := c.h.forward.Forwarding(ctx, owner, binary)
+	if err != nil {
+		return nil, err
+	}
+	if err := fc.SetDeadline(time.Now().Add(c.h.forwardTimeout)); err != nil {
+		fc.Release(false)
+		return nil, err
+	}
+	return fc, nil
+}
+
+// forwardFailed counts and logs a forwarded request that failed.
+func (c *session) forwardFailed(owner ring.Member, err error) {
+	c.h.counters.ForwardErrors.Add(1)
+	c.h.log.Debug("forwarding failed", "owner", owner.Addr(), "err", err)
+}
+
+// appendTextRequest writes req, a keyed text request the decoder read, as
+// the owner is to read it: the command, its key (base64-encoded again if it
+// came so) and its arguments, and the data block of a storage command.
+func appendTextRequest(w *bufio.Writer, req *protocol.Request) {
+	var num [20]byte
+	w.WriteString(req.Command.String())
+	w.WriteByte(' ')
+	key := req.Key()
+	if req.Meta.Base64 {
+		enc := base64.NewEncoder(base64.StdEncoding, w)
+		enc.Write(key)
+		enc.Close()
+	} else {
+		w.Write(key)
+	}
+	switch req.Command {
+	case protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdAppend, protocol.CmdPrepend, protocol.CmdCas:
+		w.WriteByte(' ')
+		w.Write(strconv.AppendUint(num[:0], uint64(req.Flags), 10))
+		w.WriteByte(' ')
+		w.Write(strconv.AppendInt(num[:0], req.Exptime, 10))
+		w.WriteByte(' ')
+		w.Write(strconv.AppendInt(num[:0], int64(len(req.Data)), 10))
+		if req.Command == protocol.CmdCas {
+			w.WriteByte(' ')
+			w.Write(strconv.AppendUint(num[:0], req.CAS, 10))
+		}
+	case protocol.CmdIncr, protocol.CmdDecr:
+		w.WriteByte(' ')
+		w.Write(strconv.AppendUint(num[:0], req.Delta, 10))
+	case protocol.CmdTouch:
+		w.WriteByte(' ')
+		w.Write(strconv.AppendInt(num[:0], req.Exptime, 10))
+	case protocol.CmdMetaSet:
+		w.WriteByte(' ')
+		w.Write(strconv.AppendInt(num[:0], int64(len(req.Data)), 10))
+	}
+	for _, f := range req.Meta.Flags {
+		w.WriteByte(' ')
+		w.Write(f)
+	}
+	if req.Noreply {
+		w.WriteString(" noreply")
+	}
+	w.WriteString("\r\n")
+	if req.Command.IsStorage() || req.Command == protocol.CmdMetaSet {
+		w.Write(req.Data)
+		w.WriteString("\r\n")
+	}
+}
+
+// relayText appends the owner's replies, read from r, up to the "MN" that
+// ends them.
+func (c *session) relayText(r *bufio.Reader) error {
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if bytes.Equal(line, protocol.ReplyMetaNoop) {
+			return nil
+		}
+		if err := c.relayReply(r, line); err != nil {
+			return err
+		}
+	}
+}
+
+// relayReply appends line, a reply line read from r, and the data block
+// that follows it, if any.
+func (c *session) relayReply(r *bufio.Reader, line []byte) error {
+	n, err := protocol.ReplyDataLen(line)
+	if err != nil {
+		return err
+	}
+	c.Out = append(c.Out, line...)
+	if n < 0 {
+		return nil
+	}
+	if n > c.h.cfg.ItemSizeMax {
+		return fmt.Errorf("%w: a value of %d bytes", peer.ErrBadReply, n)
+	}
+	at := len(c.Out)
+	c.Out = slices.Grow(c.Out, n+2)[:at+n+2]
+	if _, err := io.ReadFull(r, c.Out[at:]); err != nil {
+		return err
+	}
+	if c.Out[at+n] != '\r' || c.Out[at+n+1] != '\n' {
+		return fmt.Errorf("%w: a value not ended by CRLF", peer.ErrBadReply)
+	}
+	return nil
+}
+
+// remoteGet is one owner's part of a retrieval's batch of keys.
+type remoteGet struct {
+	owner ring.Member
+	fc    *peer.ForwardConn
+	// head is the owner's reply line read and not yet relayed: a hit
+	// for a later key, or its END. It is valid until fc.R is next read.
+	head []byte
+}
+
+// retrieveForwarded answers the keys from index from of a retrieval's
+// batch, some of which other nodes own: it sends each owner a retrieval of
+// its keys, then answers every key in order, from the store or from its
+// owner's reply, writing as the reply grows (see retrieve). An error means
+// an owner could not be reached or answered amiss, or the client's
+// connection failed; the caller then fails the request.
+func (c *session) retrieveForwarded(req *protocol.Request, from int, touch, withCAS bool, deadline int64) error {
+	keys := req.Keys[from:]
+	owners := make([]int, len(keys)) // index in gets, or -1: local
+	var gets []*remoteGet
+	for i, k := range keys {
+		owners[i] = -1
+		m, remote := c.route(k)
+		if !remote {
+			continue
+		}
+		o := slices.IndexFunc(gets, func(g *remoteGet) bool { return g.owner == m })
+		if o < 0 {
+			o = len(gets)
+			gets = append(gets, &remoteGet{owner: m})
+		}
+		owners[i] = o
+	}
+	c.h.counters.Forwarded.Add(uint64(len(gets)))
+	clean := false // every owner's reply was read to its end
+	defer func() {
+		for _, g := range gets {
+			if g.fc != nil {
+				g.fc.Release(clean)
+			}
+		}
+	}()
+	fail := func(g *remoteGet, err error) error {
+		c.forwardFailed(g.owner, err)
+		return err
+	}
+	// Every owner's request goes out before any reply is read.
+	var num [20]byte
+	for o, g := range gets {
+		fc, err := c.openForward(g.owner, false)
+		if err != nil {
+			return fail(g, err)
+		}
+		g.fc = fc
+		fc.W.WriteString(req.Command.String())
+		if touch {
+			fc.W.WriteByte(' ')
+			fc.W.Write(strconv.AppendInt(num[:0], req.Exptime, 10))
+		}
+		for i, k := range keys {
+			if owners[i] == o {
+				fc.W.WriteByte(' ')
+				fc.W.Write(k)
+			}
+		}
+		fc.W.WriteString("\r\nmn\r\n")
+		if err := fc.W.Flush(); err != nil {
+			return fail(g, err)
+		}
+	}
+	for i, k := range keys {
+		if owners[i] < 0 {
+			if !c.fetch(k, touch, withCAS, deadline) {
+				return errClientWrite
+			}
+		} else {
+			g := gets[owners[i]]
+			if g.head == nil {
+				line, err := g.fc.R.ReadSlice('\n')
+				if err != nil {
+					return fail(g, err)
+				}
+				g.head = line
+			}
+			if isValueFor(g.head, k) {
+				if err := c.relayReply(g.fc.R, g.head); err != nil {
+					return fail(g, err)
+				}
+				g.head = nil
+			} // else a miss: the owner's next line is a later key's
+		}
+		if len(c.Out) >= netserve.FlushThreshold && c.FlushPart() != nil {
+			return errClientWrite
+		}
+	}
+	for _, g := range gets {
+		for _, want := range [][]byte{protocol.ReplyEnd, protocol.ReplyMetaNoop} {
+			line := g.head
+			g.head = nil
+			if line == nil {
+				var err error
+				if line, err = g.fc.R.ReadSlice('\n'); err != nil {
+					return fail(g, err)
+				}
+			}
+			if !bytes.Equal(line, want) {
+				return fail(g, fmt.Errorf("%w: %q where %q was due", peer.ErrBadReply, line, want))
+			}
+		}
+	}
+	clean = true
+	return nil
+}
+
+// errClientWrite is retrieveForwarded's error when the client's
+// connection failed.
+var errClientWrite = errors.New("node: writing to the client failed")
+
+// isValueFor reports whether line is the VALUE line of key.
+func isValueFor(line, key []byte) bool {
+	return len(line) > 6+len(key) && string(line[:6]) == "VALUE " &&
+		bytes.Equal(line[6:6+len(key)], key) && line[6+len(key)] == ' '
+}
+
+// binaryKeyed reports whether op is a keyed binary command, which
+// forwarding sends to its key's owner.
+func binaryKeyed(op protocol.BinaryOpcode) bool {
+	switch op.Loud() {
+	case protocol.OpGet, protocol.OpGetK, protocol.OpGAT, protocol.OpGATK, protocol.OpTouch,
+		protocol.OpSet, protocol.OpAdd, protocol.OpReplace, protocol.OpAppend, protocol.OpPrepend,
+		protocol.OpDelete, protocol.OpIncrement, protocol.OpDecrement:
+		return true
+	}
+	return false
+}
+
+// forwardBinary forwards the request b holds, a keyed binary request, if
+// another node owns its key, relaying the owner's responses, and reports
+// whether it did. It runs on the connection's goroutine.
+func (b *binaryConn) forwardBinary() bool {
+	req := b.req
+	h := &req.Header
+	owner, remote := b.route(req.Key)
+	if !remote {
+		return false
+	}
+	b.h.counters.Forwarded.Add(1)
+	fc, err := b.openForward(owner, true)
+	if err == nil {
+		// The head, extras and key; the value is written from where
+		// it is, not copied.
+		var buf [protocol.BinaryHeaderLen + 20 + protocol.MaxKeyLen]byte
+		head := protocol.AppendBinaryRequest(buf[:0], h.Opcode, h.Opaque, h.CAS, req.Extras, req.Key, nil)
+		binary.BigEndian.PutUint32(head[8:12], uint32(len(req.Extras)+len(req.Key)+len(req.Value)))
+		fc.W.Write(head)
+		fc.W.Write(req.Value)
+		fc.W.Write(protocol.AppendBinaryRequest(buf[:0], protocol.OpNoop, 0, 0, nil, nil, nil))
+		if err = fc.W.Flush(); err == nil {
+			mark := len(b.Out)
+			if err = b.relayBinary(fc.R); err != nil {
+				b.Out = b.Out[:mark]
+			}
+		}
+		fc.Release(err == nil)
+	}
+	if err != nil {
+		b.forwardFailed(owner, err)
+		b.fail(protocol.StatusInternalError)
+	}
+	return true
+}
+
+// relayBinary appends the owner's responses, read from r, up to the Noop's
+// that ends them, byte for byte.
+func (b *binaryConn) relayBinary(r *bufio.Reader) error {
+	for {
+		head, err := r.Peek(protocol.BinaryHeaderLen)
+		if err != nil {
+			return err
+		}
+		var h protocol.BinaryHeader
+		_ = h.Decode(head)
+		if h.Magic != protocol.BinaryMagicResponse {
+			return fmt.Errorf("%w: magic %#x", peer.ErrBadReply, h.Magic)
+		}
+		if int64(h.BodyLen) > int64(b.h.cfg.ItemSizeMax)+protocol.BinaryHeaderLen+protocol.MaxKeyLen {
+			return fmt.Errorf("%w: a body of %d bytes", peer.ErrBadReply, h.BodyLen)
+		}
+		n := protocol.BinaryHeaderLen + int(h.BodyLen)
+		if h.Opcode == protocol.OpNoop {
+			_, err := r.Discard(n)
+			return err
+		}
+		at := len(b.Out)
+		b.Out = slices.Grow(b.Out, n)[:at+n]
+		if _, err := io.ReadFull(r, b.Out[at:]); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,119 @@
+package peer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/memcluster/memcluster/protocol"
+	"github.com/memcluster/memcluster/ring"
+)
+
+// ForwardConn is a connection to a peer lent for forwarding clients'
+// requests to it: marked as a peer's (protocol.CmdPeer, OpPeer), so the
+// peer serves what it receives from its own store and never forwards it on,
+// and authenticated as the cluster where the peers ask for it. The borrower
+// writes requests with W, reads the replies from R, and gives it back with
+// Release. It is not safe for concurrent use.
+type ForwardConn struct {
+	c  *Client
+	p  *pool
+	cn *conn
+	// W buffers the requests to the peer; R reads its replies.
+	W *bufio.Writer
+	R *bufio.Reader
+}
+
+// Forwarding lends a connection to m for forwarding requests in the binary
+// protocol or the text protocol (classic and meta): an idle one of its pool,
+// or one dialed, set up and marked within ctx. A peer that could not be
+// dialed lately is not dialed again for Config.DownFor: the error comes at
+// once.
+func (c *Client) Forwarding(ctx context.Context, m ring.Member, binary bool) (*ForwardConn, error) {
+	kind := forwardText
+	if binary {
+		kind = forwardBinary
+	}
+	addr := m.Addr()
+	p, err := c.pool(addr, kind)
+	if err != nil {
+		return nil, fmt.Errorf("peer %s: %w", addr, err)
+	}
+	select {
+	case cn := <-p.idle:
+		return &ForwardConn{c: c, p: p, cn: cn, W: cn.w, R: cn.r}, nil
+	default:
+	}
+	cn, err := c.get(ctx, p, m, addr, binary)
+	if err != nil {
+		return nil, err
+	}
+	if err := markPeer(ctx, cn, binary); err != nil {
+		cn.nc.Close()
+		return nil, fmt.Errorf("peer %s: %w", addr, err)
+	}
+	if cn.w.Size() < forwardWriteBuffer {
+		cn.w = bufio.NewWriterSize(cn.nc, forwardWriteBuffer)
+	}
+	return &ForwardConn{c: c, p: p, cn: cn, W: cn.w, R: cn.r}, nil
+}
+
+// forwardWriteBuffer is the write buffer of a forwarding connection: a
+// pipeline of small requests goes in one write.
+const forwardWriteBuffer = 4096
+
+// markPeer sends "peer" (OpPeer in binary) on a new connection and checks
+// that the peer took it.
+func markPeer(ctx context.Context, cn *conn, binary bool) error {
+	if dl, ok := ctx.Deadline(); ok {
+		if err := cn.nc.SetDeadline(dl); err != nil {
+			return err
+		}
+		defer cn.nc.SetDeadline(time.Time{})
+	}
+	if binary {
+		cn.w.Write(protocol.AppendBinaryRequest(nil, protocol.OpPeer, 0, 0, nil, nil, nil))
+		if err := cn.w.Flush(); err != nil {
+			return err
+		}
+		status, _, _, err := readBinary(cn.r, 1<<10)
+		if err != nil {
+			return err
+		}
+		if status != protocol.StatusOK {
+			return fmt.Errorf("%w: peer: status %#x", ErrBadReply, uint16(status))
+		}
+		return nil
+	}
+	cn.w.WriteString("peer\r\n")
+	if err := cn.w.Flush(); err != nil {
+		return err
+	}
+	line, err := cn.r.ReadSlice('\n')
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(line, protocol.ReplyOK) {
+		return fmt.Errorf("%w: peer: %q", ErrBadReply, bytes.TrimSpace(line))
+	}
+	return nil
+}
+
+// SetDeadline sets the deadline of the connection's reads and writes.
+func (f *ForwardConn) SetDeadline(t time.Time) error { return f.cn.nc.SetDeadline(t) }
+
+// Release gives the connection back: to its pool if ok, the exchanges on
+// it complete; otherwise, or if the pool is full, it is closed. The
+// ForwardConn must not be used after.
+func (f *ForwardConn) Release(ok bool) {
+	if ok && f.cn.nc.SetDeadline(time.Time{}) == nil {
+		select {
+		case f.p.idle <- f.cn:
+			return
+		default:
+		}
+	}
+	f.cn.nc.Close()
+}

@@ -4,11 +4,16 @@ import (
 	"bytes"
 	b64 "encoding/base64"
 	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
 
 	"github.com/memcluster/memcluster/internal/clustertest"
 	"github.com/memcluster/memcluster/internal/servertest"
@@ -220,4 +225,213 @@ func zeroCAS(t *testing.T, b string) string {
 		i += protocol.BinaryHeaderLen + int(binary.BigEndian.Uint32(out[i+8:i+12]))
 	}
 	return string(out)
+}
+
+// libmemcached's tools, from Debian's libmemcached-tools.
+const (
+	memccpPath  = "/usr/bin/memccp"
+	memccatPath = "/usr/bin/memccat"
+)
+
+// forwardPymemcache sets, with pymemcache's HashClient over the nodes of
+// argv[1] (comma-separated host:port; its own placement, not the ring's),
+// the keys py-0 … py-<argv[2]-1> to "v-" + key, then reads them all back
+// through it, and prints how many it read back right.
+const forwardPymemcache = `
+import sys
+from pymemcache.client.hash import HashClient
+servers = [(h, int(p)) for h, p in (s.rsplit(":", 1) for s in sys.argv[1].split(","))]
+c = HashClient(servers, timeout=5, connect_timeout=5)
+n = int(sys.argv[2])
+keys = ["py-%d" % i for i in range(n)]
+for k in keys:
+    assert c.set(k, ("v-" + k).encode(), noreply=False)
+got = c.get_many(keys)
+print(sum(1 for k in keys if got.get(k) == ("v-" + k).encode()))
+`
+
+// TestForwardClients has clients that know nothing of the cluster's ring
+// write 1,000 keys each through a forwarding cluster: pymemcache's
+// HashClient over the three nodes, gomemcache given one node, and
+// libmemcached's memccp given another. Every key is then found through
+// every node, and is stored once, on its owner.
+func TestForwardClients(t *testing.T) {
+	if out, err := exec.Command(systemPython, "-c", "import pymemcache").CombinedOutput(); err != nil {
+		t.Fatalf("pymemcache is not importable by %s (%v): %s; install it with `apt-get install python3-pymemcache`", systemPython, err, out)
+	}
+	ps, r := startForwarding(t)
+	const n = 1000
+	want := map[string]string{}
+
+	out, err := exec.Command(systemPython, "-c", forwardPymemcache, strings.Join(addrs(ps...), ","), strconv.Itoa(n)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pymemcache: %v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(string(out)); got != strconv.Itoa(n) {
+		t.Fatalf("pymemcache's HashClient read back %s of %d keys", got, n)
+	}
+	for i := range n {
+		k := "py-" + strconv.Itoa(i)
+		want[k] = "v-" + k
+	}
+
+	one := memcache.New(ps[1].srv.Addr)
+	one.Timeout = 5 * time.Second
+	for i := range n {
+		k := "go-" + strconv.Itoa(i)
+		if err := one.Set(&memcache.Item{Key: k, Value: []byte("v-" + k)}); err != nil {
+			t.Fatalf("gomemcache through b: set %s: %v", k, err)
+		}
+		want[k] = "v-" + k
+	}
+
+	dir := t.TempDir()
+	var files []string
+	for i := range n {
+		k := "cp-" + strconv.Itoa(i)
+		f := filepath.Join(dir, k)
+		if err := os.WriteFile(f, []byte("v-"+k), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+		want[k] = "v-" + k
+	}
+	if out, err := exec.Command(memccpPath, append([]string{"--servers=" + ps[2].srv.Addr}, files...)...).CombinedOutput(); err != nil {
+		t.Fatalf("memccp through c: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(memccatPath, "--servers="+ps[0].srv.Addr, "cp-7", "go-7", "py-7").CombinedOutput(); err != nil || string(out) != "v-cp-7\nv-go-7\nv-py-7\n" {
+		t.Errorf("memccat through a: %q (%v), want the three values, one a line", out, err)
+	}
+
+	keys := make([]string, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, p := range ps {
+		c := memcache.New(p.srv.Addr)
+		c.Timeout = 5 * time.Second
+		found := 0
+		for chunk := range slices.Chunk(keys, 100) {
+			got, err := c.GetMulti(chunk)
+			if err != nil {
+				t.Fatalf("gomemcache through %s: %v", p.name, err)
+			}
+			for k, it := range got {
+				if string(it.Value) == want[k] {
+					found++
+				}
+			}
+		}
+		t.Logf("through %s: %d of %d keys found", p.name, found, len(keys))
+		if found != len(keys) {
+			t.Errorf("through %s: %d of %d keys found with their values", p.name, found, len(keys))
+		}
+	}
+
+	// Stored once, on its owner: asked on connections marked as a
+	// peer's, which are served from each node's own store, only the
+	// owner has each key.
+	misplaced := 0
+	for _, p := range ps {
+		c := servertest.DialRaw(t, "tcp", p.srv.Addr)
+		c.SendString("peer\r\n")
+		if line, err := c.ReadLine(5 * time.Second); line != "OK\r\n" {
+			t.Fatalf("peer on %s: %q (%v)", p.name, line, err)
+		}
+		for _, k := range keys {
+			c.SendString("mg " + k + " k\r\n")
+			line, err := c.ReadLine(5 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			has := strings.HasPrefix(line, "HD")
+			if owns := r.OwnerString(k).Entry() == p.entry(); has != owns {
+				misplaced++
+			}
+		}
+		c.Close()
+	}
+	if misplaced > 0 {
+		t.Errorf("%d keys are stored off their owner, or missing from it", misplaced)
+	}
+}
+
+// TestForwardOwnerKilled kills (SIGKILL) the owner of the keys a stream of
+// forwarded gets reads, in mid-stream: every get is answered, by the
+// value, memcached's proxy's "SERVER_ERROR backend failure" while the
+// owner is dead and still a member, or a miss once the others have
+// dropped it; none hangs, and the connection stays usable, in the text
+// and in the binary protocol.
+func TestForwardOwnerKilled(t *testing.T) {
+	ps, r := startForwarding(t)
+	a, c := ps[0], ps[2]
+	var keys []string
+	for i := 0; len(keys) < 50; i++ {
+		if k := "dead-" + strconv.Itoa(i); r.OwnerString(k).Entry() == c.entry() {
+			keys = append(keys, k)
+		}
+	}
+	direct := memcache.New(c.srv.Addr)
+	for _, k := range keys {
+		if err := direct.Set(&memcache.Item{Key: k, Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text := servertest.DialRaw(t, "tcp", a.srv.Addr)
+	bin := servertest.DialRaw(t, "tcp", a.srv.Addr)
+	const rounds = 400
+	counts := map[string]int{}
+	start := time.Now()
+	for i := range rounds {
+		if i == rounds/4 {
+			c.srv.Kill()
+		}
+		k := keys[i%len(keys)]
+		text.SendString("get " + k + "\r\n")
+		line, err := text.ReadLine(5 * time.Second)
+		if err != nil {
+			t.Fatalf("text get %d: %v after %q", i, err, line)
+		}
+		switch {
+		case line == "VALUE "+k+" 0 1\r\n":
+			if rest, err := text.ReadN(len("v\r\nEND\r\n"), 5*time.Second); string(rest) != "v\r\nEND\r\n" {
+				t.Fatalf("text get %d: %q (%v) after the VALUE line", i, rest, err)
+			}
+			counts["text hit"]++
+		case line == "END\r\n":
+			counts["text miss"]++
+		case line == "SERVER_ERROR backend failure\r\n":
+			counts["text error"]++
+		default:
+			t.Fatalf("text get %d: %q", i, line)
+		}
+		bin.SendString(binReq(protocol.OpGetK, uint32(i), nil, k, ""))
+		head, err := bin.ReadN(protocol.BinaryHeaderLen, 5*time.Second)
+		if err != nil {
+			t.Fatalf("binary GetK %d: %v", i, err)
+		}
+		var h protocol.BinaryHeader
+		_ = h.Decode(head)
+		if _, err := bin.ReadN(int(h.BodyLen), 5*time.Second); err != nil || h.Opaque != uint32(i) {
+			t.Fatalf("binary GetK %d: opaque %d, %v", i, h.Opaque, err)
+		}
+		switch h.Status {
+		case protocol.StatusOK:
+			counts["binary hit"]++
+		case protocol.StatusKeyNotFound:
+			counts["binary miss"]++
+		case protocol.StatusInternalError:
+			counts["binary error"]++
+		default:
+			t.Fatalf("binary GetK %d: status %v", i, h.Status)
+		}
+		// Pace the pipeline over the time the others take to drop c.
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("%d gets in each protocol in %v, c killed at the %dth: %v", rounds, time.Since(start).Round(time.Millisecond), rounds/4, counts)
+	if counts["text error"] == 0 || counts["binary error"] == 0 || counts["text hit"] < rounds/4 {
+		t.Errorf("want hits before the kill and errors after it: %v", counts)
+	}
+	text.RoundTrip(t, "version\r\n", "VERSION 1.6.18\r\n")
 }

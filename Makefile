@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin
 FUZZTIME  ?= 30s
 
-.PHONY: all build run test fmt-check vet bench bench-memory bench-resources bench-cluster soak fuzz clean
+.PHONY: all build run test fmt-check vet bench bench-memory bench-resources bench-cluster bench-forward soak fuzz clean
 
 all: build
 
@@ -57,6 +57,13 @@ bench-resources: build
 # of 100 nodes: time to agree after changes, and gossip bytes per node.
 bench-cluster: build
 	./scripts/bench-cluster.sh
+
+# What forwarding costs (about a minute): three nodes with --forward,
+# gets sent to a key's owner and, in alternating rounds, to another node
+# that forwards them: throughput, p50, p99 and each node's CPU per get.
+bench-forward: build
+	$(GO) build -o $(BIN)/mcforwardbench ./internal/cmd/mcforwardbench
+	$(BIN)/mcforwardbench -bin $(BIN)/memcluster
 
 # One node at -m 64 for DURATION (default 10m; make soak DURATION=60s for a
 # quick look) under mixed load with stalled, slow and abusive clients and

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/memcluster/memcluster/internal/freelist"
 	"github.com/memcluster/memcluster/node/netserve"
 	"github.com/memcluster/memcluster/node/peer"
 	"github.com/memcluster/memcluster/protocol"
@@ -110,9 +111,9 @@ func (c *session) forwardText(req *protocol.Request) bool {
 
 // openForward lends a connection to owner for forwarding, its deadline set.
 func (c *session) openForward(owner ring.Member, binary bool) (*peer.ForwardConn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.h.forwardTimeout)
-	defer cancel()
-	fc, err := c.h.forward.Forwarding(ctx, owner, binary)
+	// Dialing is bounded by the peer client's own timeout: a context
+	// per request would cost a timer.
+	fc, err := c.h.forward.Forwarding(context.Background(), owner, binary)
 	if err != nil {
 		return nil, err
 	}
@@ -239,29 +240,33 @@ type remoteGet struct {
 // connection failed; the caller then fails the request.
 func (c *session) retrieveForwarded(req *protocol.Request, from int, touch, withCAS bool, deadline int64) error {
 	keys := req.Keys[from:]
-	owners := make([]int, len(keys)) // index in gets, or -1: local
-	var gets []*remoteGet
-	for i, k := range keys {
-		owners[i] = -1
+	b := forwardBatches.Get()
+	defer forwardBatches.Put(b)
+	owners := b.owners[:0] // index in gets, or -1: local
+	gets := b.gets[:0]
+	for _, k := range keys {
 		m, remote := c.route(k)
 		if !remote {
+			owners = append(owners, -1)
 			continue
 		}
-		o := slices.IndexFunc(gets, func(g *remoteGet) bool { return g.owner == m })
+		o := slices.IndexFunc(gets, func(g remoteGet) bool { return g.owner == m })
 		if o < 0 {
 			o = len(gets)
-			gets = append(gets, &remoteGet{owner: m})
+			gets = append(gets, remoteGet{owner: m})
 		}
-		owners[i] = o
+		owners = append(owners, o)
 	}
 	c.h.counters.Forwarded.Add(uint64(len(gets)))
 	clean := false // every owner's reply was read to its end
 	defer func() {
-		for _, g := range gets {
-			if g.fc != nil {
-				g.fc.Release(clean)
+		for i := range gets {
+			if gets[i].fc != nil {
+				gets[i].fc.Release(clean)
 			}
+			gets[i] = remoteGet{}
 		}
+		b.owners, b.gets = owners[:0], gets[:0]
 	}()
 	fail := func(g *remoteGet, err error) error {
 		c.forwardFailed(g.owner, err)
@@ -269,7 +274,8 @@ func (c *session) retrieveForwarded(req *protocol.Request, from int, touch, with
 	}
 	// Every owner's request goes out before any reply is read.
 	var num [20]byte
-	for o, g := range gets {
+	for o := range gets {
+		g := &gets[o]
 		fc, err := c.openForward(g.owner, false)
 		if err != nil {
 			return fail(g, err)
@@ -297,7 +303,7 @@ func (c *session) retrieveForwarded(req *protocol.Request, from int, touch, with
 				return errClientWrite
 			}
 		} else {
-			g := gets[owners[i]]
+			g := &gets[owners[i]]
 			if g.head == nil {
 				line, err := g.fc.R.ReadSlice('\n')
 				if err != nil {
@@ -316,7 +322,8 @@ func (c *session) retrieveForwarded(req *protocol.Request, from int, touch, with
 			return errClientWrite
 		}
 	}
-	for _, g := range gets {
+	for o := range gets {
+		g := &gets[o]
 		for _, want := range [][]byte{protocol.ReplyEnd, protocol.ReplyMetaNoop} {
 			line := g.head
 			g.head = nil
@@ -334,6 +341,16 @@ func (c *session) retrieveForwarded(req *protocol.Request, from int, touch, with
 	clean = true
 	return nil
 }
+
+// forwardBatch is retrieveForwarded's scratch, lent while a batch of keys
+// is answered.
+type forwardBatch struct {
+	owners []int
+	gets   []remoteGet
+}
+
+// forwardBatches lend retrievals their scratch.
+var forwardBatches = freelist.List[forwardBatch]{New: func() *forwardBatch { return new(forwardBatch) }, Max: 256}
 
 // errClientWrite is retrieveForwarded's error when the client's
 // connection failed.

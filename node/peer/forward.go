@@ -28,9 +28,9 @@ type ForwardConn struct {
 
 // Forwarding lends a connection to m for forwarding requests in the binary
 // protocol or the text protocol (classic and meta): an idle one of its pool,
-// or one dialed, set up and marked within ctx. A peer that could not be
-// dialed lately is not dialed again for Config.DownFor: the error comes at
-// once.
+// or one dialed, set up and marked within ctx and Config.DialTimeout. A peer
+// that could not be dialed lately is not dialed again for Config.DownFor:
+// the error comes at once.
 func (c *Client) Forwarding(ctx context.Context, m ring.Member, binary bool) (*ForwardConn, error) {
 	kind := forwardText
 	if binary {
@@ -46,6 +46,8 @@ func (c *Client) Forwarding(ctx context.Context, m ring.Member, binary bool) (*F
 		return &ForwardConn{c: c, p: p, cn: cn, W: cn.w, R: cn.r}, nil
 	default:
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
 	cn, err := c.get(ctx, p, m, addr, binary)
 	if err != nil {
 		return nil, err
@@ -105,10 +107,11 @@ func markPeer(ctx context.Context, cn *conn, binary bool) error {
 func (f *ForwardConn) SetDeadline(t time.Time) error { return f.cn.nc.SetDeadline(t) }
 
 // Release gives the connection back: to its pool if ok, the exchanges on
-// it complete; otherwise, or if the pool is full, it is closed. The
+// it complete; otherwise, or if the pool is full, it is closed. Its
+// deadline stays as it was: the next borrower sets its own. The
 // ForwardConn must not be used after.
 func (f *ForwardConn) Release(ok bool) {
-	if ok && f.cn.nc.SetDeadline(time.Time{}) == nil {
+	if ok {
 		select {
 		case f.p.idle <- f.cn:
 			return

@@ -82,6 +82,9 @@ type Config struct {
 	// DownFor is how long a peer that could not be dialed is not tried
 	// again: a departed node's fetches fail at once. If zero, 1 s.
 	DownFor time.Duration
+	// DialTimeout bounds dialing a peer for forwarding, its TLS handshake
+	// and authentication included. If zero, 1 s.
+	DialTimeout time.Duration
 }
 
 // New returns a client configured by cfg.
@@ -97,6 +100,9 @@ func New(cfg Config) *Client {
 	}
 	if cfg.DownFor <= 0 {
 		cfg.DownFor = time.Second
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = time.Second
 	}
 	return &Client{cfg: cfg, pools: make(map[poolKey]*pool)}
 }

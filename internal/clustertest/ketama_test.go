@@ -180,7 +180,10 @@ func TestProcessKetama(t *testing.T) {
 	}
 	t.Logf("gomemcache on ring.Selector put 300 keys on their owners, %d of them elsewhere on memcluster's ring", len(differ))
 
-	// mcctl, on the Selector, names the ketama owner.
+	// mcctl, on the Selector, says the mode and names the ketama owner.
+	if r := mcctl(t, addrs(ps[0]), "members"); r.code != 0 || !strings.HasPrefix(r.stdout, "cluster version ") || !strings.Contains(r.stdout, " 3 members, ring ketama\n") {
+		t.Errorf("mcctl members: %v, want the ring mode, ketama", r)
+	}
 	for _, k := range differ[:3] {
 		i := slices.Index(keys, k)
 		if r := mcctl(t, addrs(ps[2]), "owner", k); r.code != 0 || r.stdout != members[want[i]].Entry()+"\n" {

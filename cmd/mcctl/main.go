@@ -52,7 +52,8 @@ const maxKeyLen = 250
 const usageText = `usage: mcctl -s host:port[,host:port...] [-timeout 2s] COMMAND [ARGS]
 
 The nodes given with -s are seeds: mcctl asks them for the cluster with
-'config get cluster' and places keys on the ring built from its members.
+'config get cluster' and places keys on the ring built from its members,
+in the ring mode the cluster announces ('config get ring').
 
 Commands:
   members                        list the cluster's nodes, its version and ring mode

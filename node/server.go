@@ -356,7 +356,8 @@ func (s *Server) Drain(ctx context.Context, d time.Duration) bool {
 // Config.Cluster.HandoffPush bytes, to their owners in the view the node
 // drains to (see handoff.Push), until ctx ends.
 func (s *Server) push(ctx context.Context) {
-	res := handoff.Push(ctx, s.store, s.cluster.View().Members, s.peers, s.cfg.Cluster.HandoffPush, s.handoff.Fresh)
+	v := s.cluster.View()
+	res := handoff.Push(ctx, s.store, v.Members, v.Mode, s.peers, s.cfg.Cluster.HandoffPush, s.handoff.Fresh)
 	s.cfg.Logger.Info("drain: pushed recently used items to their new owners",
 		"items", res.Items, "bytes", res.Bytes, "stored", res.Stored, "failed_batches", res.Errors,
 		"accessed_within_s", res.Cutoff, "took", res.Duration.Round(time.Millisecond))

@@ -95,8 +95,8 @@ const (
 	OpHandoffAdd BinaryOpcode = 0xe1
 	// OpConfigGet is "config get <key>" for clients that speak only the
 	// binary protocol, those of a SASL node above all (Auto Discovery
-	// after logging in): its key is "cluster", and its value the whole
-	// reply the text command gets.
+	// after logging in): its key is "cluster" or "ring", and its value
+	// the whole reply the text command gets.
 	OpConfigGet BinaryOpcode = 0xe2
 	// OpPeer is memcluster's "peer" (protocol.CmdPeer): no extras, key or
 	// value, answered StatusOK; the node then serves the connection's

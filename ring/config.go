@@ -248,3 +248,85 @@ func readLine(r *bufio.Reader, max int) (string, error) {
 	}
 	return string(line[:len(line)-2]), nil
 }
+
+// memcluster's `config get ring` announces the cluster's ring mode in the
+// same framing:
+//
+//	CONFIG ring 0 <bytes>\r\n
+//	<mode>\r\n
+//	END\r\n
+//
+// where <mode> is Mode.String() ("memcluster" or "ketama") and <bytes>
+// counts it alone, as in `config get owner`.
+
+// maxRingConfig bounds the mode name in a `config get ring` reply.
+const maxRingConfig = 64
+
+// ErrNoRingConfig is returned by ParseRingConfig when the server answers
+// ERROR or an empty END: it announces no ring mode (memcached, ElastiCache
+// and memcluster nodes older than ring modes answer ERROR), so its cluster
+// places keys in ModeMemcluster if it is memcluster's, or as its clients
+// choose if not.
+var ErrNoRingConfig = errors.New("ring: server announces no ring mode")
+
+// AppendRingConfig appends the full reply to `config get ring` announcing
+// mode to dst (ModeMemcluster for the zero Mode).
+func AppendRingConfig(dst []byte, mode Mode) []byte {
+	name := mode.String()
+	dst = append(dst, "CONFIG ring 0 "...)
+	dst = strconv.AppendInt(dst, int64(len(name)), 10)
+	dst = append(dst, "\r\n"...)
+	dst = append(dst, name...)
+	return append(dst, "\r\nEND\r\n"...)
+}
+
+// ParseRingConfig reads one reply to `config get ring` from r and returns
+// the mode it announces. It reads no further than the reply's END line.
+//
+// Errors: io.EOF if r ends before the reply starts, io.ErrUnexpectedEOF if
+// it ends within; ErrNoRingConfig for ERROR or END; *ServerError for
+// CLIENT_ERROR or SERVER_ERROR; *ConfigError for anything else out of
+// format; an error from ParseMode for a well-formed reply naming a mode
+// this package does not know, after which r is at the reply's end; other
+// errors come from r.
+func ParseRingConfig(r *bufio.Reader) (Mode, error) {
+	line, err := readLine(r, maxConfigLine)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case line == "ERROR" || line == "END":
+		return 0, ErrNoRingConfig
+	case strings.HasPrefix(line, "CLIENT_ERROR") || strings.HasPrefix(line, "SERVER_ERROR"):
+		return 0, &ServerError{Line: line}
+	}
+	f := strings.Split(line, " ")
+	if len(f) != 4 || f[0] != "CONFIG" || f[1] != "ring" || !digits(f[2], 10) || !digits(f[3], 2) {
+		return 0, &ConfigError{"bad ring header " + strconv.Quote(line)}
+	}
+	size, _ := strconv.Atoi(f[3])
+	if size > maxRingConfig {
+		return 0, &ConfigError{"ring mode of " + f[3] + " bytes"}
+	}
+	name, err := readLine(r, maxRingConfig)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, err
+	}
+	if len(name) != size {
+		return 0, &ConfigError{"ring mode " + strconv.Quote(name) + " is not " + f[3] + " bytes"}
+	}
+	end, err := readLine(r, maxConfigLine)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, err
+	}
+	if end != "END" {
+		return 0, &ConfigError{"no END after the ring mode"}
+	}
+	return ParseMode(name)
+}

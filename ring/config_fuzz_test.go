@@ -73,3 +73,31 @@ func parseChecked(t *testing.T, r io.Reader) string {
 	}
 	return fmt.Sprintf("version %d members %v", v, ms)
 }
+
+// FuzzParseRingConfig checks that no input panics ParseRingConfig; that
+// input split at every byte boundary parses as it does whole; and that a
+// mode it accepts comes back the same through AppendRingConfig.
+func FuzzParseRingConfig(f *testing.F) {
+	for _, s := range []string{"CONFIG ring 0 6\r\nketama\r\nEND\r\n", "CONFIG ring 0 10\r\nmemcluster\r\nEND\r\n", "ERROR\r\n", "CONFIG ring 0 3\r\nfoo\r\nEND\r\n", "CONFIG ring 0 6\r\nketama\nEND\r\n"} {
+		f.Add([]byte(s))
+	}
+	parse := func(t *testing.T, r io.Reader) string {
+		m, err := ParseRingConfig(bufio.NewReaderSize(r, 16))
+		if err != nil {
+			return "error " + err.Error()
+		}
+		back, err := ParseRingConfig(bufio.NewReader(bytes.NewReader(AppendRingConfig(nil, m))))
+		if err != nil || back != m {
+			t.Fatalf("round trip: %v came back %v, %v", m, back, err)
+		}
+		return m.String()
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		whole := parse(t, bytes.NewReader(in))
+		for k := 1; k < len(in) && len(in) <= 128; k++ {
+			if got := parse(t, io.MultiReader(bytes.NewReader(in[:k]), bytes.NewReader(in[k:]))); got != whole {
+				t.Fatalf("whole: %s\nsplit at %d: %s", whole, k, got)
+			}
+		}
+	})
+}

@@ -184,3 +184,57 @@ func TestClusterConfigRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestRingConfig checks `config get ring`'s reply: its bytes for each
+// mode, read back by ParseRingConfig, and the replies ParseRingConfig
+// refuses or takes for no announcement.
+func TestRingConfig(t *testing.T) {
+	for _, tc := range []struct {
+		mode Mode
+		want string
+	}{
+		{0, "CONFIG ring 0 10\r\nmemcluster\r\nEND\r\n"},
+		{ModeMemcluster, "CONFIG ring 0 10\r\nmemcluster\r\nEND\r\n"},
+		{ModeKetama, "CONFIG ring 0 6\r\nketama\r\nEND\r\n"},
+	} {
+		got := AppendRingConfig([]byte("x"), tc.mode)
+		if string(got) != "x"+tc.want {
+			t.Errorf("AppendRingConfig(%v) = %q, want %q", tc.mode, got[1:], tc.want)
+		}
+		r := bufio.NewReader(strings.NewReader(tc.want + "next"))
+		m, err := ParseRingConfig(r)
+		want := tc.mode
+		if want == 0 {
+			want = ModeMemcluster
+		}
+		if err != nil || m != want {
+			t.Errorf("ParseRingConfig(%q) = %v, %v; want %v", tc.want, m, err, want)
+		}
+		if rest, _ := io.ReadAll(r); string(rest) != "next" {
+			t.Errorf("ParseRingConfig(%q) left %q, want \"next\"", tc.want, rest)
+		}
+	}
+	for _, tc := range []struct {
+		reply string
+		check func(error) bool
+	}{
+		{"ERROR\r\n", func(err error) bool { return errors.Is(err, ErrNoRingConfig) }},
+		{"END\r\n", func(err error) bool { return errors.Is(err, ErrNoRingConfig) }},
+		{"CLIENT_ERROR bad command line format\r\n", func(err error) bool { return errors.As(err, new(*ServerError)) }},
+		{"CONFIG ring 0 4\r\njump\r\nEND\r\n", func(err error) bool { return err != nil && strings.Contains(err.Error(), `unknown ring mode "jump"`) }},
+		{"CONFIG ring 0 5\r\nketama\r\nEND\r\n", isConfigError},
+		{"CONFIG cluster 0 6\r\nketama\r\nEND\r\n", isConfigError},
+		{"CONFIG ring 0 99\r\nketama\r\nEND\r\n", isConfigError},
+		{"CONFIG ring 0 6\r\nketama\r\nEND", func(err error) bool { return errors.Is(err, io.ErrUnexpectedEOF) }},
+		{"CONFIG ring 0 6\r\nketama\r\nEXTRA\r\n", isConfigError},
+		{"CONFIG ring 0 6\r\nketa", func(err error) bool { return errors.Is(err, io.ErrUnexpectedEOF) }},
+		{"", func(err error) bool { return err == io.EOF }},
+	} {
+		m, err := ParseRingConfig(bufio.NewReader(strings.NewReader(tc.reply)))
+		if !tc.check(err) {
+			t.Errorf("ParseRingConfig(%q) = %v, %v", tc.reply, m, err)
+		}
+	}
+}
+
+func isConfigError(err error) bool { return errors.As(err, new(*ConfigError)) }

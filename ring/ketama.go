@@ -31,7 +31,10 @@ const (
 const ketamaDefaultPort = 11211
 
 // KetamaRing is a ketama continuum over members, in the order given (a
-// client's server list): immutable, safe for concurrent use.
+// client's server list): immutable, safe for concurrent use. A Ring in
+// ModeKetama places keys as a KetamaRing in mode Ketama over its members in
+// Name order; KetamaRing also has libketama's weighted flavour, and takes
+// the servers in any order, as a client's list may give them.
 type KetamaRing struct {
 	mode    KetamaMode
 	members []Member
@@ -50,15 +53,7 @@ func NewKetama(members []Member, mode KetamaMode) *KetamaRing {
 	k := &KetamaRing{mode: mode, members: slices.Clone(members)}
 	var name []byte
 	for i, m := range members {
-		host := m.Host
-		if host == "" {
-			host = m.IP
-		}
-		base := append([]byte(nil), host...)
-		if m.Port != ketamaDefaultPort {
-			base = strconv.AppendInt(append(base, ':'), int64(m.Port), 10)
-		}
-		base = append(base, '-')
+		base := ketamaBase(m)
 		switch mode {
 		case KetamaWeighted:
 			for p := range 40 {
@@ -69,7 +64,7 @@ func NewKetama(members []Member, mode KetamaMode) *KetamaRing {
 				}
 			}
 		default:
-			for p := range 100 {
+			for p := range ketamaPoints {
 				name = strconv.AppendInt(append(name[:0], base...), int64(p), 10)
 				k.points = append(k.points, ketamaPoint{oneAtATime(name), i})
 			}
@@ -116,10 +111,10 @@ func (k *KetamaRing) Owner(key []byte) Member {
 // oneAtATime is libhashkit's default hash, Bob Jenkins's one-at-a-time,
 // over C chars: bytes above 127 are sign-extended, as libhashkit does on
 // the platforms Debian builds it for.
-func oneAtATime(b []byte) uint32 {
+func oneAtATime[T string | []byte](b T) uint32 {
 	var v uint32
-	for _, c := range b {
-		v += uint32(int32(int8(c)))
+	for i := 0; i < len(b); i++ {
+		v += uint32(int32(int8(b[i])))
 		v += v << 10
 		v ^= v >> 6
 	}

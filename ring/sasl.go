@@ -36,19 +36,38 @@ func (s *Selector) loginLocked() error {
 }
 
 // binaryConfigLocked asks for the config with a ConfigGet on s.conn, which
-// has logged in, and parses the reply.
-func (s *Selector) binaryConfigLocked() (uint64, []Member, error) {
-	if _, err := s.conn.Write(protocol.AppendBinaryRequest(nil, protocol.OpConfigGet, 0, 0, nil, []byte("cluster"), nil)); err != nil {
-		return 0, nil, err
+// has logged in, and for the ring mode with a second, pipelined, unless
+// Config.Ring is set, and parses the replies. A node that answers the
+// second with an error (KeyNotFound from a memcluster older than ring
+// modes) announces no mode: ModeMemcluster.
+func (s *Selector) binaryConfigLocked() (uint64, []Member, Mode, error) {
+	req := protocol.AppendBinaryRequest(nil, protocol.OpConfigGet, 0, 0, nil, []byte("cluster"), nil)
+	if s.cfg.Ring == 0 {
+		req = protocol.AppendBinaryRequest(req, protocol.OpConfigGet, 0, 0, nil, []byte("ring"), nil)
+	}
+	if _, err := s.conn.Write(req); err != nil {
+		return 0, nil, 0, err
 	}
 	status, value, err := readBinaryReply(s.br, maxConfigReply)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
 	if status != protocol.StatusOK {
-		return 0, nil, fmt.Errorf("ring: config get cluster over the binary protocol: %s", status)
+		return 0, nil, 0, fmt.Errorf("ring: config get cluster over the binary protocol: %s", status)
 	}
-	return ParseClusterConfig(bufio.NewReader(bytes.NewReader(value)))
+	version, members, err := ParseClusterConfig(bufio.NewReader(bytes.NewReader(value)))
+	if err != nil || s.cfg.Ring != 0 {
+		return version, members, s.cfg.Ring, err
+	}
+	status, value, err = readBinaryReply(s.br, 1<<10)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	if status != protocol.StatusOK {
+		return version, members, ModeMemcluster, nil
+	}
+	mode, err := s.readModeLocked(bufio.NewReader(bytes.NewReader(value)))
+	return version, members, mode, err
 }
 
 // readBinaryReply reads one binary response and returns its status and

@@ -64,6 +64,14 @@ type Config struct {
 	// polls every PollInterval; it cannot watch. PLAIN sends the
 	// password: use it over TLS (Dialer).
 	SASL *SASLLogin
+	// Ring, if not zero, is the mode the Selector builds its rings in,
+	// whatever the cluster announces: ModeKetama, say, to place keys as
+	// libmemcached's ketama does over servers that announce no mode
+	// (ElastiCache). If zero, the Selector follows the mode the node it
+	// takes each config from announces (`config get ring`, asked with
+	// the config): ModeMemcluster for a node that announces none
+	// (memcached, ElastiCache, a memcluster older than ring modes).
+	Ring Mode
 }
 
 // SASLLogin is a user and password for SASL PLAIN.
@@ -91,6 +99,7 @@ func (a *NodeAddr) Member() Member { return a.member }
 // state is one snapshot of the cluster as a Selector sees it.
 type state struct {
 	version uint64
+	mode    Mode       // the config's ring mode
 	ring    *Ring      // the config's members but those marked down
 	addrs   []net.Addr // addrs[i] is ring.Member(i)'s, a *NodeAddr
 	all     []Member   // the config's members
@@ -106,6 +115,10 @@ type state struct {
 // answered last, and moves on to the next known node when that one is down
 // or behind. MarkDown takes a node that cannot be reached off the ring for
 // a while; Client does so at a request's first failure.
+//
+// It builds its ring in the mode the cluster announces (`config get ring`,
+// asked with each config; see Config.Ring), so that it places keys as the
+// nodes do in either mode.
 //
 // It takes a config only if its version is higher than the one it holds, so
 // a node that lags the cluster never turns it back. The version must
@@ -169,6 +182,9 @@ func NewSelector(seeds []string, cfg Config) (*Selector, error) {
 	}
 	if cfg.Dialer == nil {
 		cfg.Dialer = &net.Dialer{}
+	}
+	if !cfg.Ring.valid() {
+		return nil, fmt.Errorf("ring: unknown ring mode %d", cfg.Ring)
 	}
 	s := &Selector{
 		cfg:   cfg,
@@ -244,11 +260,19 @@ func (w *watcher) next() bool {
 	nc := w.conn
 	nc.SetDeadline(time.Now().Add(watchWait))
 	defer context.AfterFunc(s.life, func() { nc.SetDeadline(time.Unix(1, 0)) })()
-	_, err := fmt.Fprintf(nc, "config watch cluster %d\r\n", version)
+	req := fmt.Appendf(nil, "config watch cluster %d\r\n", version)
+	if s.cfg.Ring == 0 {
+		req = append(req, askRing...) // answered once the watch is
+	}
+	_, err := nc.Write(req)
 	var got uint64
 	var members []Member
+	var mode Mode
 	if err == nil {
 		got, members, err = ParseClusterConfig(w.br)
+	}
+	if err == nil {
+		mode, err = s.readModeLocked(w.br)
 	}
 	if err != nil {
 		if s.life.Err() != nil {
@@ -267,7 +291,7 @@ func (w *watcher) next() bool {
 	case <-s.life.Done():
 		return false
 	}
-	err = s.installLocked(got, members)
+	err = s.installLocked(got, members, mode)
 	<-s.sem
 	return err == nil
 }
@@ -368,12 +392,12 @@ func (s *Selector) Refresh(ctx context.Context) error {
 	nodes := s.candidatesLocked()
 	var errs []error
 	for i, addr := range nodes {
-		version, members, err := s.fetchLocked(ctx, addr)
+		version, members, mode, err := s.fetchLocked(ctx, addr)
 		if err != nil && ended(ctx) {
 			return s.ctxErr(ctx)
 		}
 		if err == nil {
-			err = s.installLocked(version, members)
+			err = s.installLocked(version, members, mode)
 		}
 		if err != nil {
 			s.log.Warn("ring: node did not answer config get cluster", "node", addr, "err", err)
@@ -435,19 +459,19 @@ func (s *Selector) candidatesLocked() []string {
 	return out
 }
 
-// fetchLocked gets the config from the node at addr, over the connection
-// kept from the last poll if it is to addr and still works, else over a new
-// one, which it keeps if the exchange succeeds.
-func (s *Selector) fetchLocked(ctx context.Context, addr string) (uint64, []Member, error) {
+// fetchLocked gets the config and its ring mode from the node at addr,
+// over the connection kept from the last poll if it is to addr and still
+// works, else over a new one, which it keeps if the exchange succeeds.
+func (s *Selector) fetchLocked(ctx context.Context, addr string) (uint64, []Member, Mode, error) {
 	if s.conn != nil && s.connAddr == addr {
-		version, members, err := s.exchangeLocked(ctx)
+		version, members, mode, err := s.exchangeLocked(ctx)
 		if err == nil {
-			return version, members, nil
+			return version, members, mode, nil
 		}
 		// The node may have closed an idle connection: try a new one.
 		s.closeConnLocked()
 		if ctx.Err() != nil {
-			return 0, nil, err
+			return 0, nil, 0, err
 		}
 	}
 	s.closeConnLocked()
@@ -455,41 +479,73 @@ func (s *Selector) fetchLocked(ctx context.Context, addr string) (uint64, []Memb
 	defer cancel()
 	nc, err := s.cfg.Dialer.DialContext(actx, "tcp", addr)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
 	s.conn, s.connAddr, s.br = nc, addr, bufio.NewReaderSize(nc, 4096)
 	if s.cfg.SASL != nil {
 		if err := s.loginLocked(); err != nil {
 			s.closeConnLocked()
-			return 0, nil, err
+			return 0, nil, 0, err
 		}
 	}
-	version, members, err := s.exchangeLocked(actx)
+	version, members, mode, err := s.exchangeLocked(actx)
 	if err != nil {
 		s.closeConnLocked()
 	}
-	return version, members, err
+	return version, members, mode, err
 }
 
-// exchangeLocked sends `config get cluster` on s.conn and reads the reply,
-// within Timeout and ctx.
-func (s *Selector) exchangeLocked(ctx context.Context) (uint64, []Member, error) {
+// askRing is the request for the cluster's ring mode, which a Selector
+// that follows the cluster's mode (Config.Ring zero) pipelines after each
+// request for the config: about 40 bytes more each way a poll.
+const askRing = "config get ring\r\n"
+
+// exchangeLocked sends `config get cluster` (and `config get ring`, unless
+// Config.Ring is set) on s.conn and reads the replies, within Timeout and
+// ctx.
+func (s *Selector) exchangeLocked(ctx context.Context) (uint64, []Member, Mode, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	nc := s.conn
 	dl, _ := ctx.Deadline()
 	if err := nc.SetDeadline(dl); err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
 	// Cancellation interrupts the exchange by moving the deadline.
 	defer context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })()
 	if s.cfg.SASL != nil {
 		return s.binaryConfigLocked()
 	}
-	if _, err := io.WriteString(nc, "config get cluster\r\n"); err != nil {
-		return 0, nil, err
+	req := "config get cluster\r\n"
+	if s.cfg.Ring == 0 {
+		req += askRing
 	}
-	return ParseClusterConfig(s.br)
+	if _, err := io.WriteString(nc, req); err != nil {
+		return 0, nil, 0, err
+	}
+	version, members, err := ParseClusterConfig(s.br)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	mode, err := s.readModeLocked(s.br)
+	return version, members, mode, err
+}
+
+// readModeLocked returns the ring mode to build the config's ring in: the
+// one Config.Ring forces, if set (nothing is read then); else the one
+// the reply to `config get ring` on br announces, and ModeMemcluster if it
+// announces none (ERROR, END, a CLIENT_ERROR or SERVER_ERROR). A mode the
+// Selector does not know is an error: it cannot place keys as the nodes
+// do. Its caller holds br.
+func (s *Selector) readModeLocked(br *bufio.Reader) (Mode, error) {
+	if s.cfg.Ring != 0 {
+		return s.cfg.Ring, nil
+	}
+	mode, err := ParseRingConfig(br)
+	if errors.Is(err, ErrNoRingConfig) || errors.As(err, new(*ServerError)) {
+		return ModeMemcluster, nil
+	}
+	return mode, err
 }
 
 func (s *Selector) closeConnLocked() {
@@ -499,10 +555,10 @@ func (s *Selector) closeConnLocked() {
 	}
 }
 
-// installLocked takes the config if its version is higher than the one held
-// (or if none is held); with the one held, it puts back the members whose
-// mark (MarkDown) has ended.
-func (s *Selector) installLocked(version uint64, members []Member) error {
+// installLocked takes the config, whose ring is in mode, if its version is
+// higher than the one held (or if none is held); with the one held, it
+// puts back the members whose mark (MarkDown) has ended.
+func (s *Selector) installLocked(version uint64, members []Member, mode Mode) error {
 	s.stateMu.Lock()
 	defer s.stateMu.Unlock()
 	old := s.cur.Load()
@@ -510,15 +566,15 @@ func (s *Selector) installLocked(version uint64, members []Member) error {
 		if !s.unmarkEndedLocked(time.Now()) {
 			return nil
 		}
-		version, members = old.version, old.all
+		version, members, mode = old.version, old.all, old.mode
 	}
-	st, err := s.buildLocked(version, members, old)
+	st, err := s.buildLocked(version, members, mode, old)
 	if err != nil {
 		return err
 	}
 	s.cur.Store(st)
 	if old == nil || version != old.version {
-		s.log.Info("ring: cluster config changed", "version", version, "members", st.ring.Len())
+		s.log.Info("ring: cluster config changed", "version", version, "members", st.ring.Len(), "ring", mode.String())
 	}
 	return nil
 }
@@ -536,11 +592,11 @@ func (s *Selector) unmarkEndedLocked(now time.Time) bool {
 	return ended
 }
 
-// buildLocked returns the state of a config: its members but those marked
-// down (unless that is all of them), each with the NodeAddr it had in old,
-// if any. A config without a marked member ends its mark. s.stateMu must
-// be held.
-func (s *Selector) buildLocked(version uint64, members []Member, old *state) (*state, error) {
+// buildLocked returns the state of a config: the ring in mode of its
+// members but those marked down (unless that is all of them), each with
+// the NodeAddr it had in old, if any. A config without a marked member
+// ends its mark. s.stateMu must be held.
+func (s *Selector) buildLocked(version uint64, members []Member, mode Mode, old *state) (*state, error) {
 	on := members
 	if len(s.down) > 0 {
 		on = nil
@@ -560,7 +616,7 @@ func (s *Selector) buildLocked(version uint64, members []Member, old *state) (*s
 			on = members // a ring with no node would fail every request
 		}
 	}
-	r, err := New(on)
+	r, err := NewMode(on, mode)
 	if err != nil {
 		return nil, err
 	}
@@ -570,7 +626,7 @@ func (s *Selector) buildLocked(version uint64, members []Member, old *state) (*s
 			kept[old.ring.Member(i)] = a
 		}
 	}
-	st := &state{version: version, ring: r, addrs: make([]net.Addr, r.Len()), all: slices.Clone(members)}
+	st := &state{version: version, mode: r.Mode(), ring: r, addrs: make([]net.Addr, r.Len()), all: slices.Clone(members)}
 	for i := range st.addrs {
 		m := r.Member(i)
 		if a, ok := kept[m]; ok {
@@ -610,7 +666,7 @@ func (s *Selector) MarkDown(addr net.Addr) bool {
 		s.down = map[Member]time.Time{}
 	}
 	s.down[m] = time.Now().Add(s.cfg.DownFor)
-	st, err := s.buildLocked(old.version, old.all, old)
+	st, err := s.buildLocked(old.version, old.all, old.mode, old)
 	if err != nil {
 		delete(s.down, m)
 		return false

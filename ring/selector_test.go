@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -28,10 +29,15 @@ type fakeNode struct {
 	mu      sync.Mutex // guards the fields below
 	version uint64
 	members []Member
-	silent  bool       // read requests, answer nothing
-	configs int        // config get cluster requests answered
-	dials   int        // connections accepted
-	gets    [][]string // the keys of each get or gets request
+	silent  bool          // read requests, answer nothing
+	ring    string        // the mode `config get ring` announces; "": ERROR
+	watch   bool          // answer `config watch cluster`
+	changed chan struct{} // closed, and replaced, by set
+	configs int           // config get cluster requests answered
+	rings   int           // config get ring requests answered
+	watches int           // config watch cluster requests answered
+	dials   int           // connections accepted
+	gets    [][]string    // the keys of each get or gets request
 	conns   []net.Conn
 	closed  bool
 }
@@ -43,7 +49,7 @@ func startFake(t *testing.T) *fakeNode {
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	n := &fakeNode{t: t, ln: ln, member: Member{Host: "localhost", IP: "127.0.0.1", Port: port}}
+	n := &fakeNode{t: t, ln: ln, member: Member{Host: "localhost", IP: "127.0.0.1", Port: port}, changed: make(chan struct{})}
 	go n.serve()
 	t.Cleanup(n.stop)
 	return n
@@ -60,6 +66,24 @@ func (n *fakeNode) set(version uint64, members ...*fakeNode) {
 	for _, m := range members {
 		n.members = append(n.members, m.member)
 	}
+	close(n.changed)
+	n.changed = make(chan struct{})
+}
+
+// setRing makes the node announce mode ("" for none: ERROR) and, if watch,
+// answer `config watch cluster` as memcluster does.
+func (n *fakeNode) setRing(mode string, watch bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.ring, n.watch = mode, watch
+}
+
+// ringCounts returns how many `config get ring` and `config watch
+// cluster` requests the node answered.
+func (n *fakeNode) ringCounts() (rings, watches int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.rings, n.watches
 }
 
 func (n *fakeNode) setSilent() {
@@ -119,6 +143,22 @@ func (n *fakeNode) handle(c net.Conn) {
 		case n.silent:
 		case len(f) == 3 && f[0] == "config" && f[1] == "get" && f[2] == "cluster":
 			n.configs++
+			reply = FormatClusterConfig(n.version, n.members)
+		case len(f) == 3 && f[0] == "config" && f[1] == "get" && f[2] == "ring" && n.ring != "":
+			n.rings++
+			reply = fmt.Appendf(nil, "CONFIG ring 0 %d\r\n%s\r\nEND\r\n", len(n.ring), n.ring)
+		case len(f) == 4 && f[0] == "config" && f[1] == "watch" && f[2] == "cluster" && n.watch:
+			after, _ := strconv.ParseUint(f[3], 10, 64)
+			for n.version <= after && !n.closed {
+				ch := n.changed
+				n.mu.Unlock()
+				select {
+				case <-ch:
+				case <-time.After(100 * time.Millisecond): // to see closed
+				}
+				n.mu.Lock()
+			}
+			n.watches++
 			reply = FormatClusterConfig(n.version, n.members)
 		case len(f) > 1 && (f[0] == "get" || f[0] == "gets"):
 			n.gets = append(n.gets, f[1:])
@@ -526,7 +566,7 @@ func BenchmarkPickServer(b *testing.B) {
 	}
 	defer s.Close()
 	s.sem <- struct{}{}
-	if err := s.installLocked(1, ms); err != nil {
+	if err := s.installLocked(1, ms, ModeMemcluster); err != nil {
 		b.Fatal(err)
 	}
 	<-s.sem
@@ -539,5 +579,163 @@ func BenchmarkPickServer(b *testing.B) {
 		if _, err := s.PickServer(keys[i&(len(keys)-1)]); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// pickedPorts returns the port PickServer gives each of keys.
+func pickedPorts(t *testing.T, s *Selector, keys []string) []int {
+	t.Helper()
+	var out []int
+	for _, k := range keys {
+		a, err := s.PickServer(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, a.(*NodeAddr).Member().Port)
+	}
+	return out
+}
+
+// ownerPorts returns the port of each key's owner on a ring of nodes in
+// mode.
+func ownerPorts(t *testing.T, mode Mode, keys []string, nodes ...*fakeNode) []int {
+	t.Helper()
+	var ms []Member
+	for _, n := range nodes {
+		m := n.member
+		m.Name = m.Entry() // as the config names it
+		ms = append(ms, m)
+	}
+	r, err := NewMode(ms, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, k := range keys {
+		out = append(out, r.OwnerString(k).Port)
+	}
+	return out
+}
+
+// TestSelectorFollowsRingMode checks that a Selector builds its ring in
+// the mode the node it asks announces: ketama from a node announcing it
+// (and keys placed as a ketama ring of the config's members places them),
+// memcluster's from one that answers `config get ring` with ERROR, as
+// memcached and ElastiCache do; that Config.Ring overrides the
+// announcement, and is then not asked for; and that a mode the Selector
+// does not know fails the refresh and keeps the ring it has.
+func TestSelectorFollowsRingMode(t *testing.T) {
+	a, b, c := startFake(t), startFake(t), startFake(t)
+	var keys []string
+	for i := range 300 {
+		keys = append(keys, "key:"+strconv.Itoa(i))
+	}
+	ketama, memcluster := ownerPorts(t, ModeKetama, keys, a, b, c), ownerPorts(t, ModeMemcluster, keys, a, b, c)
+	if slices.Equal(ketama, memcluster) {
+		t.Fatal("the two modes place 300 keys alike: the test cannot tell them apart")
+	}
+	for _, n := range []*fakeNode{a, b, c} {
+		n.set(7, a, b, c)
+	}
+	checkMode := func(t *testing.T, s *Selector, mode Mode, want []int) {
+		t.Helper()
+		if _, r := s.Current(); r.Mode() != mode {
+			t.Errorf("ring mode %v, want %v", r.Mode(), mode)
+		}
+		if got := pickedPorts(t, s, keys); !slices.Equal(got, want) {
+			t.Errorf("PickServer does not place keys as a %v ring", mode)
+		}
+	}
+
+	a.setRing("ketama", false)
+	s := newSelector(t, Config{}, a.addr())
+	refresh(t, s)
+	checkMode(t, s, ModeKetama, ketama)
+	s0 := s
+	if rings, _ := a.ringCounts(); rings != 1 {
+		t.Errorf("%d config get ring requests, want 1", rings)
+	}
+	// A marked node comes off a ring in the same mode.
+	addr, _ := s.PickServer(keys[0])
+	if !s.MarkDown(addr) {
+		t.Fatal("MarkDown: no change")
+	}
+	if _, r := s.Current(); r.Mode() != ModeKetama || r.Len() != 2 {
+		t.Errorf("after MarkDown: mode %v, %d members; want ketama, 2", r.Mode(), r.Len())
+	}
+
+	t.Run("ERROR means memcluster", func(t *testing.T) {
+		s := newSelector(t, Config{}, b.addr())
+		refresh(t, s)
+		checkMode(t, s, ModeMemcluster, memcluster)
+	})
+	t.Run("Config.Ring forces the mode", func(t *testing.T) {
+		s := newSelector(t, Config{Ring: ModeKetama}, c.addr())
+		refresh(t, s)
+		checkMode(t, s, ModeKetama, ketama)
+		if rings, _ := c.ringCounts(); rings != 0 {
+			t.Errorf("%d config get ring requests, want none", rings)
+		}
+	})
+	t.Run("unknown mode", func(t *testing.T) {
+		d := startFake(t)
+		d.set(8, d)
+		d.setRing("rendezvous", false)
+		s := newSelector(t, Config{}, d.addr())
+		err := s.Refresh(context.Background())
+		if err == nil || !strings.Contains(err.Error(), `unknown ring mode "rendezvous"`) {
+			t.Errorf("Refresh: %v, want an unknown ring mode", err)
+		}
+		if v, r := s.Current(); v != 0 || r.Len() != 0 {
+			t.Errorf("after a refused config: version %d, %d members; want none", v, r.Len())
+		}
+		// The Selector holding a's ketama ring keeps it when a node
+		// announces a mode it does not know; it takes the config from a
+		// node that announces none.
+		a.setRing("rendezvous", false)
+		for _, n := range []*fakeNode{a, b, c} {
+			n.set(8, a, b)
+		}
+		refresh(t, s0)
+		if v, r := s0.Current(); v != 8 || r.Mode() != ModeMemcluster {
+			t.Errorf("version %d, mode %v; want 8 from b or c, memcluster", v, r.Mode())
+		}
+	})
+}
+
+// TestSelectorWatchFollowsRingMode checks that the ring mode comes with
+// each config a watch brings: a node that changes its config and its mode
+// moves a watching Selector to both.
+func TestSelectorWatchFollowsRingMode(t *testing.T) {
+	a, b := startFake(t), startFake(t)
+	a.setRing("ketama", true)
+	a.set(1, a, b)
+	s := newSelector(t, Config{PollInterval: time.Hour}, a.addr())
+	var keys []string
+	for i := range 300 {
+		keys = append(keys, "key:"+strconv.Itoa(i))
+	}
+	testutil.WaitFor(t, 5*time.Second, "the first config, in ketama", func() bool {
+		v, r := s.Current()
+		return v == 1 && r.Mode() == ModeKetama
+	})
+	// The poller is now watching a: the next config comes by the watch.
+	testutil.WaitFor(t, 5*time.Second, "a watch", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.configs == 1 // asked once; the watch is waiting
+	})
+	a.setRing("memcluster", true)
+	a.set(2, a, b)
+	testutil.WaitFor(t, 5*time.Second, "version 2, in memcluster's mode", func() bool {
+		v, r := s.Current()
+		return v == 2 && r.Mode() == ModeMemcluster
+	})
+	if got, want := pickedPorts(t, s, keys), ownerPorts(t, ModeMemcluster, keys, a, b); !slices.Equal(got, want) {
+		t.Error("PickServer does not place keys as a memcluster ring")
+	}
+	configs, _, _ := a.counts()
+	if _, watches := a.ringCounts(); watches < 1 || configs != 1 {
+		t.Errorf("%d watches answered, %d config gets; want the change by a watch", watches, configs)
 	}
 }

@@ -52,10 +52,11 @@ const maxKeyLen = 250
 const usageText = `usage: mcctl -s host:port[,host:port...] [-timeout 2s] COMMAND [ARGS]
 
 The nodes given with -s are seeds: mcctl asks them for the cluster with
-'config get cluster' and places keys on the ring built from its members.
+'config get cluster' and places keys on the ring built from its members,
+in the ring mode the cluster announces ('config get ring').
 
 Commands:
-  members                        list the cluster's nodes and its version
+  members                        list the cluster's nodes, its version and ring mode
   owner KEY                      print the owning node's host|ip|port
   get KEY                        print the value (exit 1 on a miss)
   set KEY VALUE [--ttl SECONDS]  store the value on the key's owner
@@ -339,9 +340,14 @@ func (c *cluster) Close() {
 	c.sel.Close()
 }
 
-// members prints the version and one line per member, in ring order.
+// members prints the version (and the ring mode, unless it is the
+// default) and one line per member, in ring order.
 func (c *cluster) members(w io.Writer) error {
-	fmt.Fprintf(w, "cluster version %d, %d members\n", c.version, c.ring.Len())
+	mode := ""
+	if m := c.ring.Mode(); m != ring.ModeMemcluster {
+		mode = ", ring " + m.String()
+	}
+	fmt.Fprintf(w, "cluster version %d, %d members%s\n", c.version, c.ring.Len(), mode)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tADDRESS")
 	for _, m := range c.ring.Members() {

@@ -12,6 +12,7 @@ import (
 	"github.com/memcluster/memcluster/node"
 	"github.com/memcluster/memcluster/node/cluster"
 	"github.com/memcluster/memcluster/node/handoff"
+	"github.com/memcluster/memcluster/ring"
 )
 
 // clusterFlagDefs are memcluster's own options, for the cluster. They have
@@ -32,6 +33,7 @@ var clusterFlagDefs = []flagDef{
 	{0, "leave-timeout", requiredArg, setClusterDuration(func(c *node.ClusterConfig) *time.Duration { return &c.LeaveTimeout })},
 	{0, "gossip-key-file", requiredArg, setGossipKeyFile},
 	{0, "drain", requiredArg, setDrain},
+	{0, "ring", requiredArg, setRing},
 	{0, "handoff", requiredArg, setHandoff},
 	{0, "handoff-push", requiredArg, setHandoffPush},
 	{0, "forward", noArg, func(p *parser, _, _ string) error { p.o.cfg.Cluster.Forward = true; return nil }},
@@ -55,6 +57,16 @@ func setHandoffPush(p *parser, opt, val string) error {
 		return fmt.Errorf("invalid value %q for %s: want megabytes, 0 for none", val, opt)
 	}
 	p.o.cfg.Cluster.HandoffPush = n << 20
+	return nil
+}
+
+// setRing sets --ring: the ring mode, memcluster or ketama.
+func setRing(p *parser, opt, val string) error {
+	m, err := ring.ParseMode(val)
+	if err != nil {
+		return fmt.Errorf("invalid value %q for %s: want memcluster or ketama", val, opt)
+	}
+	p.o.cfg.Cluster.Ring = m
 	return nil
 }
 
@@ -316,6 +328,9 @@ Cluster options (memcluster's own; long forms only):
     --push-pull-interval=<d> full state exchange this often (default: %[9]v)
     --leave-timeout=<d>   on SIGTERM, wait this long for the leave message to
                           go out before shutting down (default: %[10]v)
+    --ring=<mode>         key placement, the same on every node: memcluster,
+                          or ketama, as libmemcached and Auto Discovery
+                          clients place keys (default: memcluster)
     --drain=<d>           on SIGTERM, leave the cluster at once but serve on
                           this long, answering "config get cluster" without
                           this node, so that clients move its keys away

@@ -15,6 +15,7 @@ import (
 
 	"github.com/memcluster/memcluster/internal/testutil"
 	"github.com/memcluster/memcluster/node"
+	"github.com/memcluster/memcluster/ring"
 )
 
 func TestParseArgsCluster(t *testing.T) {
@@ -69,6 +70,9 @@ func TestParseArgsCluster(t *testing.T) {
 		{[]string{"--gossip-key-file=gossip.key", "--gossip-addr=127.0.0.1:7947"}, func(c *node.ClusterConfig) {
 			c.GossipKeyFile, c.GossipAddr = "gossip.key", "127.0.0.1:7947"
 		}, true},
+		// The ring mode.
+		{[]string{"--ring=ketama"}, func(c *node.ClusterConfig) { c.Ring = ring.ModeKetama }, false},
+		{[]string{"--ring", "memcluster"}, func(c *node.ClusterConfig) { c.Ring = ring.ModeMemcluster }, false},
 		// The hand-off: a window (0: none), and the drain's push.
 		{[]string{"--handoff=2m", "--handoff-push=16"}, func(c *node.ClusterConfig) {
 			c.Handoff, c.HandoffPush = 2*time.Minute, 16<<20
@@ -143,6 +147,9 @@ func TestParseArgsClusterErrors(t *testing.T) {
 		{[]string{"--advertise-addr", "h:x"}, `invalid address "h:x" for --advertise-addr: bad port`},
 		{[]string{"--join", "a:1,b:c"}, `invalid address "b:c" for --join: bad port`},
 		{[]string{"--join"}, "option '--join' requires an argument"},
+		{[]string{"--ring", "Ketama"}, `invalid value "Ketama" for --ring: want memcluster or ketama`},
+		{[]string{"--ring="}, `invalid value "" for --ring: want memcluster or ketama`},
+		{[]string{"--ring"}, "option '--ring' requires an argument"},
 		{[]string{"--handoff", "-1s"}, `invalid value "-1s" for --handoff: want a duration such as 1m, or 0 for none`},
 		{[]string{"--handoff-push", "lots"}, `invalid value "lots" for --handoff-push: want megabytes, 0 for none`},
 		{[]string{"--probe-interval", "1"}, `invalid value "1" for --probe-interval: want a positive duration such as 500ms or 2s`},

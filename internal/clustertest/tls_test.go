@@ -70,8 +70,9 @@ func TestSelectorOverTLS(t *testing.T) {
 
 // TestSelectorSASL checks Auto Discovery on a cluster whose nodes run
 // with -S and serve no text command: ring.Selector logs in with SASL PLAIN
-// and asks for the config over the binary protocol, follows a join by
-// polling, and a wrong password is refused.
+// and asks for the config, and the ring mode (ketama here), over the
+// binary protocol, follows a join by polling, and a wrong password is
+// refused.
 func TestSelectorSASL(t *testing.T) {
 	pwdb := t.TempDir() + "/pwdb"
 	if err := os.WriteFile(pwdb, []byte("app:apppw\n"), 0o600); err != nil {
@@ -81,6 +82,7 @@ func TestSelectorSASL(t *testing.T) {
 	add := func(name string) *clustertest.Node {
 		cfg := node.Config{SASL: true, SASLPasswordFile: pwdb, Cluster: clustertest.FastTiming}
 		cfg.Cluster.Join = c.Seeds()
+		cfg.Cluster.Ring = ring.ModeKetama
 		return c.AddConfig(name, cfg)
 	}
 	for _, name := range []string{"a", "b", "c"} {
@@ -108,13 +110,13 @@ func TestSelectorSASL(t *testing.T) {
 	if err := sel.Refresh(ctx); err != nil {
 		t.Fatalf("Refresh with SASL: %v", err)
 	}
-	if version, r := sel.Current(); version != view.Version || r.Len() != 3 {
-		t.Fatalf("the Selector holds version %d with %d members, want the nodes' %d with 3", version, r.Len(), view.Version)
+	if version, r := sel.Current(); version != view.Version || r.Len() != 3 || r.Mode() != ring.ModeKetama {
+		t.Fatalf("the Selector holds version %d with %d members in mode %v, want the nodes' %d with 3 in ketama", version, r.Len(), r.Mode(), view.Version)
 	}
 	add("d")
 	view = clustertest.WaitAgree(t, agreeTimeout, c.Live()...)
 	testutil.WaitFor(t, agreeTimeout, "the Selector on the 4-node view", func() bool {
 		version, r := sel.Current()
-		return version == view.Version && r.Len() == 4
+		return version == view.Version && r.Len() == 4 && r.Mode() == ring.ModeKetama
 	})
 }

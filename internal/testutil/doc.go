@@ -3,7 +3,8 @@
 // (LockedBuffer), waiting for a condition with a deadline (WaitFor),
 // waiting until a listener accepts connections (WaitAccepting), and the
 // allocation-test harness (NoAllocs, and ReplayConn to drive a request
-// path without a socket).
+// path without a socket), and libmemcached's own placement of keys
+// (LibmemcachedOwners), the oracle of the ketama ring.
 //
 // It is for tests only: only _test.go files and the other test-helper
 // packages import it, and it imports nothing of the module, so that any

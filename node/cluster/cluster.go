@@ -39,6 +39,9 @@ type View struct {
 	// Name, which is each member's host|ip|port entry, as the ring and
 	// every client name them.
 	Members []ring.Member
+	// Mode is the mode of the cluster's ring (Config.Ring):
+	// ModeMemcluster in the zero View.
+	Mode ring.Mode
 }
 
 // view is an immutable snapshot of the cluster with everything a request
@@ -57,8 +60,10 @@ type view struct {
 	self int
 }
 
-func newView(version uint64, members []ring.Member) (*view, error) {
-	r, err := ring.New(members)
+// newView returns the view of members at version, its ring in the
+// cluster's mode (Config.Ring).
+func (c *Cluster) newView(version uint64, members []ring.Member) (*view, error) {
+	r, err := ring.NewMode(members, c.cfg.Ring)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +179,7 @@ func (c *Cluster) View() View {
 	if v == nil {
 		return View{}
 	}
-	return View{Version: v.version, Members: v.ring.Members()}
+	return View{Version: v.version, Members: v.ring.Members(), Mode: v.ring.Mode()}
 }
 
 // Start publishes the node under the memcached address of the first TCP
@@ -193,6 +198,9 @@ func (c *Cluster) View() View {
 func (c *Cluster) Start(ctx context.Context, ls []net.Listener) error {
 	if c.started.Swap(true) {
 		return ErrStarted
+	}
+	if _, err := ring.NewMode(nil, c.cfg.Ring); err != nil {
+		return fmt.Errorf("node: %w", err)
 	}
 	var tcp *net.TCPAddr
 	for _, l := range ls {
@@ -222,7 +230,7 @@ func (c *Cluster) Start(ctx context.Context, ls []net.Listener) error {
 	if !c.cfg.Enabled() {
 		if self.IP != "" {
 			// A fixed address: one view for every client.
-			v, err := newView(1, []ring.Member{self})
+			v, err := c.newView(1, []ring.Member{self})
 			if err != nil {
 				return fmt.Errorf("node: publishing %s: %w", self.Entry(), err)
 			}
@@ -419,7 +427,7 @@ func (c *Cluster) Drain(ctx context.Context) bool {
 		c.Leave(ctx)
 		return false
 	}
-	v, err := newView(cur.version+1, rest)
+	v, err := c.newView(cur.version+1, rest)
 	if err != nil { // cannot happen: these members made a ring before
 		c.Leave(ctx)
 		return false
@@ -455,9 +463,9 @@ func (c *Cluster) currentView(local net.Addr) *view {
 	if v := c.singleCache.Load(); v != nil && v.ring.Len() == 1 && v.ring.Member(0).Entry() == self.Entry() {
 		return v
 	}
-	v, err := newView(1, []ring.Member{self})
+	v, err := c.newView(1, []ring.Member{self})
 	if err != nil {
-		v, _ = newView(1, nil)
+		v, _ = c.newView(1, nil)
 	}
 	c.singleCache.Store(v)
 	return v
@@ -549,13 +557,13 @@ func (c *Cluster) refresh() {
 	if old := c.cur.Load(); old != nil && old.version == version && old.key == key {
 		return
 	}
-	v, err := newView(version, members)
+	v, err := c.newView(version, members)
 	if err != nil {
 		// Two members publishing one address: keep one of each.
 		c.log.Warn("members publish conflicting addresses", "err", err)
 		slices.SortFunc(members, func(a, b ring.Member) int { return strings.Compare(a.Entry(), b.Entry()) })
 		members = slices.CompactFunc(members, func(a, b ring.Member) bool { return a.Entry() == b.Entry() })
-		if v, err = newView(version, members); err != nil {
+		if v, err = c.newView(version, members); err != nil {
 			c.log.Error("cannot build the ring", "err", err)
 			return
 		}
@@ -851,6 +859,15 @@ func (c *Cluster) Route(key []byte) (owner ring.Member, remote bool) {
 		return ring.Member{}, false
 	}
 	return v.ring.Member(i), true
+}
+
+// RingMode returns the mode of the cluster's ring (Config.Ring), which
+// "config get ring" announces: ModeMemcluster by default.
+func (c *Cluster) RingMode() ring.Mode {
+	if c.cfg.Ring == 0 {
+		return ring.ModeMemcluster
+	}
+	return c.cfg.Ring
 }
 
 // Owner returns the member the ring of the view for a client that reached

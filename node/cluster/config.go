@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/memcluster/memcluster/ring"
 )
 
 // Config configures a node's membership in a cluster: gossip with
@@ -116,6 +118,14 @@ type Config struct {
 	// a client with one address sees the whole cache. If false, every
 	// key is served here, as memcached does.
 	Forward bool
+
+	// Ring is the mode of the cluster's ring, which places keys on the
+	// members: ring.ModeKetama to place them as libmemcached's ketama
+	// does, so that libmemcached-based and Auto Discovery clients send
+	// each key to its owner. Every member must have the same; the node
+	// announces it with "config get ring". If zero, defaults to
+	// ring.ModeMemcluster.
+	Ring ring.Mode
 
 	// Transport, if set, carries the gossip instead of UDP and TCP on
 	// GossipAddr, which is then ignored: for example an in-memory network

@@ -9,6 +9,7 @@ import (
 	"github.com/memcluster/memcluster/node/netserve"
 	"github.com/memcluster/memcluster/node/stats"
 	"github.com/memcluster/memcluster/protocol"
+	"github.com/memcluster/memcluster/ring"
 	"github.com/memcluster/memcluster/sasl"
 )
 
@@ -149,14 +150,21 @@ func (b *binaryConn) authFailed() {
 }
 
 // configGet answers a ConfigGet (see protocol.OpConfigGet): for the key
-// "cluster", the reply of the text "config get cluster" as its value, so
-// that a client of a SASL node, which serves no text command, can find the
-// cluster once it has logged in.
+// "cluster", the reply of the text "config get cluster" as its value, and
+// for "ring" that of "config get ring", so that a client of a SASL node,
+// which serves no text command, can find the cluster and its ring mode once
+// it has logged in.
 func (b *binaryConn) configGet() {
 	h := &b.req.Header
-	if string(b.req.Key) != "cluster" {
+	var value []byte
+	switch string(b.req.Key) {
+	case "cluster":
+		value = b.h.cluster.ConfigReply(b.LocalAddr())
+	case "ring":
+		value = ring.AppendRingConfig(nil, b.h.cluster.RingMode())
+	default:
 		b.fail(protocol.StatusKeyNotFound)
 		return
 	}
-	b.Out = protocol.AppendBinaryResponse(b.Out, h.Opcode, protocol.StatusOK, h.Opaque, 0, nil, nil, b.h.cluster.ConfigReply(b.LocalAddr()))
+	b.Out = protocol.AppendBinaryResponse(b.Out, h.Opcode, protocol.StatusOK, h.Opaque, 0, nil, nil, value)
 }

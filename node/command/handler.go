@@ -37,6 +37,9 @@ type Cluster interface {
 	ConfigReply(local net.Addr) []byte
 	// Owner returns the member that owns key, for that client.
 	Owner(local net.Addr, key []byte) ring.Member
+	// RingMode returns the mode of the cluster's ring, which "config
+	// get ring" announces.
+	RingMode() ring.Mode
 	// Draining reports whether the node has left the cluster and serves
 	// on only until its clients have moved away ("stats" says so).
 	Draining() bool

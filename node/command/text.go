@@ -494,9 +494,11 @@ func (c *session) statsDetail(req *protocol.Request) {
 }
 
 // configCommand answers "config get cluster" in ElastiCache's Auto Discovery
-// format and "config get owner <key>" in the same framing:
+// format, and "config get owner <key>" and "config get ring" (the ring's
+// mode, see ring.AppendRingConfig) in the same framing:
 //
 //	CONFIG owner 0 <bytes>\r\n<host>|<ip>|<port>\r\nEND\r\n
+//	CONFIG ring 0 <bytes>\r\n<mode>\r\nEND\r\n
 //
 // where <bytes> counts the entry alone, as ElastiCache's count covers the
 // block between the header and its closing \r\n. Any other "config" command
@@ -514,6 +516,8 @@ func (c *session) configCommand(req *protocol.Request) {
 	switch {
 	case len(args) == 2 && string(args[1]) == "cluster":
 		c.Out = append(c.Out, c.h.cluster.ConfigReply(c.LocalAddr())...)
+	case len(args) == 2 && string(args[1]) == "ring":
+		c.Out = ring.AppendRingConfig(c.Out, c.h.cluster.RingMode())
 	case len(args) == 3 && string(args[1]) == "owner":
 		if len(args[2]) > protocol.MaxKeyLen {
 			c.textError(req, protocol.ErrBadFormat)

@@ -150,6 +150,7 @@ const (
 // an older one is rebuilt from the members when Fresh needs it.
 type ownedView struct {
 	members []ring.Member
+	mode    ring.Mode // its ring's
 	self    ring.Member
 	seq     uint64
 	r       atomic.Pointer[ring.Ring]
@@ -161,8 +162,8 @@ func (v *ownedView) ring() (*ring.Ring, int) {
 	r := v.r.Load()
 	if r == nil {
 		var err error
-		if r, err = ring.New(v.members); err != nil {
-			r, _ = ring.New(nil)
+		if r, err = ring.NewMode(v.members, v.mode); err != nil {
+			r, _ = ring.NewMode(nil, v.mode)
 		}
 		v.r.Store(r)
 	}
@@ -279,7 +280,7 @@ func (h *Handoff) ViewChanged(self ring.Member, old, cur *ring.Ring) {
 // remember adds the view cur, of which self is this node, to the history
 // of views, and lets go of the rings of the older ones.
 func (h *Handoff) remember(self ring.Member, cur *ring.Ring) {
-	v := &ownedView{members: cur.Members(), self: self, seq: h.cfg.Store.LastCAS()}
+	v := &ownedView{members: cur.Members(), mode: cur.Mode(), self: self, seq: h.cfg.Store.LastCAS()}
 	v.r.Store(cur)
 	var hist []*ownedView
 	if p := h.history.Load(); p != nil {
@@ -337,12 +338,13 @@ func indexOf(r *ring.Ring, self ring.Member) int {
 }
 
 // othersRing returns, for a window of a node that joined, the ring of its
-// current view without it, built at the first read that needs it.
+// current view without it, in the current ring's mode, built at the first
+// read that needs it.
 func (w *window) othersRing() *ring.Ring {
 	w.othersOnce.Do(func() {
 		ms := w.cur.Members()
 		ms = append(ms[:w.curSelf:w.curSelf], ms[w.curSelf+1:]...)
-		w.others, _ = ring.New(ms)
+		w.others, _ = w.cur.Rebuild(ms)
 	})
 	return w.others
 }

@@ -55,14 +55,17 @@ func members(ids ...int) []ring.Member {
 // keys it owned there: "k0" to "k999" with flags 7 and TTL 100.
 func setup(t *testing.T, self int, old, cur []ring.Member) (*Handoff, *store.Store, *fakeFetcher) {
 	t.Helper()
+	return setupMode(t, ring.ModeMemcluster, self, old, cur)
+}
+
+// setupMode is setup with rings in mode.
+func setupMode(t *testing.T, mode ring.Mode, self int, old, cur []ring.Member) (*Handoff, *store.Store, *fakeFetcher) {
+	t.Helper()
 	var h *Handoff
 	st := store.New(store.Config{OnWrite: func(k uint64) { h.Wrote(k) }})
 	t.Cleanup(st.Close)
 	f := &fakeFetcher{items: make(map[string]map[string]Item)}
-	oldRing, err := ring.New(old)
-	if err != nil {
-		t.Fatal(err)
-	}
+	oldRing := rgMode(t, mode, old)
 	for i := range 1000 {
 		k := fmt.Sprintf("k%d", i)
 		m := oldRing.OwnerString(k).Addr()
@@ -72,7 +75,7 @@ func setup(t *testing.T, self int, old, cur []ring.Member) (*Handoff, *store.Sto
 		f.items[m][k] = Item{Value: []byte("v-" + k), Flags: 7, TTL: 100}
 	}
 	h = New(Config{Store: st, Fetcher: f, Logger: slog.New(slog.DiscardHandler)})
-	h.ViewChanged(member(self), rg(t, old), rg(t, cur))
+	h.ViewChanged(member(self), rgMode(t, mode, old), rgMode(t, mode, cur))
 	return h, st, f
 }
 
@@ -80,8 +83,13 @@ func setup(t *testing.T, self int, old, cur []ring.Member) (*Handoff, *store.Sto
 // member owned in old.
 func movedKeys(t *testing.T, self int, old, cur []ring.Member) []string {
 	t.Helper()
-	o, _ := ring.New(old)
-	c, _ := ring.New(cur)
+	return movedKeysMode(t, ring.ModeMemcluster, self, old, cur)
+}
+
+// movedKeysMode is movedKeys on rings in mode.
+func movedKeysMode(t *testing.T, mode ring.Mode, self int, old, cur []ring.Member) []string {
+	t.Helper()
+	o, c := rgMode(t, mode, old), rgMode(t, mode, cur)
 	var keys []string
 	for i := range 1000 {
 		k := fmt.Sprintf("k%d", i)
@@ -291,20 +299,91 @@ func TestJoinThroughPartialViews(t *testing.T) {
 // rg returns the ring of members.
 func rg(t *testing.T, members []ring.Member) *ring.Ring {
 	t.Helper()
-	r, err := ring.New(members)
+	return rgMode(t, ring.ModeMemcluster, members)
+}
+
+// rgMode returns the ring of members in mode.
+func rgMode(t *testing.T, mode ring.Mode, members []ring.Member) *ring.Ring {
+	t.Helper()
+	r, err := ring.NewMode(members, mode)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r
 }
 
+// otherMode returns the ring mode that is not mode.
+func otherMode(mode ring.Mode) ring.Mode {
+	if mode == ring.ModeKetama {
+		return ring.ModeMemcluster
+	}
+	return ring.ModeKetama
+}
+
+// TestKetamaModeHandoff checks the hand-off on rings in ModeKetama, whose
+// keys' owners differ from ModeMemcluster's: a node that scales out, or
+// joins from alone (whose previous owners come from a ring it builds,
+// without itself, in the current ring's mode), fetches each key it has
+// come to own from its ketama owner before.
+func TestKetamaModeHandoff(t *testing.T) {
+	const mode = ring.ModeKetama
+	t.Run("scale out", func(t *testing.T) {
+		old, cur := members(1, 2, 3), members(1, 2, 3, 4)
+		h, _, f := setupMode(t, mode, 4, old, cur)
+		o := rgMode(t, mode, old)
+		for _, k := range movedKeysMode(t, mode, 4, old, cur) {
+			if !h.Warm(context.Background(), []byte(k)) {
+				t.Fatalf("Warm(%s) = false", k)
+			}
+			if got, want := f.asked[len(f.asked)-1], o.OwnerString(k).Addr(); got != want {
+				t.Fatalf("asked %s for %s, want %s, its ketama owner before", got, k, want)
+			}
+		}
+	})
+	t.Run("join from alone", func(t *testing.T) {
+		before, cur := members(1, 2, 3), members(1, 2, 3, 4)
+		h, _, f := setupMode(t, mode, 4, before, cur)
+		h.ViewChanged(member(4), rgMode(t, mode, members(4)), rgMode(t, mode, cur))
+		o := rgMode(t, mode, before)
+		moved := movedKeysMode(t, mode, 4, before, cur)
+		differ := 0
+		for _, k := range moved {
+			if !h.Warm(context.Background(), []byte(k)) {
+				t.Fatalf("Warm(%s) = false after a join from alone", k)
+			}
+			if got, want := f.asked[len(f.asked)-1], o.OwnerString(k).Addr(); got != want {
+				t.Fatalf("asked %s for %s, want %s, its ketama owner before", got, k, want)
+			}
+			if rgMode(t, otherMode(mode), before).OwnerString(k).Addr() != o.OwnerString(k).Addr() {
+				differ++
+			}
+		}
+		if differ == 0 {
+			t.Fatal("the modes agree on every moved key's owner: the test cannot tell them apart")
+		}
+		t.Logf("%d keys moved, %d of them owned elsewhere on memcluster's ring", len(moved), differ)
+	})
+}
+
+// TestFreshOnlyFromTheLastSpellOfOwnership checks Fresh in both ring
+// modes, through more views than keep their rings: the older ones are
+// rebuilt, and must be in their own mode.
 func TestFreshOnlyFromTheLastSpellOfOwnership(t *testing.T) {
+	for _, mode := range []ring.Mode{ring.ModeMemcluster, ring.ModeKetama} {
+		t.Run(mode.String(), func(t *testing.T) { testFresh(t, mode) })
+	}
+}
+
+func testFresh(t *testing.T, mode ring.Mode) {
 	st := store.New(store.Config{})
 	defer st.Close()
 	h := New(Config{Store: st, Fetcher: &fakeFetcher{}, Logger: slog.New(slog.DiscardHandler)})
-	v1, v2, v4 := rg(t, members(1, 2)), rg(t, members(1, 2, 3)), rg(t, members(1, 2, 4))
+	v1, v2, v4 := rgMode(t, mode, members(1, 2)), rgMode(t, mode, members(1, 2, 3)), rgMode(t, mode, members(1, 2, 4))
+	other1 := rgMode(t, otherMode(mode), members(1, 2))
 	self := member(1).Entry()
-	// k moves 1 → 3 → 1 → 4; j stays on 1 throughout.
+	// k moves 1 → 3 → 1 → 4; j stays on 1 throughout, and is not 1's in
+	// the other mode: the first view's ring, let go of and rebuilt for
+	// Fresh, must be rebuilt in its mode.
 	var k, j string
 	for i := 0; k == "" || j == ""; i++ {
 		key := fmt.Sprintf("k%d", i)
@@ -312,7 +391,7 @@ func TestFreshOnlyFromTheLastSpellOfOwnership(t *testing.T) {
 		switch {
 		case k == "" && o1 == self && o2 == member(3).Entry() && o4 == member(4).Entry():
 			k = key
-		case j == "" && o1 == self && o2 == self && o4 == self:
+		case j == "" && o1 == self && o2 == self && o4 == self && other1.OwnerString(key).Entry() != self:
 			j = key
 		}
 	}

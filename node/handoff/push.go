@@ -43,7 +43,8 @@ const pushBatch = 64
 
 // Push sends the most recently used of st's items, up to maxBytes of keys
 // and values, to their owners among members (the cluster's view without
-// this node, which is leaving), until ctx ends: a planned scale-in then
+// this node, which is leaving) on a ring in mode, the cluster's, until
+// ctx ends: a planned scale-in then
 // hands its hot keys over instead of leaving them to miss. It lists the
 // store twice: once to find the last access age above which the items
 // fit in maxBytes, and once to send those (items are read as a get would,
@@ -51,10 +52,10 @@ const pushBatch = 64
 //
 // fresh, if not nil, picks the items that may go (Handoff.Fresh): a copy
 // this node kept from an earlier spell of ownership must not.
-func Push(ctx context.Context, st *store.Store, members []ring.Member, p Pusher, maxBytes int64, fresh func(key []byte, cas uint64) bool) PushResult {
+func Push(ctx context.Context, st *store.Store, members []ring.Member, mode ring.Mode, p Pusher, maxBytes int64, fresh func(key []byte, cas uint64) bool) PushResult {
 	began := time.Now()
 	var res PushResult
-	r, err := ring.New(members)
+	r, err := ring.NewMode(members, mode)
 	if err != nil || r.Len() == 0 || maxBytes <= 0 {
 		return res
 	}

@@ -21,7 +21,16 @@ func (p *fakePusher) Push(_ context.Context, m ring.Member, items []PushItem) (i
 	return len(items), nil
 }
 
+// TestPushSendsTheMostRecentlyUsedToTheirOwners checks, in each ring mode,
+// that Push sends the recent items, within its bound, each to its owner on
+// the ring of that mode.
 func TestPushSendsTheMostRecentlyUsedToTheirOwners(t *testing.T) {
+	for _, mode := range []ring.Mode{ring.ModeMemcluster, ring.ModeKetama} {
+		t.Run(mode.String(), func(t *testing.T) { testPush(t, mode) })
+	}
+}
+
+func testPush(t *testing.T, mode ring.Mode) {
 	clock := int64(1_000_000)
 	st := store.New(store.Config{Now: func() int64 { return clock }})
 	defer st.Close()
@@ -37,9 +46,9 @@ func TestPushSendsTheMostRecentlyUsedToTheirOwners(t *testing.T) {
 		recentBytes += int64(len(k) + 10)
 	}
 	others := members(1, 2, 3)
-	r, _ := ring.New(others)
+	r, _ := ring.NewMode(others, mode)
 	p := &fakePusher{got: make(map[string][]PushItem)}
-	res := Push(context.Background(), st, others, p, recentBytes+100, nil)
+	res := Push(context.Background(), st, others, mode, p, recentBytes+100, nil)
 	if res.Items != n || res.Stored != n || res.Bytes != recentBytes {
 		t.Fatalf("pushed %+v, want the %d recent items, %d bytes", res, n, recentBytes)
 	}
@@ -51,7 +60,7 @@ func TestPushSendsTheMostRecentlyUsedToTheirOwners(t *testing.T) {
 				t.Errorf("pushed %s = %q flags %d TTL %d; want a recent item, flags 2, TTL 500", it.Key, it.Value, it.Flags, it.TTL)
 			}
 			if owner := r.Owner(it.Key).Addr(); owner != addr {
-				t.Errorf("%s pushed to %s, want its owner %s", it.Key, addr, owner)
+				t.Errorf("%s pushed to %s, want its owner %s on the %v ring", it.Key, addr, owner, mode)
 			}
 		}
 	}
@@ -61,7 +70,7 @@ func TestPushSendsTheMostRecentlyUsedToTheirOwners(t *testing.T) {
 
 	// A bound of half the bytes pushes about half.
 	p = &fakePusher{got: make(map[string][]PushItem)}
-	res = Push(context.Background(), st, others, p, recentBytes/2, nil)
+	res = Push(context.Background(), st, others, mode, p, recentBytes/2, nil)
 	if res.Bytes < recentBytes/2 || res.Bytes > recentBytes/2+20 {
 		t.Fatalf("with a bound of %d bytes, pushed %d", recentBytes/2, res.Bytes)
 	}

@@ -2,8 +2,11 @@ package clustertest_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	b64 "encoding/base64"
 	"encoding/binary"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +20,8 @@ import (
 
 	"github.com/memcluster/memcluster/internal/clustertest"
 	"github.com/memcluster/memcluster/internal/servertest"
+	"github.com/memcluster/memcluster/internal/tlstest"
+	"github.com/memcluster/memcluster/node"
 	"github.com/memcluster/memcluster/protocol"
 	"github.com/memcluster/memcluster/ring"
 )
@@ -329,9 +334,14 @@ func TestForwardClients(t *testing.T) {
 		}
 	}
 
-	// Stored once, on its owner: asked on connections marked as a
-	// peer's, which are served from each node's own store, only the
-	// owner has each key.
+	checkPlacement(t, ps, r, keys)
+}
+
+// checkPlacement checks that each of keys is stored on its owner in r and
+// on no other node of ps: asked on connections marked as a peer's, which
+// are served from each node's own store, only the owner has it.
+func checkPlacement(t *testing.T, ps []*proc, r *ring.Ring, keys []string) {
+	t.Helper()
 	misplaced := 0
 	for _, p := range ps {
 		c := servertest.DialRaw(t, "tcp", p.srv.Addr)
@@ -355,6 +365,41 @@ func TestForwardClients(t *testing.T) {
 	if misplaced > 0 {
 		t.Errorf("%d keys are stored off their owner, or missing from it", misplaced)
 	}
+}
+
+// TestForwardKetama forwards in a cluster on libmemcached's ring
+// (--ring=ketama): keys written through one node land on their ketama
+// owners, and read back through every node.
+func TestForwardKetama(t *testing.T) {
+	ps, def := startForwarding(t, "--ring=ketama")
+	r, err := ring.NewMode(def.Members(), ring.ModeKetama)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := memcache.New(ps[0].srv.Addr)
+	c.Timeout = 5 * time.Second
+	var keys []string
+	moved := 0 // keys whose owner differs between the two rings
+	for i := range 300 {
+		k := "ketama-" + strconv.Itoa(i)
+		if err := c.Set(&memcache.Item{Key: k, Value: []byte(k)}); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+		if r.OwnerString(k) != def.OwnerString(k) {
+			moved++
+		}
+	}
+	if moved < 50 {
+		t.Fatalf("only %d of 300 keys have another owner on the default ring: the test could not tell the rings apart", moved)
+	}
+	for _, p := range ps {
+		got, err := memcache.New(p.srv.Addr).GetMulti(keys)
+		if err != nil || len(got) != len(keys) {
+			t.Errorf("through %s: %d of %d keys (%v)", p.name, len(got), len(keys), err)
+		}
+	}
+	checkPlacement(t, ps, r, keys)
 }
 
 // TestForwardOwnerKilled kills (SIGKILL) the owner of the keys a stream of
@@ -434,4 +479,130 @@ func TestForwardOwnerKilled(t *testing.T) {
 		t.Errorf("want hits before the kill and errors after it: %v", counts)
 	}
 	text.RoundTrip(t, "version\r\n", "VERSION 1.6.18\r\n")
+}
+
+// TestForwardSASL forwards between SASL nodes (-S): a client that
+// authenticated as an application user writes and reads keys through one
+// node, which forwards them over the binary protocol as the cluster's
+// user of --peer-auth-file; every key is read back through every node. A
+// client that has not authenticated gets memcached's refusal, and nothing
+// of its request is forwarded.
+func TestForwardSASL(t *testing.T) {
+	dir := t.TempDir()
+	pwdb, peerAuth := dir+"/pwdb", dir+"/peer"
+	if err := os.WriteFile(pwdb, []byte("app:apppw\ncluster:clusterpw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(peerAuth, []byte("cluster:clusterpw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := clustertest.New(t)
+	for _, name := range []string{"a", "b", "c"} {
+		cfg := node.Config{SASL: true, SASLPasswordFile: pwdb, Cluster: clustertest.FastTiming}
+		cfg.Cluster.Join = c.Seeds()
+		cfg.Cluster.PeerAuthFile = peerAuth
+		cfg.Cluster.Forward = true
+		c.AddConfig(name, cfg)
+	}
+	r := ringOfEntries(t, clustertest.WaitAgree(t, agreeTimeout, c.Nodes...).Entries)
+	a := c.Nodes[0]
+	ca := dialSASL(t, a.Addr, "app", "apppw")
+	var keys []string
+	for i := 0; len(keys) < 60; i++ {
+		if k := "sasl-" + strconv.Itoa(i); r.OwnerString(k).Entry() != a.Entry {
+			keys = append(keys, k)
+			ca.set(t, k, "v-"+k, 5)
+		}
+	}
+	for _, n := range c.Nodes {
+		cn := dialSASL(t, n.Addr, "app", "apppw")
+		hits := 0
+		for _, k := range keys {
+			if value, flags, status := binaryRead(t, cn.conn, cn.r, 0x00, k); status == 0 && value == "v-"+k && flags == 5 {
+				hits++
+			}
+		}
+		if hits != len(keys) {
+			t.Errorf("through %s over SASL: %d of %d keys hit", n.Name, hits, len(keys))
+		}
+	}
+	st := binaryStat(t, ca, "forwarded")
+	anon := servertest.DialRaw(t, "tcp", a.Addr)
+	anon.SendString(binReq(protocol.OpGet, 1, nil, keys[0], ""))
+	got, closed := anon.WaitClosed(5 * time.Second)
+	if len(got) < protocol.BinaryHeaderLen || binary.BigEndian.Uint16(got[6:8]) != uint16(protocol.StatusAuthError) || !closed {
+		t.Errorf("an unauthenticated Get: %q, closed %v; want Auth failure and the connection closed", got, closed)
+	}
+	if now := binaryStat(t, ca, "forwarded"); now != st || st == "" {
+		t.Errorf("forwarded went from %s to %s for an unauthenticated client", st, now)
+	}
+}
+
+// binaryStat returns the value of the general stat name, read with a
+// binary Stat on c, "" if none.
+func binaryStat(t *testing.T, c *saslConn, name string) string {
+	t.Helper()
+	if _, err := c.conn.Write(protocol.AppendBinaryRequest(nil, protocol.OpStat, 0, 0, nil, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	value := ""
+	for {
+		h, _, key, v, err := protocol.ReadBinaryResponse(c.r, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Status != protocol.StatusOK {
+			t.Fatalf("Stat: status %v", h.Status)
+		}
+		if len(key) == 0 {
+			return value
+		}
+		if string(key) == name {
+			value = string(v)
+		}
+	}
+}
+
+// TestForwardTLS forwards between nodes that serve TLS alone: a client
+// writes keys over TLS through one node, which forwards them over TLS,
+// verifying the others against the cluster's CA; every key is read back
+// through every node.
+func TestForwardTLS(t *testing.T) {
+	files := tlstest.NewFiles(t, "cluster CA")
+	c := clustertest.New(t)
+	for _, name := range []string{"a", "b", "c"} {
+		cfg := node.Config{
+			TLS:     &node.TLSConfig{CertFile: files.CertFile, KeyFile: files.KeyFile, CAFile: files.CAFile},
+			Cluster: clustertest.FastTiming,
+		}
+		cfg.Cluster.Join = c.Seeds()
+		cfg.Cluster.Forward = true
+		c.AddConfig(name, cfg)
+	}
+	r := ringOfEntries(t, clustertest.WaitAgree(t, agreeTimeout, c.Nodes...).Entries)
+	client := func(addr string) *memcache.Client {
+		mc := memcache.New(addr)
+		mc.Timeout = 5 * time.Second
+		mc.DialContext = func(ctx context.Context, network, address string) (net.Conn, error) {
+			d := tls.Dialer{Config: files.ClientConfig(nil)}
+			return d.DialContext(ctx, network, address)
+		}
+		return mc
+	}
+	a := c.Nodes[0]
+	var keys []string
+	for i := 0; len(keys) < 100; i++ {
+		if k := "tls-" + strconv.Itoa(i); r.OwnerString(k).Entry() != a.Entry {
+			keys = append(keys, k)
+			if err := client(a.Addr).Set(&memcache.Item{Key: k, Value: []byte("v-" + k)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, n := range c.Nodes {
+		items, err := client(n.Addr).GetMulti(keys)
+		if err != nil || len(items) != len(keys) {
+			t.Errorf("through %s over TLS: %d of %d keys (%v)", n.Name, len(items), len(keys), err)
+		}
+	}
 }

@@ -95,6 +95,7 @@ func startExporter(t *testing.T, bin string, srv *servertest.Server) *exporter {
 // scrape is one scrape's metric families and samples.
 type scrape struct {
 	families []string          // from the # TYPE lines, in order
+	types    map[string]string // family → its type
 	samples  map[string]string // sample (name and labels) → value
 }
 
@@ -110,12 +111,14 @@ func (e *exporter) scrape(t *testing.T) scrape {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("scraping %s: %s %v", e.url, resp.Status, err)
 	}
-	s := scrape{samples: map[string]string{}}
+	s := scrape{types: map[string]string{}, samples: map[string]string{}}
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	for sc.Scan() {
 		line := sc.Text()
 		if f, ok := strings.CutPrefix(line, "# TYPE "); ok {
-			s.families = append(s.families, strings.Fields(f)[0])
+			name, typ, _ := strings.Cut(f, " ")
+			s.families = append(s.families, name)
+			s.types[name] = typ
 			continue
 		}
 		if line == "" || strings.HasPrefix(line, "#") {

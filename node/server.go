@@ -14,15 +14,18 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/memcluster/memcluster/node/cluster"
 	"github.com/memcluster/memcluster/node/command"
 	"github.com/memcluster/memcluster/node/config"
 	"github.com/memcluster/memcluster/node/handoff"
+	"github.com/memcluster/memcluster/node/metrics"
 	"github.com/memcluster/memcluster/node/netserve"
 	"github.com/memcluster/memcluster/node/peer"
 	"github.com/memcluster/memcluster/node/scavenge"
@@ -77,6 +80,11 @@ type Server struct {
 	peers    *peer.Client     // the hand-off's client to the other nodes
 	commands *command.Handler
 	net      *netserve.Server
+	metrics  *metrics.Server // nil without Config.MetricsAddr
+
+	mu        sync.Mutex   // guards metricsLn
+	metricsLn net.Listener // opened by Listen, served by ServeListeners
+	serving   atomic.Bool  // ServeListeners has begun
 
 	done     chan struct{} // closed by closeDone
 	doneOnce sync.Once
@@ -127,7 +135,12 @@ func New(cfg Config) *Server {
 	if cfg.Cluster.Enabled() && cfg.Cluster.Forward {
 		forward = s.peers
 	}
+	var latency *metrics.Latency
+	if cfg.MetricsAddr != "" {
+		latency = metrics.NewLatency()
+	}
 	s.commands = command.New(cfg, command.Options{
+		Latency:  latency,
 		Store:    s.store,
 		Started:  started,
 		TLS:      s.tls,
@@ -150,6 +163,16 @@ func New(cfg Config) *Server {
 		Verbose:  func() bool { return s.commands.Verbosity() > 0 },
 	})
 	s.commands.SetConns(s.net)
+	if cfg.MetricsAddr != "" {
+		s.metrics = metrics.New(metrics.Config{
+			Source:  s,
+			Cluster: s.clusterState,
+			Ready:   s.ready,
+			Latency: latency,
+			Version: Version,
+			Logger:  cfg.Logger,
+		})
+	}
 	if cfg.RuntimeMemoryLimit {
 		scavenge.SetMemoryLimit(cfg.MemoryLimit)
 	}
@@ -249,7 +272,74 @@ func (s *Server) Listen() ([]net.Listener, error) {
 	if err := s.prepare(); err != nil {
 		return nil, err
 	}
-	return s.net.Listen()
+	if s.metrics != nil {
+		s.mu.Lock()
+		if s.metricsLn == nil {
+			l, err := net.Listen("tcp", s.cfg.MetricsAddr)
+			if err != nil {
+				s.mu.Unlock()
+				return nil, fmt.Errorf("node: metrics listener: %w", err)
+			}
+			s.metricsLn = l
+		}
+		s.mu.Unlock()
+	}
+	ls, err := s.net.Listen()
+	if err != nil && s.metricsLn != nil {
+		s.mu.Lock()
+		s.metricsLn.Close()
+		s.metricsLn = nil
+		s.mu.Unlock()
+	}
+	return ls, err
+}
+
+// clusterState is the node's view of its cluster, for the metrics.
+func (s *Server) clusterState() metrics.ClusterState {
+	if !s.cfg.Cluster.Enabled() {
+		return metrics.ClusterState{}
+	}
+	v, r, self := s.cluster.Placement()
+	cs := metrics.ClusterState{Enabled: true, Members: r.Len(), Version: v}
+	if self >= 0 {
+		cs.Share = r.Shares()[self]
+	}
+	return cs
+}
+
+// ErrNotReady is wrapped by the reasons /readyz gives for a node not ready
+// to be sent traffic.
+var ErrNotReady = metrics.ErrNotReady
+
+// ready returns why the node should not be sent traffic yet, or nil: it
+// must serve its listeners, have joined its cluster, and not be draining.
+func (s *Server) ready() error {
+	switch {
+	case !s.serving.Load():
+		return fmt.Errorf("%w: not serving yet", ErrNotReady)
+	case !s.cluster.Joined():
+		return fmt.Errorf("%w: not joined to the cluster's seeds yet", ErrNotReady)
+	case s.cluster.Draining():
+		return fmt.Errorf("%w: draining: leaving the cluster", ErrNotReady)
+	}
+	return nil
+}
+
+// Items returns the statistics of "stats items", in memcached's order.
+func (s *Server) Items() []Stat { return s.commands.ItemStats() }
+
+// Slabs returns the statistics of "stats slabs", in memcached's order.
+func (s *Server) Slabs() []Stat { return s.commands.SlabStats() }
+
+// MetricsAddr returns the address the metrics listener listens on, once
+// Listen has opened it; nil without one.
+func (s *Server) MetricsAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.metricsLn == nil {
+		return nil
+	}
+	return s.metricsLn.Addr()
 }
 
 // ListenAndServe opens cfg's listeners, starts the cluster (StartCluster),
@@ -277,6 +367,16 @@ func (s *Server) ServeListeners(ls []net.Listener) error {
 		}
 		return err
 	}
+	s.mu.Lock()
+	if s.metricsLn != nil {
+		go func(l net.Listener) {
+			if err := s.metrics.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.cfg.Logger.Error("metrics listener stopped", "err", err)
+			}
+		}(s.metricsLn)
+	}
+	s.mu.Unlock()
+	s.serving.Store(true)
 	return s.net.ServeListeners(ls)
 }
 
@@ -370,6 +470,19 @@ func (s *Server) push(ctx context.Context) {
 // waits for all of them until ctx is done. It then stops the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.cluster.Leave(ctx)
+	if s.metrics != nil {
+		// Probes see the node go: it is not ready from now on, and the
+		// listener closes.
+		s.serving.Store(false)
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = s.metrics.Shutdown(sctx)
+		cancel()
+		s.mu.Lock()
+		if s.metricsLn != nil {
+			s.metricsLn.Close()
+		}
+		s.mu.Unlock()
+	}
 	first := s.net.BeginShutdown()
 	s.closeDone()
 	s.commands.StopCrawls() // crawls stop at their next step once done is closed

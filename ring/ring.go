@@ -422,3 +422,39 @@ func (r *Ring) owner(h uint64) int {
 	}
 	return int(pe & ownerMask)
 }
+
+// Shares returns the fraction of the key space each member owns, indexed
+// as Members: a key's hash falls in a member's arcs of the circle with that
+// probability. They sum to 1 (0 for an empty ring).
+func (r *Ring) Shares() []float64 {
+	if r == nil || len(r.members) == 0 {
+		return nil
+	}
+	shares := make([]float64, len(r.members))
+	if len(r.members) == 1 {
+		shares[0] = 1
+		return shares
+	}
+	if r.mode == ModeKetama {
+		// A point owns the hashes after the point before it, up to
+		// itself; of points at one value, the first listed owns them.
+		n := len(r.ketama)
+		for j, p := range r.ketama {
+			prev := uint32(r.ketama[(j+n-1)%n] >> 32)
+			shares[uint32(p)] += float64(uint32(p>>32)-prev) / (1 << 32)
+		}
+		return shares
+	}
+	// A point owns the positions nearer to it than to either neighbour:
+	// half the gap on each side.
+	n := len(r.entries)
+	if n == 1 {
+		shares[r.entries[0]&ownerMask] = 1
+		return shares
+	}
+	for j, e := range r.entries {
+		prev, next := r.entries[(j+n-1)%n]&^ownerMask, r.entries[(j+1)%n]&^ownerMask
+		shares[e&ownerMask] += float64(next-prev) / 2 / (1 << 64)
+	}
+	return shares
+}

@@ -1,8 +1,10 @@
 package ring
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -509,5 +511,45 @@ func BenchmarkNew(b *testing.B) {
 		if _, err := New(ms); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestShares checks Shares against the owners of a million random keys,
+// in both modes.
+func TestShares(t *testing.T) {
+	var ms []Member
+	for i := range 5 {
+		ms = append(ms, Member{Host: "10.0.0." + strconv.Itoa(i+1), IP: "10.0.0." + strconv.Itoa(i+1), Port: 11211})
+	}
+	for _, mode := range []Mode{ModeMemcluster, ModeKetama} {
+		r, err := NewMode(ms, mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shares := r.Shares()
+		sum := 0.0
+		for _, s := range shares {
+			sum += s
+		}
+		if math.Abs(sum-1) > 1e-9 {
+			t.Errorf("%v: shares sum to %v", mode, sum)
+		}
+		const n = 1 << 20
+		counts := make([]int, len(ms))
+		rnd := rand.New(rand.NewPCG(1, 2))
+		var key [16]byte
+		for range n {
+			binary.LittleEndian.PutUint64(key[:], rnd.Uint64())
+			binary.LittleEndian.PutUint64(key[8:], rnd.Uint64())
+			counts[r.OwnerIndex(key[:])]++
+		}
+		for i, s := range shares {
+			if got := float64(counts[i]) / n; math.Abs(got-s) > 0.005 {
+				t.Errorf("%v: member %d owns %.4f of random keys, Shares says %.4f", mode, i, got, s)
+			}
+		}
+	}
+	if s := (*Ring)(nil).Shares(); s != nil {
+		t.Errorf("nil ring: %v", s)
 	}
 }

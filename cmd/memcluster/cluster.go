@@ -37,6 +37,13 @@ var clusterFlagDefs = []flagDef{
 	{0, "handoff", requiredArg, setHandoff},
 	{0, "handoff-push", requiredArg, setHandoffPush},
 	{0, "forward", noArg, func(p *parser, _, _ string) error { p.o.cfg.Cluster.Forward = true; return nil }},
+	{0, "metrics-addr", requiredArg, func(p *parser, opt, val string) error {
+		if _, _, err := net.SplitHostPort(val); err != nil {
+			return fmt.Errorf("invalid value %q for %s: want host:port, such as 127.0.0.1:9150 or :9150", val, opt)
+		}
+		p.o.cfg.MetricsAddr = val
+		return nil
+	}},
 	{0, "peer-auth-file", requiredArg, func(p *parser, opt, val string) error {
 		if val == "" {
 			return fmt.Errorf("invalid value %q for %s: want a file", val, opt)
@@ -345,6 +352,9 @@ Cluster options (memcluster's own; long forms only):
     --handoff-push=<mb>   on SIGTERM, during the drain, push up to this many
                           megabytes of the most recently used items to their
                           new owners. 0 for none (default: %[13]d)
+    --metrics-addr=<host:port> serve Prometheus metrics (/metrics, with
+                          memcached_exporter's names) and health checks
+                          (/livez, /readyz) over HTTP there (default: none)
     --forward             serve every key: a request for a key another node
                           owns is forwarded to it and its reply relayed, so a
                           client given one address sees the whole cluster.

@@ -128,6 +128,9 @@ type Cluster struct {
 	// draining is set by Drain: the view is the one the others move to,
 	// and refresh no longer replaces it.
 	draining atomic.Bool
+	// joined is set once every seed has been found a member, or at once
+	// without seeds (see Joined).
+	joined atomic.Bool
 
 	mu sync.Mutex // guards members, gossipAddrs, gossipAddr, seen, lastKey and restarted
 	// members are the other live members, by memberlist name.
@@ -194,10 +197,12 @@ func (c *Cluster) View() View {
 // decides whether to go on. Calling it a second time returns
 // ErrStarted. ctx bounds the name lookups of the start; the seeds are
 // joined later.
-
 func (c *Cluster) Start(ctx context.Context, ls []net.Listener) error {
 	if c.started.Swap(true) {
 		return ErrStarted
+	}
+	if !c.cfg.Enabled() {
+		c.joined.Store(true) // nothing to join
 	}
 	if _, err := ring.NewMode(nil, c.cfg.Ring); err != nil {
 		return fmt.Errorf("node: %w", err)
@@ -442,6 +447,12 @@ func (c *Cluster) Drain(ctx context.Context) bool {
 	return true
 }
 
+// Joined reports whether the node has joined its cluster: it has no seeds,
+// or every seed it was given (each address a name resolves to) has been a
+// member at once. A node without gossip has nothing to join: true once
+// Start has published it.
+func (c *Cluster) Joined() bool { return c.joined.Load() }
+
 // Draining reports whether the node is draining (see Drain).
 func (c *Cluster) Draining() bool { return c.draining.Load() }
 
@@ -647,11 +658,13 @@ func (c *Cluster) snapshotLocked() (members []ring.Member, version uint64, key s
 func (c *Cluster) rejoinLoop() {
 	defer c.wg.Done()
 	if len(c.seeds) == 0 {
+		c.joined.Store(true)
 		return
 	}
 	delay := firstRejoinDelay
 	for {
 		if c.rejoin() {
+			c.joined.Store(true)
 			delay = c.cfg.RejoinInterval
 		} else {
 			delay = min(2*delay, c.cfg.RejoinInterval)
@@ -844,6 +857,17 @@ func (c *Cluster) WatchConfig(local net.Addr, after uint64) ([]byte, <-chan stru
 // reached the node at local, in ElastiCache's Auto Discovery format. The
 // caller must not modify it.
 func (c *Cluster) ConfigReply(local net.Addr) []byte { return c.currentView(local).config }
+
+// Placement returns the node's current view's version and ring, and this
+// node's index in it (-1 if it is not a member: draining); 0, nil, -1
+// before Start.
+func (c *Cluster) Placement() (version uint64, r *ring.Ring, self int) {
+	v := c.cur.Load()
+	if v == nil {
+		return 0, nil, -1
+	}
+	return v.version, v.ring, v.self
+}
 
 // Route returns the member that owns key in the node's view, and whether
 // that is another node: false for a node without a cluster or a key of its

@@ -7,7 +7,10 @@ package command
 // this file turns its errors into replies and serves the well-formed ones.
 
 import (
+	"time"
+
 	"github.com/memcluster/memcluster/internal/freelist"
+	"github.com/memcluster/memcluster/node/metrics"
 	"github.com/memcluster/memcluster/node/netserve"
 	"github.com/memcluster/memcluster/node/store"
 	"github.com/memcluster/memcluster/protocol"
@@ -195,7 +198,13 @@ func (b *binaryConn) serveRequest() bool {
 	if err != nil {
 		return b.readError(err)
 	}
-	b.dispatch()
+	if b.h.latency != nil {
+		start := time.Now()
+		b.dispatch()
+		b.h.latency.Observe(binaryFamily(req.Header.Opcode), metrics.ProtocolBinary, time.Since(start))
+	} else {
+		b.dispatch()
+	}
 	return true
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/memcluster/memcluster/node/config"
 	"github.com/memcluster/memcluster/node/handoff"
+	"github.com/memcluster/memcluster/node/metrics"
 	"github.com/memcluster/memcluster/node/netserve"
 	"github.com/memcluster/memcluster/node/peer"
 	"github.com/memcluster/memcluster/node/stats"
@@ -101,6 +102,9 @@ type Options struct {
 	// ForwardTimeout bounds a forwarded request. If zero,
 	// DefaultForwardTimeout.
 	ForwardTimeout time.Duration
+	// Latency, if not nil, is told how long each request took to answer
+	// (see metrics.Latency); nil measures nothing.
+	Latency *metrics.Latency
 }
 
 // Handler serves memcached's commands over a node's store. Create it with
@@ -116,6 +120,7 @@ type Handler struct {
 	handoff        *handoff.Handoff // nil if none
 	forward        *peer.Client     // nil if requests are not forwarded
 	forwardTimeout time.Duration
+	latency        *metrics.Latency // nil if not measured
 	conns          Conns
 	done           <-chan struct{}
 	shutdown       func()
@@ -149,6 +154,7 @@ func New(cfg config.Config, opts Options) *Handler {
 		memSet:         opts.MemoryLimitSet,
 		forward:        opts.Forward,
 		forwardTimeout: opts.ForwardTimeout,
+		latency:        opts.Latency,
 	}
 	if s.forwardTimeout <= 0 {
 		s.forwardTimeout = DefaultForwardTimeout

@@ -2,6 +2,7 @@ package command
 
 import (
 	"errors"
+	"time"
 
 	"github.com/memcluster/memcluster/internal/freelist"
 
@@ -176,7 +177,13 @@ func (c *session) answerText(req *protocol.Request, err error) bool {
 		if c.h.verbosity.Load() >= 2 {
 			c.h.log.Debug("text command", "conn", c.ID(), "cmd", req.Command.String(), "keys", len(req.Keys), "key", string(req.Key()))
 		}
-		c.handleText(req)
+		if c.h.latency != nil {
+			start := time.Now()
+			c.handleText(req)
+			c.h.latency.Observe(textFamily(req.Command), textProtocol(req.Command), time.Since(start))
+		} else {
+			c.handleText(req)
+		}
 		if c.HasPending() {
 			return true // a get to resume on the goroutine (see retrieve)
 		}

@@ -329,6 +329,10 @@ func protocolSuffix(p string) string {
 	return ""
 }
 
+// ItemStats returns the statistics of "stats items", in memcached's order
+// (see itemStats).
+func (h *Handler) ItemStats() []stats.Stat { return h.itemStats() }
+
 // itemStats returns "stats items": for each size class that holds items,
 // in memcached's class numbering, memcached's 28 fields (29 with a TEMP
 // LRU set by "lru temp_ttl"). The small queue is memcached's HOT LRU, the
@@ -390,6 +394,10 @@ func (h *Handler) itemStats() []stats.Stat {
 	}
 	return out
 }
+
+// SlabStats returns the statistics of "stats slabs", in memcached's order
+// (see slabStats).
+func (h *Handler) SlabStats() []stats.Stat { return h.slabStats() }
 
 // slabStats returns "stats slabs": for each size class that holds or has
 // held items, memcached's 15 fields, then the classes listed and the bytes

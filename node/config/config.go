@@ -160,6 +160,12 @@ type Config struct {
 	// Logger receives the node's logs. If nil, defaults to slog.Default().
 	Logger *slog.Logger
 
+	// MetricsAddr, if set, is the host:port of an HTTP listener serving
+	// the node's Prometheus metrics (/metrics) and health checks (/livez,
+	// /readyz); see node/metrics. Request latencies are measured only
+	// then. If empty, none.
+	MetricsAddr string
+
 	// Cluster configures membership. Its zero value is a single node that
 	// gossips with no one.
 	Cluster cluster.Config

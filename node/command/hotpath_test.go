@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/memcluster/memcluster/internal/testutil"
+	"github.com/memcluster/memcluster/node/metrics"
 	"github.com/memcluster/memcluster/node/store"
 	"github.com/memcluster/memcluster/protocol"
 )
@@ -77,11 +78,22 @@ func hotBatch(requests func(int) [][]byte, n int) [][]byte {
 	return reqs
 }
 
-// benchmarkHot serves b.N requests, reqs after reqs, over one connection:
-// ns/op and allocs/op are per request.
+// benchmarkHot serves b.N requests, reqs after reqs, over one connection,
+// with the latency histograms off and on (--metrics-addr): ns/op and
+// allocs/op are per request.
 func benchmarkHot(b *testing.B, reqs [][]byte, pipelined bool, serve func(*session)) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("metrics=%v", on), func(b *testing.B) { benchmarkHotServer(b, reqs, pipelined, serve, on) })
+	}
+}
+
+func benchmarkHotServer(b *testing.B, reqs [][]byte, pipelined bool, serve func(*session), latency bool) {
 	fc := &testutil.ReplayConn{Requests: reqs, Pipelined: pipelined}
-	c := newTestSession(newHotServer(b), fc)
+	s := newHotServer(b)
+	if latency {
+		s.Handler.latency = metrics.NewLatency()
+	}
+	c := newTestSession(s, fc)
 	run := func(rounds int) {
 		fc.Rewind(rounds)
 		serve(c)
@@ -123,23 +135,31 @@ func BenchmarkTextGetSetOneByOne(b *testing.B) {
 }
 
 // TestHotPathAllocations: the binary and text get/set paths allocate
-// nothing per request in steady state, pipelined or not.
+// nothing per request in steady state, pipelined or not, with the latency
+// histograms (--metrics-addr) or without.
 func TestHotPathAllocations(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		requests  func(int) [][]byte
 		pipelined bool
 		serve     func(*session)
+		latency   bool
 	}{
-		{"binary", hotBinaryRequests, true, (*session).serveBinary},
-		{"binary one by one", hotBinaryRequests, false, (*session).serveBinary},
-		{"text", hotTextRequests, true, (*session).serveText},
-		{"text one by one", hotTextRequests, false, (*session).serveText},
+		{"binary", hotBinaryRequests, true, (*session).serveBinary, false},
+		{"binary one by one", hotBinaryRequests, false, (*session).serveBinary, false},
+		{"text", hotTextRequests, true, (*session).serveText, false},
+		{"text one by one", hotTextRequests, false, (*session).serveText, false},
+		{"binary with metrics", hotBinaryRequests, true, (*session).serveBinary, true},
+		{"text with metrics", hotTextRequests, false, (*session).serveText, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reqs := hotBatch(tc.requests, 10)
 			fc := &testutil.ReplayConn{Requests: reqs, Pipelined: tc.pipelined}
-			c := newTestSession(newHotServer(t), fc)
+			s := newHotServer(t)
+			if tc.latency {
+				s.Handler.latency = metrics.NewLatency()
+			}
+			c := newTestSession(s, fc)
 			serve := func(rounds int) func() {
 				return func() {
 					fc.Rewind(rounds)

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	b64 "encoding/base64"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -185,6 +186,21 @@ func TestForwardMatchesMemcached(t *testing.T) {
 		binReq(protocol.OpGATK, 17, binary.BigEndian.AppendUint32(nil, 100), k[0], ""),
 		binReq(protocol.OpGATKQ, 18, binary.BigEndian.AppendUint32(nil, 100), k[9], ""),
 	)
+	// Long pipelines, which go to the owners in runs: sets, then reads
+	// that hit and miss, quiet and not.
+	many := forwardKeys(t, r, ps[0], "run-", 150)
+	var sets, reads, mreads, breads strings.Builder
+	for i, key := range many {
+		if i%3 != 0 {
+			fmt.Fprintf(&sets, "set %s %d 0 %d noreply\r\n%s\r\n", key, i, len(key), key)
+		}
+		fmt.Fprintf(&reads, "get %s\r\n", key)
+		fmt.Fprintf(&mreads, "mg %s v f q k O%d\r\n", key, i)
+		breads.WriteString(binReq(protocol.OpGetKQ, uint32(i), nil, key, ""))
+	}
+	text = append(text, strings.TrimSuffix(sets.String(), "\r\n"), strings.TrimSuffix(reads.String(), "\r\n"))
+	meta = append(meta, strings.TrimSuffix(mreads.String(), "\r\n"))
+	bin = append(bin, breads.String())
 	for _, tc := range []struct {
 		name  string
 		bin   bool

@@ -74,39 +74,146 @@ func forwardable(cmd protocol.Command) bool {
 	return false
 }
 
+// maxForwardRun is the most requests a run of forwarded requests holds: a
+// pipeline of keyed requests that other nodes own goes to the owners at
+// once, up to this many, before their replies are read.
+const maxForwardRun = 64
+
+// forwardRun is a run of forwarded requests: the connections to their
+// owners, and each request's owner, in the client's order.
+type forwardRun struct {
+	conns []runConn
+	reqs  []runReq
+}
+
+// runConn is a run's connection to one owner.
+type runConn struct {
+	owner ring.Member
+	fc    *peer.ForwardConn // nil if it could not be had, or failed
+}
+
+// runReq is one request of a run.
+type runReq struct {
+	conn   int                   // index in conns
+	op     protocol.BinaryOpcode // a binary request's opcode and opaque, for its error reply
+	opaque uint32
+}
+
+// forwardRuns lend runs their slices.
+var forwardRuns = freelist.List[forwardRun]{New: func() *forwardRun { return new(forwardRun) }, Max: 256}
+
+// conn returns the index in r.conns of the connection to owner, lending one
+// if the run has none: a failure to get it leaves it nil, and the requests
+// sent to it fail.
+func (r *forwardRun) conn(c *session, owner ring.Member, binary bool) int {
+	for i := range r.conns {
+		if r.conns[i].owner == owner {
+			return i
+		}
+	}
+	fc, err := c.openForward(owner, binary)
+	if err != nil {
+		c.forwardFailed(owner, err)
+	}
+	r.conns = append(r.conns, runConn{owner: owner, fc: fc})
+	return len(r.conns) - 1
+}
+
+// fail marks conn failed: its requests still unanswered fail.
+func (r *forwardRun) fail(c *session, conn int, err error) {
+	rc := &r.conns[conn]
+	if rc.fc != nil {
+		c.forwardFailed(rc.owner, err)
+		rc.fc.Release(false)
+		rc.fc = nil
+	}
+}
+
+// flush writes what each connection buffered.
+func (r *forwardRun) flush(c *session) {
+	for i := range r.conns {
+		if fc := r.conns[i].fc; fc != nil {
+			if err := fc.W.Flush(); err != nil {
+				r.fail(c, i, err)
+			}
+		}
+	}
+}
+
+// release gives back the run's connections and the run.
+func (r *forwardRun) release() {
+	for i := range r.conns {
+		if fc := r.conns[i].fc; fc != nil {
+			fc.Release(true)
+		}
+		r.conns[i] = runConn{}
+	}
+	r.conns, r.reqs = r.conns[:0], r.reqs[:0]
+	forwardRuns.Put(r)
+}
+
 // forwardText forwards req, a keyed text request other than a retrieval,
-// if another node owns its key, relaying the owner's reply, and reports
-// whether it did. It runs on the connection's goroutine.
+// if another node owns its key, and with it the requests buffered after it
+// that other nodes own too (up to maxForwardRun), relaying the owners'
+// replies in order; it reports whether it did. The first request buffered
+// that it does not forward is left pending (see nextText). It runs on the
+// connection's goroutine.
 func (c *session) forwardText(req *protocol.Request) bool {
-	switch req.Command {
-	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
-		return false // see retrieve
-	}
-	if !forwardable(req.Command) {
-		return false
-	}
-	owner, remote := c.route(req.Key())
+	owner, remote := c.textRoute(req)
 	if !remote {
 		return false
 	}
-	c.h.counters.Forwarded.Add(1)
-	fc, err := c.openForward(owner, false)
-	if err == nil {
-		appendTextRequest(fc.W, req)
-		fc.W.WriteString("mn\r\n")
-		if err = fc.W.Flush(); err == nil {
+	r := forwardRuns.Get()
+	defer r.release()
+	for {
+		c.h.counters.Forwarded.Add(1)
+		i := r.conn(c, owner, false)
+		r.reqs = append(r.reqs, runReq{conn: i})
+		if fc := r.conns[i].fc; fc != nil {
+			appendTextRequest(fc.W, req)
+			fc.W.WriteString("mn\r\n")
+		}
+		if len(r.reqs) == maxForwardRun || !c.text.NextBuffered() {
+			break
+		}
+		next, err := c.text.Next()
+		if err == nil {
+			owner, remote = c.textRoute(next)
+		}
+		if err != nil || !remote {
+			c.pendingReq, c.pendingErr = next, err // answered next
+			break
+		}
+		req = next
+	}
+	r.flush(c)
+	for _, rq := range r.reqs {
+		if fc := r.conns[rq.conn].fc; fc != nil {
 			mark := len(c.Out)
-			if err = c.relayText(fc.R); err != nil {
+			if err := c.relayText(fc.R); err != nil {
 				c.Out = c.Out[:mark]
+				r.fail(c, rq.conn, err)
+			} else {
+				continue
 			}
 		}
-		fc.Release(err == nil)
-	}
-	if err != nil {
-		c.forwardFailed(owner, err)
 		c.Out = append(c.Out, replyBackendFailure...)
 	}
 	return true
+}
+
+// textRoute returns the owner of req's key and whether forwardText sends it
+// there: a keyed request other than a retrieval, whose key another node
+// owns.
+func (c *session) textRoute(req *protocol.Request) (ring.Member, bool) {
+	switch req.Command {
+	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
+		return ring.Member{}, false // see retrieve
+	}
+	if !forwardable(req.Command) {
+		return ring.Member{}, false
+	}
+	return c.route(req.Key())
 }
 
 // openForward lends a connection to owner for forwarding, its deadline set.
@@ -375,39 +482,86 @@ func binaryKeyed(op protocol.BinaryOpcode) bool {
 }
 
 // forwardBinary forwards the request b holds, a keyed binary request, if
-// another node owns its key, relaying the owner's responses, and reports
-// whether it did. It runs on the connection's goroutine.
+// another node owns its key, and with it the requests buffered whole after
+// it that other nodes own too (up to maxForwardRun: a GetKQ pipeline),
+// relaying the owners' responses in order; it reports whether it did. It
+// runs on the connection's goroutine.
 func (b *binaryConn) forwardBinary() bool {
-	req := b.req
-	h := &req.Header
-	owner, remote := b.route(req.Key)
+	owner, remote := b.route(b.req.Key)
 	if !remote {
 		return false
 	}
-	b.h.counters.Forwarded.Add(1)
-	fc, err := b.openForward(owner, true)
-	if err == nil {
-		// The head, extras and key; the value is written from where
-		// it is, not copied.
-		var buf [protocol.BinaryHeaderLen + 20 + protocol.MaxKeyLen]byte
-		head := protocol.AppendBinaryRequest(buf[:0], h.Opcode, h.Opaque, h.CAS, req.Extras, req.Key, nil)
-		binary.BigEndian.PutUint32(head[8:12], uint32(len(req.Extras)+len(req.Key)+len(req.Value)))
-		fc.W.Write(head)
-		fc.W.Write(req.Value)
-		fc.W.Write(protocol.AppendBinaryRequest(buf[:0], protocol.OpNoop, 0, 0, nil, nil, nil))
-		if err = fc.W.Flush(); err == nil {
+	r := forwardRuns.Get()
+	defer r.release()
+	var pending error // a request read after the run that the decoder refused
+	for {
+		req := b.req
+		h := &req.Header
+		b.h.counters.Forwarded.Add(1)
+		i := r.conn(b.session, owner, true)
+		r.reqs = append(r.reqs, runReq{conn: i, op: h.Opcode, opaque: h.Opaque})
+		if fc := r.conns[i].fc; fc != nil {
+			// The head, extras and key; the value is written from
+			// where it is, not copied.
+			var buf [protocol.BinaryHeaderLen + 20 + protocol.MaxKeyLen]byte
+			head := protocol.AppendBinaryRequest(buf[:0], h.Opcode, h.Opaque, h.CAS, req.Extras, req.Key, nil)
+			binary.BigEndian.PutUint32(head[8:12], uint32(len(req.Extras)+len(req.Key)+len(req.Value)))
+			fc.W.Write(head)
+			fc.W.Write(req.Value)
+			fc.W.Write(protocol.AppendBinaryRequest(buf[:0], protocol.OpNoop, 0, 0, nil, nil, nil))
+		}
+		if len(r.reqs) == maxForwardRun || !b.nextForwards() {
+			break
+		}
+		err := protocol.ReadBinaryHead(b.In, req)
+		if err == nil {
+			err = protocol.ReadBinaryBody(b.In, req, b.maxValue())
+		}
+		if err != nil {
+			pending = err
+			break
+		}
+		owner, _ = b.route(req.Key)
+	}
+	r.flush(b.session)
+	for _, rq := range r.reqs {
+		if fc := r.conns[rq.conn].fc; fc != nil {
 			mark := len(b.Out)
-			if err = b.relayBinary(fc.R); err != nil {
+			if err := b.relayBinary(fc.R); err != nil {
 				b.Out = b.Out[:mark]
+				r.fail(b.session, rq.conn, err)
+			} else {
+				continue
 			}
 		}
-		fc.Release(err == nil)
+		b.Out = protocol.AppendBinaryError(b.Out, rq.op, protocol.StatusInternalError, rq.opaque)
+		b.flushNow = true
 	}
-	if err != nil {
-		b.forwardFailed(owner, err)
-		b.fail(protocol.StatusInternalError)
+	if pending != nil && !b.readError(pending) {
+		// A request memcached would close the connection at: what is
+		// not written yet is lost, as there.
+		b.Out = b.Out[:0]
+		b.CloseAfterReplies(netserve.CloseUnknown)
 	}
 	return true
+}
+
+// nextForwards reports whether the request buffered next, whole, is a keyed
+// request that another node owns: forwardBinary sends it in the same run.
+func (b *binaryConn) nextForwards() bool {
+	if !protocol.BinaryNextBuffered(b.In) {
+		return false
+	}
+	head, _ := b.In.Peek(2)
+	if !binaryKeyed(protocol.BinaryOpcode(head[1])) {
+		return false
+	}
+	key := b.bufferedBinaryKey()
+	if key == nil {
+		return false
+	}
+	_, remote := b.route(key)
+	return remote
 }
 
 // relayBinary appends the owner's responses, read from r, up to the Noop's

@@ -272,11 +272,20 @@ var ErrNoRingConfig = errors.New("ring: server announces no ring mode")
 // AppendRingConfig appends the full reply to `config get ring` announcing
 // mode to dst (ModeMemcluster for the zero Mode).
 func AppendRingConfig(dst []byte, mode Mode) []byte {
-	name := mode.String()
-	dst = append(dst, "CONFIG ring 0 "...)
-	dst = strconv.AppendInt(dst, int64(len(name)), 10)
+	return AppendConfigValue(dst, "ring", mode.String())
+}
+
+// AppendConfigValue appends to dst the reply to `config get <key>` whose
+// value is one line, in Auto Discovery's framing (the count is of the
+// value alone): "CONFIG <key> 0 <len>\r\n<value>\r\nEND\r\n". memcluster
+// answers `config get owner` and `config get ring` so.
+func AppendConfigValue(dst []byte, key, value string) []byte {
+	dst = append(dst, "CONFIG "...)
+	dst = append(dst, key...)
+	dst = append(dst, " 0 "...)
+	dst = strconv.AppendInt(dst, int64(len(value)), 10)
 	dst = append(dst, "\r\n"...)
-	dst = append(dst, name...)
+	dst = append(dst, value...)
 	return append(dst, "\r\nEND\r\n"...)
 }
 

@@ -568,12 +568,7 @@ func (c *session) configWatch(req *protocol.Request) {
 
 // appendOwner appends the reply to "config get owner" naming m.
 func appendOwner(b []byte, m ring.Member) []byte {
-	entry := m.Entry()
-	b = append(b, "CONFIG owner 0 "...)
-	b = strconv.AppendInt(b, int64(len(entry)), 10)
-	b = append(b, "\r\n"...)
-	b = append(b, entry...)
-	return append(b, "\r\nEND\r\n"...)
+	return ring.AppendConfigValue(b, "owner", m.Entry())
 }
 
 // refreshCerts answers memcached's refresh_certs: the TLS certificate, key

@@ -76,18 +76,11 @@ func markPeer(ctx context.Context, cn *conn, binary bool) error {
 		defer cn.nc.SetDeadline(time.Time{})
 	}
 	if binary {
-		cn.w.Write(protocol.AppendBinaryRequest(nil, protocol.OpPeer, 0, 0, nil, nil, nil))
-		if err := cn.w.Flush(); err != nil {
-			return err
+		status, err := exchangeBinary(cn, protocol.AppendBinaryRequest(nil, protocol.OpPeer, 0, 0, nil, nil, nil))
+		if err == nil && status != protocol.StatusOK {
+			err = fmt.Errorf("%w: peer: status %#x", ErrBadReply, uint16(status))
 		}
-		status, _, _, err := readBinary(cn.r, 1<<10)
-		if err != nil {
-			return err
-		}
-		if status != protocol.StatusOK {
-			return fmt.Errorf("%w: peer: status %#x", ErrBadReply, uint16(status))
-		}
-		return nil
+		return err
 	}
 	cn.w.WriteString("peer\r\n")
 	if err := cn.w.Flush(); err != nil {

@@ -407,18 +407,22 @@ func (c *Client) authenticate(ctx context.Context, cn *conn, binary bool) error 
 	}
 	cred := make([]byte, 0, 2+len(user)+len(password))
 	cred = append(append(append(append(cred, 0), user...), 0), password...)
-	cn.w.Write(protocol.AppendBinaryRequest(nil, protocol.OpSASLAuth, 0, 0, nil, []byte("PLAIN"), cred))
+	status, err := exchangeBinary(cn, protocol.AppendBinaryRequest(nil, protocol.OpSASLAuth, 0, 0, nil, []byte("PLAIN"), cred))
+	if err == nil && status != protocol.StatusOK {
+		err = fmt.Errorf("%w: status %#x", ErrAuth, uint16(status))
+	}
+	return err
+}
+
+// exchangeBinary sends req, one binary request, on cn and returns the status
+// of its response, whose body is read and dropped.
+func exchangeBinary(cn *conn, req []byte) (protocol.BinaryStatus, error) {
+	cn.w.Write(req)
 	if err := cn.w.Flush(); err != nil {
-		return err
+		return 0, err
 	}
 	status, _, _, err := readBinary(cn.r, 1<<10)
-	if err != nil {
-		return err
-	}
-	if status != protocol.StatusOK {
-		return fmt.Errorf("%w: status %#x", ErrAuth, uint16(status))
-	}
-	return nil
+	return status, err
 }
 
 // readBinary reads one binary response: its status, extras and value,

@@ -406,6 +406,7 @@ func (c *session) retrieveForwarded(req *protocol.Request, from int, touch, with
 	}
 	for i, k := range keys {
 		if owners[i] < 0 {
+			c.warm(k) // on the goroutine: the hand-off may fetch it
 			if !c.fetch(k, touch, withCAS, deadline) {
 				return errClientWrite
 			}

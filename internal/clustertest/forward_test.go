@@ -622,3 +622,41 @@ func TestForwardTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardJoinHandoff adds a fourth node to a forwarding cluster and
+// reads every key through it with multi-key gets: the keys it has just
+// come to own are fetched from their previous owners (the hand-off) and
+// the others forwarded to theirs, so every key hits.
+func TestForwardJoinHandoff(t *testing.T) {
+	ps, _ := startForwarding(t)
+	c := memcache.New(ps[0].srv.Addr)
+	c.Timeout = 5 * time.Second
+	var keys []string
+	for i := range 400 {
+		k := "join-" + strconv.Itoa(i)
+		if err := c.Set(&memcache.Item{Key: k, Value: []byte(k)}); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	d := startProc(t, "d", gossips(ps...), "--forward")
+	all := append(ps, d)
+	r := ringOfEntries(t, clustertest.WaitAgreeAddrs(t, agreeTimeout, addrs(all...), entries(all...)).Entries)
+	moved := 0
+	for _, k := range keys {
+		if r.OwnerString(k).Entry() == d.entry() {
+			moved++
+		}
+	}
+	if moved < 40 {
+		t.Fatalf("only %d of %d keys moved to d", moved, len(keys))
+	}
+	got, err := memcache.New(d.srv.Addr).GetMulti(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("through the new node: %d of %d keys hit, %d of them its own", len(got), len(keys), moved)
+	if len(got) != len(keys) {
+		t.Errorf("through the new node: %d of %d keys hit", len(got), len(keys))
+	}
+}

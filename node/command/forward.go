@@ -50,7 +50,7 @@ func (c *session) route(key []byte) (ring.Member, bool) { return c.h.cluster.Rou
 // hand, for a retrieval) another node owns: the event loop leaves it to the
 // goroutine.
 func (c *session) textForwards(req *protocol.Request) bool {
-	if !c.routing() || !forwardable(req.Command) {
+	if !c.routing() || !forwardable(req.Command) || isHandoffFetch(&req.Meta) {
 		return false
 	}
 	for _, k := range req.Keys[c.resumeKey:] {
@@ -210,7 +210,8 @@ func (c *session) textRoute(req *protocol.Request) (ring.Member, bool) {
 	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
 		return ring.Member{}, false // see retrieve
 	}
-	if !forwardable(req.Command) {
+	if !forwardable(req.Command) || isHandoffFetch(&req.Meta) {
+		// Another node's hand-off fetch or push is answered here.
 		return ring.Member{}, false
 	}
 	return c.route(req.Key())

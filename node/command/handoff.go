@@ -30,9 +30,9 @@ func (c *session) warm(key []byte) bool {
 	return true
 }
 
-// isHandoffFetch reports whether m, an mg's flags, carries the opaque
-// token of a hand-off fetch from another node (handoff.Opaque): such a
-// read is answered from this node's store alone.
+// isHandoffFetch reports whether m, a meta command's flags, carries the
+// opaque token of the hand-off (handoff.Opaque): another node's fetch (mg)
+// or push (ms), answered from this node's store alone and never forwarded.
 func isHandoffFetch(m *protocol.MetaArgs) bool {
 	for _, f := range m.Flags {
 		if f[0] == 'O' && string(f[1:]) == handoff.Opaque {

@@ -439,6 +439,12 @@ func TestForwardOwnerKilled(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	var other string // a key b owns
+	for i := 0; other == ""; i++ {
+		if k := "alive-" + strconv.Itoa(i); r.OwnerString(k).Entry() == ps[1].entry() {
+			other = k
+		}
+	}
 	text := servertest.DialRaw(t, "tcp", a.srv.Addr)
 	bin := servertest.DialRaw(t, "tcp", a.srv.Addr)
 	const rounds = 400
@@ -447,6 +453,12 @@ func TestForwardOwnerKilled(t *testing.T) {
 	for i := range rounds {
 		if i == rounds/4 {
 			c.srv.Kill()
+			// A get of keys of the dead owner and of a live one
+			// fails whole, as memcached's proxy answers it.
+			text.SendString("get " + keys[0] + " " + other + " " + keys[1] + "\r\n")
+			if line, err := text.ReadLine(5 * time.Second); line != "SERVER_ERROR backend failure\r\n" {
+				t.Errorf("a get of a dead owner's and a live owner's keys: %q (%v)", line, err)
+			}
 		}
 		k := keys[i%len(keys)]
 		text.SendString("get " + k + "\r\n")

@@ -90,6 +90,9 @@ type forwardRun struct {
 type runConn struct {
 	owner ring.Member
 	fc    *peer.ForwardConn // nil if it could not be had, or failed
+	// head is a retrieval's reply line read and not yet relayed: a hit
+	// for a later key, or its END. It is valid until fc.R is next read.
+	head []byte
 }
 
 // runReq is one request of a run.
@@ -129,6 +132,17 @@ func (r *forwardRun) fail(c *session, conn int, err error) {
 	}
 }
 
+// failAll closes every connection of the run: their replies will not be
+// read to their ends.
+func (r *forwardRun) failAll() {
+	for i := range r.conns {
+		if fc := r.conns[i].fc; fc != nil {
+			fc.Release(false)
+			r.conns[i].fc = nil
+		}
+	}
+}
+
 // flush writes what each connection buffered.
 func (r *forwardRun) flush(c *session) {
 	for i := range r.conns {
@@ -140,7 +154,8 @@ func (r *forwardRun) flush(c *session) {
 	}
 }
 
-// release gives back the run's connections and the run.
+// release gives back the run's connections, those not failed to their
+// pools, and the run.
 func (r *forwardRun) release() {
 	for i := range r.conns {
 		if fc := r.conns[i].fc; fc != nil {
@@ -331,135 +346,110 @@ func (c *session) relayReply(r *bufio.Reader, line []byte) error {
 	return nil
 }
 
-// remoteGet is one owner's part of a retrieval's batch of keys.
-type remoteGet struct {
-	owner ring.Member
-	fc    *peer.ForwardConn
-	// head is the owner's reply line read and not yet relayed: a hit
-	// for a later key, or its END. It is valid until fc.R is next read.
-	head []byte
-}
-
 // retrieveForwarded answers the keys from index from of a retrieval's
 // batch, some of which other nodes own: it sends each owner a retrieval of
 // its keys, then answers every key in order, from the store or from its
 // owner's reply, writing as the reply grows (see retrieve). An error means
 // an owner could not be reached or answered amiss, or the client's
 // connection failed; the caller then fails the request.
-func (c *session) retrieveForwarded(req *protocol.Request, from int, touch, withCAS bool, deadline int64) error {
+func (c *session) retrieveForwarded(req *protocol.Request, from int, touch, withCAS bool, deadline int64) (err error) {
 	keys := req.Keys[from:]
-	b := forwardBatches.Get()
-	defer forwardBatches.Put(b)
-	owners := b.owners[:0] // index in gets, or -1: local
-	gets := b.gets[:0]
-	for _, k := range keys {
-		m, remote := c.route(k)
-		if !remote {
-			owners = append(owners, -1)
-			continue
-		}
-		o := slices.IndexFunc(gets, func(g remoteGet) bool { return g.owner == m })
-		if o < 0 {
-			o = len(gets)
-			gets = append(gets, remoteGet{owner: m})
-		}
-		owners = append(owners, o)
-	}
-	c.h.counters.Forwarded.Add(uint64(len(gets)))
-	clean := false // every owner's reply was read to its end
+	r := forwardRuns.Get()
 	defer func() {
-		for i := range gets {
-			if gets[i].fc != nil {
-				gets[i].fc.Release(clean)
-			}
-			gets[i] = remoteGet{}
-		}
-		b.owners, b.gets = owners[:0], gets[:0]
-	}()
-	fail := func(g *remoteGet, err error) error {
-		c.forwardFailed(g.owner, err)
-		return err
-	}
-	// Every owner's request goes out before any reply is read.
-	var num [20]byte
-	for o := range gets {
-		g := &gets[o]
-		fc, err := c.openForward(g.owner, false)
 		if err != nil {
-			return fail(g, err)
+			r.failAll() // replies not read to their ends
 		}
-		g.fc = fc
+		r.release()
+	}()
+	// r.reqs: per key, its owner's connection, or -1 for a key of this
+	// node's. Every owner's request goes out before any reply is read.
+	for _, k := range keys {
+		if m, remote := c.route(k); remote {
+			r.reqs = append(r.reqs, runReq{conn: r.conn(c, m, false)})
+		} else {
+			r.reqs = append(r.reqs, runReq{conn: -1})
+		}
+	}
+	c.h.counters.Forwarded.Add(uint64(len(r.conns)))
+	var num [20]byte
+	for o := range r.conns {
+		fc := r.conns[o].fc
+		if fc == nil {
+			return errOwnerUnreachable
+		}
 		fc.W.WriteString(req.Command.String())
 		if touch {
 			fc.W.WriteByte(' ')
 			fc.W.Write(strconv.AppendInt(num[:0], req.Exptime, 10))
 		}
 		for i, k := range keys {
-			if owners[i] == o {
+			if r.reqs[i].conn == o {
 				fc.W.WriteByte(' ')
 				fc.W.Write(k)
 			}
 		}
 		fc.W.WriteString("\r\nmn\r\n")
-		if err := fc.W.Flush(); err != nil {
-			return fail(g, err)
-		}
+	}
+	r.flush(c)
+	// fail closes o's connection, whose reply is not read to its end.
+	fail := func(o int, err error) error {
+		r.fail(c, o, err)
+		return err
 	}
 	for i, k := range keys {
-		if owners[i] < 0 {
+		if o := r.reqs[i].conn; o < 0 {
 			c.warm(k) // on the goroutine: the hand-off may fetch it
 			if !c.fetch(k, touch, withCAS, deadline) {
 				return errClientWrite
 			}
 		} else {
-			g := &gets[owners[i]]
-			if g.head == nil {
-				line, err := g.fc.R.ReadSlice('\n')
-				if err != nil {
-					return fail(g, err)
-				}
-				g.head = line
+			rc := &r.conns[o]
+			if rc.fc == nil {
+				return errOwnerUnreachable
 			}
-			if isValueFor(g.head, k) {
-				if err := c.relayReply(g.fc.R, g.head); err != nil {
-					return fail(g, err)
+			if rc.head == nil {
+				line, err := rc.fc.R.ReadSlice('\n')
+				if err != nil {
+					return fail(o, err)
 				}
-				g.head = nil
+				rc.head = line
+			}
+			if isValueFor(rc.head, k) {
+				if err := c.relayReply(rc.fc.R, rc.head); err != nil {
+					return fail(o, err)
+				}
+				rc.head = nil
 			} // else a miss: the owner's next line is a later key's
 		}
 		if len(c.Out) >= netserve.FlushThreshold && c.FlushPart() != nil {
 			return errClientWrite
 		}
 	}
-	for o := range gets {
-		g := &gets[o]
+	for o := range r.conns {
+		rc := &r.conns[o]
+		if rc.fc == nil {
+			return errOwnerUnreachable
+		}
 		for _, want := range [][]byte{protocol.ReplyEnd, protocol.ReplyMetaNoop} {
-			line := g.head
-			g.head = nil
+			line := rc.head
+			rc.head = nil
 			if line == nil {
-				var err error
-				if line, err = g.fc.R.ReadSlice('\n'); err != nil {
-					return fail(g, err)
+				var rerr error
+				if line, rerr = rc.fc.R.ReadSlice('\n'); rerr != nil {
+					return fail(o, rerr)
 				}
 			}
 			if !bytes.Equal(line, want) {
-				return fail(g, fmt.Errorf("%w: %q where %q was due", peer.ErrBadReply, line, want))
+				return fail(o, fmt.Errorf("%w: %q where %q was due", peer.ErrBadReply, line, want))
 			}
 		}
 	}
-	clean = true
 	return nil
 }
 
-// forwardBatch is retrieveForwarded's scratch, lent while a batch of keys
-// is answered.
-type forwardBatch struct {
-	owners []int
-	gets   []remoteGet
-}
-
-// forwardBatches lend retrievals their scratch.
-var forwardBatches = freelist.List[forwardBatch]{New: func() *forwardBatch { return new(forwardBatch) }, Max: 256}
+// errOwnerUnreachable is retrieveForwarded's error when an owner's
+// connection could not be had or failed (logged as it did).
+var errOwnerUnreachable = errors.New("node: an owner could not be reached")
 
 // errClientWrite is retrieveForwarded's error when the client's
 // connection failed.

@@ -300,7 +300,7 @@ func (s *Server) clusterState() metrics.ClusterState {
 		return metrics.ClusterState{}
 	}
 	v, r, self := s.cluster.Placement()
-	cs := metrics.ClusterState{Enabled: true, Members: r.Len(), Version: v}
+	cs := metrics.ClusterState{Enabled: true, Members: r.Len(), Version: v, Draining: s.cluster.Draining()}
 	if self >= 0 {
 		cs.Share = r.Shares()[self]
 	}

@@ -49,6 +49,9 @@ type ClusterState struct {
 	// Share is the fraction of the key space the node owns in its view,
 	// 0 when it is not a member (draining).
 	Share float64
+	// Draining is set while the node drains: it has left the cluster and
+	// serves on only while its clients move away.
+	Draining bool
 }
 
 // Config configures a Server. Source is required.
@@ -178,6 +181,11 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 			e.constant("memcluster_cluster_members", "Members in the node's view of the cluster.", prometheus.GaugeValue, float64(cs.Members))
 			e.constant("memcluster_cluster_version", "Version of the node's view of the cluster.", prometheus.GaugeValue, float64(cs.Version))
 			e.constant("memcluster_ring_share", "Fraction of the key space the node owns in its view of the cluster.", prometheus.GaugeValue, cs.Share)
+			draining := 0.0
+			if cs.Draining {
+				draining = 1
+			}
+			e.constant("memcluster_draining", "Whether the node has left the cluster and serves on only while its clients move away.", prometheus.GaugeValue, draining)
 		}
 	}
 	// The node answered: it is up, as the exporter says of a memcached it
@@ -460,5 +468,4 @@ func (e emitter) memcluster(s map[string]string) {
 		e.counter(m.name, m.help, s, m.key)
 	}
 	e.gauge("memcluster_handoff_active", "Whether a hand-off window is open.", s, "handoff_active")
-	e.gauge("memcluster_draining", "Whether the node has left the cluster and serves on only while its clients move away.", s, "draining")
 }

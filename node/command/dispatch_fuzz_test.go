@@ -202,6 +202,7 @@ func FuzzDispatchText(f *testing.F) {
 		[]byte("set a 0 0 5\r\nabc\r\nget "+string(bytes.Repeat([]byte("k"), 300))+"\r\n"),
 		[]byte("watch fetchers\r\n"),
 		[]byte("slabs automove 1\r\nlru tune 10 20 0.5 2\r\ncache_memlimit 100\r\nstats cachedump 1 1\r\n"),
+		[]byte("peer\r\nset a 0 0 1\r\nx\r\nget a\r\npeer x\r\nconfig get ring\r\n"),
 	)
 	f.Fuzz(fuzzDispatch)
 }
@@ -236,6 +237,7 @@ func FuzzDispatchBinary(f *testing.F) {
 		cat(header(0x1d, "a", "\x00\x00\x00\x0a", "", 12), header(0x0e, "a", "", "tail", 13), header(0x08, "", "", "", 14), header(0x07, "", "", "", 15)),
 		header(0x01, "a", setExtras, string(make([]byte, 100)), 16)[:40],
 		cat(header(0xe1, "a", setExtras, "pushed", 17), header(0xe0, "a", "", "", 18), header(0xe0, "b", "", "", 19)),
+		cat(header(0xe3, "", "", "", 20), header(0x00, "a", "", "", 21), header(0xe3, "k", "", "", 22), header(0xe2, "ring", "", "", 23)),
 	)
 	f.Fuzz(fuzzDispatch)
 }

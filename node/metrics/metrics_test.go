@@ -44,7 +44,9 @@ func TestExposition(t *testing.T) {
 			items:    []stats.Stat{{Name: "items:3:number", Value: "5"}, {Name: "items:3:hits_to_warm", Value: "6"}},
 			slabs:    []stats.Stat{{Name: "3:cmd_set", Value: "9"}, {Name: "3:cas_hits", Value: "1"}, {Name: "3:chunk_size", Value: "152"}, {Name: "total_malloced", Value: "1048576"}},
 		},
-		Cluster: func() ClusterState { return ClusterState{Enabled: true, Members: 3, Version: 7, Share: 0.25, Draining: true} },
+		Cluster: func() ClusterState {
+			return ClusterState{Enabled: true, Members: 3, Version: 7, Share: 0.25, Draining: true}
+		},
 		Ready:   func() error { return notReady },
 		Latency: lat,
 		Version: "test",

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -168,23 +170,69 @@ func TestNewLogger(t *testing.T) {
 		verbosity int
 		lowest    slog.Level
 	}{
-		{0, slog.LevelWarn},
-		{1, slog.LevelInfo},
+		{0, slog.LevelInfo},
+		{1, levelVerbose},
 		{2, slog.LevelDebug},
 		{3, slog.LevelDebug},
 	}
 	for _, tt := range tests {
-		log := newLogger(&bytes.Buffer{}, tt.verbosity)
-		for _, l := range []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError} {
+		log := newLogger(&bytes.Buffer{}, tt.verbosity, "")
+		for _, l := range []slog.Level{slog.LevelDebug, levelVerbose, slog.LevelInfo, slog.LevelWarn, slog.LevelError} {
 			if got, want := log.Enabled(context.Background(), l), l >= tt.lowest; got != want {
 				t.Errorf("verbosity %d: level %v enabled = %v, want %v", tt.verbosity, l, got, want)
 			}
 		}
 	}
 	var b bytes.Buffer
-	newLogger(&b, 0).Warn("hello", "k", 1)
+	newLogger(&b, 0, "text").Warn("hello", "k", 1)
 	if got := b.String(); !strings.Contains(got, "level=WARN msg=hello k=1") {
 		t.Errorf("logged %q: want slog's text format", got)
+	}
+	b.Reset()
+	newLogger(&b, 1, "text").Log(context.Background(), levelVerbose, "probe failed")
+	if got := b.String(); !strings.Contains(got, "level=VERBOSE msg=\"probe failed\"") {
+		t.Errorf("logged %q at -v's level: want level=VERBOSE", got)
+	}
+	b.Reset()
+	newLogger(&b, 0, "json").Info("hello", "k", 1)
+	var rec map[string]any
+	if err := json.Unmarshal(b.Bytes(), &rec); err != nil || rec["level"] != "INFO" || rec["msg"] != "hello" || rec["k"] != 1.0 {
+		t.Errorf("logged %q (%v): want a JSON record with level INFO, msg hello and k 1", b.String(), err)
+	}
+}
+
+// TestVersionLine checks -V's line for the build information a binary can
+// carry: memcached's "memcluster <version>", then the commit, whether the
+// tree was modified and the commit's time, from Go's build info.
+func TestVersionLine(t *testing.T) {
+	vcs := func(kv ...string) *debug.BuildInfo {
+		bi := &debug.BuildInfo{}
+		for i := 0; i < len(kv); i += 2 {
+			bi.Settings = append(bi.Settings, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
+		}
+		return bi
+	}
+	tests := []struct {
+		bi   *debug.BuildInfo
+		want string
+	}{
+		{nil, "memcluster " + version},
+		{vcs(), "memcluster " + version},
+		{vcs("vcs", "git", "vcs.revision", "abc1234def567890abc1234def567890abc12345", "vcs.time", "2026-12-07T20:00:00Z", "vcs.modified", "false"),
+			"memcluster " + version + " (commit abc1234def56, built 2026-12-07T20:00:00Z)"},
+		{vcs("vcs.revision", "abc1234def567890", "vcs.time", "2026-12-07T20:00:00Z", "vcs.modified", "true"),
+			"memcluster " + version + " (commit abc1234def56, modified, built 2026-12-07T20:00:00Z)"},
+		{vcs("vcs.revision", "abc12"), "memcluster " + version + " (commit abc12)"},
+	}
+	for _, tt := range tests {
+		if got := versionLine(tt.bi); got != tt.want {
+			t.Errorf("versionLine(%v) = %q, want %q", tt.bi, got, tt.want)
+		}
+		// Scripts written for memcached -V split the line on spaces
+		// and take the second field.
+		if f := strings.Fields(versionLine(tt.bi)); f[0] != "memcluster" || f[1] != version {
+			t.Errorf("fields %q: want memcluster, then %s", f, version)
+		}
 	}
 }
 

@@ -253,4 +253,3 @@ func statValue(t *testing.T, addr, name string) string {
 	}
 	return ""
 }
-

@@ -169,8 +169,12 @@ func run(ctx, hurry context.Context, args []string, stdin io.Reader, stdout, std
 	if name := srv.ClusterName(); name != "" {
 		clusterName = name
 	}
-	log.Info("memcluster starting", "version", version, "build", buildSummary(readBuildInfo()), "addrs", addrs,
-		"cluster_name", clusterName, "memory_limit_mb", cfg.MemoryLimit>>20, "max_conns", cfg.MaxConns, "threads", cfg.Threads)
+	started := []any{"version", version}
+	if b := buildSummary(readBuildInfo()); b != "" {
+		started = append(started, "build", b)
+	}
+	log.Info("memcluster starting", append(started, "addrs", addrs, "cluster_name", clusterName,
+		"memory_limit_mb", cfg.MemoryLimit>>20, "max_conns", cfg.MaxConns, "threads", cfg.Threads)...)
 
 wait:
 	for {

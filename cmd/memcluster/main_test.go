@@ -284,3 +284,43 @@ func TestLicenseText(t *testing.T) {
 		t.Errorf("-i prints:\n%s\nwant it to end with the LICENSE file:\n%s", out.String(), want)
 	}
 }
+
+// TestRunLogFormat starts the daemon at the default level with each
+// --log-format: the command line's warnings and the start-up line come in
+// that format, and the start-up line gives the addresses, the memory and
+// the cluster's name.
+func TestRunLogFormat(t *testing.T) {
+	keepGlobals(t)
+	saved := defaultGossipAddr
+	defaultGossipAddr = "0.0.0.0:0"
+	defer func() { defaultGossipAddr = saved }()
+	for _, format := range []string{"text", "json"} {
+		t.Run(format, func(t *testing.T) {
+			port := freePort(t)
+			addr := net.JoinHostPort("127.0.0.1", port)
+			logged := runServing(t, addr, "-l", "127.0.0.1", "-p", port, "-m", "32", "-d", "--name", "cache-0",
+				"--gossip-addr", "127.0.0.1:0", "--log-format="+format)
+			var warned, started bool
+			for line := range strings.Lines(logged) {
+				if format == "text" {
+					warned = warned || strings.Contains(line, "level=WARN") && strings.Contains(line, "option=-d")
+					started = started || strings.Contains(line, `level=INFO msg="memcluster starting" version=`+version) &&
+						strings.Contains(line, "addrs=["+addr+"]") && strings.Contains(line, "cluster_name=cache-0") &&
+						strings.Contains(line, "memory_limit_mb=32")
+					continue
+				}
+				var rec map[string]any
+				if err := json.Unmarshal([]byte(line), &rec); err != nil {
+					t.Fatalf("a line that is not JSON: %q: %v", line, err)
+				}
+				warned = warned || rec["level"] == "WARN" && rec["option"] == "-d"
+				addrs, _ := rec["addrs"].([]any)
+				started = started || rec["msg"] == "memcluster starting" && rec["level"] == "INFO" &&
+					len(addrs) == 1 && addrs[0] == addr && rec["cluster_name"] == "cache-0" && rec["memory_limit_mb"] == 32.0
+			}
+			if !warned || !started {
+				t.Errorf("warned about -d %v, logged the start-up %v; want both:\n%s", warned, started, logged)
+			}
+		})
+	}
+}

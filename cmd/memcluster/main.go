@@ -30,13 +30,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/memcluster/memcluster/internal/buildinfo"
 	"github.com/memcluster/memcluster/node"
 	"golang.org/x/sys/unix"
 )
 
 // version is memcluster's release, printed by -V. (node.Version is the
 // memcached version the node reports to clients, not this.)
-const version = "0.1.0-dev"
+const version = buildinfo.Version
 
 // shutdownTimeout bounds how long a signalled node waits for its
 // connections to finish their requests before it closes them.
@@ -170,7 +171,7 @@ func run(ctx, hurry context.Context, args []string, stdin io.Reader, stdout, std
 		clusterName = name
 	}
 	started := []any{"version", version}
-	if b := buildSummary(readBuildInfo()); b != "" {
+	if b := buildinfo.Summary(buildinfo.Read()); b != "" {
 		started = append(started, "build", b)
 	}
 	log.Info("memcluster starting", append(started, "addrs", addrs, "cluster_name", clusterName,

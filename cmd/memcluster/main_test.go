@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -198,41 +197,6 @@ func TestNewLogger(t *testing.T) {
 	var rec map[string]any
 	if err := json.Unmarshal(b.Bytes(), &rec); err != nil || rec["level"] != "INFO" || rec["msg"] != "hello" || rec["k"] != 1.0 {
 		t.Errorf("logged %q (%v): want a JSON record with level INFO, msg hello and k 1", b.String(), err)
-	}
-}
-
-// TestVersionLine checks -V's line for the build information a binary can
-// carry: memcached's "memcluster <version>", then the commit, whether the
-// tree was modified and the commit's time, from Go's build info.
-func TestVersionLine(t *testing.T) {
-	vcs := func(kv ...string) *debug.BuildInfo {
-		bi := &debug.BuildInfo{}
-		for i := 0; i < len(kv); i += 2 {
-			bi.Settings = append(bi.Settings, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
-		}
-		return bi
-	}
-	tests := []struct {
-		bi   *debug.BuildInfo
-		want string
-	}{
-		{nil, "memcluster " + version},
-		{vcs(), "memcluster " + version},
-		{vcs("vcs", "git", "vcs.revision", "abc1234def567890abc1234def567890abc12345", "vcs.time", "2026-12-07T20:00:00Z", "vcs.modified", "false"),
-			"memcluster " + version + " (commit abc1234def56, built 2026-12-07T20:00:00Z)"},
-		{vcs("vcs.revision", "abc1234def567890", "vcs.time", "2026-12-07T20:00:00Z", "vcs.modified", "true"),
-			"memcluster " + version + " (commit abc1234def56, modified, built 2026-12-07T20:00:00Z)"},
-		{vcs("vcs.revision", "abc12"), "memcluster " + version + " (commit abc12)"},
-	}
-	for _, tt := range tests {
-		if got := versionLine(tt.bi); got != tt.want {
-			t.Errorf("versionLine(%v) = %q, want %q", tt.bi, got, tt.want)
-		}
-		// Scripts written for memcached -V split the line on spaces
-		// and take the second field.
-		if f := strings.Fields(versionLine(tt.bi)); f[0] != "memcluster" || f[1] != version {
-			t.Errorf("fields %q: want memcluster, then %s", f, version)
-		}
 	}
 }
 

@@ -3,9 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
-	"runtime/debug"
-	"strings"
 
+	"github.com/memcluster/memcluster/internal/buildinfo"
 	"github.com/memcluster/memcluster/node/config"
 )
 
@@ -123,65 +122,9 @@ func writeUsage(w io.Writer) {
 	io.WriteString(w, authUsage)
 }
 
-// writeVersion writes the -V line to w: memcached's "<name> <version>",
-// which scripts split on the space, then what the Go build info says of
-// the source it was built from, in parentheses (see buildSummary).
+// writeVersion writes the -V line to w (see buildinfo.Line).
 func writeVersion(w io.Writer) {
-	fmt.Fprintln(w, versionLine(readBuildInfo()))
-}
-
-// readBuildInfo returns the binary's build information, nil if it has
-// none.
-func readBuildInfo() *debug.BuildInfo {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return nil
-	}
-	return bi
-}
-
-// versionLine is the -V line for a binary with build information bi
-// (which may be nil).
-func versionLine(bi *debug.BuildInfo) string {
-	line := "memcluster " + version
-	if s := buildSummary(bi); s != "" {
-		line += " (" + s + ")"
-	}
-	return line
-}
-
-// buildSummary says what the build information bi records of the source
-// the binary was built from: "commit 0123456789ab, modified, built
-// 2026-12-07T20:00:00Z" (modified when the working tree had changes), or
-// what of it there is; "" when bi has no version control information (go
-// run, go test).
-func buildSummary(bi *debug.BuildInfo) string {
-	if bi == nil {
-		return ""
-	}
-	var revision, when string
-	modified := false
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			revision = s.Value
-		case "vcs.time":
-			when = s.Value
-		case "vcs.modified":
-			modified = s.Value == "true"
-		}
-	}
-	var parts []string
-	if revision != "" {
-		parts = append(parts, "commit "+revision[:min(len(revision), 12)])
-	}
-	if modified {
-		parts = append(parts, "modified")
-	}
-	if when != "" {
-		parts = append(parts, "built "+when)
-	}
-	return strings.Join(parts, ", ")
+	fmt.Fprintln(w, buildinfo.Line("memcluster", buildinfo.Read()))
 }
 
 // writeLicense writes the -i text to w.

@@ -7,8 +7,9 @@ FUZZTIME  ?= 30s
 
 all: build
 
+# -buildvcs=auto: stamp the commit, for -V, even where GOFLAGS turns it off.
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -buildvcs=auto -o $(BIN)/ ./cmd/...
 
 # One node with memcached's defaults, on 127.0.0.1:11211.
 run: build

@@ -54,6 +54,16 @@ func clusterReply(version uint64, entries ...string) string {
 	return fmt.Sprintf("CONFIG cluster 0 %d\r\n%s\r\nEND\r\n", len(data), data)
 }
 
+// membersReply is the reply to "config get members" for version and
+// lines, each "<entry> <name>".
+func membersReply(version uint64, lines ...string) string {
+	data := fmt.Sprintf("%d\n", version)
+	for _, l := range lines {
+		data += l + "\n"
+	}
+	return fmt.Sprintf("CONFIG members 0 %d\r\n%s\r\nEND\r\n", len(data), data)
+}
+
 // ownerReply is the reply to "config get owner" naming entry.
 func ownerReply(entry string) string {
 	return fmt.Sprintf("CONFIG owner 0 %d\r\n%s\r\nEND\r\n", len(entry), entry)
@@ -67,6 +77,9 @@ func TestConfigCommandsSingleNode(t *testing.T) {
 			self := "127.0.0.1|127.0.0.1|" + port
 			tests := []struct{ cmd, want string }{
 				{"config get cluster", clusterReply(1, self)},
+				// A node without gossip has no name: its entry stands in.
+				{"config get members", membersReply(1, self+" "+self)},
+				{"config get members now", "ERROR\r\n"},
 				{"config get owner foo", ownerReply(self)},
 				{"config get owner " + strings.Repeat("k", 250), ownerReply(self)},
 				{"config get owner " + strings.Repeat("k", 251), "CLIENT_ERROR bad command line format\r\n"},
@@ -130,6 +143,20 @@ func TestClusterAgreesOnViewAndOwners(t *testing.T) {
 		got, err := clustertest.Query(n.Addr, "config get cluster")
 		if err != nil || string(got) != string(want) {
 			t.Errorf("%s answers %q (%v), %s answered %q", n.Name, got, err, c.Nodes[0].Name, want)
+		}
+	}
+
+	// Every node names the members by their names, in the ring's order
+	// (by entry).
+	var named []string
+	for _, n := range c.Nodes {
+		named = append(named, n.Entry+" "+n.Name)
+	}
+	slices.Sort(named)
+	for _, n := range c.Nodes {
+		got, err := clustertest.Query(n.Addr, "config get members")
+		if want := membersReply(v.Version, named...); err != nil || string(got) != want {
+			t.Errorf("%s: config get members = %q (%v), want %q", n.Name, got, err, want)
 		}
 	}
 

@@ -160,7 +160,7 @@ func New(cfg Config) *Server {
 		TLS:      s.tls,
 		Counters: s.commands.Counters(),
 		Clock:    s.store.CoarseNow,
-		Verbose:  func() bool { return s.commands.Verbosity() > 0 },
+		Verbose:  func() bool { return s.commands.Verbosity() > 1 },
 	})
 	s.commands.SetConns(s.net)
 	if cfg.MetricsAddr != "" {
@@ -523,3 +523,7 @@ func readPeerAuth(file string) (user, password string, err error) {
 	}
 	return "", "", fmt.Errorf("node: peer credentials: %s: %w", file, errors.New("no user:password line"))
 }
+
+// ClusterName returns the node's name in the cluster (its memberlist name)
+// once StartCluster has started gossip; "" before, or without a cluster.
+func (s *Server) ClusterName() string { return s.cluster.Name() }

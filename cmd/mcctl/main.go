@@ -1,12 +1,13 @@
 // Command mcctl is the operator's CLI for a memcluster cluster: it finds the
 // cluster from seed nodes with `config get cluster` (ElastiCache's Auto
-// Discovery), lists its members, names the owner of a key, reads, writes and
-// deletes keys through the consistent-hash ring, and tabulates per-node
-// stats.
+// Discovery), lists its members by name, follows its changes of membership
+// (watch), names the owner of a key, reads, writes and deletes keys through
+// the consistent-hash ring, and tabulates per-node stats, once or live
+// (top).
 //
 // Usage:
 //
-//	mcctl -s host:port[,host:port...] [-timeout 2s] COMMAND [ARGS]
+//	mcctl [-s host:port[,host:port...]] [-timeout 2s] COMMAND [ARGS]
 //
 // Exit status: 0 on success; 1 when `get` misses or `delete` finds no key;
 // 2 for a usage error, a cluster that cannot be found or a node that cannot
@@ -33,6 +34,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"github.com/memcluster/memcluster/internal/buildinfo"
 	"github.com/memcluster/memcluster/ring"
 )
 
@@ -46,26 +48,42 @@ const (
 // defaultTimeout is -timeout's default.
 const defaultTimeout = 2 * time.Second
 
+// defaultSeed is -s's default: a node on this host at memcached's port.
+const defaultSeed = "127.0.0.1:11211"
+
+// defaultInterval is -interval's default.
+const defaultInterval = time.Second
+
 // maxKeyLen is memcached's key length limit.
 const maxKeyLen = 250
 
-const usageText = `usage: mcctl -s host:port[,host:port...] [-timeout 2s] COMMAND [ARGS]
+const usageText = `usage: mcctl [-s host:port[,host:port...]] [-timeout 2s] COMMAND [ARGS]
 
 The nodes given with -s are seeds: mcctl asks them for the cluster with
 'config get cluster' and places keys on the ring built from its members,
 in the ring mode the cluster announces ('config get ring').
 
 Commands:
-  members                        list the cluster's nodes, its version and ring mode
+  members                        list the cluster's nodes, by name, its version
+                                 and ring mode
+  watch                          follow the cluster: each new version, with the
+                                 members that joined (+) and went (-)
+  top                            per-node ops/s, get hit ratio, memory and
+                                 connections, refreshed every -interval
   owner KEY                      print the owning node's host|ip|port
-  get KEY                        print the value (exit 1 on a miss)
+  get KEY                        print the value and a newline (exit 1 on a miss)
   set KEY VALUE [--ttl SECONDS]  store the value on the key's owner
   delete KEY                     delete the key (exit 1 if not found)
   stats                          per-node stats table with totals
 
 Flags:
-  -s host:port[,...]   seed nodes (required)
+  -s host:port[,...]   seed nodes (default 127.0.0.1:11211)
   -timeout duration    timeout of each network operation (default 2s)
+  -interval duration   top's refresh, and watch's poll where it cannot watch
+                       (SASL) (default 1s)
+  -n count             stop after count views (watch) or refreshes (top);
+                       0, the default, runs until interrupted
+  -version             print mcctl's version and exit
   -tls                 connect with TLS, verifying the nodes against the
                        system's roots or -tls-ca
   -tls-ca file         CA certificates to verify the nodes with (PEM); implies -tls
@@ -104,8 +122,12 @@ var errNotFound = errors.New("not found")
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("mcctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	servers := fs.String("s", "", "seed nodes, host:port[,host:port...]")
+	servers := fs.String("s", defaultSeed, "seed nodes, host:port[,host:port...]")
 	timeout := fs.Duration("timeout", defaultTimeout, "timeout of each network operation")
+	var lo loopOptions
+	fs.DurationVar(&lo.interval, "interval", defaultInterval, "top's refresh")
+	fs.IntVar(&lo.count, "n", 0, "views (watch) or refreshes (top) before exiting; 0: until interrupted")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	var tlsOpts tlsOptions
 	fs.BoolVar(&tlsOpts.on, "tls", false, "connect with TLS")
 	fs.StringVar(&tlsOpts.caFile, "tls-ca", "", "CA certificates to verify the nodes with (PEM)")
@@ -120,6 +142,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return fail(stderr, usagef("%v", err))
 	}
+	if *showVersion {
+		fmt.Fprintln(stdout, buildinfo.Line("mcctl", buildinfo.Read()))
+		return exitOK
+	}
 	tc, err := tlsOpts.config()
 	if err != nil {
 		return fail(stderr, err)
@@ -133,7 +159,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	} else if *saslPassword != "" {
 		return fail(stderr, usagef("-sasl-password needs -sasl-user"))
 	}
-	err = dispatch(ctx, *servers, *timeout, dialer{tls: tc}, login, fs.Args(), stdout)
+	err = dispatch(ctx, *servers, *timeout, lo, dialer{tls: tc}, login, fs.Args(), stdout)
 	return fail(stderr, err)
 }
 
@@ -153,13 +179,25 @@ func fail(stderr io.Writer, err error) int {
 	return exitError
 }
 
+// loopOptions are the flags of the commands that go on: watch and top.
+type loopOptions struct {
+	interval time.Duration // -interval
+	count    int           // -n; 0 for no end
+}
+
 // dispatch checks the command line and runs the command.
-func dispatch(ctx context.Context, servers string, timeout time.Duration, d dialer, login *ring.SASLLogin, args []string, stdout io.Writer) error {
+func dispatch(ctx context.Context, servers string, timeout time.Duration, lo loopOptions, d dialer, login *ring.SASLLogin, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return usagef("no command")
 	}
 	if timeout <= 0 {
 		return usagef("-timeout must be positive, got %v", timeout)
+	}
+	if lo.interval <= 0 {
+		return usagef("-interval must be positive, got %v", lo.interval)
+	}
+	if lo.count < 0 {
+		return usagef("-n must be 0 or more, got %d", lo.count)
 	}
 	seeds, err := parseSeeds(servers)
 	if err != nil {
@@ -171,7 +209,7 @@ func dispatch(ctx context.Context, servers string, timeout time.Duration, d dial
 		ttl        int32
 	)
 	switch cmd {
-	case "members", "stats":
+	case "members", "stats", "watch", "top":
 		if len(rest) != 0 {
 			return usagef("%s takes no arguments", cmd)
 		}
@@ -187,20 +225,29 @@ func dispatch(ctx context.Context, servers string, timeout time.Duration, d dial
 	default:
 		return usagef("unknown command %q", cmd)
 	}
-	if cmd != "members" && cmd != "stats" {
+	switch cmd {
+	case "owner", "get", "set", "delete":
 		if err := checkKey(key); err != nil {
 			return err
 		}
 	}
 
-	c, err := discover(ctx, seeds, timeout, d, login)
+	poll := time.Duration(-1) // one Refresh, no polling
+	if cmd == "watch" || cmd == "top" {
+		poll = lo.interval // and the watch where the nodes answer it
+	}
+	c, err := discover(ctx, seeds, timeout, poll, d, login)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	switch cmd {
 	case "members":
-		return c.members(stdout)
+		return c.members(ctx, stdout)
+	case "watch":
+		return c.watch(ctx, stdout, lo.count)
+	case "top":
+		return c.top(ctx, stdout, lo)
 	case "owner":
 		return c.owner(stdout, key)
 	case "get":
@@ -217,7 +264,7 @@ func dispatch(ctx context.Context, servers string, timeout time.Duration, d dial
 // parseSeeds splits -s's value into host:port addresses.
 func parseSeeds(s string) ([]string, error) {
 	if s == "" {
-		return nil, usagef("-s host:port[,host:port...] is required")
+		return nil, usagef("-s host:port[,host:port...] is empty")
 	}
 	var seeds []string
 	for a := range strings.SplitSeq(s, ",") {
@@ -231,7 +278,7 @@ func parseSeeds(s string) ([]string, error) {
 		seeds = append(seeds, a)
 	}
 	if len(seeds) == 0 {
-		return nil, usagef("-s host:port[,host:port...] is required")
+		return nil, usagef("-s host:port[,host:port...] names no seed")
 	}
 	return seeds, nil
 }
@@ -301,10 +348,13 @@ type cluster struct {
 	sasl    *ring.SASLLogin // nil: no login; else get, set, delete and stats speak binary
 }
 
-// discover asks the seeds for the cluster config, once.
-func discover(ctx context.Context, seeds []string, timeout time.Duration, d dialer, login *ring.SASLLogin) (*cluster, error) {
+// discover asks the seeds for the cluster config and, if poll is positive,
+// follows the cluster: it watches it with "config watch cluster" where the
+// nodes answer that, and polls it every poll elsewhere (see
+// ring.Selector).
+func discover(ctx context.Context, seeds []string, timeout, poll time.Duration, d dialer, login *ring.SASLLogin) (*cluster, error) {
 	sel, err := ring.NewSelector(seeds, ring.Config{
-		PollInterval: -1, // one Refresh, no polling
+		PollInterval: poll,
 		Timeout:      timeout,
 		Logger:       slog.New(slog.DiscardHandler),
 		Dialer:       d,
@@ -341,21 +391,19 @@ func (c *cluster) Close() {
 }
 
 // members prints the version (and the ring mode, unless it is the
-// default) and one line per member, in ring order.
-func (c *cluster) members(w io.Writer) error {
+// default) and one line per member, in ring order: its name in the cluster
+// (its entry where the nodes do not say), its address and its entry.
+func (c *cluster) members(ctx context.Context, w io.Writer) error {
+	names := fetchNames(ctx, c.ring, c.timeout, c.dial, c.sasl)
 	mode := ""
 	if m := c.ring.Mode(); m != ring.ModeMemcluster {
 		mode = ", ring " + m.String()
 	}
 	fmt.Fprintf(w, "cluster version %d, %d members%s\n", c.version, c.ring.Len(), mode)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tADDRESS")
+	fmt.Fprintln(tw, "NAME\tADDRESS\tENTRY")
 	for _, m := range c.ring.Members() {
-		name := m.Name
-		if name == "" {
-			name = m.Entry()
-		}
-		fmt.Fprintf(tw, "%s\t%s\n", name, m.Addr())
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", names.name(m), m.Addr(), m.Entry())
 	}
 	return tw.Flush()
 }
@@ -366,7 +414,8 @@ func (c *cluster) owner(w io.Writer, key string) error {
 	return err
 }
 
-// get prints key's value, as stored, with no newline added.
+// get prints key's value, as stored, and a newline, as a shell expects of
+// a command's output.
 func (c *cluster) get(ctx context.Context, w io.Writer, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -381,7 +430,7 @@ func (c *cluster) get(ctx context.Context, w io.Writer, key string) error {
 	if err != nil {
 		return c.nodeErr(key, err)
 	}
-	_, err = w.Write(it.Value)
+	_, err = fmt.Fprintf(w, "%s\n", it.Value)
 	return err
 }
 

@@ -33,6 +33,12 @@ func startDiscovery(t *testing.T, version uint64, members []ring.Member) *fakeDi
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startDiscoveryOn(t, l, version, members)
+}
+
+// startDiscoveryOn is startDiscovery on the listener l.
+func startDiscoveryOn(t *testing.T, l net.Listener, version uint64, members []ring.Member) *fakeDiscovery {
+	t.Helper()
 	cfg := ring.FormatClusterConfig(version, members)
 	var wg sync.WaitGroup
 	var mu sync.Mutex // guards conns
@@ -256,7 +262,7 @@ func TestCluster(t *testing.T) {
 			}
 			for _, seed := range tc.seeds {
 				res := mcctl(t, "-s", seed, "get", key)
-				if res.code != 0 || res.stdout != val {
+				if res.code != 0 || res.stdout != val+"\n" {
 					t.Errorf("get %s via %s: got %q exit %d (stderr %q), want %q", key, seed, res.stdout, res.code, res.stderr, val)
 				}
 			}
@@ -358,8 +364,8 @@ func TestCluster(t *testing.T) {
 
 	t.Run("dead seed first", func(t *testing.T) {
 		res := mcctl(t, "-s", deadAddr(t)+","+tc.seeds[1], "-timeout", "1s", "get", "key-1")
-		if res.code != 0 || res.stdout != "value 1" {
-			t.Errorf("got %q exit %d (stderr %q), want %q", res.stdout, res.code, res.stderr, "value 1")
+		if res.code != 0 || res.stdout != "value 1\n" {
+			t.Errorf("got %q exit %d (stderr %q), want %q", res.stdout, res.code, res.stderr, "value 1\n")
 		}
 	})
 }
@@ -421,7 +427,10 @@ func TestUsage(t *testing.T) {
 		args []string
 	}{
 		{"no args", nil},
-		{"no seeds", []string{"members"}},
+		{"empty seeds", []string{"-s", "", "members"}},
+		{"watch with arg", []string{"-s", s, "watch", "x"}},
+		{"zero interval", []string{"-s", s, "-interval", "0s", "top"}},
+		{"negative count", []string{"-s", s, "-n", "-1", "watch"}},
 		{"no command", []string{"-s", s}},
 		{"bad seed", []string{"-s", "nocolon", "members"}},
 		{"bad flag", []string{"-x", "-s", s, "members"}},
@@ -507,7 +516,7 @@ func TestTLS(t *testing.T) {
 		out  string
 	}{
 		{[]string{"set", "k", "over-tls"}, ""},
-		{[]string{"get", "k"}, "over-tls"},
+		{[]string{"get", "k"}, "over-tls\n"},
 		{[]string{"owner", "k"}, "127.0.0.1|127.0.0.1|" + strconv.Itoa(srv.Port) + "\n"},
 	} {
 		r := mcctl(t, append(tlsFlags, tc.args...)...)
@@ -547,7 +556,7 @@ func TestSASL(t *testing.T) {
 		out  string
 	}{
 		{[]string{"set", "k", "with-sasl", "--ttl", "100"}, exitOK, ""},
-		{[]string{"get", "k"}, exitOK, "with-sasl"},
+		{[]string{"get", "k"}, exitOK, "with-sasl\n"},
 		{[]string{"owner", "k"}, exitOK, entry + "\n"},
 		{[]string{"delete", "k"}, exitOK, ""},
 		{[]string{"get", "k"}, exitNotFound, ""},
@@ -560,6 +569,10 @@ func TestSASL(t *testing.T) {
 	}
 	if r := mcctl(t, append(login, "members")...); r.code != exitOK || !strings.Contains(r.stdout, entry) {
 		t.Errorf("mcctl members with SASL: exit %d, out %q, err %q", r.code, r.stdout, r.stderr)
+	}
+	// top's stats come over the binary protocol too.
+	if r := mcctl(t, append(login, "-n", "1", "-interval", "100ms", "top")...); r.code != exitOK || !strings.Contains(r.stdout, "\n"+entry+"  ") {
+		t.Errorf("mcctl top with SASL: exit %d, out %q, err %q", r.code, r.stdout, r.stderr)
 	}
 	if r := mcctl(t, append(login, "stats")...); r.code != exitOK || !strings.Contains(r.stdout, "curr_items") {
 		t.Errorf("mcctl stats with SASL: exit %d, out %q, err %q", r.code, r.stdout, r.stderr)

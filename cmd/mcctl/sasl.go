@@ -112,7 +112,7 @@ func (c *cluster) saslGet(ctx context.Context, w io.Writer, key string) error {
 		if err = replyErr("get", status, err); err != nil {
 			return err
 		}
-		_, err = w.Write(value)
+		_, err = fmt.Fprintf(w, "%s\n", value)
 		return err
 	})
 }

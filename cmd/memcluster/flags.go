@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -23,6 +24,10 @@ type options struct {
 	// into every field the command line did not set. cfg.Logger is nil:
 	// main builds the logger from cfg.Verbosity.
 	cfg node.Config
+
+	// logFormat is --log-format: "text" (slog's text handler, the
+	// default) or "json".
+	logFormat string
 
 	help    bool // -h: print the usage and exit
 	version bool // -V: print the version and exit
@@ -125,7 +130,22 @@ type flagDef struct {
 }
 
 // flagDefs holds every option: memcached's, then memcluster's own.
-var flagDefs = slices.Concat(memcachedFlagDefs, clusterFlagDefs, authFlagDefs)
+var flagDefs = slices.Concat(memcachedFlagDefs, clusterFlagDefs, authFlagDefs, daemonFlagDefs)
+
+// daemonFlagDefs are memcluster's own options about the daemon itself.
+var daemonFlagDefs = []flagDef{
+	{0, "log-format", requiredArg, setLogFormat},
+}
+
+// setLogFormat sets --log-format: text or json.
+func setLogFormat(p *parser, opt, val string) error {
+	switch val {
+	case "text", "json":
+		p.o.logFormat = val
+		return nil
+	}
+	return fmt.Errorf("invalid value %q for %s: want text or json", val, opt)
+}
 
 // memcachedFlagDefs holds memcached 1.6's options, in the order of
 // memcached's own table, which is the order getopt_long lists ambiguous

@@ -268,6 +268,8 @@ func TestParseArgsDaemonOptions(t *testing.T) {
 		}}},
 		{[]string{"--drain=30s"}, options{drain: 30 * time.Second}},
 		{[]string{"--drain", "0"}, options{drain: 0}},
+		{[]string{"--log-format=json"}, options{logFormat: "json"}},
+		{[]string{"--log-format", "text"}, options{logFormat: "text"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -307,6 +309,8 @@ func TestParseArgsErrors(t *testing.T) {
 		{[]string{"--daemon=yes"}, "option '--daemon' doesn't allow an argument"},
 		{[]string{"--drain=-1s"}, `invalid value "-1s" for --drain: want a duration such as 5s, or 0 for none`},
 		{[]string{"--drain=soon"}, `invalid value "soon" for --drain: want a duration such as 5s, or 0 for none`},
+		{[]string{"--log-format=logfmt"}, `invalid value "logfmt" for --log-format: want text or json`},
+		{[]string{"--log-format"}, "option '--log-format' requires an argument"},
 		{[]string{"--ver"}, "option '--ver' is ambiguous; possibilities: '--version' '--verbose'"},
 		{[]string{"--disable-"}, "option '--disable-' is ambiguous; possibilities: '--disable-evictions' '--disable-cas' '--disable-flush-all' '--disable-dumping' '--disable-watch'"},
 		// Errors stop the parsing before a later -h.

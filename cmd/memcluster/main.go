@@ -30,13 +30,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/memcluster/memcluster/internal/buildinfo"
 	"github.com/memcluster/memcluster/node"
 	"golang.org/x/sys/unix"
 )
 
 // version is memcluster's release, printed by -V. (node.Version is the
 // memcached version the node reports to clients, not this.)
-const version = "0.1.0-dev"
+const version = buildinfo.Version
 
 // shutdownTimeout bounds how long a signalled node waits for its
 // connections to finish their requests before it closes them.
@@ -110,7 +111,7 @@ func run(ctx, hurry context.Context, args []string, stdin io.Reader, stdout, std
 	if cfg.SASL && cfg.SASLPasswordFile == "" {
 		cfg.SASLPasswordFile = os.Getenv(saslPasswordEnv)
 	}
-	log := newLogger(stderr, cfg.Verbosity)
+	log := newLogger(stderr, cfg.Verbosity, opts.logFormat)
 	slog.SetDefault(log)
 	cfg.Logger = log
 	cfg.RuntimeMemoryLimit = ownsProcess
@@ -161,8 +162,20 @@ func run(ctx, hurry context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeListeners(ls) }()
-	log.Info("memcluster starting", "version", version, "threads", cfg.Threads,
-		"memory_limit", cfg.MemoryLimit, "max_conns", cfg.MaxConns)
+	addrs := make([]string, len(ls))
+	for i, l := range ls {
+		addrs[i] = l.Addr().String()
+	}
+	clusterName := "none"
+	if name := srv.ClusterName(); name != "" {
+		clusterName = name
+	}
+	started := []any{"version", version}
+	if b := buildinfo.Summary(buildinfo.Read()); b != "" {
+		started = append(started, "build", b)
+	}
+	log.Info("memcluster starting", append(started, "addrs", addrs, "cluster_name", clusterName,
+		"memory_limit_mb", cfg.MemoryLimit>>20, "max_conns", cfg.MaxConns, "threads", cfg.Threads)...)
 
 wait:
 	for {
@@ -217,17 +230,39 @@ func shutdown(srv *node.Server, log *slog.Logger) {
 	}
 }
 
-// newLogger returns the daemon's logger: text on w, at level Warn, Info with
-// -v, Debug with -vv and more.
-func newLogger(w io.Writer, verbosity int) *slog.Logger {
-	level := slog.LevelWarn
+// levelVerbose is the level of what -v adds: memberlist's warnings and
+// errors, and connections that fail their TLS handshake (node/cluster and
+// node/netserve log them at this level). Connections opening and closing
+// and every command come with -vv, at debug, as in memcached.
+const levelVerbose = slog.LevelInfo - 2
+
+// newLogger returns the daemon's logger on w: slog's text handler, or its
+// JSON handler for format "json"; at level Info (start-up, membership,
+// reloads, the drain, warnings), levelVerbose with -v, Debug with -vv and
+// more.
+func newLogger(w io.Writer, verbosity int, format string) *slog.Logger {
+	level := slog.LevelInfo
 	switch {
 	case verbosity >= 2:
 		level = slog.LevelDebug
 	case verbosity == 1:
-		level = slog.LevelInfo
+		level = levelVerbose
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: nameLevels}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// nameLevels names levelVerbose VERBOSE in the log, rather than DEBUG+2.
+func nameLevels(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.LevelKey {
+		if l, ok := a.Value.Any().(slog.Level); ok && l == levelVerbose {
+			a.Value = slog.StringValue("VERBOSE")
+		}
+	}
+	return a
 }
 
 // writePIDFile writes this process's ID to path, warning first, as

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -168,23 +169,34 @@ func TestNewLogger(t *testing.T) {
 		verbosity int
 		lowest    slog.Level
 	}{
-		{0, slog.LevelWarn},
-		{1, slog.LevelInfo},
+		{0, slog.LevelInfo},
+		{1, levelVerbose},
 		{2, slog.LevelDebug},
 		{3, slog.LevelDebug},
 	}
 	for _, tt := range tests {
-		log := newLogger(&bytes.Buffer{}, tt.verbosity)
-		for _, l := range []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError} {
+		log := newLogger(&bytes.Buffer{}, tt.verbosity, "")
+		for _, l := range []slog.Level{slog.LevelDebug, levelVerbose, slog.LevelInfo, slog.LevelWarn, slog.LevelError} {
 			if got, want := log.Enabled(context.Background(), l), l >= tt.lowest; got != want {
 				t.Errorf("verbosity %d: level %v enabled = %v, want %v", tt.verbosity, l, got, want)
 			}
 		}
 	}
 	var b bytes.Buffer
-	newLogger(&b, 0).Warn("hello", "k", 1)
+	newLogger(&b, 0, "text").Warn("hello", "k", 1)
 	if got := b.String(); !strings.Contains(got, "level=WARN msg=hello k=1") {
 		t.Errorf("logged %q: want slog's text format", got)
+	}
+	b.Reset()
+	newLogger(&b, 1, "text").Log(context.Background(), levelVerbose, "probe failed")
+	if got := b.String(); !strings.Contains(got, "level=VERBOSE msg=\"probe failed\"") {
+		t.Errorf("logged %q at -v's level: want level=VERBOSE", got)
+	}
+	b.Reset()
+	newLogger(&b, 0, "json").Info("hello", "k", 1)
+	var rec map[string]any
+	if err := json.Unmarshal(b.Bytes(), &rec); err != nil || rec["level"] != "INFO" || rec["msg"] != "hello" || rec["k"] != 1.0 {
+		t.Errorf("logged %q (%v): want a JSON record with level INFO, msg hello and k 1", b.String(), err)
 	}
 }
 
@@ -234,5 +246,45 @@ func TestLicenseText(t *testing.T) {
 	writeLicense(&out)
 	if !strings.HasSuffix(out.String(), "\n\n"+string(want)) {
 		t.Errorf("-i prints:\n%s\nwant it to end with the LICENSE file:\n%s", out.String(), want)
+	}
+}
+
+// TestRunLogFormat starts the daemon at the default level with each
+// --log-format: the command line's warnings and the start-up line come in
+// that format, and the start-up line gives the addresses, the memory and
+// the cluster's name.
+func TestRunLogFormat(t *testing.T) {
+	keepGlobals(t)
+	saved := defaultGossipAddr
+	defaultGossipAddr = "0.0.0.0:0"
+	defer func() { defaultGossipAddr = saved }()
+	for _, format := range []string{"text", "json"} {
+		t.Run(format, func(t *testing.T) {
+			port := freePort(t)
+			addr := net.JoinHostPort("127.0.0.1", port)
+			logged := runServing(t, addr, "-l", "127.0.0.1", "-p", port, "-m", "32", "-d", "--name", "cache-0",
+				"--gossip-addr", "127.0.0.1:0", "--log-format="+format)
+			var warned, started bool
+			for line := range strings.Lines(logged) {
+				if format == "text" {
+					warned = warned || strings.Contains(line, "level=WARN") && strings.Contains(line, "option=-d")
+					started = started || strings.Contains(line, `level=INFO msg="memcluster starting" version=`+version) &&
+						strings.Contains(line, "addrs=["+addr+"]") && strings.Contains(line, "cluster_name=cache-0") &&
+						strings.Contains(line, "memory_limit_mb=32")
+					continue
+				}
+				var rec map[string]any
+				if err := json.Unmarshal([]byte(line), &rec); err != nil {
+					t.Fatalf("a line that is not JSON: %q: %v", line, err)
+				}
+				warned = warned || rec["level"] == "WARN" && rec["option"] == "-d"
+				addrs, _ := rec["addrs"].([]any)
+				started = started || rec["msg"] == "memcluster starting" && rec["level"] == "INFO" &&
+					len(addrs) == 1 && addrs[0] == addr && rec["cluster_name"] == "cache-0" && rec["memory_limit_mb"] == 32.0
+			}
+			if !warned || !started {
+				t.Errorf("warned about -d %v, logged the start-up %v; want both:\n%s", warned, started, logged)
+			}
+		})
 	}
 }

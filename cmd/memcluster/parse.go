@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"unicode/utf8"
 
@@ -96,7 +95,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	if err := p.finish(); err != nil {
 		return options{}, err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log := newLogger(stderr, 0, o.logFormat)
 	for _, w := range p.warnings {
 		log.Warn(w.msg, w.args...)
 	}

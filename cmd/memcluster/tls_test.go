@@ -161,7 +161,8 @@ func tlsSerial(addr string, ca *tlstest.CA) (*big.Int, error) {
 // TestRunReloadsOnSIGHUP serves TLS from the daemon, replaces the
 // certificate and signals this process with SIGHUP: the daemon serves the
 // new certificate and keeps running; a broken file on the next SIGHUP is
-// logged as an error and the certificate stays.
+// logged as an error and the certificate stays. Both are logged at the
+// default level.
 func TestRunReloadsOnSIGHUP(t *testing.T) {
 	keepGlobals(t)
 	c := newTestCerts(t)
@@ -173,7 +174,7 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, context.Background(), []string{"-Z", "-o", "ssl_chain_cert=" + c.CertFile + ",ssl_key=" + c.KeyFile,
-			"-l", "127.0.0.1", "-p", port, "--no-cluster", "-v"}, nil, &stdout, &stderr)
+			"-l", "127.0.0.1", "-p", port, "--no-cluster"}, nil, &stdout, &stderr)
 	}()
 
 	// waitServing polls until the node presents the certificate with

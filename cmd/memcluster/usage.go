@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/memcluster/memcluster/internal/buildinfo"
 	"github.com/memcluster/memcluster/node/config"
 )
 
@@ -37,10 +38,15 @@ memcached's command lines keep working, but have no effect (a warning says so).
 -M, --disable-evictions   return error on memory exhausted instead of evicting
 -c, --conn-limit=<num>    max simultaneous connections (default: %[5]d)
 -k, --lock-memory         ignored
--v, --verbose             verbose: also log connections as they open and close
--vv                       very verbose: also log every command
+-v, --verbose             verbose: also log gossip's own warnings and failed TLS
+                          handshakes (the default logs start-up, members joining,
+                          leaving and failing, seeds not reached, reloads, the
+                          drain, dropped gossip and every warning)
+-vv                       very verbose: also log connections as they open and
+                          close, and every command, as memcached -vv
 -vvv                      same as -vv
     --verbose=<num>       set the verbosity to <num>, as that many -v
+    --log-format=<fmt>    log as text (the default) or json, on stderr
 -h, --help                print this help and exit
 -i, --license             print license information and exit
 -V, --version             print version and exit
@@ -116,9 +122,9 @@ func writeUsage(w io.Writer) {
 	io.WriteString(w, authUsage)
 }
 
-// writeVersion writes the -V line to w.
+// writeVersion writes the -V line to w (see buildinfo.Line).
 func writeVersion(w io.Writer) {
-	fmt.Fprintf(w, "memcluster %s\n", version)
+	fmt.Fprintln(w, buildinfo.Line("memcluster", buildinfo.Read()))
 }
 
 // writeLicense writes the -i text to w.

@@ -139,7 +139,8 @@ func TestProcessMCCTL(t *testing.T) {
 		byEntry[p.entry()] = p
 	}
 
-	// members: the version the nodes agree on, and one row per node.
+	// members: the version the nodes agree on, and one row per node, by
+	// its name.
 	r := mcctl(t, all, "members")
 	if r.code != 0 {
 		t.Fatalf("mcctl members: %v", r)
@@ -154,12 +155,12 @@ func TestProcessMCCTL(t *testing.T) {
 	for _, p := range ps {
 		n := 0
 		for _, l := range lines[2:] {
-			if f := strings.Fields(l); len(f) == 2 && f[1] == p.srv.Addr {
+			if f := strings.Fields(l); len(f) == 3 && f[0] == p.name && f[1] == p.srv.Addr && f[2] == p.entry() {
 				n++
 			}
 		}
 		if n != 1 {
-			t.Errorf("mcctl members: %d rows for %s (%s), want 1:\n%s", n, p.name, p.srv.Addr, r.stdout)
+			t.Errorf("mcctl members: %d rows naming %s at %s (%s), want 1:\n%s", n, p.name, p.srv.Addr, p.entry(), r.stdout)
 		}
 	}
 
@@ -209,9 +210,9 @@ func TestProcessMCCTL(t *testing.T) {
 				t.Errorf("%s, not the owner (%s), holds %s = %q", p.name, owner.name, key, got)
 			}
 		}
-		// get through any one seed.
+		// get through any one seed: the value and a newline.
 		for _, seed := range ps {
-			if r := mcctl(t, []string{seed.srv.Addr}, "get", key); r.code != 0 || r.stdout != value {
+			if r := mcctl(t, []string{seed.srv.Addr}, "get", key); r.code != 0 || r.stdout != value+"\n" {
 				t.Errorf("mcctl -s %s get %s: %v, want exit 0 and %q", seed.name, key, r, value)
 			}
 		}

@@ -55,6 +55,9 @@ type view struct {
 	// is the node's view: set by refresh.
 	names []string
 	since time.Time
+	// byEntry names its members by their host|ip|port entries, for
+	// "config get members"; nil where the names are not known.
+	byEntry map[string]string
 	// self is this node's index in ring, -1 if it is not a member (a
 	// draining node's view): set by setView.
 	self int
@@ -151,8 +154,26 @@ type Cluster struct {
 	quorum   map[string]bool
 	gone     map[string]bool
 	minority bool // the last snapshot was in a minority
+	// news are the members that joined, left or failed since refresh
+	// last looked, for it to log with the view they lead to.
+	news []memberNews
 	// Owned by the goroutine that calls refresh.
 	stable *view // the last view that was the node's for settle or more
+
+	// hadPeers is set once another member has been seen: from then on
+	// "stats" lists gossip_dropped (see GossipDropped).
+	hadPeers atomic.Bool
+	// gossipDropped counts the gossip messages memberlist dropped as
+	// undecodable or not encrypted with a key of ours (see memberlistLog).
+	gossipDropped atomic.Uint64
+}
+
+// memberNews is a change of membership, as the log tells it.
+type memberNews struct {
+	what   string // "joined", "left" or "failed"
+	name   string // memberlist name
+	member ring.Member
+	gossip string // gossip address, ip:port
 }
 
 // remoteMember is what a member publishes in its metadata.
@@ -437,6 +458,7 @@ func (c *Cluster) Drain(ctx context.Context) bool {
 		c.Leave(ctx)
 		return false
 	}
+	v.byEntry = cur.byEntry
 	c.draining.Store(true)
 	c.setView(v)
 	c.log.Info("draining: left the cluster's view", "version", v.version, "members", v.ring.Len())
@@ -544,10 +566,19 @@ func (c *Cluster) refresh() {
 		}
 	}
 	members, version, key, bumped, minority := c.snapshotLocked()
+	news := c.news
+	c.news = nil
+	if len(news) > 0 {
+		// Told with the view the node serves once this refresh is done.
+		defer c.logNews(news)
+	}
 	names := make([]string, 0, len(c.members)+1)
 	names = append(names, c.name)
-	for name := range c.members {
+	byEntry := make(map[string]string, len(c.members)+1)
+	byEntry[c.self.Entry()] = c.name
+	for name, m := range c.members {
 		names = append(names, name)
+		byEntry[m.member.Entry()] = name
 	}
 	c.mu.Unlock()
 	if minority {
@@ -579,12 +610,31 @@ func (c *Cluster) refresh() {
 			return
 		}
 	}
-	v.key, v.names, v.since = key, names, now
+	v.key, v.names, v.since, v.byEntry = key, names, now, byEntry
 	if c.draining.Load() {
 		return // the drain's view stays (see Drain)
 	}
 	c.log.Info("cluster view", "version", v.version, "members", v.ring.Len())
 	c.setView(v)
+}
+
+// logNews logs each change of membership in news, by name and address,
+// with the version and size of the view the node now serves: joins and
+// graceful leaves at info, failures at warning.
+func (c *Cluster) logNews(news []memberNews) {
+	var version uint64
+	members := 0
+	if v := c.cur.Load(); v != nil {
+		version, members = v.version, v.ring.Len()
+	}
+	for _, n := range news {
+		level := slog.LevelInfo
+		if n.what == "failed" {
+			level = slog.LevelWarn
+		}
+		c.log.Log(context.Background(), level, "member "+n.what, "name", n.name, "addr", n.member.Addr(),
+			"entry", n.member.Entry(), "gossip_addr", n.gossip, "version", version, "members", members)
+	}
 }
 
 // settle is how long a view must hold before the node judges majorities by
@@ -654,7 +704,9 @@ func (c *Cluster) snapshotLocked() (members []ring.Member, version uint64, key s
 // rejoinLoop joins the seeds at once and then, until the node leaves,
 // those that are not live members: every RejoinInterval, and more often
 // (from firstRejoinDelay, doubling) while a join has just failed, so that
-// nodes started together find each other within moments.
+// nodes started together find each other within moments. Seeds that stay
+// unresolvable or unreachable are warned about, with back-off (see
+// seedWarnings).
 func (c *Cluster) rejoinLoop() {
 	defer c.wg.Done()
 	if len(c.seeds) == 0 {
@@ -662,12 +714,28 @@ func (c *Cluster) rejoinLoop() {
 		return
 	}
 	delay := firstRejoinDelay
+	warn := seedWarnings{grace: c.cfg.RejoinInterval}
 	for {
-		if c.rejoin() {
+		res := c.rejoin()
+		if res.joined {
 			c.joined.Store(true)
 			delay = c.cfg.RejoinInterval
 		} else {
 			delay = min(2*delay, c.cfg.RejoinInterval)
+		}
+		switch {
+		case res.ok:
+			if warn.succeeded() {
+				c.log.Info("seeds reached", "seeds", c.seeds)
+			}
+		case res.stopped:
+			// The node is leaving: not the seeds' fault.
+		default:
+			if ok, attempts := warn.failed(time.Now()); ok {
+				c.log.Warn("cannot join the seeds; retrying", "seeds", c.seeds,
+					"unresolved", res.unresolved, "unreachable", res.unreachable, "err", res.err,
+					"failed_attempts", attempts, "next_warning_in", warn.gap.String())
+			}
 		}
 		t := time.NewTimer(delay)
 		select {
@@ -682,9 +750,69 @@ func (c *Cluster) rejoinLoop() {
 // firstRejoinDelay is the first pause after a failed join.
 const firstRejoinDelay = 100 * time.Millisecond
 
-// rejoin joins the seeds that are not live members. It reports whether
-// every seed is now a member.
-func (c *Cluster) rejoin() bool {
+// The spacing of the warnings about seeds that cannot be joined: the
+// first once the seeds have failed for longer than a grace period (nodes
+// started together miss each other for a moment), the next after
+// firstSeedWarnGap, then twice as long each time, up to maxSeedWarnGap.
+const (
+	firstSeedWarnGap = 10 * time.Second
+	maxSeedWarnGap   = 5 * time.Minute
+)
+
+// seedWarnings decides when a run of failed joins is warned about. The
+// zero value with a grace is ready; one goroutine uses it.
+type seedWarnings struct {
+	grace    time.Duration // how long failures last before the first warning
+	since    time.Time     // the first failure of the run; zero if none
+	next     time.Time     // no warning before then
+	gap      time.Duration // the wait after the last warning
+	attempts int           // failed attempts since the last warning
+	warned   bool          // a warning was given in this run
+}
+
+// failed records a failed attempt at now and reports whether to warn,
+// with the number of failed attempts the warning covers.
+func (w *seedWarnings) failed(now time.Time) (warn bool, attempts int) {
+	w.attempts++
+	if w.since.IsZero() {
+		w.since = now
+		w.next = now.Add(w.grace)
+	}
+	if now.Before(w.next) {
+		return false, 0
+	}
+	if w.gap == 0 {
+		w.gap = firstSeedWarnGap
+	} else {
+		w.gap = min(2*w.gap, maxSeedWarnGap)
+	}
+	w.next = now.Add(w.gap)
+	w.warned = true
+	attempts, w.attempts = w.attempts, 0
+	return true, attempts
+}
+
+// succeeded ends a run of failures and reports whether it had been
+// warned about.
+func (w *seedWarnings) succeeded() bool {
+	warned := w.warned
+	*w = seedWarnings{grace: w.grace}
+	return warned
+}
+
+// rejoinResult is the outcome of one rejoin.
+type rejoinResult struct {
+	// joined: every address the seeds resolved to (one at least) is a
+	// live member. ok: that, and every seed resolved.
+	joined, ok  bool
+	stopped     bool     // the node left meanwhile
+	unresolved  []string // seeds whose names did not resolve
+	unreachable []string // seed addresses the join did not reach
+	err         error    // the join's or a lookup's error
+}
+
+// rejoin joins the seeds that are not live members.
+func (c *Cluster) rejoin() rejoinResult {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RejoinInterval)
 	defer cancel()
 	go func() {
@@ -694,7 +822,16 @@ func (c *Cluster) rejoin() bool {
 		case <-ctx.Done():
 		}
 	}()
-	addrs := resolveSeeds(ctx, c.seeds, c.log)
+	stopped := func() bool {
+		select {
+		case <-c.stop:
+			return true
+		default:
+			return false
+		}
+	}
+	addrs, unresolved, lookupErr := resolveSeeds(ctx, c.seeds)
+	res := rejoinResult{unresolved: unresolved, err: lookupErr}
 	c.mu.Lock()
 	missing := addrs[:0]
 	for _, a := range addrs {
@@ -704,45 +841,63 @@ func (c *Cluster) rejoin() bool {
 	}
 	c.mu.Unlock()
 	if len(missing) == 0 {
-		return len(addrs) > 0
+		res.joined = len(addrs) > 0
+		res.ok = res.joined && len(unresolved) == 0
+		res.stopped = stopped()
+		return res
 	}
 	if ctx.Err() != nil {
-		return false
+		res.stopped = stopped()
+		return res
 	}
 	n, err := c.ml.Join(missing)
 	if err != nil || n < len(missing) {
 		c.log.Debug("joining seeds", "seeds", missing, "joined", n, "err", err)
-		return false
+		c.mu.Lock()
+		for _, a := range missing {
+			if !c.gossipAddrs[a] {
+				res.unreachable = append(res.unreachable, a)
+			}
+		}
+		c.mu.Unlock()
+		res.err = errors.Join(res.err, err)
+		res.stopped = stopped()
+		return res
 	}
 	c.log.Debug("joined seeds", "seeds", missing, "joined", n)
-	return true
+	res.joined = true
+	res.ok = len(unresolved) == 0
+	return res
 }
 
 // resolveSeeds turns host:port seeds into ip:port addresses, every address
-// of each name (a headless service names all its pods). Seeds that do not
-// resolve are logged and skipped.
-func resolveSeeds(ctx context.Context, seeds []string, log *slog.Logger) []string {
-	var out []string
+// of each name (a headless service names all its pods). It returns the
+// seeds that do not resolve, and the lookups' errors, apart.
+func resolveSeeds(ctx context.Context, seeds []string) (addrs, unresolved []string, err error) {
+	var errs []error
 	for _, s := range seeds {
 		host, port, err := net.SplitHostPort(s)
 		if err != nil {
 			host, port = s, strconv.Itoa(DefaultGossipPort)
 		}
 		if ip, err := netip.ParseAddr(host); err == nil {
-			out = append(out, net.JoinHostPort(ip.Unmap().String(), port))
+			addrs = append(addrs, net.JoinHostPort(ip.Unmap().String(), port))
 			continue
 		}
 		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		if err != nil {
-			log.Debug("resolving a seed", "seed", s, "err", err)
+		if err != nil || len(ips) == 0 {
+			unresolved = append(unresolved, s)
+			if err != nil {
+				errs = append(errs, err)
+			}
 			continue
 		}
 		for _, ip := range ips {
-			out = append(out, net.JoinHostPort(ip.Unmap().String(), port))
+			addrs = append(addrs, net.JoinHostPort(ip.Unmap().String(), port))
 		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	slices.Sort(addrs)
+	return slices.Compact(addrs), unresolved, errors.Join(errs...)
 }
 
 // setMember records a member from memberlist's event.
@@ -767,19 +922,32 @@ func (c *Cluster) setMember(n *memberlist.Node) {
 		delete(c.members, n.Name)
 		return
 	}
-	if old, ok := c.members[n.Name]; ok && nm.epoch < old.epoch {
+	old, known := c.members[n.Name]
+	if known && nm.epoch < old.epoch {
 		c.restarted = true
+	}
+	if !known {
+		c.news = append(c.news, memberNews{what: "joined", name: n.Name, member: nm.member, gossip: addr})
+		c.hadPeers.Store(true)
 	}
 	c.members[n.Name] = remoteMember{member: nm.member, epoch: nm.epoch, leaving: nm.leaving, gossip: addr}
 	delete(c.gone, n.Name)
 	c.gossipAddrs[addr] = true
 }
 
-// removeMember forgets a member that left or died.
+// removeMember forgets a member that left or died. memberlist tells the
+// two apart by the node's state: StateLeft after its leave message,
+// StateDead once it is declared failed; a member that said it was leaving
+// (its metadata) left, even if its leave message was lost.
 func (c *Cluster) removeMember(n *memberlist.Node) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.members[n.Name]; ok {
+		what := "failed"
+		if n.State == memberlist.StateLeft || old.leaving {
+			what = "left"
+		}
+		c.news = append(c.news, memberNews{what: what, name: n.Name, member: old.member, gossip: old.gossip})
 		delete(c.gossipAddrs, old.gossip)
 		delete(c.members, n.Name)
 		if old.leaving {
@@ -869,6 +1037,46 @@ func (c *Cluster) Placement() (version uint64, r *ring.Ring, self int) {
 	return v.version, v.ring, v.self
 }
 
+// MembersReply returns the reply to memcluster's "config get members" for a
+// client that reached the node at local: the view's version and members as
+// "config get cluster" has them, each with its name in the cluster (its
+// memberlist name), one a line, in the same framing:
+//
+//	CONFIG members 0 <bytes>\r\n<version>\n<host>|<ip>|<port> <name>\n...\r\nEND\r\n
+//
+// where <bytes> counts the block between the header and its closing \r\n.
+// A member whose name is not known (a node that does not gossip) is named
+// by its entry. Control characters in a name are written as '?'.
+func (c *Cluster) MembersReply(local net.Addr) []byte {
+	v := c.currentView(local)
+	var body []byte
+	body = strconv.AppendUint(body, v.version, 10)
+	body = append(body, '\n')
+	for _, m := range v.ring.Members() {
+		entry := m.Entry()
+		name, ok := v.byEntry[entry]
+		if !ok || name == "" {
+			name = entry
+		}
+		body = append(body, entry...)
+		body = append(body, ' ')
+		for i := 0; i < len(name); i++ {
+			b := name[i]
+			if b < ' ' || b == 0x7f {
+				b = '?'
+			}
+			body = append(body, b)
+		}
+		body = append(body, '\n')
+	}
+	out := make([]byte, 0, len(body)+40)
+	out = append(out, "CONFIG members 0 "...)
+	out = strconv.AppendInt(out, int64(len(body)), 10)
+	out = append(out, "\r\n"...)
+	out = append(out, body...)
+	return append(out, "\r\nEND\r\n"...)
+}
+
 // Route returns the member that owns key in the node's view, and whether
 // that is another node: false for a node without a cluster or a key of its
 // own. A draining node, no longer in its view, routes every key to
@@ -898,4 +1106,17 @@ func (c *Cluster) RingMode() ring.Mode {
 // the node at local gives key to.
 func (c *Cluster) Owner(local net.Addr, key []byte) ring.Member {
 	return c.currentView(local).ring.Owner(key)
+}
+
+// Name returns the node's name in the cluster (its memberlist name), or ""
+// before Start and for a node that does not gossip.
+func (c *Cluster) Name() string { return c.name }
+
+// GossipDropped returns how many gossip messages the node has dropped as
+// undecodable or not encrypted with one of its keys, and whether "stats"
+// should list the count: once the node has had another member or dropped
+// a message, so that a single node's stats stay memcached's.
+func (c *Cluster) GossipDropped() (n uint64, show bool) {
+	n = c.gossipDropped.Load()
+	return n, n > 0 || c.hadPeers.Load()
 }

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/memcluster/memcluster/ring"
 )
@@ -71,15 +74,90 @@ func FuzzDecodeMeta(f *testing.F) {
 	})
 }
 
-func TestMemberlistLogGoesToDebug(t *testing.T) {
+// TestMemberlistLogLevels checks where memberlist's lines go: its
+// warnings and errors to the -v level, its info and debug lines to debug,
+// and its lines about dropped messages to a counted, rate-limited warning.
+func TestMemberlistLogLevels(t *testing.T) {
 	var b bytes.Buffer
-	w := memberlistLog{slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-	w.Write([]byte("[WARN] memberlist: Was able to connect to n2 over TCP but UDP probes failed\n"))
-	got := b.String()
-	for _, want := range []string{"level=DEBUG", `msg="Was able to connect to n2 over TCP but UDP probes failed"`, "memberlist_level=WARN"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("logged %q, want it to hold %q", got, want)
+	var dropped atomic.Uint64
+	w := &memberlistLog{log: slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelDebug})), dropped: &dropped, every: time.Hour}
+	for _, tt := range []struct{ line, want string }{
+		{"[WARN] memberlist: Was able to connect to n2 over TCP but UDP probes failed\n",
+			`level=DEBUG+2 msg="Was able to connect to n2 over TCP but UDP probes failed" source=memberlist memberlist_level=WARN`},
+		{"[ERR] memberlist: Failed to send ack: EOF from=1.2.3.4:5\n", `level=DEBUG+2 msg="Failed to send ack: EOF from=1.2.3.4:5"`},
+		{"[DEBUG] memberlist: Stream connection from=127.0.0.1:1\n", `level=DEBUG msg="Stream connection from=127.0.0.1:1"`},
+		{"[INFO] memberlist: Marking n2 as failed, suspect timeout reached (0 peer confirmations)\n", "level=DEBUG"},
+	} {
+		b.Reset()
+		w.Write([]byte(tt.line))
+		if got := b.String(); !strings.Contains(got, tt.want) {
+			t.Errorf("%q: logged %q, want it to hold %q", tt.line, got, tt.want)
 		}
+	}
+	if n := dropped.Load(); n != 0 {
+		t.Errorf("%d drops counted for lines that are not drops", n)
+	}
+
+	drops := []string{
+		"[ERR] memberlist: msg type (106) not supported from=127.0.0.1:9\n",
+		"[ERR] memberlist: Failed to decode ping request: EOF from=127.0.0.1:9\n",
+		"[ERR] memberlist: Decrypt packet failed: no installed keys could decrypt the message from=127.0.0.1:9\n",
+		"[ERR] memberlist: failed to receive: encryption is configured but remote state is not encrypted from=127.0.0.1:9\n",
+		"[WARN] memberlist: Got invalid checksum for UDP packet: 1, 2\n",
+	}
+	b.Reset()
+	for _, l := range drops {
+		w.Write([]byte(l))
+	}
+	got := b.String()
+	if n := strings.Count(got, "\n"); n != 1 || !strings.Contains(got, `level=WARN msg="gossip message dropped`) ||
+		!strings.Contains(got, `reason="msg type (106) not supported from=127.0.0.1:9"`) {
+		t.Errorf("%d drops logged %q; want one warning, for the first", len(drops), got)
+	}
+	if n := dropped.Load(); n != uint64(len(drops)) {
+		t.Errorf("dropped = %d, want %d", n, len(drops))
+	}
+	// Once the interval has passed, the next warning counts those it
+	// did not tell.
+	w.every = 0
+	b.Reset()
+	w.Write([]byte(drops[0]))
+	if got := b.String(); !strings.Contains(got, "suppressed_since_last=4") || !strings.Contains(got, "dropped_total=6") {
+		t.Errorf("after the interval: logged %q, want suppressed_since_last=4 and dropped_total=6", got)
+	}
+}
+
+// TestSeedWarningsBackOff checks the spacing of the warnings about seeds
+// that cannot be joined: none within the grace, then the first, then
+// gaps doubling up to the cap; a success starts over.
+func TestSeedWarningsBackOff(t *testing.T) {
+	w := seedWarnings{grace: time.Second}
+	start := time.Unix(1000, 0)
+	var warnedAt []time.Duration
+	// A failed attempt every second for an hour.
+	for s := 0; s <= 3600; s++ {
+		if ok, _ := w.failed(start.Add(time.Duration(s) * time.Second)); ok {
+			warnedAt = append(warnedAt, time.Duration(s)*time.Second)
+		}
+	}
+	want := []time.Duration{1 * time.Second, 11 * time.Second, 31 * time.Second, 71 * time.Second, 151 * time.Second, 311 * time.Second, 611 * time.Second}
+	for at := 911 * time.Second; at <= time.Hour; at += maxSeedWarnGap {
+		want = append(want, at)
+	}
+	if !slices.Equal(warnedAt, want) {
+		t.Errorf("warned at %v, want %v", warnedAt, want)
+	}
+	if !w.succeeded() {
+		t.Error("succeeded after warnings = false, want true")
+	}
+	if w.succeeded() {
+		t.Error("succeeded again = true, want false: nothing was warned since")
+	}
+	if ok, _ := w.failed(start); ok {
+		t.Error("warned at the first failure of a new run, within the grace")
+	}
+	if ok, n := w.failed(start.Add(2 * time.Second)); !ok || n != 2 {
+		t.Errorf("after the grace: warn %v covering %d attempts, want true and 2", ok, n)
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-sockaddr"
@@ -144,7 +146,7 @@ func (c *Cluster) memberlistConfig(ctx context.Context, advIP netip.Addr, advPor
 	}
 	mc.Delegate = delegate{c}
 	mc.Events = events{c}
-	mc.Logger = log.New(memberlistLog{c.log}, "", 0)
+	mc.Logger = log.New(&memberlistLog{log: c.log, dropped: &c.gossipDropped, every: dropWarnEvery}, "", 0)
 	return mc, nil
 }
 
@@ -245,11 +247,50 @@ func (e events) NotifyUpdate(n *memberlist.Node) { e.c.setMember(n); e.c.notify(
 func (e events) NotifyLeave(n *memberlist.Node)  { e.c.removeMember(n); e.c.notify() }
 
 // memberlistLog routes memberlist's log lines ("[LEVEL] memberlist: text")
-// into slog at debug level: memberlist reports every failed probe and
-// join as a warning, which is news only when debugging.
-type memberlistLog struct{ log *slog.Logger }
+// into slog. Those that say a message was dropped because it could not be
+// decoded or decrypted (see droppedGossip) are counted, and warned about
+// at most once per dropWarnEvery, with the number of drops the warning
+// covers: junk or a wrong key on the gossip port is news, a flood of it
+// is one line. memberlist's other warnings and errors (failed probes,
+// joins that did not answer) are logged at levelVerbose, the daemon's -v;
+// the rest at debug. memberlist writes one line at a time (its
+// log.Logger serializes them).
+type memberlistLog struct {
+	log     *slog.Logger
+	dropped *atomic.Uint64 // the count of drops, read by "stats"
+	every   time.Duration  // dropWarnEvery, or a test's
 
-func (w memberlistLog) Write(p []byte) (int, error) {
+	mu         sync.Mutex // guards lastWarn and suppressed
+	lastWarn   time.Time
+	suppressed uint64 // drops since the last warning, not warned about
+}
+
+// dropWarnEvery is how often, at most, dropped gossip is warned about.
+const dropWarnEvery = 10 * time.Second
+
+// levelVerbose is the level of the daemon's -v (between info and debug):
+// memberlist's own warnings and errors.
+const levelVerbose = slog.LevelInfo - 2
+
+// droppedGossip are the words, in lower case, of memberlist's lines about
+// a message it dropped as undecodable, unauthenticated or not encrypted
+// with one of the node's keys.
+var droppedGossip = []string{
+	"failed to decode",
+	"decrypt",       // "Decrypt packet failed: no installed keys could decrypt the message"
+	"not encrypted", // "encryption is configured but remote state is not encrypted"
+	"encryption is not configured",
+	"not supported",   // "msg type (%d) not supported"
+	"invalid msgtype", // a stream's
+	"missing message type",
+	"invalid checksum",
+	"failed to decompress",
+	"unacceptable label",
+	"double packet label",
+	"double stream label",
+}
+
+func (w *memberlistLog) Write(p []byte) (int, error) {
 	line := strings.TrimRight(string(p), "\n")
 	level := ""
 	if strings.HasPrefix(line, "[") {
@@ -258,8 +299,46 @@ func (w memberlistLog) Write(p []byte) (int, error) {
 		}
 	}
 	line = strings.TrimPrefix(line, "memberlist: ")
-	w.log.Debug(line, "source", "memberlist", "memberlist_level", level)
+	switch level {
+	case "ERR", "ERROR", "WARN":
+		if isDroppedGossip(line) {
+			w.drop(line)
+			return len(p), nil
+		}
+		w.log.Log(context.Background(), levelVerbose, line, "source", "memberlist", "memberlist_level", level)
+	default:
+		w.log.Debug(line, "source", "memberlist", "memberlist_level", level)
+	}
 	return len(p), nil
 }
 
-var _ io.Writer = memberlistLog{}
+// isDroppedGossip reports whether memberlist's line (without its level)
+// says it dropped a message it could not decode or decrypt.
+func isDroppedGossip(line string) bool {
+	l := strings.ToLower(line)
+	for _, w := range droppedGossip {
+		if strings.Contains(l, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// drop counts a dropped message and warns, unless it did within every.
+func (w *memberlistLog) drop(line string) {
+	w.dropped.Add(1)
+	w.mu.Lock()
+	now := time.Now()
+	if !w.lastWarn.IsZero() && now.Sub(w.lastWarn) < w.every {
+		w.suppressed++
+		w.mu.Unlock()
+		return
+	}
+	suppressed := w.suppressed
+	w.lastWarn, w.suppressed = now, 0
+	w.mu.Unlock()
+	w.log.Warn("gossip message dropped: undecodable, or not encrypted with a key of this node's",
+		"reason", line, "suppressed_since_last", suppressed, "next_warning_in", w.every.String(), "dropped_total", w.dropped.Load())
+}
+
+var _ io.Writer = (*memberlistLog)(nil)

@@ -150,10 +150,11 @@ func (b *binaryConn) authFailed() {
 }
 
 // configGet answers a ConfigGet (see protocol.OpConfigGet): for the key
-// "cluster", the reply of the text "config get cluster" as its value, and
-// for "ring" that of "config get ring", so that a client of a SASL node,
-// which serves no text command, can find the cluster and its ring mode once
-// it has logged in.
+// "cluster", the reply of the text "config get cluster" as its value, for
+// "ring" that of "config get ring", and for "members" that of "config get
+// members", so that a client of a SASL node, which serves no text command,
+// can find the cluster, its ring mode and its members' names once it has
+// logged in.
 func (b *binaryConn) configGet() {
 	h := &b.req.Header
 	var value []byte
@@ -162,6 +163,8 @@ func (b *binaryConn) configGet() {
 		value = b.h.cluster.ConfigReply(b.LocalAddr())
 	case "ring":
 		value = ring.AppendRingConfig(nil, b.h.cluster.RingMode())
+	case "members":
+		value = b.h.cluster.MembersReply(b.LocalAddr())
 	default:
 		b.fail(protocol.StatusKeyNotFound)
 		return

@@ -51,6 +51,13 @@ type Cluster interface {
 	// whether that is another node. It must not allocate: forwarding
 	// calls it for every key.
 	Route(key []byte) (owner ring.Member, remote bool)
+	// MembersReply returns the reply to "config get members" (the
+	// members with their names) for a client that reached the node at
+	// local; the caller does not modify it.
+	MembersReply(local net.Addr) []byte
+	// GossipDropped returns the count of gossip messages dropped as
+	// undecodable or wrongly keyed, and whether "stats" lists it.
+	GossipDropped() (n uint64, show bool)
 }
 
 // Conns are the node's connections, as "stats" counts them. Its methods are

@@ -55,7 +55,7 @@ func newTestServer(cfg Config) *testServer {
 	})
 	s.net = netserve.New(cfg, netserve.Options{
 		Handler: s.Handler, TLS: tlsState, Counters: s.Counters(), Clock: st.CoarseNow,
-		Verbose: func() bool { return s.Verbosity() > 0 },
+		Verbose: func() bool { return s.Verbosity() > 1 },
 	})
 	s.SetConns(s.net)
 	return s

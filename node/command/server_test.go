@@ -358,10 +358,11 @@ func connIdle(s *testServer, local string) bool {
 	return true
 }
 
-// TestVerboseLogsConnections checks that -v logs each connection as it
-// opens and closes, and that without -v nothing is logged of them.
+// TestVerboseLogsConnections checks that -vv logs each connection as it
+// opens and closes, and that below -vv nothing is logged of them, as
+// memcached (whose -v logs no connection).
 func TestVerboseLogsConnections(t *testing.T) {
-	for _, verbosity := range []int{0, 1} {
+	for _, verbosity := range []int{0, 1, 2} {
 		var logs testutil.LockedBuffer
 		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		s, addr := serveForTest(t, Config{Verbosity: verbosity, Logger: log})
@@ -370,18 +371,18 @@ func TestVerboseLogsConnections(t *testing.T) {
 		local := c.LocalAddr().String()
 		c.Close()
 		want := []string{"connection opened", "connection closed"}
-		if verbosity == 0 {
+		if verbosity < 2 {
 			// Closed connections are untracked after they would be logged.
 			testutil.WaitFor(t, 5*time.Second, "s.net.OpenConns() == 0", func() bool { return s.net.OpenConns() == 0 })
 			if got := logs.String(); strings.Contains(got, "connection") {
-				t.Errorf("without -v the log holds %q", got)
+				t.Errorf("at verbosity %d the log holds %q", verbosity, got)
 			}
 			continue
 		}
 		testutil.WaitFor(t, 5*time.Second, "strings.Contains(logs.String(), want[1])", func() bool { return strings.Contains(logs.String(), want[1]) })
 		for _, w := range want {
 			if got := logs.String(); !strings.Contains(got, w) || !strings.Contains(got, local) {
-				t.Errorf("with -v the log %q lacks %q from %s", got, w, local)
+				t.Errorf("with -vv the log %q lacks %q from %s", got, w, local)
 			}
 		}
 	}

@@ -187,6 +187,9 @@ func (h *Handler) Stats() []stats.Stat {
 			stats.Stat{Name: "forwarded", Value: stats.Uint(c.Forwarded.Load())},
 			stats.Stat{Name: "forward_errors", Value: stats.Uint(c.ForwardErrors.Load())})
 	}
+	if n, show := h.cluster.GossipDropped(); show {
+		list = append(list, stats.Stat{Name: "gossip_dropped", Value: stats.Uint(n)})
+	}
 	return list
 }
 

@@ -494,8 +494,10 @@ func (c *session) statsDetail(req *protocol.Request) {
 }
 
 // configCommand answers "config get cluster" in ElastiCache's Auto Discovery
-// format, and "config get owner <key>" and "config get ring" (the ring's
-// mode, see ring.AppendRingConfig) in the same framing:
+// format, and memcluster's "config get owner <key>", "config get ring"
+// (the ring's mode, see ring.AppendRingConfig) and "config get members"
+// (the members with their names, see cluster.Cluster.MembersReply) in the
+// same framing:
 //
 //	CONFIG owner 0 <bytes>\r\n<host>|<ip>|<port>\r\nEND\r\n
 //	CONFIG ring 0 <bytes>\r\n<mode>\r\nEND\r\n
@@ -518,6 +520,8 @@ func (c *session) configCommand(req *protocol.Request) {
 		c.Out = append(c.Out, c.h.cluster.ConfigReply(c.LocalAddr())...)
 	case len(args) == 2 && string(args[1]) == "ring":
 		c.Out = ring.AppendRingConfig(c.Out, c.h.cluster.RingMode())
+	case len(args) == 2 && string(args[1]) == "members":
+		c.Out = append(c.Out, c.h.cluster.MembersReply(c.LocalAddr())...)
 	case len(args) == 3 && string(args[1]) == "owner":
 		if len(args[2]) > protocol.MaxKeyLen {
 			c.textError(req, protocol.ErrBadFormat)

@@ -2,9 +2,11 @@ package netserve
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"runtime"
@@ -731,7 +733,9 @@ func (c *Conn) handshake(tc *tls.Conn) bool {
 	if err != nil {
 		if !errors.Is(err, io.EOF) {
 			s.counters.SSLHandshakeErrors.Add(1)
-			s.log.Info("TLS handshake failed", "remote", c.raw.RemoteAddr().String(), "err", err)
+			// At the daemon's -v level (slog.LevelInfo-2), as memcached
+			// logs it at -v: not a line per scanner at the default.
+			s.log.Log(context.Background(), slog.LevelInfo-2, "TLS handshake failed", "remote", c.raw.RemoteAddr().String(), "err", err)
 		}
 		return false
 	}

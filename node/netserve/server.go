@@ -62,7 +62,7 @@ type Options struct {
 	// connection reads it once per request. Required.
 	Clock func() int64
 	// Verbose reports whether connections opening and closing are
-	// logged (-v). If nil, they are not.
+	// logged (-vv, as memcached). If nil, they are not.
 	Verbose func() bool
 	// Logger receives the server's logs. If nil, defaults to the
 	// settings' Logger.

@@ -464,6 +464,7 @@ func (e emitter) memcluster(s map[string]string) {
 		{"memcluster_handoff_misses_total", "Hand-off fetches that did not find the key.", "handoff_misses"},
 		{"memcluster_handoff_errors_total", "Hand-off fetches that failed.", "handoff_errors"},
 		{"memcluster_handoff_accepted_total", "Items other nodes pushed here and this node stored.", "handoff_accepted"},
+		{"memcluster_gossip_dropped_total", "Gossip messages dropped as undecodable or not encrypted with the cluster's keys.", "gossip_dropped"},
 	} {
 		e.counter(m.name, m.help, s, m.key)
 	}

@@ -39,7 +39,7 @@ func TestExposition(t *testing.T) {
 		Source: fakeSource{
 			general: []stats.Stat{{Name: "version", Value: "1.6.18"}, {Name: "cmd_set", Value: "10"},
 				{Name: "cas_hits", Value: "2"}, {Name: "cas_misses", Value: "1"}, {Name: "cas_badval", Value: "3"},
-				{Name: "get_hits", Value: "7"}, {Name: "rusage_user", Value: "1.500000"}, {Name: "forwarded", Value: "4"}},
+				{Name: "get_hits", Value: "7"}, {Name: "rusage_user", Value: "1.500000"}, {Name: "forwarded", Value: "4"}, {Name: "gossip_dropped", Value: "2"}},
 			settings: []stats.Stat{{Name: "maxconns", Value: "1024"}, {Name: "lru_crawler", Value: "no"}},
 			items:    []stats.Stat{{Name: "items:3:number", Value: "5"}, {Name: "items:3:hits_to_warm", Value: "6"}},
 			slabs:    []stats.Stat{{Name: "3:cmd_set", Value: "9"}, {Name: "3:cas_hits", Value: "1"}, {Name: "3:chunk_size", Value: "152"}, {Name: "total_malloced", Value: "1048576"}},
@@ -69,6 +69,7 @@ func TestExposition(t *testing.T) {
 		`memcached_slab_chunk_size_bytes{slab="3"} 152`,
 		`memcached_malloced_bytes 1.048576e+06`,
 		`memcluster_forwarded_total 4`,
+		`memcluster_gossip_dropped_total 2`,
 		`memcluster_cluster_members 3`,
 		`memcluster_cluster_version 7`,
 		`memcluster_ring_share 0.25`,

@@ -3,13 +3,34 @@ GO        ?= go
 BIN       := bin
 FUZZTIME  ?= 30s
 
-.PHONY: all build run test fmt-check vet bench bench-memory bench-resources bench-cluster bench-forward soak fuzz clean
+.PHONY: all build image image-offline run test fmt-check vet bench bench-memory bench-resources bench-cluster bench-forward soak fuzz clean
 
 all: build
 
+# Static binaries (CGO_ENABLED=0: no libc, no loader), which run as they are
+# on any Linux of the same architecture and in an image FROM scratch.
 # -buildvcs=auto: stamp the commit, for -V, even where GOFLAGS turns it off.
 build:
-	$(GO) build -buildvcs=auto -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -buildvcs=auto -o $(BIN)/ ./cmd/...
+
+# The container image, IMAGE, from Dockerfile: Go's image compiles the
+# static binary, which then runs alone as uid 65532 on distroless/static.
+# Its two base images come from registries. With podman or buildah (no
+# daemon needed), else docker; CONTAINER_BUILD chooses.
+IMAGE           ?= localhost/memcluster:dev
+CONTAINER_BUILD ?= $(shell if command -v podman >/dev/null; then echo podman build; \
+	elif command -v buildah >/dev/null; then echo buildah build; \
+	elif command -v docker >/dev/null; then echo docker build; fi)
+
+image:
+	@test -n "$(CONTAINER_BUILD)" || { echo "make image: no podman, buildah or docker (apt-get install podman)"; exit 1; }
+	$(CONTAINER_BUILD) -t $(IMAGE) -f Dockerfile .
+
+# The same image with no registry: Dockerfile.scratch, FROM scratch over
+# bin/memcluster, with bin/ as the build context.
+image-offline: build
+	@test -n "$(CONTAINER_BUILD)" || { echo "make image-offline: no podman, buildah or docker (apt-get install podman)"; exit 1; }
+	$(CONTAINER_BUILD) -t $(IMAGE) -f Dockerfile.scratch $(BIN)
 
 # One node with memcached's defaults, on 127.0.0.1:11211.
 run: build

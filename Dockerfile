@@ -16,6 +16,8 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
+# .git is left out of the context (.dockerignore), so -V names no commit
+# here; make image-offline's binary, built by make build, does.
 RUN CGO_ENABLED=0 go build -trimpath -o /out/memcluster ./cmd/memcluster
 
 FROM gcr.io/distroless/static-debian12:nonroot

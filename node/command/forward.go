@@ -180,6 +180,7 @@ func (c *session) forwardText(req *protocol.Request) bool {
 	}
 	r := forwardRuns.Get()
 	defer r.release()
+	c.Linger()
 	for {
 		c.h.counters.Forwarded.Add(1)
 		i := r.conn(c, owner, false)
@@ -355,6 +356,7 @@ func (c *session) relayReply(r *bufio.Reader, line []byte) error {
 func (c *session) retrieveForwarded(req *protocol.Request, from int, touch, withCAS bool, deadline int64) (err error) {
 	keys := req.Keys[from:]
 	r := forwardRuns.Get()
+	c.Linger()
 	defer func() {
 		if err != nil {
 			r.failAll() // replies not read to their ends
@@ -485,6 +487,7 @@ func (b *binaryConn) forwardBinary() bool {
 	}
 	r := forwardRuns.Get()
 	defer r.release()
+	b.Linger()
 	var pending error // a request read after the run that the decoder refused
 	for {
 		req := b.req

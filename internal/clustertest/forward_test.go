@@ -95,25 +95,13 @@ func storageExtras(flags, exptime uint32) []byte {
 	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, flags), exptime)
 }
 
-// TestForwardMatchesMemcached sends the same requests, keyed commands of
-// the classic, meta and binary protocols, to memcached and, through a node
-// that owns none of their keys, to a forwarding cluster: every reply must be
-// memcached's, byte for byte. The keys are spread over both other nodes, so
-// multi-key reads are split between owners and put back in order.
-func TestForwardMatchesMemcached(t *testing.T) {
-	ps, r := startForwarding(t)
-	mc := servertest.StartMemcached(t)
-	k := forwardKeys(t, r, ps[0], "fw-", 12)
-	// A key the entry node owns, for reads that mix local and forwarded
-	// keys.
-	var local string
-	for i := 0; local == ""; i++ {
-		if s := "loc-" + strconv.Itoa(i); r.OwnerString(s).Entry() == ps[0].entry() {
-			local = s
-		}
-	}
+// forwardTranscripts returns the requests TestForwardMatchesMemcached and
+// TestForwardMatchesOwner send, in the classic, meta and binary protocols:
+// keyed commands on the twelve keys of k, local (a key of another owner, or
+// of the entry node), and pipelines over many.
+func forwardTranscripts(k []string, local string, many []string) (text, meta, bin []string) {
 	big := strings.Repeat("0123456789abcdef", 40<<10) // 640 KiB
-	text := []string{
+	text = []string{
 		"set " + k[0] + " 5 0 3\r\none",
 		"add " + k[0] + " 0 0 1\r\nx",
 		"add " + k[1] + " 7 0 3\r\ntwo",
@@ -145,7 +133,7 @@ func TestForwardMatchesMemcached(t *testing.T) {
 		"set " + k[9] + " 0 0 2\r\ntoolong",
 		"get " + strings.Repeat("x", 251),
 	}
-	meta := []string{
+	meta = []string{
 		"ms " + k[0] + " 3 T0 F12\r\nabc",
 		"ms " + k[1] + " 2 q O7\r\nhi",
 		"ms " + k[2] + " 1 I\r\nx",
@@ -167,7 +155,6 @@ func TestForwardMatchesMemcached(t *testing.T) {
 		"me " + k[9],
 		"mg " + k[0] + " zz",
 	}
-	var bin []string
 	bin = append(bin,
 		binReq(protocol.OpSet, 1, storageExtras(3, 0), k[0], "bin-zero"),
 		binReq(protocol.OpSetQ, 2, storageExtras(4, 0), k[1], "bin-one"),
@@ -188,7 +175,6 @@ func TestForwardMatchesMemcached(t *testing.T) {
 	)
 	// Long pipelines, which go to the owners in runs: sets, then reads
 	// that hit and miss, quiet and not.
-	many := forwardKeys(t, r, ps[0], "run-", 150)
 	var sets, reads, mreads, breads strings.Builder
 	for i, key := range many {
 		if i%3 != 0 {
@@ -201,6 +187,28 @@ func TestForwardMatchesMemcached(t *testing.T) {
 	text = append(text, strings.TrimSuffix(sets.String(), "\r\n"), strings.TrimSuffix(reads.String(), "\r\n"))
 	meta = append(meta, strings.TrimSuffix(mreads.String(), "\r\n"))
 	bin = append(bin, breads.String())
+	return text, meta, bin
+}
+
+// TestForwardMatchesMemcached sends the same requests, keyed commands of
+// the classic, meta and binary protocols, to memcached and, through a node
+// that owns none of their keys, to a forwarding cluster: every reply must be
+// memcached's, byte for byte. The keys are spread over both other nodes, so
+// multi-key reads are split between owners and put back in order.
+func TestForwardMatchesMemcached(t *testing.T) {
+	ps, r := startForwarding(t)
+	mc := servertest.StartMemcached(t)
+	k := forwardKeys(t, r, ps[0], "fw-", 12)
+	// A key the entry node owns, for reads that mix local and forwarded
+	// keys.
+	var local string
+	for i := 0; local == ""; i++ {
+		if s := "loc-" + strconv.Itoa(i); r.OwnerString(s).Entry() == ps[0].entry() {
+			local = s
+		}
+	}
+	many := forwardKeys(t, r, ps[0], "run-", 150)
+	text, meta, bin := forwardTranscripts(k, local, many)
 	for _, tc := range []struct {
 		name  string
 		bin   bool
@@ -670,5 +678,53 @@ func TestForwardJoinHandoff(t *testing.T) {
 	t.Logf("through the new node: %d of %d keys hit, %d of them its own", len(got), len(keys), moved)
 	if len(got) != len(keys) {
 		t.Errorf("through the new node: %d of %d keys hit", len(got), len(keys))
+	}
+}
+
+// TestForwardMatchesOwner sends the requests of TestForwardMatchesMemcached,
+// all on keys one node owns, through another node, which forwards them, and
+// then to the owner itself, each run on an owner just flushed. Every reply
+// through the forwarding node is the owner's own, byte for byte (but for
+// the binary protocol's CAS uniques, which a second run numbers anew).
+func TestForwardMatchesOwner(t *testing.T) {
+	ps, r := startForwarding(t)
+	entry, owner := ps[0], ps[1]
+	var keys []string
+	for i := 0; len(keys) < 12+1+150; i++ {
+		if k := "own-" + strconv.Itoa(i); r.OwnerString(k).Entry() == owner.entry() {
+			keys = append(keys, k)
+		}
+	}
+	text, meta, bin := forwardTranscripts(keys[:12], keys[12], keys[13:])
+	for _, tc := range []struct {
+		name  string
+		bin   bool
+		steps []string
+	}{{"classic", false, text}, {"meta", false, meta}, {"binary", true, bin}} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Each run starts from an empty owner.
+			flush := servertest.DialRaw(t, "tcp", owner.srv.Addr)
+			defer flush.Close()
+			flush.RoundTrip(t, "flush_all\r\n", "OK\r\n")
+			got := transcript(t, entry.srv.Addr, tc.bin, tc.steps)
+			flush.RoundTrip(t, "flush_all\r\n", "OK\r\n")
+			want := transcript(t, owner.srv.Addr, tc.bin, tc.steps)
+			for i := range want {
+				if tc.bin {
+					want[i], got[i] = zeroCAS(t, want[i]), zeroCAS(t, got[i])
+				}
+				if got[i] != want[i] {
+					t.Errorf("request %q:\n got %q\nwant %q (the owner)", servertest.Abbrev(tc.steps[i], 120),
+						servertest.Abbrev(got[i], 300), servertest.Abbrev(want[i], 300))
+				}
+			}
+		})
+	}
+	st, err := clustertest.Query(entry.srv.Addr, "stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(st, []byte("STAT curr_items 0\r\n")) {
+		t.Errorf("the entry node stored items of keys it does not own:\n%s", st)
 	}
 }

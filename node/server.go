@@ -524,6 +524,6 @@ func readPeerAuth(file string) (user, password string, err error) {
 	return "", "", fmt.Errorf("node: peer credentials: %s: %w", file, errors.New("no user:password line"))
 }
 
-// ClusterName returns the node's name in the cluster (its memberlist name)
+// NodeName returns the node's name in the cluster (its memberlist name)
 // once StartCluster has started gossip; "" before, or without a cluster.
-func (s *Server) ClusterName() string { return s.cluster.Name() }
+func (s *Server) NodeName() string { return s.cluster.Name() }

@@ -166,15 +166,15 @@ func run(ctx, hurry context.Context, args []string, stdin io.Reader, stdout, std
 	for i, l := range ls {
 		addrs[i] = l.Addr().String()
 	}
-	clusterName := "none"
-	if name := srv.ClusterName(); name != "" {
-		clusterName = name
+	nodeName := "none" // a node that gossips with no one has no name
+	if name := srv.NodeName(); name != "" {
+		nodeName = name
 	}
 	started := []any{"version", version}
 	if b := buildinfo.Summary(buildinfo.Read()); b != "" {
 		started = append(started, "build", b)
 	}
-	log.Info("memcluster starting", append(started, "addrs", addrs, "cluster_name", clusterName,
+	log.Info("memcluster starting", append(started, "addrs", addrs, "name", nodeName,
 		"memory_limit_mb", cfg.MemoryLimit>>20, "max_conns", cfg.MaxConns, "threads", cfg.Threads)...)
 
 wait:

@@ -269,7 +269,7 @@ func TestRunLogFormat(t *testing.T) {
 				if format == "text" {
 					warned = warned || strings.Contains(line, "level=WARN") && strings.Contains(line, "option=-d")
 					started = started || strings.Contains(line, `level=INFO msg="memcluster starting" version=`+version) &&
-						strings.Contains(line, "addrs=["+addr+"]") && strings.Contains(line, "cluster_name=cache-0") &&
+						strings.Contains(line, "addrs=["+addr+"]") && strings.Contains(line, "name=cache-0") &&
 						strings.Contains(line, "memory_limit_mb=32")
 					continue
 				}
@@ -280,7 +280,7 @@ func TestRunLogFormat(t *testing.T) {
 				warned = warned || rec["level"] == "WARN" && rec["option"] == "-d"
 				addrs, _ := rec["addrs"].([]any)
 				started = started || rec["msg"] == "memcluster starting" && rec["level"] == "INFO" &&
-					len(addrs) == 1 && addrs[0] == addr && rec["cluster_name"] == "cache-0" && rec["memory_limit_mb"] == 32.0
+					len(addrs) == 1 && addrs[0] == addr && rec["name"] == "cache-0" && rec["memory_limit_mb"] == 32.0
 			}
 			if !warned || !started {
 				t.Errorf("warned about -d %v, logged the start-up %v; want both:\n%s", warned, started, logged)

@@ -1,10 +1,12 @@
 // Command mcload drives a memcached-compatible server for the memory, hit
-// ratio and GC measurements of scripts/bench-memory.sh. It speaks the text
-// protocol directly over pipelined TCP connections, so that one core can load
-// millions of items in seconds.
+// ratio and GC measurements of scripts/bench-memory.sh and the latency loads
+// of scripts/bench.sh. It speaks the text protocol directly over TCP (or, for
+// fill and latency, TLS with -tls [-tls-ca FILE | -insecure]), so that one
+// core can load millions of items in seconds.
 //
 //	mcload fill -s host:port -n N [-start I] [-key 16] [-value 100] [-conns 4]
 //	mcload hitratio -s host:port -keys 1000000 -zipf 0.99 -warmup W -requests N [-conns 4]
+//	mcload latency -s host:port [-conns 50] [-keys 10000] [-value 100] [-ratio 10:1] [-duration 5s] [-fill=true]
 //
 // fill sets the N items with indexes start … start+N-1, each key of the given
 // length and each value of the given size, and prints how many the server
@@ -14,7 +16,16 @@
 // the ratio over the requests after the warm-up. Both are deterministic in
 // what they send: every connection draws from its own seeded generator.
 //
-// Both pipeline: a connection sends a batch of requests in one write and then
+// latency runs a closed loop: each connection has one request in flight (a
+// get, or a set of -value bytes, in the -ratio mix, of a uniformly drawn key
+// of -keys, all set beforehand unless -fill=false) and writes the next only
+// when the reply has come. It prints one line of name value pairs: ops,
+// ops/s, gets, sets, misses, p50_us, p99_us, p999_us and max_us (each
+// request's latency, from its write to the end of its reply, to 1/128),
+// cpu (mcload's own CPU time over the run's wall time: near 1 or above, the
+// generator, not the server, set the pace) and seconds.
+//
+// fill and hitratio pipeline: a connection sends a batch of requests in one write and then
 // reads their replies. In hitratio, a key that misses twice in one batch is
 // set once and its second miss counted as a hit, as it would have been had
 // the requests gone one at a time.
@@ -23,10 +34,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -38,23 +51,38 @@ import (
 )
 
 func main() {
-	subcommand.Main("mcload", "mcload fill|hitratio -s host:port [flags] (mcload fill -h for flags)", map[string]func([]string) error{
+	subcommand.Main("mcload", "mcload fill|hitratio|latency -s host:port [flags] (mcload fill -h for flags)", map[string]func([]string) error{
 		"fill":     runFill,
 		"hitratio": runHitRatio,
+		"latency":  runLatency,
 	})
 }
 
 // conn is one pipelined text-protocol connection.
 type conn struct {
-	nc net.Conn
-	r  *bufio.Reader
-	w  *bufio.Writer
+	nc  net.Conn
+	r   *bufio.Reader
+	w   *bufio.Writer
+	num [20]byte // formats a length without allocating
 }
 
-func dial(addr string) (*conn, error) {
+// dial connects to addr, over TLS (handshake done) if tc is not nil.
+func dial(addr string, tc *tls.Config) (*conn, error) {
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	if tc != nil {
+		if tc.ServerName == "" && !tc.InsecureSkipVerify {
+			tc = tc.Clone()
+			tc.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		tlsConn := tls.Client(nc, tc)
+		if err := tlsConn.Handshake(); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+		}
+		nc = tlsConn
 	}
 	return &conn{nc: nc, r: bufio.NewReaderSize(nc, 256<<10), w: bufio.NewWriterSize(nc, 256<<10)}, nil
 }
@@ -64,9 +92,16 @@ func (c *conn) writeSet(key []byte, size int, value []byte) {
 	c.w.WriteString("set ")
 	c.w.Write(key)
 	c.w.WriteString(" 0 0 ")
-	c.w.WriteString(strconv.Itoa(size))
+	c.w.Write(strconv.AppendInt(c.num[:0], int64(size), 10))
 	c.w.WriteString("\r\n")
 	c.w.Write(value[:size])
+	c.w.WriteString("\r\n")
+}
+
+// writeGet appends a get of key.
+func (c *conn) writeGet(key []byte) {
+	c.w.WriteString("get ")
+	c.w.Write(key)
 	c.w.WriteString("\r\n")
 }
 
@@ -87,32 +122,71 @@ func (c *conn) readStored() (bool, error) {
 
 // readGet reads one get reply (of one key) and reports whether it hit.
 func (c *conn) readGet() (bool, error) {
+	_, hit, err := c.readValue()
+	return hit, err
+}
+
+// readValue reads one get reply (of one key), discarding the value, and
+// returns the value's size and whether it hit. It does not allocate.
+func (c *conn) readValue() (size int, hit bool, err error) {
 	line, err := c.r.ReadSlice('\n')
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
 	if bytes.Equal(line, []byte("END\r\n")) {
-		return false, nil
+		return 0, false, nil
 	}
-	f := bytes.Fields(line)
-	if len(f) < 4 || string(f[0]) != "VALUE" {
-		return false, fmt.Errorf("get: unexpected reply %q", line)
+	// VALUE <key> <flags> <bytes> [<cas>]\r\n
+	n, ok := -1, bytes.HasPrefix(line, []byte("VALUE "))
+	if ok {
+		n, ok = parseSize(field(line, 3))
 	}
-	n, err := strconv.Atoi(string(f[3]))
-	if err != nil {
-		return false, fmt.Errorf("get: bad length in %q", line)
+	if !ok {
+		return 0, false, fmt.Errorf("get: unexpected reply %q", line)
 	}
 	if _, err := c.r.Discard(n + 2); err != nil {
-		return false, err
+		return 0, false, err
 	}
 	end, err := c.r.ReadSlice('\n')
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
 	if !bytes.Equal(end, []byte("END\r\n")) {
-		return false, fmt.Errorf("get: unexpected reply %q after value", end)
+		return 0, false, fmt.Errorf("get: unexpected reply %q after value", end)
 	}
-	return true, nil
+	return n, true, nil
+}
+
+// field returns the i-th (from 0) of line's space-separated fields, without
+// the line's CR LF, or nil if it has fewer.
+func field(line []byte, i int) []byte {
+	line = bytes.TrimRight(line, "\r\n")
+	for ; i > 0; i-- {
+		sp := bytes.IndexByte(line, ' ')
+		if sp < 0 {
+			return nil
+		}
+		line = line[sp+1:]
+	}
+	if sp := bytes.IndexByte(line, ' '); sp >= 0 {
+		line = line[:sp]
+	}
+	return line
+}
+
+// parseSize parses b, decimal digits, as a length of at most 2^31-1 bytes.
+func parseSize(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 10 {
+		return 0, false
+	}
+	n := 0
+	for _, d := range b {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		n = n*10 + int(d-'0')
+	}
+	return n, n <= math.MaxInt32
 }
 
 func runFill(args []string) error {
@@ -123,8 +197,13 @@ func runFill(args []string) error {
 	keyLen := fs.Int("key", 16, "key length in bytes")
 	valueLen := fs.Int("value", 100, "value size in bytes")
 	conns := fs.Int("conns", 4, "connections")
-	batch := fs.Int("batch", 100, "requests per pipelined batch")
+	batch := fs.Int("batch", 100, "requests per pipelined batch (with -tls against memcached, 1: it stalls on pipelined small requests over TLS)")
+	tf := addTLSFlags(fs)
 	fs.Parse(args)
+	tc, err := tf.config()
+	if err != nil {
+		return fmt.Errorf("fill: %w", err)
+	}
 	if digits := len(strconv.FormatUint(*start+*n, 10)); *keyLen < 1+digits {
 		return fmt.Errorf("fill: -key %d leaves no room for %d-digit indexes", *keyLen, digits)
 	}
@@ -144,7 +223,7 @@ func runFill(args []string) error {
 		lo := *start + *n*uint64(ci)/uint64(*conns)
 		hi := *start + *n*uint64(ci+1)/uint64(*conns)
 		wg.Go(func() {
-			s, f, err := fillRange(*addr, lo, hi, *keyLen, value, *batch)
+			s, f, err := fillRange(*addr, tc, lo, hi, *keyLen, value, *batch)
 			errs[ci] = err
 			mu.Lock()
 			stored += s
@@ -162,8 +241,8 @@ func runFill(args []string) error {
 }
 
 // fillRange sets items lo … hi-1 over one connection, batch at a time.
-func fillRange(addr string, lo, hi uint64, keyLen int, value []byte, batch int) (stored, failed uint64, err error) {
-	c, err := dial(addr)
+func fillRange(addr string, tc *tls.Config, lo, hi uint64, keyLen int, value []byte, batch int) (stored, failed uint64, err error) {
+	c, err := dial(addr, tc)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -265,7 +344,7 @@ type lazyResult struct{ hits, misses uint64 }
 // workload over one connection. The sets for one batch's misses go out in
 // the write of the next batch's gets.
 func lazyLoad(addr string, cdf workload.Zipf, rng *rand.Rand, warmup, requests uint64, batch int, phase *phaser) (lazyResult, error) {
-	c, err := dial(addr)
+	c, err := dial(addr, nil)
 	if err != nil {
 		return lazyResult{}, err
 	}
@@ -289,9 +368,7 @@ func lazyLoad(addr string, cdf workload.Zipf, rng *rand.Rand, warmup, requests u
 			for range b {
 				r := cdf.Draw(rng)
 				ranks = append(ranks, r)
-				c.w.WriteString("get ")
-				c.w.Write(workload.Key(key[:0], r, 16))
-				c.w.WriteString("\r\n")
+				c.writeGet(workload.Key(key[:0], r, 16))
 			}
 			if err := c.w.Flush(); err != nil {
 				return err

@@ -15,6 +15,23 @@
 # less), which the machine's noise moves less than throughput, and the
 # read system calls each makes per operation (memcached's and the node's):
 # above 1, reads that found nothing yet, a cost memcached's epoll avoids.
+#
+# Then the loads of issue 19 with mcload latency (internal/cmd/mcload), a
+# closed loop of BENCH_CONNS (default 50) connections with one request in
+# flight each, gets:sets 10:1 over keys all set beforehand, on fresh servers
+# at -m 1024 for each load: 100 B, 4 KiB, 100 KiB and 500 KiB values over
+# TCP, and 100 B over TLS (-Z, a throwaway self-signed certificate made with
+# openssl). Keys per load: BENCH_DATA_MIB (default 500) MiB of values, at
+# most 100,000. The same alternating rounds; the columns: each server's mean
+# ops/s and their ratio (node / memcached), the rounds the node's ops/s was
+# at least memcached's, each server's CPU time per request (µs, from
+# /proc/PID/stat over the round's requests) and their ratio (memcached /
+# node: above 1 the node spends less), each server's p99 and p99.9 latency
+# (µs, the median over rounds of each round's figure, as mcload measured it),
+# "sat": the rounds in which mcload used at least BENCH_SAT (default 0.90)
+# of its core in either server's run, flagged SAT: then the generator set the
+# pace and the ops/s ratio says little, CPU per request still does; and
+# "miss": gets that missed, which a fully stored load should not have.
 # MEMCLUSTER (default bin/memcluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,14 +44,14 @@ node_bin=${MEMCLUSTER:-bin/memcluster}
 mc_port=${MC_PORT:-22311}
 node_port=${NODE_PORT:-22312}
 
-for tool in memcached memcaslap taskset; do
+for tool in memcached memcaslap taskset openssl go; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool is not installed (apt-get install memcached libmemcached-tools)" >&2; exit 1; }
 done
 [ -x "$node_bin" ] || { echo "bench: $node_bin missing: run make build" >&2; exit 1; }
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+load_bin=bin/mcload
+go build -o "$load_bin" ./internal/cmd/mcload
+start_cleanup
 
 taskset -c 0 memcached -U 0 -l 127.0.0.1 -p "$mc_port" -t 1 -m 1024 -c 4096 -u root &
 mc_pid=$!
@@ -95,3 +112,86 @@ run_load() {
 run_load "text get:set 9:1"
 run_load "binary get:set 9:1" -B
 run_load "text 10-key multiget" -d 10
+
+# The latency loads, on fresh servers each (start_servers: new ports).
+conns=${BENCH_CONNS:-50}
+data_mib=${BENCH_DATA_MIB:-500}
+sat_share=${BENCH_SAT:-0.90}
+stop_servers
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
+	-addext subjectAltName=IP:127.0.0.1 -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+
+# field NAME: the value after NAME in mcload's "name value …" line on stdin.
+field() { awk -v n="$1" '{ for (i = 1; i < NF; i++) if ($i == n) print $(i+1) }'; }
+# median: the median of the numbers on stdin, one a line.
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2) }'; }
+
+# latency_run PORT PID CLIENT-FLAG…: one mcload latency round against the
+# server on PORT (process PID): "ops ops/s ticks misses p99 p99.9 cpu-share".
+latency_run() {
+	local port=$1 pid=$2 before out
+	shift 2
+	before=$(cpu_ticks "$pid")
+	out=$(taskset -c 1 "$load_bin" latency -s "127.0.0.1:$port" -conns "$conns" -fill=false -duration "$time_per_load" "$@")
+	echo "$(field ops <<<"$out") $(field ops/s <<<"$out") $(($(cpu_ticks "$pid") - before)) $(field misses <<<"$out")" \
+		"$(field p99_us <<<"$out") $(field p999_us <<<"$out") $(field cpu <<<"$out")"
+}
+
+# saturated SHARE: whether mcload's CPU share SHARE reaches BENCH_SAT.
+saturated() { awk -v c="$1" -v s="$sat_share" 'BEGIN { exit !(c >= s) }'; }
+
+# latency_load NAME VALUE-BYTES [tls]: fresh servers, every key set on
+# each, then the load's rounds and its line of the table.
+latency_load() {
+	local name=$1 value=$2 keys tls_client=() srv_flags=() batch=100
+	keys=$((data_mib * 1048576 / value))
+	keys=$((keys > 100000 ? 100000 : keys < 1 ? 1 : keys))
+	if [ "${3:-}" = tls ]; then
+		srv_flags=(-Z -o "ssl_chain_cert=$tmp/cert.pem,ssl_key=$tmp/key.pem")
+		tls_client=(-tls -tls-ca "$tmp/cert.pem")
+		batch=1 # memcached stalls on pipelined small requests over TLS
+	fi
+	start_servers -m 1024 -c 4096 ${srv_flags[@]+"${srv_flags[@]}"}
+	local port out
+	for port in "$mc_port" "$node_port"; do
+		out=$(taskset -c 1 "$load_bin" fill -s "127.0.0.1:$port" -n "$keys" -key 16 -value "$value" -conns 4 -batch "$batch" \
+			${tls_client[@]+"${tls_client[@]}"})
+		grep -q 'failed 0 ' <<<"$out" || { echo "bench: filling port $port for $name: $out" >&2; exit 1; }
+	done
+	local client=(-keys "$keys" -key 16 -value "$value" ${tls_client[@]+"${tls_client[@]}"})
+	local mc_ops=0 mc_rate=0 mc_ticks=0 node_ops=0 node_rate=0 node_ticks=0 won=0 sat=0 misses=0
+	local mc_p99=() node_p99=() mc_p999=() node_p999=() mc node o r k m p q c mr msat round
+	for round in $(seq 1 "$rounds"); do
+		if [ $((round % 2)) = 1 ]; then
+			mc=$(latency_run "$mc_port" "$mc_pid" "${client[@]}")
+			node=$(latency_run "$node_port" "$node_pid" "${client[@]}")
+		else
+			node=$(latency_run "$node_port" "$node_pid" "${client[@]}")
+			mc=$(latency_run "$mc_port" "$mc_pid" "${client[@]}")
+		fi
+		read -r o r k m p q c <<<"$mc"
+		mc_ops=$((mc_ops + o)) mc_rate=$((mc_rate + r)) mc_ticks=$((mc_ticks + k)) misses=$((misses + m)) mr=$r
+		mc_p99+=("$p") mc_p999+=("$q") msat=$c
+		read -r o r k m p q c <<<"$node"
+		node_ops=$((node_ops + o)) node_rate=$((node_rate + r)) node_ticks=$((node_ticks + k)) misses=$((misses + m))
+		node_p99+=("$p") node_p999+=("$q")
+		[ "$r" -ge "$mr" ] && won=$((won + 1))
+		if saturated "$msat" || saturated "$c"; then sat=$((sat + 1)); fi
+	done
+	awk -v n="$name" -v r="$rounds" -v w="$won" -v hz="$hz" \
+		-v mt="$mc_rate" -v nt="$node_rate" -v mo="$mc_ops" -v mk="$mc_ticks" -v no="$node_ops" -v nk="$node_ticks" \
+		-v mp="$(printf '%s\n' "${mc_p99[@]}" | median)" -v np="$(printf '%s\n' "${node_p99[@]}" | median)" \
+		-v mq="$(printf '%s\n' "${mc_p999[@]}" | median)" -v nq="$(printf '%s\n' "${node_p999[@]}" | median)" \
+		-v sat="$sat" -v miss="$misses" 'BEGIN {
+		mu = mk * 1e6 / hz / mo; nu = nk * 1e6 / hz / no
+		printf "%-16s %9d %9d %6.2fx %5s %8.2f %8.2f %6.2fx %8.0f %8.0f %8.0f %8.0f %5s%s %5d\n", n, mt / r, nt / r, nt / mt,
+			w "/" r, mu, nu, mu / nu, mp, np, mq, nq, sat "/" r, (sat > 0 ? " SAT" : "    "), miss }'
+}
+
+echo
+printf '%-16s %9s %9s %7s %5s %8s %8s %7s %8s %8s %8s %8s %9s %5s\n' "mcload 10:1 x$conns" "mc ops/s" "node" ratio won "mc us/rq" "node" cpu "mc p99" node "mc p99.9" node sat miss
+latency_load "100 B" 100
+latency_load "4 KiB" 4096
+latency_load "100 KiB" 102400
+latency_load "500 KiB" 512000
+latency_load "100 B TLS" 100 tls

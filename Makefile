@@ -54,7 +54,7 @@ vet:
 
 # Go benchmarks with allocations, then memcached and the node side by side:
 # throughput under memcaslap, CPU per request and tail latency under mcload
-# latency at 100 B to 500 KiB values and over TLS (about ten minutes), then (about two minutes) memory per item,
+# latency at 100 B to 500 KiB values and over TLS (some seven minutes more), then (about two minutes) memory per item,
 # overfill, hit ratio and the node's GC. What connections cost is
 # bench-resources, below.
 bench: build

@@ -29,9 +29,10 @@ import (
 	"github.com/memcluster/memcluster/ring"
 )
 
-// DefaultForwardTimeout is how long a forwarded request may take, from
-// dialing the owner to the end of its reply, unless Options.ForwardTimeout
-// says otherwise.
+// DefaultForwardTimeout is how long the exchange with an owner may take,
+// from the first request written to the last reply read (a connection is
+// dialed within peer.Config.DialTimeout before that), unless
+// Options.ForwardTimeout says otherwise.
 const DefaultForwardTimeout = 2 * time.Second
 
 // replyBackendFailure is the reply to a request whose owner could not be

@@ -41,10 +41,8 @@ func (c *Client) Forwarding(ctx context.Context, m ring.Member, binary bool) (*F
 	if err != nil {
 		return nil, fmt.Errorf("peer %s: %w", addr, err)
 	}
-	select {
-	case cn := <-p.idle:
+	if cn := c.takeIdle(p); cn != nil {
 		return &ForwardConn{c: c, p: p, cn: cn, W: cn.w, R: cn.r}, nil
-	default:
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
@@ -105,11 +103,8 @@ func (f *ForwardConn) SetDeadline(t time.Time) error { return f.cn.nc.SetDeadlin
 // ForwardConn must not be used after.
 func (f *ForwardConn) Release(ok bool) {
 	if ok {
-		select {
-		case f.p.idle <- f.cn:
-			return
-		default:
-		}
+		putIdle(f.p, f.cn)
+		return
 	}
 	f.cn.nc.Close()
 }

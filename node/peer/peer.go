@@ -85,6 +85,9 @@ type Config struct {
 	// DialTimeout bounds dialing a peer for forwarding, its TLS handshake
 	// and authentication included. If zero, 1 s.
 	DialTimeout time.Duration
+	// CheckIdle is how long a pooled connection may sit idle before it is
+	// checked for a close by its peer when next taken. If zero, 1 s.
+	CheckIdle time.Duration
 }
 
 // New returns a client configured by cfg.
@@ -104,6 +107,9 @@ func New(cfg Config) *Client {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = time.Second
 	}
+	if cfg.CheckIdle <= 0 {
+		cfg.CheckIdle = time.Second
+	}
 	return &Client{cfg: cfg, pools: make(map[poolKey]*pool)}
 }
 
@@ -118,6 +124,36 @@ type conn struct {
 	nc net.Conn
 	r  *bufio.Reader
 	w  *bufio.Writer
+	// idleSince is when the connection went back to its pool.
+	idleSince time.Time
+}
+
+// takeIdle returns an idle connection of p that is still open, or nil if
+// there is none. A connection idle for longer than checkIdle is first
+// checked: a peer that restarted at the same address closed it meanwhile,
+// and a request on it would fail although the peer is up.
+func (c *Client) takeIdle(p *pool) *conn {
+	for {
+		select {
+		case cn := <-p.idle:
+			if time.Since(cn.idleSince) < c.cfg.CheckIdle || open(cn) {
+				return cn
+			}
+			cn.nc.Close()
+		default:
+			return nil
+		}
+	}
+}
+
+// putIdle gives cn back to p, or closes it if p is full.
+func putIdle(p *pool, cn *conn) {
+	cn.idleSince = time.Now()
+	select {
+	case p.idle <- cn:
+	default:
+		cn.nc.Close()
+	}
 }
 
 var _ handoff.Fetcher = (*Client)(nil)
@@ -142,11 +178,7 @@ func (c *Client) Fetch(ctx context.Context, m ring.Member, key []byte) (handoff.
 		cn.nc.Close()
 		return handoff.Item{}, false, fmt.Errorf("peer %s: %w", addr, err)
 	}
-	select {
-	case p.idle <- cn:
-	default:
-		cn.nc.Close()
-	}
+	putIdle(p, cn)
 	return it, found, nil
 }
 
@@ -169,11 +201,7 @@ func (c *Client) Push(ctx context.Context, m ring.Member, items []handoff.PushIt
 		cn.nc.Close()
 		return stored, fmt.Errorf("peer %s: %w", addr, err)
 	}
-	select {
-	case p.idle <- cn:
-	default:
-		cn.nc.Close()
-	}
+	putIdle(p, cn)
 	return stored, nil
 }
 
@@ -337,10 +365,8 @@ func (c *Client) pool(addr string, kind connKind) (*pool, error) {
 // get returns an idle connection to addr, or dials one that speaks binary
 // or text.
 func (c *Client) get(ctx context.Context, p *pool, m ring.Member, addr string, binary bool) (*conn, error) {
-	select {
-	case cn := <-p.idle:
+	if cn := c.takeIdle(p); cn != nil {
 		return cn, nil
-	default:
 	}
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)

@@ -248,3 +248,69 @@ func TestASCIIAuthPeer(t *testing.T) {
 		t.Errorf("Fetch with a wrong password: found %v, err %v; want ErrAuth", found, err)
 	}
 }
+
+// exchange sends an mg and a no-op on fc and reads their replies.
+func exchange(fc *peer.ForwardConn) (string, error) {
+	fc.W.WriteString("mg restart-key v\r\nmn\r\n")
+	if err := fc.W.Flush(); err != nil {
+		return "", err
+	}
+	var got string
+	for range 2 {
+		line, err := fc.R.ReadString('\n')
+		if err != nil {
+			return got, err
+		}
+		got += line
+	}
+	return got, nil
+}
+
+// TestForwardingAfterPeerRestart restarts a peer at the same address while
+// a forwarding connection to it sits in the pool: the next borrower gets a
+// fresh connection that works, not the one the old process closed.
+func TestForwardingAfterPeerRestart(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	start := func() (ring.Member, func()) {
+		s := node.New(node.Config{ListenAddrs: []string{addr}})
+		ls, err := s.Listen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.ServeListeners(ls)
+		port := ls[0].Addr().(*net.TCPAddr).Port
+		return ring.Member{Host: "127.0.0.1", IP: "127.0.0.1", Port: port}, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			s.Shutdown(ctx)
+		}
+	}
+	m, stop := start()
+	c := peer.New(peer.Config{CheckIdle: time.Nanosecond})
+	defer c.Close()
+	fc, err := c.Forwarding(context.Background(), m, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := exchange(fc); err != nil || got != "EN\r\nMN\r\n" {
+		t.Fatalf("first exchange: %q %v", got, err)
+	}
+	fc.Release(true)
+	stop()
+	m, stop = start()
+	defer stop()
+	fc, err = c.Forwarding(context.Background(), m, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := exchange(fc)
+	fc.Release(err == nil)
+	if err != nil || got != "EN\r\nMN\r\n" {
+		t.Errorf("after the peer restarted: %q %v, want a fresh connection's EN and MN", got, err)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/memcluster/memcluster/internal/clustertest"
 	"github.com/memcluster/memcluster/internal/servertest"
 	"github.com/memcluster/memcluster/internal/testutil"
+	"github.com/memcluster/memcluster/node"
 )
 
 // prometheusPath is Debian's Prometheus server, which .ci/run installs.
@@ -212,5 +213,28 @@ func TestHealthThroughLifecycle(t *testing.T) {
 	}
 	if code := live(); code != http.StatusOK {
 		t.Errorf("while draining: /livez %d, want 200", code)
+	}
+}
+
+// TestReadyWithDeadSeed: a node whose seeds name a member that is up and
+// an address where nothing answers (a dead pod's address lingering in a
+// headless Service's DNS) is ready once it has joined the member.
+func TestReadyWithDeadSeed(t *testing.T) {
+	c := clustertest.New(t)
+	a := c.Add("a")
+	cfg := node.Config{Cluster: clustertest.FastTiming, MetricsAddr: "127.0.0.1:0"}
+	cfg.Cluster.Join = []string{a.Transport.Addr(), "127.0.0.1:65000"}
+	b := c.AddConfig("b", cfg)
+	clustertest.WaitAgree(t, agreeTimeout, a, b)
+	u := "http://" + b.Server.MetricsAddr().String() + "/readyz"
+	var code int
+	var body string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if code, body = httpGet(t, u); code == http.StatusOK {
+			break
+		}
+	}
+	if code != http.StatusOK {
+		t.Errorf("/readyz with one seed dead and one joined: %d %q, want 200", code, body)
 	}
 }

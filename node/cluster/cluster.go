@@ -470,9 +470,11 @@ func (c *Cluster) Drain(ctx context.Context) bool {
 }
 
 // Joined reports whether the node has joined its cluster: it has no seeds,
-// or every seed it was given (each address a name resolves to) has been a
-// member at once. A node without gossip has nothing to join: true once
-// Start has published it.
+// every seed it was given (each address a name resolves to) has been a
+// member at once, or its view has held another member: a seed address
+// that lingers in DNS after its node died does not keep a node that found
+// the others out of service. A node without gossip has nothing to join:
+// true once Start has published it. Once true, it stays so.
 func (c *Cluster) Joined() bool { return c.joined.Load() }
 
 // Draining reports whether the node is draining (see Drain).
@@ -974,6 +976,9 @@ func (c *Cluster) setView(v *view) {
 	c.viewMu.Lock()
 	defer c.viewMu.Unlock()
 	old := c.cur.Load()
+	if v.ring.Len() > 1 {
+		c.joined.Store(true) // see Joined
+	}
 	if old != v { // v is not served yet: it may still be written
 		v.self = -1
 		for i := range v.ring.Len() {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -28,7 +29,9 @@ type ForwardConn struct {
 
 // Forwarding lends a connection to m for forwarding requests in the binary
 // protocol or the text protocol (classic and meta): an idle one of its pool,
-// or one dialed, set up and marked within ctx and Config.DialTimeout. A peer
+// or one dialed, set up and marked within ctx and Config.DialTimeout. At most
+// Config.MaxConnsForward are lent at once; beyond that it waits for one to
+// come back, until ctx ends or Config.DialTimeout passes (ErrBusy). A peer
 // that could not be dialed lately is not dialed again for Config.DownFor:
 // the error comes at once.
 func (c *Client) Forwarding(ctx context.Context, m ring.Member, binary bool) (*ForwardConn, error) {
@@ -41,23 +44,53 @@ func (c *Client) Forwarding(ctx context.Context, m ring.Member, binary bool) (*F
 	if err != nil {
 		return nil, fmt.Errorf("peer %s: %w", addr, err)
 	}
+	if err := c.acquire(ctx, p); err != nil {
+		return nil, fmt.Errorf("peer %s: %w", addr, err)
+	}
 	if cn := c.takeIdle(p); cn != nil {
 		return &ForwardConn{c: c, p: p, cn: cn, W: cn.w, R: cn.r}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
 	cn, err := c.get(ctx, p, m, addr, binary)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		if err = markPeer(ctx, cn, binary); err != nil {
+			cn.nc.Close()
+			err = fmt.Errorf("peer %s: %w", addr, err)
+		}
 	}
-	if err := markPeer(ctx, cn, binary); err != nil {
-		cn.nc.Close()
-		return nil, fmt.Errorf("peer %s: %w", addr, err)
+	if err != nil {
+		<-p.slots
+		return nil, err
 	}
 	if cn.w.Size() < forwardWriteBuffer {
 		cn.w = bufio.NewWriterSize(cn.nc, forwardWriteBuffer)
 	}
 	return &ForwardConn{c: c, p: p, cn: cn, W: cn.w, R: cn.r}, nil
+}
+
+// ErrBusy is returned, wrapped, by Forwarding when every connection it may
+// open to a peer stayed lent for Config.DialTimeout.
+var ErrBusy = errors.New("peer: every forwarding connection is busy")
+
+// acquire takes one of p's slots, waiting until ctx ends or
+// Config.DialTimeout passes if all are taken.
+func (c *Client) acquire(ctx context.Context, p *pool) error {
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(c.cfg.DialTimeout)
+	defer t.Stop()
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return ErrBusy
+	}
 }
 
 // forwardWriteBuffer is the write buffer of a forwarding connection: a
@@ -104,7 +137,8 @@ func (f *ForwardConn) SetDeadline(t time.Time) error { return f.cn.nc.SetDeadlin
 func (f *ForwardConn) Release(ok bool) {
 	if ok {
 		putIdle(f.p, f.cn)
-		return
+	} else {
+		f.cn.nc.Close()
 	}
-	f.cn.nc.Close()
+	<-f.p.slots
 }

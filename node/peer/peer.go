@@ -79,6 +79,12 @@ type Config struct {
 	// MaxIdleForward is how many idle connections forwarding keeps to
 	// each peer, for each protocol. If zero, 64.
 	MaxIdleForward int
+	// MaxConnsForward is how many connections forwarding has open to each
+	// peer at once, for each protocol, lent or idle: a request that finds
+	// them all lent waits for one (see Client.Forwarding), so that a burst
+	// of clients does not open a connection each to the peer and run it
+	// out of its own. If zero, 64.
+	MaxConnsForward int
 	// DownFor is how long a peer that could not be dialed is not tried
 	// again: a departed node's fetches fail at once. If zero, 1 s.
 	DownFor time.Duration
@@ -101,6 +107,9 @@ func New(cfg Config) *Client {
 	if cfg.MaxIdleForward <= 0 {
 		cfg.MaxIdleForward = 64
 	}
+	if cfg.MaxConnsForward <= 0 {
+		cfg.MaxConnsForward = 64
+	}
 	if cfg.DownFor <= 0 {
 		cfg.DownFor = time.Second
 	}
@@ -117,6 +126,10 @@ func New(cfg Config) *Client {
 type pool struct {
 	idle      chan *conn
 	downUntil time.Time // guarded by Client.mu
+	// slots, for a forwarding pool, holds a token per connection lent:
+	// at most Config.MaxConnsForward at once. nil for the hand-off's,
+	// which bounds its fetches itself.
+	slots chan struct{}
 }
 
 // conn is one connection to a peer.
@@ -354,6 +367,9 @@ func (c *Client) pool(addr string, kind connKind) (*pool, error) {
 			idle = c.cfg.MaxIdleForward
 		}
 		p = &pool{idle: make(chan *conn, idle)}
+		if kind != handoffConn {
+			p.slots = make(chan struct{}, c.cfg.MaxConnsForward)
+		}
 		c.pools[k] = p
 	}
 	if time.Now().Before(p.downUntil) {

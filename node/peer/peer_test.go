@@ -314,3 +314,42 @@ func TestForwardingAfterPeerRestart(t *testing.T) {
 		t.Errorf("after the peer restarted: %q %v, want a fresh connection's EN and MN", got, err)
 	}
 }
+
+// TestForwardingBoundsConnections: no more than MaxConnsForward connections
+// are lent at once; one more waits for a release, and gives up with
+// ErrBusy after DialTimeout.
+func TestForwardingBoundsConnections(t *testing.T) {
+	m := serve(t, node.Config{})
+	c := peer.New(peer.Config{MaxConnsForward: 2, DialTimeout: 200 * time.Millisecond})
+	defer c.Close()
+	var lent []*peer.ForwardConn
+	for range 2 {
+		fc, err := c.Forwarding(context.Background(), m, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lent = append(lent, fc)
+	}
+	start := time.Now()
+	if fc, err := c.Forwarding(context.Background(), m, false); !errors.Is(err, peer.ErrBusy) {
+		t.Fatalf("a third connection with two lent: %v, %v; want ErrBusy", fc, err)
+	}
+	if d := time.Since(start); d < 150*time.Millisecond || d > 2*time.Second {
+		t.Errorf("ErrBusy after %v, want about the dial timeout (200ms)", d)
+	}
+	done := make(chan error, 1)
+	go func() {
+		fc, err := c.Forwarding(context.Background(), m, false)
+		if err == nil {
+			_, err = exchange(fc)
+			fc.Release(err == nil)
+		}
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	lent[0].Release(true) // the waiter takes it
+	if err := <-done; err != nil {
+		t.Errorf("a waiter after a release: %v", err)
+	}
+	lent[1].Release(true)
+}

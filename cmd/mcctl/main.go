@@ -494,13 +494,7 @@ func (c *cluster) stats(ctx context.Context, w io.Writer) error {
 	var wg sync.WaitGroup
 	for i, m := range members {
 		wg.Go(func() {
-			var s map[string]string
-			var err error
-			if c.sasl != nil {
-				s, err = fetchStatsSASL(ctx, m.Addr(), c.timeout, c.dial, c.sasl)
-			} else {
-				s, err = fetchStats(ctx, m.Addr(), c.timeout, c.dial)
-			}
+			s, err := c.nodeStats(ctx, m.Addr())
 			res[i] = nodeStats{s, err}
 		})
 	}
@@ -566,20 +560,36 @@ const maxStatsLines = 10000
 // fetchStats sends `stats` to the node at addr and returns its STAT lines as
 // name → value.
 func fetchStats(ctx context.Context, addr string, timeout time.Duration, d dialer) (map[string]string, error) {
+	return textExchange(ctx, addr, timeout, d, "stats\r\n", parseStats)
+}
+
+// textExchange sends cmd, one text request, to the node at addr on a new
+// connection and reads its reply with parse, all within timeout.
+func textExchange[T any](ctx context.Context, addr string, timeout time.Duration, d dialer, cmd string, parse func(*bufio.Reader) (T, error)) (T, error) {
+	var zero T
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	defer nc.Close()
 	dl, _ := ctx.Deadline()
 	nc.SetDeadline(dl)
 	defer context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })()
-	if _, err := io.WriteString(nc, "stats\r\n"); err != nil {
-		return nil, err
+	if _, err := io.WriteString(nc, cmd); err != nil {
+		return zero, err
 	}
-	return parseStats(bufio.NewReader(nc))
+	return parse(bufio.NewReader(nc))
+}
+
+// nodeStats fetches the stats of the node at addr, over SASL when the
+// cluster asks for it.
+func (c *cluster) nodeStats(ctx context.Context, addr string) (map[string]string, error) {
+	if c.sasl != nil {
+		return fetchStatsSASL(ctx, addr, c.timeout, c.dial, c.sasl)
+	}
+	return fetchStats(ctx, addr, c.timeout, c.dial)
 }
 
 // parseStats reads a `stats` reply: STAT name value lines up to END.

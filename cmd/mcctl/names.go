@@ -70,20 +70,7 @@ func askNames(ctx context.Context, addr string, timeout time.Duration, d dialer,
 		}
 		return parseMembersReply(bufio.NewReader(strings.NewReader(string(val))))
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	nc, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	dl, _ := ctx.Deadline()
-	nc.SetDeadline(dl)
-	defer context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })()
-	if _, err := io.WriteString(nc, "config get members\r\n"); err != nil {
-		return nil, err
-	}
-	return parseMembersReply(bufio.NewReader(nc))
+	return textExchange(ctx, addr, timeout, d, "config get members\r\n", parseMembersReply)
 }
 
 // parseMembersReply reads the reply to "config get members":

@@ -89,13 +89,7 @@ func (c *cluster) sampleAll(ctx context.Context, r *ring.Ring) map[string]sample
 	var wg sync.WaitGroup
 	for i, m := range members {
 		wg.Go(func() {
-			var s map[string]string
-			var err error
-			if c.sasl != nil {
-				s, err = fetchStatsSASL(ctx, m.Addr(), c.timeout, c.dial, c.sasl)
-			} else {
-				s, err = fetchStats(ctx, m.Addr(), c.timeout, c.dial)
-			}
+			s, err := c.nodeStats(ctx, m.Addr())
 			if err == nil {
 				res[i] = &sample{at: time.Now(), stats: s}
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,6 +74,15 @@ func hostPort(m ring.Member) string {
 // on the node `config get owner` names, asked of every node in turn; and
 // that gomemcache on a ring.Selector left to follow the cluster stores
 // each key on its owner and on no other node, as mcctl also names it.
+// pylibmcSet sets, with pylibmc and ketama on over the servers of argv[1]
+// (comma-separated host:port), each key of argv[2:] to "py-" + key.
+const pylibmcSet = `
+import sys, pylibmc
+mc = pylibmc.Client(sys.argv[1].split(","), behaviors={"ketama": True})
+for k in sys.argv[2:]:
+    assert mc.set(k, ("py-" + k).encode())
+`
+
 func TestProcessKetama(t *testing.T) {
 	var ps []*proc
 	var seeds []string
@@ -179,6 +189,36 @@ func TestProcessKetama(t *testing.T) {
 		t.Fatal("memcluster's ring places 300 keys as ketama does: the test cannot tell the modes apart")
 	}
 	t.Logf("gomemcache on ring.Selector put 300 keys on their owners, %d of them elsewhere on memcluster's ring", len(differ))
+
+	// pylibmc (Debian's, on libmemcached), ketama on, given the servers
+	// config get cluster lists: every key lands on its owner alone.
+	var pyKeys []string
+	for i := 300; i < 1300; i++ {
+		if !strings.ContainsFunc(keys[i], func(r rune) bool { return r > 127 }) {
+			pyKeys = append(pyKeys, keys[i])
+		}
+	}
+	out, err := exec.Command(systemPython, append([]string{"-c", pylibmcSet, strings.Join(servers, ",")}, pyKeys...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pylibmc (apt-get install python3-pylibmc): %v\n%s", err, out)
+	}
+	misplaced := 0
+	for _, k := range pyKeys {
+		owner := members[want[slices.Index(keys, k)]].Entry()
+		for _, p := range ps {
+			v, ok, err := rawGet(p.srv.Addr, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if isOwner := p.entry() == owner; ok != isOwner || ok && v != "py-"+k {
+				misplaced++
+			}
+		}
+	}
+	t.Logf("pylibmc with ketama set %d keys: %d found off their owner or missing from it", len(pyKeys), misplaced)
+	if misplaced > 0 {
+		t.Errorf("pylibmc with ketama: %d of %d keys off their owner or missing from it", misplaced, len(pyKeys))
+	}
 
 	// mcctl, on the Selector, says the mode and names the ketama owner.
 	if r := mcctl(t, addrs(ps[0]), "members"); r.code != 0 || !strings.HasPrefix(r.stdout, "cluster version ") || !strings.Contains(r.stdout, " 3 members, ring ketama\n") {

@@ -1,7 +1,6 @@
 package ring
 
 import (
-	"cmp"
 	"crypto/md5"
 	"encoding/binary"
 	"slices"
@@ -38,19 +37,23 @@ const ketamaDefaultPort = 11211
 type KetamaRing struct {
 	mode    KetamaMode
 	members []Member
-	points  []ketamaPoint // sorted by value, then index
-}
-
-type ketamaPoint struct {
-	value uint32
-	index int
+	points  []uint64 // see ketamaContinuum
 }
 
 // NewKetama returns the ketama continuum libmemcached builds for a server
 // list of members, in that order, each named by its Host (its IP if it has
 // none) and Port, as a client given host:port entries names them.
 func NewKetama(members []Member, mode KetamaMode) *KetamaRing {
-	k := &KetamaRing{mode: mode, members: slices.Clone(members)}
+	return &KetamaRing{mode: mode, members: slices.Clone(members), points: ketamaContinuum(members, mode)}
+}
+
+// ketamaContinuum returns the points of members, in that order, as a
+// ketama client places them: each point's value in the top 32 bits and its
+// member's index in the low 32, sorted, so that of points of equal value
+// the member listed first owns the keys (as libmemcached's sort leaves
+// them, but for its sort being unstable).
+func ketamaContinuum(members []Member, mode KetamaMode) []uint64 {
+	points := make([]uint64, 0, len(members)*ketamaPoints)
 	var name []byte
 	for i, m := range members {
 		base := ketamaBase(m)
@@ -60,20 +63,38 @@ func NewKetama(members []Member, mode KetamaMode) *KetamaRing {
 				name = strconv.AppendInt(append(name[:0], base...), int64(p), 10)
 				d := md5.Sum(name)
 				for x := range 4 {
-					k.points = append(k.points, ketamaPoint{binary.LittleEndian.Uint32(d[4*x:]), i})
+					points = append(points, uint64(binary.LittleEndian.Uint32(d[4*x:]))<<32|uint64(i))
 				}
 			}
 		default:
 			for p := range ketamaPoints {
 				name = strconv.AppendInt(append(name[:0], base...), int64(p), 10)
-				k.points = append(k.points, ketamaPoint{oneAtATime(name), i})
+				points = append(points, uint64(oneAtATime(name))<<32|uint64(i))
 			}
 		}
 	}
-	slices.SortFunc(k.points, func(a, b ketamaPoint) int {
-		return cmp.Or(cmp.Compare(a.value, b.value), cmp.Compare(a.index, b.index))
-	})
-	return k
+	slices.Sort(points)
+	return points
+}
+
+// ketamaSearch returns the index of the member owning the first point of
+// points (a ketamaContinuum) at or clockwise of hash h, as libmemcached's
+// dispatch_host does. points must not be empty.
+func ketamaSearch(points []uint64, h uint32) int {
+	t := uint64(h) << 32
+	lo, hi := 0, len(points)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if points[mid] < t {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo == len(points) {
+		lo = 0
+	}
+	return int(uint32(points[lo]))
 }
 
 // OwnerIndex returns the index in the server list of the member that owns
@@ -83,20 +104,13 @@ func (k *KetamaRing) OwnerIndex(key []byte) int {
 		return -1
 	}
 	if len(k.members) == 1 {
-		return 0
+		return 0 // libmemcached does not hash with one server
 	}
-	var h uint32
 	if k.mode == KetamaWeighted {
 		d := md5.Sum(key)
-		h = binary.LittleEndian.Uint32(d[:4])
-	} else {
-		h = oneAtATime(key)
+		return ketamaSearch(k.points, binary.LittleEndian.Uint32(d[:4]))
 	}
-	i, _ := slices.BinarySearchFunc(k.points, h, func(p ketamaPoint, h uint32) int { return cmp.Compare(p.value, h) })
-	if i == len(k.points) {
-		i = 0
-	}
-	return k.points[i].index
+	return ketamaSearch(k.points, oneAtATime(key))
 }
 
 // Owner returns the member that owns key, or the zero Member if there is

@@ -2,7 +2,6 @@ package ring
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 )
 
@@ -66,22 +65,9 @@ func (m Mode) valid() bool { return m <= ModeKetama }
 // ketamaPoints is how many points a member owns in ModeKetama.
 const ketamaPoints = 100
 
-// buildKetama fills r.ketama with the points of r.members: each point's
-// value in the top 32 bits, its owner's index in r.members in the low 32,
-// sorted, so that points of equal value go to the member listed first (as
-// libmemcached's sort leaves them, but for its sort being unstable).
-func (r *Ring) buildKetama() {
-	r.ketama = make([]uint64, 0, len(r.members)*ketamaPoints)
-	var name []byte
-	for i, m := range r.members {
-		base := ketamaBase(m)
-		for p := range ketamaPoints {
-			name = strconv.AppendInt(append(name[:0], base...), int64(p), 10)
-			r.ketama = append(r.ketama, uint64(oneAtATime(name))<<32|uint64(i))
-		}
-	}
-	slices.Sort(r.ketama)
-}
+// buildKetama fills r.ketama with the points of r.members (see
+// ketamaContinuum).
+func (r *Ring) buildKetama() { r.ketama = ketamaContinuum(r.members, Ketama) }
 
 // ketamaBase returns the start of the names of m's ketama points,
 // "host:port-" (or "host-" for port 11211), as libmemcached names a server
@@ -98,25 +84,11 @@ func ketamaBase(m Member) []byte {
 	return append(base, '-')
 }
 
-// ketamaOwner returns the index of the member owning the first point at or
-// clockwise of hash h, as libmemcached's dispatch_host does. The ring must
-// not be empty.
+// ketamaOwner returns the index of the member owning hash h (see
+// ketamaSearch). The ring must not be empty.
 func (r *Ring) ketamaOwner(h uint32) int {
 	if len(r.members) == 1 {
 		return 0 // libmemcached does not hash with one server
 	}
-	t := uint64(h) << 32
-	lo, hi := 0, len(r.ketama)
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if r.ketama[mid] < t {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	if lo == len(r.ketama) {
-		lo = 0
-	}
-	return int(uint32(r.ketama[lo]))
+	return ketamaSearch(r.ketama, h)
 }
